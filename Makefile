@@ -1,0 +1,40 @@
+# radar_app: `make run` starts everything, `make test` runs the whole suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: all run test lint format worker clean
+
+all:
+	@echo "make run     - install, migrate, start Redis, simulator, workers and web"
+	@echo "make test    - install and run the whole test suite"
+	@echo "make lint    - ruff check and format check"
+	@echo "make format  - ruff format"
+	@echo "make worker  - start one more worker (REDIS_URL must point at the running Redis)"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: $(BIN)/python requirements.txt requirements-dev.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+run: $(VENV)/.installed
+	$(BIN)/python -m radar_app.devstack
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.installed
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+worker: $(VENV)/.installed
+	$(BIN)/python worker.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts

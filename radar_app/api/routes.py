@@ -1,0 +1,224 @@
+"""JSON API for batch jobs. Authenticated by the session cookie or a Bearer token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from flask import (
+    Response,
+    abort,
+    current_app,
+    jsonify,
+    request,
+    stream_with_context,
+    url_for,
+)
+from flask_login import current_user, login_required
+
+from radar_app import batches
+from radar_app.api import bp
+from radar_app.api.serializers import job_json, lead_json, log_json
+from radar_app.auth.login import bearer_token
+from radar_app.export import iter_csv
+from radar_app.extensions import csrf, db
+from radar_app.models import BatchJob, BatchJobLog, JobProperty, JobStatus, Property
+from radar_app.pagination import PageArgs, page_args
+from radar_app.propertyradar.errors import CriteriaError
+from radar_app.queue import get_queue
+
+MAX_RECORDS_LIMIT = 10_000_000
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status, self.message, self.extra = status, message, extra
+
+
+@bp.errorhandler(ApiError)
+def handle_api_error(exc: ApiError) -> tuple[Response, int]:
+    return jsonify(error=exc.message, **exc.extra), exc.status
+
+
+@bp.before_request
+def protect_cookie_sessions() -> None:
+    # Bearer-token calls cannot be forged cross-site; cookie-authenticated ones can.
+    if request.method not in ("GET", "HEAD", "OPTIONS") and bearer_token(request) is None:
+        csrf.protect()
+
+
+def _job_or_404(job_id: str) -> BatchJob:
+    job = batches.find_job(db.session, current_user, job_id)
+    if job is None:
+        abort(404, description="Batch job not found")
+    return job
+
+
+def _queue_settings() -> batches.QueueSettings:
+    return batches.QueueSettings.from_config(current_app.config)
+
+
+def _parse_create_body() -> tuple[object, str | None, int | None]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, "Request body must be a JSON object", fields={})
+    fields: dict[str, str] = {}
+    unknown = sorted(set(body) - {"criteria", "name", "max_records"})
+    for key in unknown:
+        fields[key] = "Unknown field"
+    name = body.get("name")
+    if name is not None and (not isinstance(name, str) or len(name) > 200):
+        fields["name"] = "Must be a string of at most 200 characters"
+    max_records = body.get("max_records")
+    if max_records is not None and (
+        isinstance(max_records, bool)
+        or not isinstance(max_records, int)
+        or not 1 <= max_records <= MAX_RECORDS_LIMIT
+    ):
+        fields["max_records"] = f"Must be a whole number between 1 and {MAX_RECORDS_LIMIT:,}"
+    if "criteria" not in body:
+        fields["criteria"] = "Required: a list of PropertyRadar criteria"
+    if fields:
+        raise ApiError(400, "Invalid request", fields=fields)
+    return body["criteria"], name, max_records
+
+
+@bp.post("/batch-jobs")
+@login_required
+def create_batch_job() -> tuple[Response, int, dict[str, str]]:
+    """Create a batch job and queue it for a worker."""
+    criteria, name, max_records = _parse_create_body()
+    try:
+        job = batches.create_job(
+            db.session,
+            get_queue(),
+            _queue_settings(),
+            owner=current_user,
+            criteria=criteria,
+            name=name,
+            max_records=max_records,
+        )
+    except CriteriaError as exc:
+        raise ApiError(400, "Invalid criteria", fields=exc.errors) from exc
+    except batches.QueueUnavailable as exc:
+        raise ApiError(503, str(exc)) from exc
+    location = url_for("api.get_batch_job", job_id=job.job_id)
+    return jsonify(job_json(job)), 201, {"Location": location}
+
+
+@bp.get("/batch-jobs")
+@login_required
+def list_batch_jobs() -> Response:
+    """The caller's jobs (an admin's: everyone's), newest first, optionally by status."""
+    paging = _page_args()
+    query = batches.visible_jobs(current_user)
+    status = request.args.get("status", "").strip().upper()
+    if status:
+        if status not in JobStatus.__members__:
+            raise ApiError(
+                400, "Invalid status", fields={"status": f"One of {', '.join(JobStatus)}"}
+            )
+        query = query.where(BatchJob.status == status)
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
+    items = db.session.scalars(query.offset(paging.offset).limit(paging.per_page)).all()
+    return jsonify(
+        items=[job_json(job) for job in items],
+        page=paging.page,
+        per_page=paging.per_page,
+        total=total,
+    )
+
+
+@bp.get("/batch-jobs/<job_id>")
+@login_required
+def get_batch_job(job_id: str) -> Response:
+    """One job with its progress, rate and ETA."""
+    return jsonify(job_json(_job_or_404(job_id)))
+
+
+@bp.post("/batch-jobs/<job_id>/cancel")
+@login_required
+def cancel_batch_job(job_id: str) -> tuple[Response, int]:
+    """Cancel a queued job, or stop a running one after its page in flight."""
+    job = _job_or_404(job_id)
+    try:
+        job = batches.request_cancel(db.session, get_queue(), job)
+    except batches.InvalidTransition as exc:
+        raise ApiError(409, str(exc), status=job.status) from exc
+    return jsonify(job_json(job)), 202
+
+
+@bp.post("/batch-jobs/<job_id>/retry")
+@login_required
+def retry_batch_job(job_id: str) -> tuple[Response, int]:
+    """Resume a failed or cancelled job from its checkpoint."""
+    job = _job_or_404(job_id)
+    try:
+        job = batches.retry_job(db.session, get_queue(), _queue_settings(), job)
+    except batches.InvalidTransition as exc:
+        raise ApiError(409, str(exc), status=job.status) from exc
+    except batches.QueueUnavailable as exc:
+        raise ApiError(503, str(exc)) from exc
+    return jsonify(job_json(job)), 202
+
+
+@bp.get("/batch-jobs/<job_id>/logs")
+@login_required
+def batch_job_logs(job_id: str) -> Response:
+    """The job's log, newest first."""
+    job = _job_or_404(job_id)
+    paging = _page_args()
+    base = sa.select(BatchJobLog).where(BatchJobLog.batch_job_id == job.id)
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(base.subquery()))
+    entries = db.session.scalars(
+        base.order_by(BatchJobLog.id.desc()).offset(paging.offset).limit(paging.per_page)
+    ).all()
+    return jsonify(
+        items=[log_json(e) for e in entries],
+        page=paging.page,
+        per_page=paging.per_page,
+        total=total,
+    )
+
+
+@bp.get("/batch-jobs/<job_id>/leads")
+@login_required
+def batch_job_leads(job_id: str) -> Response:
+    """The job's leads in search order."""
+    job = _job_or_404(job_id)
+    paging = _page_args()
+    entries = db.session.scalars(
+        sa.select(Property)
+        .join(JobProperty, JobProperty.property_id == Property.id)
+        .where(JobProperty.batch_job_id == job.id)
+        .order_by(JobProperty.position)
+        .offset(paging.offset)
+        .limit(paging.per_page)
+    ).all()
+    return jsonify(
+        items=[lead_json(p) for p in entries],
+        page=paging.page,
+        per_page=paging.per_page,
+        total=job.success_count,
+    )
+
+
+@bp.get("/batch-jobs/<job_id>/leads.csv")
+@login_required
+def batch_job_leads_csv(job_id: str) -> Response:
+    """Every lead of the job as CSV, streamed."""
+    job = _job_or_404(job_id)
+    filename = f"radar-{job.job_id[:8]}-leads.csv"
+    return Response(
+        stream_with_context(iter_csv(db.session, job.id)),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def _page_args() -> PageArgs:
+    try:
+        return page_args(request.args)
+    except ValueError as exc:
+        raise ApiError(400, "Invalid pagination", fields={"page": str(exc)}) from exc

@@ -1,0 +1,63 @@
+"""JSON shapes of the API's resources."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from radar_app.models import BatchJob, BatchJobLog, Property, utcnow
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def job_json(job: BatchJob) -> dict[str, Any]:
+    now = utcnow()
+    return {
+        "id": job.job_id,
+        "name": job.name,
+        "status": job.status,
+        "criteria": job.criteria,
+        "max_records": job.max_records,
+        "total_records": job.total_records,
+        "processed_records": job.processed_records,
+        "success_count": job.success_count,
+        "error_count": job.error_count,
+        "progress_percent": job.progress_percent,
+        "records_per_second": job.records_per_second(now),
+        "eta_seconds": job.eta_seconds(now),
+        "duration_seconds": job.duration_seconds(now),
+        "pages_fetched": job.pages_fetched,
+        "next_start": job.next_start,
+        "attempts": job.attempts,
+        "cancel_requested": job.cancel_requested,
+        "error_details": job.error_details,
+        "created_by": job.owner.email,
+        "created_at": _iso(job.created_at),
+        "updated_at": _iso(job.updated_at),
+        "started_at": _iso(job.started_at),
+        "completed_at": _iso(job.completed_at),
+    }
+
+
+def log_json(entry: BatchJobLog) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "created_at": _iso(entry.created_at),
+        "level": entry.level,
+        "page": entry.page,
+        "message": entry.message,
+    }
+
+
+LEAD_FIELDS = [
+    "radar_id", "address", "city", "state", "zip_code", "county", "apn", "owner_name",
+    "owner2", "mail_address", "mail_city", "mail_state", "mail_zip", "property_type", "beds",
+    "baths", "sqft", "year_built", "avm", "available_equity", "equity_percent",
+    "owner_occupied", "in_foreclosure", "foreclosure_stage", "tax_delinquent", "listed_for_sale",
+]  # fmt: skip
+
+
+def lead_json(prop: Property) -> dict[str, Any]:
+    return {name: getattr(prop, name) for name in LEAD_FIELDS}

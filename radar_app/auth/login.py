@@ -1,0 +1,49 @@
+"""Flask-Login wiring: session users for pages, Bearer tokens for the API."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import Flask, Request, jsonify, redirect, request, url_for
+from werkzeug.wrappers import Response
+
+from radar_app.auth.tokens import hash_token
+from radar_app.extensions import db, login_manager
+from radar_app.models import User
+
+
+def init_app(app: Flask) -> None:
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please sign in to continue."
+    login_manager.login_message_category = "info"
+
+
+@login_manager.user_loader
+def load_user(user_id: str) -> User | None:
+    return db.session.get(User, int(user_id))
+
+
+def bearer_token(req: Request) -> str | None:
+    header = req.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+@login_manager.request_loader
+def load_user_from_request(req: Request) -> User | None:
+    token = bearer_token(req)
+    if token is None:
+        return None
+    return db.session.scalar(sa.select(User).where(User.api_token_hash == hash_token(token)))
+
+
+@login_manager.unauthorized_handler
+def unauthorized() -> Response:
+    if request.blueprint == "api":
+        response = jsonify(error="Authentication required")
+        response.status_code = 401
+        response.headers["WWW-Authenticate"] = 'Bearer realm="radar_app"'
+        return response
+    return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))

@@ -1,0 +1,208 @@
+"""Batch job workflows: create, enqueue, cancel, retry.
+
+Each function owns its unit of work and commits it. The database row is the source of
+truth; the RQ job is only a wake-up call for a worker, so losing one loses no work.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from redis.exceptions import RedisError
+from rq import Queue
+from rq.job import Job
+from sqlalchemy.orm import Session
+
+from radar_app.importer import add_log
+from radar_app.models import BatchJob, JobStatus, User, utcnow
+from radar_app.propertyradar.criteria import describe_criteria, validate_criteria
+
+logger = logging.getLogger(__name__)
+
+TASK = "radar_app.tasks.run_batch_job"
+
+
+class InvalidTransition(Exception):
+    """The job's state does not allow the requested action (HTTP 409)."""
+
+
+class QueueUnavailable(Exception):
+    """Redis could not be reached (HTTP 503)."""
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    job_timeout: int
+    result_ttl: int
+    failure_ttl: int
+
+    @classmethod
+    def from_config(cls, config: Any) -> QueueSettings:
+        return cls(
+            job_timeout=config["RQ_JOB_TIMEOUT"],
+            result_ttl=config["RQ_RESULT_TTL"],
+            failure_ttl=config["RQ_FAILURE_TTL"],
+        )
+
+
+def _enqueue(queue: Queue, job: BatchJob, settings: QueueSettings) -> None:
+    queue.enqueue(
+        TASK,
+        job.id,
+        job_id=job.rq_job_id,
+        job_timeout=settings.job_timeout,
+        result_ttl=settings.result_ttl,
+        failure_ttl=settings.failure_ttl,
+        description=f"batch {job.job_id}: {job.name}"[:200],
+    )
+
+
+def _new_rq_job_id(job: BatchJob) -> str:
+    # A fresh RQ id per run: the previous run's RQ job may still sit in a registry.
+    return f"batch-{job.job_id}-{uuid.uuid4().hex[:8]}"
+
+
+def create_job(
+    session: Session,
+    queue: Queue,
+    settings: QueueSettings,
+    *,
+    owner: User,
+    criteria: object,
+    name: str | None = None,
+    max_records: int | None = None,
+) -> BatchJob:
+    """Validate, record and enqueue a new batch job.
+
+    Raises:
+        CriteriaError: the criteria are invalid (nothing is stored).
+        QueueUnavailable: Redis is down; the job row is removed again so nothing is
+            left half-created.
+    """
+    normalized = validate_criteria(criteria)
+    job = BatchJob(
+        job_id=uuid.uuid4().hex,
+        name=(name or "").strip()[:200] or describe_criteria(normalized)[:200],
+        criteria=normalized,
+        max_records=max_records,
+        created_by=owner.id,
+        status=JobStatus.PENDING,
+    )
+    job.rq_job_id = _new_rq_job_id(job)
+    session.add(job)
+    session.flush()
+    add_log(session, job, "INFO", "Job created")
+    # Commit before enqueueing, so a fast worker always finds the row.
+    session.commit()
+    try:
+        _enqueue(queue, job, settings)
+    except RedisError as exc:
+        logger.error("job=%s enqueue failed: %s", job.job_id, exc)
+        session.delete(job)
+        session.commit()
+        raise QueueUnavailable("The job queue is unavailable; please try again shortly") from exc
+    return job
+
+
+def request_cancel(session: Session, queue: Queue, job: BatchJob) -> BatchJob:
+    """Cancel a queued job at once, or ask a running one to stop after its page in flight."""
+    if not job.is_active:
+        raise InvalidTransition(f"A {job.status} job cannot be cancelled")
+    now = utcnow()
+    # Atomic: a worker may be claiming this PENDING job right now.
+    cancelled_while_queued = session.execute(
+        sa.update(BatchJob)
+        .where(BatchJob.id == job.id, BatchJob.status == JobStatus.PENDING)
+        .values(status=JobStatus.CANCELLED, completed_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if cancelled_while_queued:
+        add_log(session, job, "WARNING", "Cancelled before it started")
+        session.commit()
+        _drop_queued_rq_job(queue, job)
+    else:
+        session.execute(
+            sa.update(BatchJob)
+            .where(BatchJob.id == job.id)
+            .values(cancel_requested=True, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        add_log(session, job, "WARNING", "Cancel requested; stopping after the page in flight")
+        session.commit()
+    session.refresh(job)
+    return job
+
+
+def _drop_queued_rq_job(queue: Queue, job: BatchJob) -> None:
+    # Best effort: the worker would skip it anyway, since the row is no longer PENDING.
+    if not job.rq_job_id:
+        return
+    try:
+        Job.fetch(job.rq_job_id, connection=queue.connection).cancel()
+    except Exception as exc:  # noqa: BLE001 - the RQ job may be gone or already started
+        logger.info("job=%s RQ job not cancelled: %s", job.job_id, exc)
+
+
+def retry_job(session: Session, queue: Queue, settings: QueueSettings, job: BatchJob) -> BatchJob:
+    """Re-queue a FAILED or CANCELLED job; it resumes from its checkpoint."""
+    if not job.can_retry:
+        raise InvalidTransition(f"A {job.status} job cannot be retried")
+    previous_status = job.status
+    rq_job_id = _new_rq_job_id(job)
+    updated = session.execute(
+        sa.update(BatchJob)
+        .where(BatchJob.id == job.id, BatchJob.status == previous_status)
+        .values(
+            status=JobStatus.PENDING,
+            cancel_requested=False,
+            completed_at=None,
+            rq_job_id=rq_job_id,
+            updated_at=utcnow(),
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not updated:
+        session.rollback()
+        raise InvalidTransition("The job changed state; reload and try again")
+    add_log(
+        session,
+        job,
+        "INFO",
+        f"Retry requested; resuming at record {job.next_start + 1}",
+    )
+    session.commit()
+    session.refresh(job)
+    try:
+        _enqueue(queue, job, settings)
+    except RedisError as exc:
+        session.execute(
+            sa.update(BatchJob)
+            .where(BatchJob.id == job.id)
+            .values(status=previous_status)
+            .execution_options(synchronize_session=False)
+        )
+        session.commit()
+        session.refresh(job)
+        raise QueueUnavailable("The job queue is unavailable; please try again shortly") from exc
+    return job
+
+
+def visible_jobs(user: User) -> sa.Select[tuple[BatchJob]]:
+    """Jobs a user may see: their own, or every job for an admin. Newest first."""
+    query = sa.select(BatchJob).order_by(BatchJob.created_at.desc(), BatchJob.id.desc())
+    if not user.is_admin:
+        query = query.where(BatchJob.created_by == user.id)
+    return query
+
+
+def find_job(session: Session, user: User, job_id: str) -> BatchJob | None:
+    """The job with this public id if the user may see it; None otherwise (shown as 404,
+    so another user's job ids cannot be probed)."""
+    job = session.scalar(sa.select(BatchJob).where(BatchJob.job_id == job_id))
+    if job is None or (job.created_by != user.id and not user.is_admin):
+        return None
+    return job

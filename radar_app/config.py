@@ -1,0 +1,105 @@
+"""Configuration: defaults, read from the environment once, overridable by the factory."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from radar_app.defaults import DEFAULT_API_URL, DEFAULT_BATCH_SIZE, DEFAULT_QUEUE, MAX_BATCH_SIZE
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+INSTANCE_DIR = PROJECT_ROOT / "instance"
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or out of range; the message names it."""
+
+
+class Config:
+    """Every setting with its default. Environment variables of the same name override them."""
+
+    SECRET_KEY: str | None = None
+    SQLALCHEMY_DATABASE_URI = f"sqlite:///{INSTANCE_DIR / 'radar_app.db'}"
+    SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {"pool_pre_ping": True}
+    REDIS_URL = "redis://127.0.0.1:6379/0"
+    RQ_QUEUE = DEFAULT_QUEUE
+    # RQ's default job_timeout is 180 s; an import of 100,000+ records at real API speed takes
+    # far longer. Each request has its own timeout, so this only catches a truly hung job.
+    RQ_JOB_TIMEOUT = 6 * 60 * 60
+    RQ_RESULT_TTL = 24 * 60 * 60
+    RQ_FAILURE_TTL = 7 * 24 * 60 * 60
+    PROPERTYRADAR_API_URL = DEFAULT_API_URL
+    PROPERTYRADAR_API_TOKEN: str | None = None
+    PROPERTYRADAR_BATCH_SIZE = DEFAULT_BATCH_SIZE
+    PROPERTYRADAR_TIMEOUT = 30.0
+    PROPERTYRADAR_MAX_ATTEMPTS = 5
+    PROPERTYRADAR_BACKOFF_BASE = 0.5
+    PROPERTYRADAR_BACKOFF_MAX = 30.0
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = False
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+
+
+# Settings whose environment value is not a plain string.
+_INT_SETTINGS = {
+    "RQ_JOB_TIMEOUT",
+    "RQ_RESULT_TTL",
+    "RQ_FAILURE_TTL",
+    "PROPERTYRADAR_BATCH_SIZE",
+    "PROPERTYRADAR_MAX_ATTEMPTS",
+}
+_FLOAT_SETTINGS = {"PROPERTYRADAR_TIMEOUT", "PROPERTYRADAR_BACKOFF_BASE", "PROPERTYRADAR_BACKOFF_MAX"}
+_BOOL_SETTINGS = {"SESSION_COOKIE_SECURE"}
+# Environment names that differ from the Flask setting they feed.
+_ENV_ALIASES = {"DATABASE_URL": "SQLALCHEMY_DATABASE_URI"}
+
+
+def settings_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Read every known setting that is present in the environment, typed."""
+    environ = os.environ if environ is None else environ
+    names = {name for name in vars(Config) if name.isupper()}
+    settings: dict[str, Any] = {}
+    for env_name, value in environ.items():
+        name = _ENV_ALIASES.get(env_name, env_name)
+        if name not in names or value == "":
+            continue
+        try:
+            if name in _INT_SETTINGS:
+                settings[name] = int(value)
+            elif name in _FLOAT_SETTINGS:
+                settings[name] = float(value)
+            elif name in _BOOL_SETTINGS:
+                settings[name] = value.strip().lower() in {"1", "true", "yes", "on"}
+            else:
+                settings[name] = value
+        except ValueError as exc:
+            raise ConfigError(f"{env_name}={value!r} is not a valid number") from exc
+    uri = settings.get("SQLALCHEMY_DATABASE_URI", "")
+    # Heroku-style URLs say postgres://; SQLAlchemy wants an explicit driver.
+    if uri.startswith(("postgres://", "postgresql://")):
+        settings["SQLALCHEMY_DATABASE_URI"] = "postgresql+psycopg://" + uri.split("://", 1)[1]
+    return settings
+
+
+def local_secret_key() -> str:
+    """A per-checkout secret kept in instance/ (git-ignored), for development runs only."""
+    path = INSTANCE_DIR / "secret_key"
+    if not path.exists():
+        INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def validate(config: Mapping[str, Any]) -> None:
+    """Fail at start-up, not on the first job, when a setting is out of range."""
+    if not config.get("SECRET_KEY"):
+        raise ConfigError("SECRET_KEY must be set")
+    batch_size = config["PROPERTYRADAR_BATCH_SIZE"]
+    if not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise ConfigError(f"PROPERTYRADAR_BATCH_SIZE must be between 1 and {MAX_BATCH_SIZE}")

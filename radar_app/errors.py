@@ -1,0 +1,44 @@
+"""Error pages for people, JSON errors for the API."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.wrappers import Response
+
+logger = logging.getLogger(__name__)
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/") or request.path == "/api"
+
+
+def handle_http_error(exc: HTTPException) -> Response | tuple[str | Response, int]:
+    code = exc.code or 500
+    if wants_json():
+        response = jsonify(error=exc.description or exc.name)
+        if code == 405 and exc.valid_methods:  # type: ignore[attr-defined]
+            response.headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
+        return response, code
+    template = f"errors/{code}.html" if code in (403, 404, 500) else "errors/generic.html"
+    return render_template(template, error=exc), code
+
+
+def handle_csrf_error(exc: CSRFError) -> tuple[str | Response, int]:
+    if wants_json():
+        return jsonify(error=f"CSRF check failed: {exc.description}"), 400
+    return render_template("errors/generic.html", error=exc), 400
+
+
+def handle_unexpected(exc: Exception) -> tuple[str | Response, int]:
+    logger.exception("unhandled error on %s %s", request.method, request.path)
+    return handle_http_error(InternalServerError())
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(CSRFError, handle_csrf_error)
+    app.register_error_handler(HTTPException, handle_http_error)
+    app.register_error_handler(Exception, handle_unexpected)

@@ -1,0 +1,238 @@
+"""Database models: users, batch jobs and their logs, properties and which job brought them."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+from flask_login import UserMixin
+from sqlalchemy.dialects.postgresql import JSONB
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from radar_app.extensions import db
+
+# JSONB on PostgreSQL (indexable, compact), plain JSON text elsewhere.
+JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite drops the offset on the way in)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        if value is not None and dialect.name == "sqlite":
+            value = value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+class JobStatus(enum.StrEnum):
+    PENDING = "PENDING"
+    PROCESSING = "PROCESSING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def is_active(self) -> bool:
+        return self in (JobStatus.PENDING, JobStatus.PROCESSING)
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "users"
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    email: so.Mapped[str] = so.mapped_column(sa.String(254), unique=True)
+    password_hash: so.Mapped[str] = so.mapped_column(sa.String(256))
+    is_admin: so.Mapped[bool] = so.mapped_column(default=False)
+    # Only a SHA-256 of the API token is stored; issuing a new token revokes the old one.
+    api_token_hash: so.Mapped[str | None] = so.mapped_column(sa.String(64), unique=True)
+    created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
+
+    def set_password(self, password: str) -> None:
+        # Werkzeug's default is scrypt, a memory-hard KDF.
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+    def __repr__(self) -> str:
+        return f"<User {self.email}>"
+
+
+class BatchJob(db.Model):
+    __tablename__ = "batch_jobs"
+    __table_args__ = (
+        sa.Index("ix_batch_jobs_owner_created", "created_by", "created_at"),
+        sa.Index("ix_batch_jobs_status_created", "status", "created_at"),
+    )
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    # Public identifier used in URLs and as the RQ job id prefix.
+    job_id: so.Mapped[str] = so.mapped_column(sa.String(32), unique=True)
+    name: so.Mapped[str] = so.mapped_column(sa.String(200))
+    status: so.Mapped[str] = so.mapped_column(sa.String(16), default=JobStatus.PENDING)
+    criteria: so.Mapped[list[dict[str, Any]]] = so.mapped_column(JSONType)
+    max_records: so.Mapped[int | None]
+    total_records: so.Mapped[int | None]
+    processed_records: so.Mapped[int] = so.mapped_column(default=0)
+    success_count: so.Mapped[int] = so.mapped_column(default=0)
+    error_count: so.Mapped[int] = so.mapped_column(default=0)
+    error_details: so.Mapped[str | None] = so.mapped_column(sa.Text)
+    # Checkpoint: the Start offset of the next page to fetch. Advanced in the same
+    # transaction that stores a page, so a committed page is never bought again.
+    next_start: so.Mapped[int] = so.mapped_column(default=0)
+    pages_fetched: so.Mapped[int] = so.mapped_column(default=0)
+    attempts: so.Mapped[int] = so.mapped_column(default=0)
+    rq_job_id: so.Mapped[str | None] = so.mapped_column(sa.String(64))
+    cancel_requested: so.Mapped[bool] = so.mapped_column(default=False)
+    created_by: so.Mapped[int] = so.mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
+    updated_at: so.Mapped[datetime] = so.mapped_column(
+        UTCDateTime, default=utcnow, onupdate=utcnow
+    )
+    started_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime)
+    completed_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime)
+    # Where the current run began, so records/s and ETA describe this run, not the retry gap.
+    run_started_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime)
+    run_start_processed: so.Mapped[int] = so.mapped_column(default=0)
+    heartbeat_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime)
+
+    owner: so.Mapped[User] = so.relationship(lazy="joined", innerjoin=True)
+
+    @property
+    def status_enum(self) -> JobStatus:
+        return JobStatus(self.status)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status_enum.is_active
+
+    @property
+    def can_cancel(self) -> bool:
+        return self.is_active and not self.cancel_requested
+
+    @property
+    def can_retry(self) -> bool:
+        return self.status in (JobStatus.FAILED, JobStatus.CANCELLED)
+
+    @property
+    def progress_percent(self) -> float:
+        if self.status == JobStatus.COMPLETED:
+            return 100.0
+        if not self.total_records:
+            return 0.0
+        return round(min(100.0, 100.0 * self.processed_records / self.total_records), 1)
+
+    def records_per_second(self, now: datetime | None = None) -> float | None:
+        if self.run_started_at is None:
+            return None
+        end = self.completed_at or (now or utcnow())
+        if self.completed_at and self.completed_at < self.run_started_at:
+            return None
+        elapsed = (end - self.run_started_at).total_seconds()
+        done = self.processed_records - self.run_start_processed
+        if elapsed <= 0 or done <= 0:
+            return None
+        return round(done / elapsed, 1)
+
+    def eta_seconds(self, now: datetime | None = None) -> float | None:
+        if self.status != JobStatus.PROCESSING or self.total_records is None:
+            return None
+        rate = self.records_per_second(now)
+        if not rate:
+            return None
+        return round(max(0, self.total_records - self.processed_records) / rate, 1)
+
+    def duration_seconds(self, now: datetime | None = None) -> float | None:
+        if self.started_at is None:
+            return None
+        end = self.completed_at if not self.is_active else (now or utcnow())
+        return round(((end or utcnow()) - self.started_at).total_seconds(), 1)
+
+
+class BatchJobLog(db.Model):
+    __tablename__ = "batch_job_logs"
+    __table_args__ = (sa.Index("ix_batch_job_logs_job", "batch_job_id", "id"),)
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    batch_job_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("batch_jobs.id", ondelete="CASCADE")
+    )
+    created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
+    level: so.Mapped[str] = so.mapped_column(sa.String(10))
+    page: so.Mapped[int | None]
+    message: so.Mapped[str] = so.mapped_column(sa.Text)
+
+
+class Property(db.Model):
+    """One PropertyRadar record per RadarID, shared by every job that found it."""
+
+    __tablename__ = "properties"
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    radar_id: so.Mapped[str] = so.mapped_column(sa.String(32), unique=True)
+    address: so.Mapped[str | None] = so.mapped_column(sa.String(200))
+    city: so.Mapped[str | None] = so.mapped_column(sa.String(100))
+    state: so.Mapped[str | None] = so.mapped_column(sa.String(2))
+    zip_code: so.Mapped[str | None] = so.mapped_column(sa.String(10))
+    county: so.Mapped[str | None] = so.mapped_column(sa.String(10))
+    apn: so.Mapped[str | None] = so.mapped_column(sa.String(64))
+    owner_name: so.Mapped[str | None] = so.mapped_column(sa.String(200))
+    owner2: so.Mapped[str | None] = so.mapped_column(sa.String(200))
+    owner_first_name: so.Mapped[str | None] = so.mapped_column(sa.String(100))
+    owner_last_name: so.Mapped[str | None] = so.mapped_column(sa.String(100))
+    mail_address: so.Mapped[str | None] = so.mapped_column(sa.String(200))
+    mail_city: so.Mapped[str | None] = so.mapped_column(sa.String(100))
+    mail_state: so.Mapped[str | None] = so.mapped_column(sa.String(2))
+    mail_zip: so.Mapped[str | None] = so.mapped_column(sa.String(10))
+    property_type: so.Mapped[str | None] = so.mapped_column(sa.String(64))
+    beds: so.Mapped[int | None]
+    baths: so.Mapped[float | None]
+    sqft: so.Mapped[int | None]
+    year_built: so.Mapped[int | None]
+    avm: so.Mapped[int | None] = so.mapped_column(sa.BigInteger)
+    available_equity: so.Mapped[int | None] = so.mapped_column(sa.BigInteger)
+    equity_percent: so.Mapped[float | None]
+    owner_occupied: so.Mapped[bool | None]
+    in_foreclosure: so.Mapped[bool | None]
+    foreclosure_stage: so.Mapped[str | None] = so.mapped_column(sa.String(64))
+    tax_delinquent: so.Mapped[bool | None]
+    listed_for_sale: so.Mapped[bool | None]
+    raw: so.Mapped[dict[str, Any]] = so.mapped_column(JSONType)
+    first_seen_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
+
+
+class JobProperty(db.Model):
+    """Which job brought which property, in the order the search returned them."""
+
+    __tablename__ = "job_properties"
+    __table_args__ = (
+        sa.Index("ix_job_properties_job_position", "batch_job_id", "position"),
+        sa.Index("ix_job_properties_property", "property_id"),
+    )
+
+    batch_job_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("batch_jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    property_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("properties.id", ondelete="CASCADE"), primary_key=True
+    )
+    # Offset of the record in the search (Start + index on its page).
+    position: so.Mapped[int]

@@ -1,0 +1,8 @@
+"""WSGI entry point: `gunicorn wsgi:app`, `flask --app wsgi ...`."""
+
+from dotenv import load_dotenv
+
+from radar_app import create_app
+
+load_dotenv()
+app = create_app()
