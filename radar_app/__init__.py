@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
-
-from flask import Flask
+from typing import TYPE_CHECKING, Any
 
 from radar_app import config as config_module
 from radar_app.config import PROJECT_ROOT
+
+if TYPE_CHECKING:
+    # Imported lazily so that `import radar_app.propertyradar` (client, simulator) does not
+    # pull in Flask.
+    from flask import Flask
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -19,6 +22,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         config: settings that override the defaults. When None, settings come from the
             environment (and an optional .env, loaded by the entry points).
     """
+    from flask import Flask
+
     app = Flask(
         __name__,
         template_folder=str(PROJECT_ROOT / "templates"),
@@ -53,9 +58,9 @@ def configure_logging(app: Flask) -> None:
 def register_extensions(app: Flask) -> None:
     from radar_app import queue
     from radar_app.auth import login
-    from radar_app.extensions import csrf, db, migrate
+    from radar_app.extensions import csrf, db, init_db, migrate
 
-    db.init_app(app)
+    init_db(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     csrf.init_app(app)
     login.init_app(app)

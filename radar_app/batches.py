@@ -75,8 +75,10 @@ def create_job(
     criteria: object,
     name: str | None = None,
     max_records: int | None = None,
+    enqueue: bool = True,
 ) -> BatchJob:
-    """Validate, record and enqueue a new batch job.
+    """Validate, record and (unless enqueue=False, for a caller that runs it inline)
+    enqueue a new batch job.
 
     Raises:
         CriteriaError: the criteria are invalid (nothing is stored).
@@ -98,6 +100,8 @@ def create_job(
     add_log(session, job, "INFO", "Job created")
     # Commit before enqueueing, so a fast worker always finds the row.
     session.commit()
+    if not enqueue:
+        return job
     try:
         _enqueue(queue, job, settings)
     except RedisError as exc:

@@ -16,7 +16,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-from pathlib import Path
 
 from radar_app.config import INSTANCE_DIR, PROJECT_ROOT
 
@@ -162,13 +161,16 @@ def main() -> int:
         url = f"http://127.0.0.1:{port}"
         wait_until(lambda: _http_ok(f"{url}/auth/login"), 30, "web server")
 
+        api_label = env.get("PROPERTYRADAR_API_URL", "https://api.propertyradar.com")
+        if demo:
+            api_label = f"PropertyRadar simulator at {api_label}"
         print(
             f"""
   radar_app is running: {url}
   Sign in:   {email} / {password}
   API token: {token}
-  Redis:     {env['REDIS_URL']}   (rq info -u {env['REDIS_URL']})
-  API:       {"PropertyRadar simulator at " + env['PROPERTYRADAR_API_URL'] if demo else env.get('PROPERTYRADAR_API_URL', 'https://api.propertyradar.com')}
+  Redis:     {env["REDIS_URL"]}   (rq info -u {env["REDIS_URL"]})
+  API:       {api_label}
 
   curl -X POST -H "Authorization: Bearer {token}" -H 'Content-Type: application/json' \\
        -d '{{"criteria":[{{"name":"State","value":["CA"]}}]}}' {url}/api/batch-jobs

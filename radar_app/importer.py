@@ -28,9 +28,7 @@ logger = logging.getLogger(__name__)
 
 # Columns refreshed when a property we already have comes back in a later page or job.
 _UPDATABLE_COLUMNS = [
-    c.name
-    for c in Property.__table__.columns
-    if c.name not in {"id", "radar_id", "first_seen_at"}
+    c.name for c in Property.__table__.columns if c.name not in {"id", "radar_id", "first_seen_at"}
 ]
 # Keep well under SQLite's bound-parameter limit (32,766) with ~32 columns per row.
 _ROWS_PER_STATEMENT = 500
@@ -147,9 +145,7 @@ def _finish(session: Session, job: BatchJob, status: JobStatus, message: str, le
 
 def _cancel_requested(session: Session, job: BatchJob) -> bool:
     # Read the flag from the database, not the identity map: the web process sets it.
-    return bool(
-        session.scalar(sa.select(BatchJob.cancel_requested).where(BatchJob.id == job.id))
-    )
+    return bool(session.scalar(sa.select(BatchJob.cancel_requested).where(BatchJob.id == job.id)))
 
 
 def run_import(

@@ -103,9 +103,7 @@ class BatchJob(db.Model):
     cancel_requested: so.Mapped[bool] = so.mapped_column(default=False)
     created_by: so.Mapped[int] = so.mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
     created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
-    updated_at: so.Mapped[datetime] = so.mapped_column(
-        UTCDateTime, default=utcnow, onupdate=utcnow
-    )
+    updated_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     started_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime)
     completed_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime)
     # Where the current run began, so records/s and ETA describe this run, not the retry gap.

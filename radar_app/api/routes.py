@@ -31,20 +31,25 @@ MAX_RECORDS_LIMIT = 10_000_000
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, **extra: Any) -> None:
+    def __init__(self, http_status: int, message: str, **extra: Any) -> None:
         super().__init__(message)
-        self.status, self.message, self.extra = status, message, extra
+        self.http_status, self.message, self.extra = http_status, message, extra
 
 
 @bp.errorhandler(ApiError)
 def handle_api_error(exc: ApiError) -> tuple[Response, int]:
-    return jsonify(error=exc.message, **exc.extra), exc.status
+    return jsonify(error=exc.message, **exc.extra), exc.http_status
 
 
 @bp.before_request
 def protect_cookie_sessions() -> None:
     # Bearer-token calls cannot be forged cross-site; cookie-authenticated ones can.
-    if request.method not in ("GET", "HEAD", "OPTIONS") and bearer_token(request) is None:
+    # Anonymous calls fall through to login_required and get a 401.
+    if (
+        request.method not in ("GET", "HEAD", "OPTIONS")
+        and bearer_token(request) is None
+        and current_user.is_authenticated
+    ):
         csrf.protect()
 
 

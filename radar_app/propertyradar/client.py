@@ -1,0 +1,451 @@
+"""HTTP client for PropertyRadar's ``POST /v1/properties`` search.
+
+Design points (facts from /work/shared/propertyradar-api.md):
+
+* Control parameters (``Purchase``, ``Limit``, ``Start``, ``Fields``) go in the query
+  string only; the body is exactly ``{"Criteria": [...]}``. Field reports show the API
+  rejects them in the body ("Unexpected payload field").
+* ``Purchase=0`` is free and returns ``totalResultCount``: that is how we count and
+  snapshot RadarIDs. ``Purchase=1`` bills every returned row, non-refundably.
+* Criteria are validated locally first, so a typo never costs a round trip.
+* Transient failures (429, 5xx, timeouts, garbled 2xx bodies) are retried with capped
+  exponential backoff and full jitter; auth and request errors are not.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC
+from typing import Any
+from urllib.parse import urlencode
+
+import requests
+from requests import exceptions as rexc
+
+from radar_app.defaults import DEFAULT_API_URL, MAX_BATCH_SIZE
+
+from .coerce import to_float, to_int
+from .criteria import LEAD_FIELDS, MAX_FIELDS, validate_criteria
+from .errors import (
+    AuthenticationError,
+    BadRequestError,
+    MalformedResponseError,
+    PropertyRadarError,
+    RateLimitedError,
+    ServerError,
+    TransportError,
+)
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "radar_app/1.0 (PropertyRadar lead import)"
+REQUEST_ID_HEADER = "X-Radar-Request-Id"
+PROPERTIES_PATH = "/v1/properties"
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of ``POST /v1/properties`` results.
+
+    ``total_cost`` is the API's ``totalCost`` coerced to a float (``None`` if absent or
+    unreadable); ``start``/``limit`` echo what was requested, so callers can compute the
+    next offset as ``start + limit`` and stop once it reaches ``total_result_count``.
+    """
+
+    results: list[dict[str, Any]]
+    result_count: int
+    total_result_count: int
+    total_cost: float | None
+    request_id: str | None
+    start: int
+    limit: int
+
+
+@dataclass(frozen=True)
+class RetryEvent:
+    """Passed to ``on_retry`` before each backoff sleep.
+
+    ``attempt`` is the 1-based number of the attempt that just failed and ``delay`` the
+    seconds about to be slept. ``possibly_billed`` is true when the failed attempt was a
+    purchase that may have reached the server (5xx, a timeout after sending, or a
+    garbled 2xx body): the rows may have been billed even though we never saw them.
+    """
+
+    attempt: int
+    delay: float
+    error: PropertyRadarError
+    purchase: bool
+    possibly_billed: bool
+
+
+def _possibly_billed(error: PropertyRadarError, purchase: bool) -> bool:
+    if not purchase:
+        return False
+    if isinstance(error, (ServerError, MalformedResponseError)):
+        return True
+    return isinstance(error, TransportError) and error.sent
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date).
+
+    Returns ``None`` when absent or unreadable, so the caller falls back to backoff.
+    A date in the past means "retry now" (0.0).
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        return max(0.0, seconds) if seconds == seconds and seconds != float("inf") else None
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+def _transport_error(exc: rexc.RequestException) -> PropertyRadarError:
+    """Classify a requests exception; ``sent`` errs on the side of "maybe sent"."""
+    if isinstance(exc, rexc.ConnectTimeout):
+        return TransportError(f"Timed out connecting to PropertyRadar ({exc})", sent=False)
+    if isinstance(exc, rexc.Timeout):  # ReadTimeout and friends: the request went out
+        return TransportError(f"Timed out waiting for PropertyRadar ({exc})", sent=True)
+    if isinstance(exc, (rexc.SSLError, rexc.ProxyError)):
+        return TransportError(f"Could not connect to PropertyRadar ({exc})", sent=False)
+    if isinstance(exc, rexc.ConnectionError):
+        sent = not _failed_before_send(exc)
+        verb = "Connection to PropertyRadar lost" if sent else "Could not connect to PropertyRadar"
+        return TransportError(f"{verb} ({exc})", sent=sent)
+    if isinstance(exc, (rexc.ChunkedEncodingError, rexc.ContentDecodingError)):
+        return TransportError(f"PropertyRadar response was cut off ({exc})", sent=True)
+    # InvalidURL, MissingSchema, InvalidHeader...: a configuration bug, not transient.
+    return PropertyRadarError(f"Could not send the request to PropertyRadar ({exc})")
+
+
+def _failed_before_send(exc: BaseException) -> bool:
+    """True only when the exception chain proves no connection was established
+    (DNS failure, connection refused). Anything else may have been sent."""
+    try:
+        from urllib3.exceptions import NewConnectionError  # urllib3 >= 1.x
+    except ImportError:  # pragma: no cover
+        return False
+    seen: set[int] = set()
+    stack: list[BaseException] = [exc]
+    while stack:
+        cur = stack.pop()
+        if id(cur) in seen:
+            continue
+        seen.add(id(cur))
+        if isinstance(cur, NewConnectionError):
+            return True
+        reason = getattr(cur, "reason", None)
+        for nxt in (reason, cur.__cause__, cur.__context__, *cur.args):
+            if isinstance(nxt, BaseException):
+                stack.append(nxt)
+    return False
+
+
+class PropertyRadarClient:
+    """Thin, retrying client for property counts, RadarID snapshots and purchases.
+
+    ``sleep``, ``rng`` and ``session`` are injectable so tests run instantly and
+    deterministically. Raising from ``on_retry`` aborts the retry loop (the exception
+    propagates), which lets a caller refuse to repeat a possibly-billed purchase.
+    """
+
+    def __init__(
+        self,
+        token: str,
+        base_url: str = DEFAULT_API_URL,
+        *,
+        timeout: tuple[float, float] = (5.0, 30.0),
+        max_attempts: int = 5,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        on_retry: Callable[[RetryEvent], None] | None = None,
+        rng: random.Random | None = None,
+        max_limit: int = MAX_BATCH_SIZE,
+    ) -> None:
+        if not token or not token.strip():
+            raise ValueError("A PropertyRadar API token is required")
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if backoff_base < 0 or backoff_max < 0:
+            raise ValueError("backoff_base and backoff_max must not be negative")
+        if max_limit < 1:
+            raise ValueError("max_limit must be at least 1")
+        self._token = token.strip()
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.max_limit = max_limit
+        self._owns_session = session is None
+        self.session = session if session is not None else requests.Session()
+        self._sleep = sleep
+        self._on_retry = on_retry
+        self._rng = rng if rng is not None else random.Random()
+
+    def __repr__(self) -> str:  # never show the token
+        return f"PropertyRadarClient(base_url={self.base_url!r})"
+
+    # ------------------------------------------------------------------ public API
+
+    def count(self, criteria: list[dict[str, Any]]) -> int:
+        """Number of properties matching ``criteria``. Free: ``Purchase=0`` with one
+        RadarID row, reading ``totalResultCount`` (there is no count endpoint)."""
+        page = self._search(criteria, start=0, limit=1, purchase=False, fields=["RadarID"])
+        return page.total_result_count
+
+    def radar_ids(self, criteria: list[dict[str, Any]], start: int, limit: int) -> Page:
+        """A free page of ``{"RadarID": ...}`` rows (``Purchase=0&Fields=RadarID``), used to
+        snapshot a search before buying so paging is stable and duplicates are skipped."""
+        return self._search(criteria, start=start, limit=limit, purchase=False, fields=["RadarID"])
+
+    def fetch_page(
+        self,
+        criteria: list[dict[str, Any]],
+        start: int,
+        limit: int,
+        fields: Sequence[str] | None = None,
+    ) -> Page:
+        """Buy one page of full records (``Purchase=1``): every returned row is billed.
+
+        ``fields`` defaults to :data:`LEAD_FIELDS`; field count does not change the price,
+        but the API caps a request at about 50 fields.
+        """
+        if isinstance(fields, str):
+            raise ValueError("fields must be a sequence of field names, not a string")
+        field_list = list(LEAD_FIELDS if fields is None else fields)
+        if not field_list or len(field_list) > MAX_FIELDS:
+            raise ValueError(f"fields must name between 1 and {MAX_FIELDS} fields")
+        for name in field_list:
+            if not isinstance(name, str) or not name.strip() or "," in name:
+                raise ValueError(f"Invalid field name {name!r}")
+        return self._search(
+            criteria,
+            start=start,
+            limit=limit,
+            purchase=True,
+            fields=[f.strip() for f in field_list],
+        )
+
+    def close(self) -> None:
+        """Close the HTTP session if this client created it."""
+        if self._owns_session:
+            self.session.close()
+
+    def __enter__(self) -> PropertyRadarClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ internals
+
+    def _search(
+        self,
+        criteria: list[dict[str, Any]],
+        *,
+        start: int,
+        limit: int,
+        purchase: bool,
+        fields: Sequence[str],
+    ) -> Page:
+        normalized = validate_criteria(criteria)  # raises CriteriaError, no request made
+        if isinstance(start, bool) or not isinstance(start, int) or start < 0:
+            raise ValueError(f"start must be an integer >= 0, got {start!r}")
+        if (
+            isinstance(limit, bool)
+            or not isinstance(limit, int)
+            or not (1 <= limit <= self.max_limit)
+        ):
+            raise ValueError(f"limit must be an integer from 1 to {self.max_limit}, got {limit!r}")
+        params = {
+            "Purchase": "1" if purchase else "0",
+            "Limit": str(limit),
+            "Start": str(start),
+            "Fields": ",".join(fields),
+        }
+        body = {"Criteria": normalized}
+        return self._request_with_retries(params, body, purchase=purchase, start=start, limit=limit)
+
+    def _headers(self) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {self._token}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": USER_AGENT,
+        }
+
+    def _backoff(self, attempt: int, error: PropertyRadarError) -> float:
+        if isinstance(error, RateLimitedError) and error.retry_after is not None:
+            return min(error.retry_after, self.backoff_max)
+        ceiling = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
+        return self._rng.uniform(0, ceiling)
+
+    def _request_with_retries(
+        self,
+        params: dict[str, str],
+        body: dict[str, Any],
+        *,
+        purchase: bool,
+        start: int,
+        limit: int,
+    ) -> Page:
+        # Purchase=1 calls ARE retried (project decision, although the research notes
+        # recommend never auto-retrying them). A purchase whose response was lost
+        # (5xx, read timeout, garbled body) may already have been billed, and the
+        # only way to get those rows is to buy them again: there is no "replay" or
+        # refund. So each such retry is reported via RetryEvent.possibly_billed and
+        # the final error's ``possibly_billed`` flag, letting the caller's ledger
+        # record the potential double charge (or abort by raising from on_retry).
+        any_billed = False
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return self._attempt(params, body, start=start, limit=limit)
+            except PropertyRadarError as error:
+                error.attempts = attempt
+                billed = _possibly_billed(error, purchase)
+                any_billed = any_billed or billed
+                if not error.retryable or attempt >= self.max_attempts:
+                    error.possibly_billed = any_billed
+                    raise
+                delay = self._backoff(attempt, error)
+                log.warning(
+                    "PropertyRadar attempt %d/%d failed (%s); retrying in %.2fs%s",
+                    attempt,
+                    self.max_attempts,
+                    error,
+                    delay,
+                    " [purchase possibly billed]" if billed else "",
+                )
+                if self._on_retry is not None:
+                    self._on_retry(RetryEvent(attempt, delay, error, purchase, billed))
+                self._sleep(delay)
+
+    def _attempt(
+        self, params: dict[str, str], body: dict[str, Any], *, start: int, limit: int
+    ) -> Page:
+        # Build the query by hand so the Fields commas stay literal (readable in logs).
+        url = f"{self.base_url}{PROPERTIES_PATH}?{urlencode(params, safe=',')}"
+        try:
+            response = self.session.post(
+                url,
+                data=json.dumps(body),
+                headers=self._headers(),
+                timeout=self.timeout,
+                allow_redirects=False,
+            )
+        except rexc.RequestException as exc:
+            raise _transport_error(exc) from exc
+        data, request_id = self._check_response(response)
+        return _build_page(data, request_id, response.status_code, start, limit)
+
+    def _check_response(self, response: requests.Response) -> tuple[dict[str, Any], str | None]:
+        status = response.status_code
+        try:
+            data: Any = response.json()
+        except ValueError:
+            data = None
+        request_id = response.headers.get(REQUEST_ID_HEADER) or None
+        if request_id is None and isinstance(data, dict) and data.get("eventid"):
+            request_id = str(data["eventid"])
+
+        if 200 <= status < 300:
+            if data is None:
+                raise MalformedResponseError(
+                    "PropertyRadar sent a response that is not valid JSON",
+                    status=status,
+                    request_id=request_id,
+                )
+            return data, request_id
+
+        body = data if isinstance(data, dict) else {}
+        texts = {
+            key: body[key].strip()
+            for key in ("message", "error")
+            if isinstance(body.get(key), str) and body[key].strip()
+        }
+        # Prefer the end-user ``message``; keep the technical ``error`` as ``detail``.
+        api_message = texts.get("message") or texts.get("error")
+        kwargs: dict[str, Any] = {
+            "status": status,
+            "request_id": request_id,
+            "detail": texts.get("error"),
+        }
+        if status in (401, 403):
+            raise AuthenticationError(
+                api_message or "PropertyRadar rejected the API token (check it in Settings)",
+                **kwargs,
+            )
+        if status in (400, 404, 422):
+            raise BadRequestError(api_message or "PropertyRadar rejected the request", **kwargs)
+        if status == 429:
+            raise RateLimitedError(
+                api_message or "Too many requests to PropertyRadar",
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                **kwargs,
+            )
+        if status >= 500:
+            raise ServerError(
+                api_message or response.reason or "PropertyRadar server error", **kwargs
+            )
+        # 3xx and other 4xx (402, 405, 409...): undocumented, not transient; don't retry.
+        raise PropertyRadarError(
+            api_message or f"Unexpected response ({response.reason or status})", **kwargs
+        )
+
+
+def _build_page(data: Any, request_id: str | None, status: int, start: int, limit: int) -> Page:
+    """Validate a 2xx body into a Page; anything unusable is MalformedResponseError
+    (retryable: usually a truncated body or an intermediary's error page)."""
+
+    def bad(reason: str) -> MalformedResponseError:
+        return MalformedResponseError(reason, status=status, request_id=request_id)
+
+    if not isinstance(data, dict):
+        raise bad("PropertyRadar response is not a JSON object")
+    results = data.get("results")
+    if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
+        raise bad("PropertyRadar response has no 'results' list")
+    result_count = to_int(data.get("resultCount"))
+    if result_count is None:
+        result_count = len(results)
+    total = to_int(data.get("totalResultCount"))
+    if total is None:
+        raise bad("PropertyRadar response has no 'totalResultCount'")
+    return Page(
+        results=results,
+        result_count=result_count,
+        total_result_count=total,
+        total_cost=to_float(data.get("totalCost")),
+        request_id=request_id,
+        start=start,
+        limit=limit,
+    )
+
+
+__all__ = ["Page", "PropertyRadarClient", "RetryEvent", "parse_retry_after"]

@@ -1,0 +1,244 @@
+"""Defensive value coercion for PropertyRadar results.
+
+The API's wire types are mixed: the spec types ``AVM``, ``Baths``, ``EquityPercent``,
+``totalCost``... as *strings*, ``Beds``/``SqFt``/``ZipFive`` as ints, flags as 0/1, and
+the exact formatting ("612000" or "$612,000"?) is unconfirmed (notes section 4). One odd
+value must never abort an import that has already been paid for, so every function
+here returns ``None`` for anything it cannot read instead of raising.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from .criteria import PROPERTY_TYPES
+
+_NULL_STRINGS = frozenset({"", "n/a", "na", "none", "null", "nan", "-", "--", "unknown"})
+_STRIP_CHARS_RE = re.compile(r"[\s$,%]")
+
+
+def _parse_text(text: str) -> Decimal | None:
+    text = text.strip()
+    if text.lower() in _NULL_STRINGS:
+        return None
+    negative = False
+    if text.startswith("(") and text.endswith(")"):  # accounting-style negative
+        negative, text = True, text[1:-1]
+    try:
+        number = Decimal(_STRIP_CHARS_RE.sub("", text))
+    except (InvalidOperation, ValueError):
+        return None
+    return -number if negative else number
+
+
+def _decimal(v: object) -> Decimal | None:
+    """Parse ``v`` into a finite Decimal, tolerating "$1,234.50", "65%", "(1,234)"."""
+    number: Decimal | None
+    if v is None:
+        return None
+    if isinstance(v, (bool, int)):
+        number = Decimal(int(v))
+    elif isinstance(v, float):
+        number = Decimal(repr(v)) if math.isfinite(v) else None
+    elif isinstance(v, Decimal):
+        number = v
+    elif isinstance(v, str):
+        number = _parse_text(v)
+    else:
+        return None
+    if number is None or not number.is_finite() or (number and number.adjusted() > 30):
+        return None  # NaN/Infinity, or absurd magnitudes such as "1e999999"
+    return number
+
+
+def to_float(v: object) -> float | None:
+    """A float from a number or numeric string ("1,234.50", "65%", "$612,000"), else None."""
+    number = _decimal(v)
+    return float(number) if number is not None else None
+
+
+def to_int(v: object) -> int | None:
+    """An int from a number or numeric string; fractions are rounded half-even
+    ("1640.0" -> 1640, "2.5" -> 2). Unreadable values give None."""
+    number = _decimal(v)
+    if number is None:
+        return None
+    try:
+        return int(number.to_integral_value())
+    except (InvalidOperation, ValueError, OverflowError):
+        return None
+
+
+_TRUE = frozenset({"1", "true", "t", "yes", "y"})
+_FALSE = frozenset({"0", "false", "f", "no", "n"})
+
+
+def to_bool(v: object) -> bool | None:
+    """True/False from 1/0, "1"/"0", true/false, "Yes"/"No" (any case); else None.
+
+    ``None`` means *unknown*, which callers must keep distinct from ``False``:
+    "not known to be owner-occupied" is not "absentee".
+    """
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        if v == 1:
+            return True
+        if v == 0:
+            return False
+        return None
+    if isinstance(v, str):
+        text = v.strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+    return None
+
+
+def to_str(v: object) -> str | None:
+    """A stripped string, or None for None/empty. Numbers become their text
+    (an APN or ZIP sent as a number); containers and bools give None."""
+    if v is None or isinstance(v, bool):
+        return None
+    if isinstance(v, str):
+        text = v.strip()
+        return text or None
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return None
+        return str(int(v)) if v.is_integer() else repr(v)
+    if isinstance(v, Decimal):
+        return str(v) if v.is_finite() else None
+    return None
+
+
+US_STATES: dict[str, str] = {
+    "alabama": "AL", "alaska": "AK", "arizona": "AZ", "arkansas": "AR", "california": "CA",
+    "colorado": "CO", "connecticut": "CT", "delaware": "DE", "district of columbia": "DC",
+    "florida": "FL", "georgia": "GA", "hawaii": "HI", "idaho": "ID", "illinois": "IL",
+    "indiana": "IN", "iowa": "IA", "kansas": "KS", "kentucky": "KY", "louisiana": "LA",
+    "maine": "ME", "maryland": "MD", "massachusetts": "MA", "michigan": "MI",
+    "minnesota": "MN", "mississippi": "MS", "missouri": "MO", "montana": "MT",
+    "nebraska": "NE", "nevada": "NV", "new hampshire": "NH", "new jersey": "NJ",
+    "new mexico": "NM", "new york": "NY", "north carolina": "NC", "north dakota": "ND",
+    "ohio": "OH", "oklahoma": "OK", "oregon": "OR", "pennsylvania": "PA",
+    "rhode island": "RI", "south carolina": "SC", "south dakota": "SD", "tennessee": "TN",
+    "texas": "TX", "utah": "UT", "vermont": "VT", "virginia": "VA", "washington": "WA",
+    "west virginia": "WV", "wisconsin": "WI", "wyoming": "WY", "puerto rico": "PR",
+    "guam": "GU", "virgin islands": "VI", "american samoa": "AS",
+    "northern mariana islands": "MP",
+}  # fmt: skip
+_STATE_CODES = frozenset(US_STATES.values())
+
+
+def to_state(v: object) -> str | None:
+    """A 2-letter state code. The spec's enum lists full names ("California") while
+    every field report shows codes, so accept both; anything else gives None."""
+    text = to_str(v)
+    if text is None:
+        return None
+    if len(text) == 2 and text.upper() in _STATE_CODES:
+        return text.upper()
+    return US_STATES.get(" ".join(text.lower().replace(".", "").split()))
+
+
+def to_zip(v: object) -> str | None:
+    """A 5-character ZIP string. ZipFive arrives as an int, so leading zeros are lost
+    (2134 -> "02134"); "97214-1234" keeps the first five digits."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, float) and math.isfinite(v) and v.is_integer():
+        v = int(v)
+    if isinstance(v, int):
+        return f"{v:05d}" if 0 <= v <= 99999 else None
+    text = to_str(v)
+    if text is None:
+        return None
+    m = re.fullmatch(r"(\d{1,5})(?:[-\s]?\d{4})?", text)
+    if not m or (len(m.group(1)) < 5 and len(text) > len(m.group(1))):
+        return None
+    return m.group(1).zfill(5)
+
+
+def to_fips(v: object) -> str | None:
+    """A county FIPS code as a string of 4-5 digits (kept as sent, like criteria do)."""
+    if isinstance(v, float) and math.isfinite(v) and v.is_integer():
+        v = int(v)
+    text = to_str(v)
+    if text is not None and re.fullmatch(r"\d{4,5}", text):
+        return text
+    return None
+
+
+def to_property_type(v: object) -> str | None:
+    """The PType display label ("Single Family"); a criteria code ("SFR") is mapped to
+    its label so stored leads read the same whichever form the API sent."""
+    text = to_str(v)
+    if text is None:
+        return None
+    return PROPERTY_TYPES.get(text.upper(), text)
+
+
+def lead_columns(record: object) -> dict[str, Any]:
+    """Map one PropertyRadar result record to typed lead columns.
+
+    Missing keys and unreadable values become ``None``; this never raises, because the
+    record has already been paid for by the time it is parsed. ``county`` is the FIPS
+    code from ``County`` (or ``FIPS``), ``None`` when only a county name is present.
+    """
+    r: Mapping[str, Any] = record if isinstance(record, Mapping) else {}
+    g = r.get
+    return {
+        "radar_id": to_str(g("RadarID")),
+        "address": to_str(g("Address")),
+        "city": to_str(g("City")),
+        "state": to_state(g("State")),
+        "zip_code": to_zip(g("ZipFive")),
+        "county": to_fips(g("County")) or to_fips(g("FIPS")),
+        "apn": to_str(g("APN")),
+        "owner_name": to_str(g("Owner")),
+        "owner2": to_str(g("Owner2")),
+        "owner_first_name": to_str(g("OwnerFirstName")),
+        "owner_last_name": to_str(g("OwnerLastName")),
+        "mail_address": to_str(g("OwnerAddress")),
+        "mail_city": to_str(g("OwnerCity")),
+        "mail_state": to_state(g("OwnerState")),
+        "mail_zip": to_zip(g("OwnerZipFive")),
+        "property_type": to_property_type(g("PType")),
+        "beds": to_int(g("Beds")),
+        "baths": to_float(g("Baths")),
+        "sqft": to_int(g("SqFt")),
+        "year_built": to_int(g("YearBuilt")),
+        "avm": to_int(g("AVM")),
+        "available_equity": to_int(g("AvailableEquity")),
+        "equity_percent": to_float(g("EquityPercent")),
+        "owner_occupied": to_bool(g("isSameMailingOrExempt")),
+        "in_foreclosure": to_bool(g("inForeclosure")),
+        "foreclosure_stage": to_str(g("ForeclosureStage")),
+        "tax_delinquent": to_bool(g("inTaxDelinquency")),
+        "listed_for_sale": to_bool(g("isListedForSale")),
+    }
+
+
+LEAD_COLUMNS: tuple[str, ...] = tuple(lead_columns({}))
+
+__all__ = [
+    "LEAD_COLUMNS",
+    "US_STATES",
+    "lead_columns",
+    "to_bool",
+    "to_fips",
+    "to_float",
+    "to_int",
+    "to_property_type",
+    "to_state",
+    "to_str",
+    "to_zip",
+]

@@ -1,0 +1,198 @@
+"""The batch import end to end: API → RQ → importer → database, against the simulator."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from radar_app.extensions import db
+from radar_app.importer import run_import
+from radar_app.models import BatchJob, BatchJobLog, JobStatus, Property
+from radar_app.propertyradar.client import PropertyRadarClient
+from tests.conftest import SIM_TOKEN
+from tests.helpers import (
+    MULTNOMAH,
+    OREGON,
+    count_rows,
+    job_row,
+    purchase_requests,
+    stored_radar_ids,
+    wait_for,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create(api, criteria, **extra):
+    response = api.post("/api/batch-jobs", json={"criteria": criteria, **extra})
+    assert response.status_code == 201, response.json
+    return response.json["id"]
+
+
+def test_ten_thousand_records_in_exactly_25_purchases(app, api, run_worker, simulator):
+    job_id = create(api, OREGON, name="Oregon")
+    run_worker()
+
+    job = job_row(app, job_id)
+    assert job.status == JobStatus.COMPLETED
+    assert (job.total_records, job.processed_records, job.success_count) == (10_000, 10_000, 10_000)
+    assert job.error_count == 0 and job.completed_at is not None
+    ids = stored_radar_ids(app, job_id)
+    assert len(ids) == len(set(ids)) == 10_000
+    assert count_rows(app, Property) == 10_000
+
+    stats = simulator.stats()
+    purchases = purchase_requests(stats, status=None)
+    assert len(purchases) == 25
+    assert all(r["limit"] == 400 for r in purchases)
+    assert sorted(r["start"] for r in purchases) == list(range(0, 10_000, 400))
+    assert stats["billed_records"] == 10_000
+    assert max(stats["billed_radar_ids"].values()) == 1
+
+    body = api.get(f"/api/batch-jobs/{job_id}").json
+    assert body["progress_percent"] == 100.0
+    assert body["status"] == "COMPLETED"
+    with app.app_context():
+        pages_logged = db.session.scalar(
+            sa.select(sa.func.count()).where(BatchJobLog.page.is_not(None))
+        )
+    assert pages_logged == 25
+
+
+def test_max_records_caps_the_purchase(app, api, run_worker, simulator):
+    job_id = create(api, OREGON, max_records=1000)
+    run_worker()
+    job = job_row(app, job_id)
+    assert job.status == JobStatus.COMPLETED and job.success_count == 1000
+    limits = [r["limit"] for r in purchase_requests(simulator.stats())]
+    assert limits == [400, 400, 200]
+    assert simulator.stats()["billed_records"] == 1000
+
+
+def test_records_without_radar_id_are_counted_as_errors(app, user, requests_mock):
+    page = {
+        "results": [{"RadarID": "PAAAA001", "Address": "1 Main St"}, {"Address": "no id"}]
+        + [{"RadarID": f"PBBBB{i:03d}"} for i in range(3)],
+        "resultCount": 5,
+        "totalResultCount": 5,
+        "totalCost": "5",
+    }
+    requests_mock.post("https://pr.test/v1/properties", json=page)
+    with app.app_context():
+        job = BatchJob(job_id="a" * 32, name="t", criteria=OREGON, created_by=user.id)
+        db.session.add(job)
+        db.session.commit()
+        client = PropertyRadarClient("t", "https://pr.test")
+        status = run_import(db.session, client, job.id, batch_size=400)
+        db.session.refresh(job)
+        assert status == JobStatus.COMPLETED
+        assert (job.processed_records, job.success_count, job.error_count) == (5, 4, 1)
+        warning = db.session.scalar(
+            sa.select(BatchJobLog.message).where(BatchJobLog.level == "WARNING")
+        )
+    assert "1 without a RadarID" in warning
+
+
+def test_cancel_mid_job_keeps_stored_pages(app, api, start_worker, simulator):
+    simulator.configure(latency_ms=60)
+    job_id = create(api, OREGON)
+    start_worker()
+    wait_for(lambda: job_row(app, job_id).processed_records >= 1200, what="3 pages stored")
+    response = api.post(f"/api/batch-jobs/{job_id}/cancel")
+    assert response.status_code == 202
+    assert response.json["cancel_requested"] is True
+    job = wait_for(
+        lambda: (j := job_row(app, job_id)).status != JobStatus.PROCESSING and j,
+        what="the worker to notice the cancel",
+    )
+    assert job.status == JobStatus.CANCELLED
+    assert 1200 <= job.processed_records < 10_000
+    ids = stored_radar_ids(app, job_id)
+    assert len(ids) == len(set(ids)) == job.success_count == job.processed_records
+    # Every page that was bought is stored: at most none was left in flight unstored.
+    assert simulator.stats()["billed_records"] == job.processed_records
+    assert api.post(f"/api/batch-jobs/{job_id}/cancel").status_code == 409
+
+
+def test_cancel_pending_job_never_runs(app, api, run_worker, simulator):
+    job_id = create(api, OREGON)
+    assert api.post(f"/api/batch-jobs/{job_id}/cancel").json["status"] == "CANCELLED"
+    run_worker()
+    assert job_row(app, job_id).status == JobStatus.CANCELLED
+    assert simulator.stats()["billed_records"] == 0
+
+
+def test_failed_on_page_7_resumes_at_page_7(app, api, run_worker, simulator):
+    simulator.configure(
+        scripted_faults=[{"kind": "503", "purchase": 1, "start": 2400, "times": -1}]
+    )
+    job_id = create(api, OREGON)
+    run_worker()
+
+    failed = job_row(app, job_id)
+    assert failed.status == JobStatus.FAILED
+    assert "503" in failed.error_details
+    assert (failed.next_start, failed.success_count) == (2400, 2400)
+    body = api.get(f"/api/batch-jobs/{job_id}").json
+    assert body["error_details"] == failed.error_details
+
+    simulator.configure(scripted_faults=[])
+    simulator.reset()
+    assert api.post(f"/api/batch-jobs/{job_id}/retry").status_code == 202
+    run_worker()
+
+    job = job_row(app, job_id)
+    assert job.status == JobStatus.COMPLETED and job.attempts == 2
+    starts = [r["start"] for r in purchase_requests(simulator.stats(), status=None)]
+    assert min(starts) == 2400, "pages 1-6 were requested again"
+    assert len(starts) == 19
+    ids = stored_radar_ids(app, job_id)
+    assert len(ids) == len(set(ids)) == 10_000
+    assert api.post(f"/api/batch-jobs/{job_id}/retry").status_code == 409
+
+
+def test_transient_faults_are_retried_without_losing_a_lead(app, api, run_worker, simulator):
+    simulator.configure(
+        scripted_faults=[
+            {"kind": "429", "purchase": 1, "start": 400, "times": 1},
+            {"kind": "500", "purchase": 1, "start": 800, "times": 1},
+            {"kind": "malformed", "purchase": 1, "start": 1200, "times": 1},
+        ]
+    )
+    job_id = create(api, MULTNOMAH)
+    run_worker()
+    job = job_row(app, job_id)
+    assert job.status == JobStatus.COMPLETED
+    ids = stored_radar_ids(app, job_id)
+    assert len(ids) == len(set(ids)) == 2000
+
+
+@pytest.mark.slow
+def test_real_worker_process_completes_a_job(app, api, simulator, app_config):
+    job_id = create(api, MULTNOMAH)
+    env = {
+        **os.environ,
+        "SECRET_KEY": "test-secret",
+        "DATABASE_URL": app_config["SQLALCHEMY_DATABASE_URI"],
+        "REDIS_URL": app_config["REDIS_URL"],
+        "RQ_QUEUE": app_config["RQ_QUEUE"],
+        "PROPERTYRADAR_API_URL": app_config["PROPERTYRADAR_API_URL"],
+        "PROPERTYRADAR_API_TOKEN": SIM_TOKEN,
+    }
+    result = subprocess.run(
+        [sys.executable, "worker.py", "--burst"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    job = job_row(app, job_id)
+    assert job.status == JobStatus.COMPLETED and job.success_count == 2000
+    assert f"job={job_id}" in result.stderr
