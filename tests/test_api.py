@@ -9,6 +9,7 @@ import pytest
 
 from radar_app import create_app
 from radar_app.devstack import free_port
+from radar_app.extensions import db
 from radar_app.models import BatchJob, JobStatus
 from tests.conftest import ApiClient, issue_token
 from tests.helpers import MULTNOMAH, OREGON, count_rows
@@ -184,6 +185,8 @@ def test_redis_down_answers_503_and_leaves_no_job(app, app_config, user, token):
     dead_redis = create_app({**app_config, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})
     client = ApiClient(dead_redis.test_client(), token)
     response = client.post("/api/batch-jobs", json={"criteria": OREGON})
+    with dead_redis.app_context():
+        db.engine.dispose()
     assert response.status_code == 503
     assert "queue is unavailable" in response.json["error"]
     assert count_rows(app, BatchJob) == 0

@@ -1,18 +1,414 @@
+"""Pages and htmx fragments: search, the Jobs tab, a job's page, notifications.
+
+Live updates follow the self-replacing fragment pattern (STYLE.md 2.8): a fragment that
+shows an active job carries ``hx-trigger="every 2s"`` and replaces itself with the
+server's latest rendering; a finished job is rendered without the trigger, so polling
+stops by omission. The job page polls one fragment (``progress``); when the job has
+changed it also sends ``HX-Trigger: job-updated``, which the log and leads sections
+listen for, so they refresh only when there is something new.
+"""
+
 from __future__ import annotations
 
-from flask import render_template
-from flask_login import login_required
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from flask import (
+    Response,
+    abort,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    stream_with_context,
+    url_for,
+)
+from flask_login import current_user
 
 from radar_app import batches
-from radar_app.extensions import db
-from radar_app.jobs import bp
+from radar_app.export import iter_csv
+from radar_app.extensions import db, login_manager
+from radar_app.jobs import bp, search
+from radar_app.jobs.forms import PROPERTY_RANGES, VALUE_RANGES, SearchForm
+from radar_app.models import BatchJob, BatchJobLog, JobProperty, JobStatus, Property, utcnow
+from radar_app.pagination import PageArgs, page_args
+from radar_app.propertyradar.errors import PropertyRadarError
+from radar_app.queue import get_queue
+from radar_app.tasks import build_client
+
+JOBS_PER_PAGE = 20
+LOG_PER_PAGE = 15
+LEADS_PER_PAGE = 25
+# Toasts shown per poll; the rest follow on the next polls.
+MAX_TOASTS = 5
+NOTIFIED_KEY = "notified_until"
+
+
+def is_htmx() -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+@bp.before_request
+def require_login() -> Response | None:
+    """Every page and fragment here needs a signed-in user."""
+    if current_user.is_authenticated:
+        return None
+    if is_htmx():
+        # Following a redirect would swap the sign-in page into a fragment; ask htmx
+        # to load it as a whole page instead, coming back to the page the user was on.
+        here = urlsplit(request.headers.get("HX-Current-URL", "")).path or url_for("jobs.index")
+        response = make_response("", 401)
+        response.headers["HX-Redirect"] = url_for("auth.login", next=here)
+        return response
+    return login_manager.unauthorized()
+
+
+def _job_or_404(job_id: str) -> BatchJob:
+    """The job if the current user may see it.
+
+    :raise 404: no such job, or it belongs to someone else (indistinguishable on purpose).
+    """
+    job = batches.find_job(db.session, current_user, job_id)
+    if job is None:
+        abort(404, description="There is no job with that id, or it is not yours.")
+    return job
+
+
+def _paging(name: str = "page", per_page: int = 25) -> PageArgs:
+    try:
+        return page_args({"page": request.args.get(name, "1")}, default_per_page=per_page)
+    except ValueError as exc:
+        abort(400, description=str(exc))
+
+
+def _pages(total: int, per_page: int) -> int:
+    return max(1, -(-total // per_page))
+
+
+def _queue_settings() -> batches.QueueSettings:
+    return batches.QueueSettings.from_config(current_app.config)
+
+
+# ---------------------------------------------------------------------------- Jobs tab
 
 
 @bp.get("/")
-@login_required
-def index() -> str:
-    """The signed-in user's jobs, newest first."""
-    from flask_login import current_user
+def home() -> Response:
+    """The Jobs tab is the home page."""
+    return redirect(url_for("jobs.index"))
 
-    jobs = db.session.scalars(batches.visible_jobs(current_user).limit(50)).all()
-    return render_template("jobs/index.html", jobs=jobs)
+
+@bp.get("/jobs")
+def index() -> str:
+    """The user's jobs (an admin's: everyone's), newest first, filterable by status."""
+    status = request.args.get("status", "").strip().upper()
+    if status and status not in JobStatus.__members__:
+        abort(400, description=f"Unknown status {status!r}.")
+    paging = _paging(per_page=JOBS_PER_PAGE)
+    visible = batches.visible_jobs(current_user)
+    # One query for every status's count: the filter chips and the total both use it.
+    counts = dict(
+        db.session.execute(
+            visible.with_only_columns(BatchJob.status, sa.func.count())
+            .order_by(None)
+            .group_by(BatchJob.status)
+        ).all()
+    )
+    query = visible.where(BatchJob.status == status) if status else visible
+    total = counts.get(status, 0) if status else sum(counts.values())
+    jobs = db.session.scalars(query.offset(paging.offset).limit(paging.per_page)).all()
+    return render_template(
+        "jobs/index.html",
+        jobs=jobs,
+        status=status,
+        counts=counts,
+        total=total,
+        page=paging.page,
+        pages=_pages(total, paging.per_page),
+        statuses=list(JobStatus),
+        now=utcnow(),
+    )
+
+
+@bp.get("/jobs/<job_id>/row")
+def row(job_id: str) -> str:
+    """One row of the Jobs tab; polls itself while the job is active."""
+    return render_template("jobs/_row.html", job=_job_or_404(job_id), now=utcnow())
+
+
+# ------------------------------------------------------------------------------ search
+
+
+def _search_page(form: SearchForm, status: int = 200) -> tuple[str, int]:
+    return render_template(
+        "jobs/search.html",
+        form=form,
+        property_ranges=PROPERTY_RANGES,
+        value_ranges=VALUE_RANGES,
+        batch_size=current_app.config["PROPERTYRADAR_BATCH_SIZE"],
+    ), status
+
+
+def _client():
+    return build_client(current_app.config)
+
+
+@bp.route("/search", methods=["GET", "POST"])
+def new_search() -> tuple[str, int] | Response:
+    """The search form; submitting it creates a batch job."""
+    form = SearchForm()
+    if request.method == "GET" or not form.validate_on_submit():
+        return _search_page(form, 200 if request.method == "GET" else 400)
+
+    batch_size = current_app.config["PROPERTYRADAR_BATCH_SIZE"]
+    try:
+        result = search.submit(
+            db.session,
+            get_queue(),
+            _queue_settings(),
+            client_factory=_client,
+            owner=current_user,
+            criteria=form.criteria(),
+            name=form.name.data,
+            max_records=form.max_records.data,
+            background=form.background.data,
+            batch_size=batch_size,
+            seconds_per_page=current_app.config.get("ESTIMATED_SECONDS_PER_PAGE", 1.0),
+        )
+    except batches.QueueUnavailable as exc:
+        form.form_errors.append(f"{exc}. Your search is still here; nothing was created.")
+        return _search_page(form, 503)
+    except PropertyRadarError as exc:
+        form.form_errors.append(f"Could not count the matching records: {exc.message}")
+        return _search_page(form, 502)
+
+    job = result.job
+    if result.mode is search.Mode.BACKGROUND:
+        flash("Your job is queued. This page updates as it runs.", "success")
+    elif result.mode is search.Mode.TOO_BIG:
+        sized = result.estimate
+        assert sized is not None
+        flash(
+            f"This search matches {sized.records:,} records, more than fit in one page of "
+            f"{batch_size:,}, so it is running in the background. This page updates as it runs.",
+            "info",
+        )
+    elif result.error is not None:
+        flash(f"The search failed: {result.error.message}. You can retry it below.", "error")
+    else:
+        flash(f"Done: {job.success_count:,} leads, listed below.", "success")
+    return redirect(url_for("jobs.detail", job_id=job.job_id))
+
+
+@bp.post("/search/preview")
+def preview() -> tuple[str, int]:
+    """htmx fragment: the free count of matching records, pages and estimated time."""
+    form = SearchForm()
+    if not form.validate_on_submit():
+        return render_template("jobs/_preview.html", form=form, estimate=None, error=None), 422
+    error = None
+    sized = None
+    try:
+        with _client() as client:
+            sized = search.estimate(
+                client,
+                form.criteria(),
+                max_records=form.max_records.data,
+                batch_size=current_app.config["PROPERTYRADAR_BATCH_SIZE"],
+                seconds_per_page=current_app.config.get("ESTIMATED_SECONDS_PER_PAGE", 1.0),
+            )
+    except PropertyRadarError as exc:
+        error = exc
+    return render_template("jobs/_preview.html", form=form, estimate=sized, error=error), 200
+
+
+# ---------------------------------------------------------------------------- job page
+
+
+def _log_page(job: BatchJob, page: int) -> dict[str, Any]:
+    base = sa.select(BatchJobLog).where(BatchJobLog.batch_job_id == job.id)
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(base.subquery())) or 0
+    entries = db.session.scalars(
+        base.order_by(BatchJobLog.id.desc()).offset((page - 1) * LOG_PER_PAGE).limit(LOG_PER_PAGE)
+    ).all()
+    return {
+        "entries": entries,
+        "log_page": page,
+        "log_pages": _pages(total, LOG_PER_PAGE),
+        "log_total": total,
+    }
+
+
+def _leads_page(job: BatchJob, page: int) -> dict[str, Any]:
+    leads = db.session.scalars(
+        sa.select(Property)
+        .join(JobProperty, JobProperty.property_id == Property.id)
+        .where(JobProperty.batch_job_id == job.id)
+        .order_by(JobProperty.position)
+        .offset((page - 1) * LEADS_PER_PAGE)
+        .limit(LEADS_PER_PAGE)
+    ).all()
+    # success_count is the number of links, kept with each page: no COUNT(*) needed.
+    return {
+        "leads": leads,
+        "leads_page": page,
+        "leads_pages": _pages(job.success_count, LEADS_PER_PAGE),
+        "leads_total": job.success_count,
+        "leads_offset": (page - 1) * LEADS_PER_PAGE,
+    }
+
+
+def job_version(job: BatchJob) -> str:
+    """Changes whenever anything the job page shows about the job changes."""
+    stamp = job.updated_at.isoformat() if job.updated_at else ""
+    return f"{job.status}.{job.processed_records}.{int(job.cancel_requested)}.{stamp}"
+
+
+def _progress(
+    job: BatchJob, *, notice: str | None = None, level: str = "info", status: int = 200
+) -> Response:
+    response = make_response(
+        render_template(
+            "jobs/_progress.html",
+            job=job,
+            now=utcnow(),
+            version=job_version(job),
+            notice=notice,
+            notice_level=level,
+        ),
+        status,
+    )
+    if request.args.get("v") != job_version(job):
+        response.headers["HX-Trigger"] = "job-updated"
+    return response
+
+
+@bp.get("/jobs/<job_id>")
+def detail(job_id: str) -> str:
+    """A job's progress, timings, log and leads."""
+    job = _job_or_404(job_id)
+    return render_template(
+        "jobs/detail.html",
+        job=job,
+        now=utcnow(),
+        version=job_version(job),
+        **_log_page(job, _paging("log_page", LOG_PER_PAGE).page),
+        **_leads_page(job, _paging("leads_page", LEADS_PER_PAGE).page),
+    )
+
+
+@bp.get("/jobs/<job_id>/progress")
+def progress(job_id: str) -> Response:
+    """htmx fragment: the job's status panel; polls itself while the job is active."""
+    return _progress(_job_or_404(job_id))
+
+
+@bp.get("/jobs/<job_id>/log")
+def log(job_id: str) -> str:
+    """htmx fragment: one page of the job's log, newest first."""
+    job = _job_or_404(job_id)
+    return render_template(
+        "jobs/_log.html", job=job, **_log_page(job, _paging("page", LOG_PER_PAGE).page)
+    )
+
+
+@bp.get("/jobs/<job_id>/leads")
+def leads(job_id: str) -> str:
+    """htmx fragment: one page of the job's leads, in search order."""
+    job = _job_or_404(job_id)
+    return render_template(
+        "jobs/_leads.html", job=job, **_leads_page(job, _paging("page", LEADS_PER_PAGE).page)
+    )
+
+
+@bp.get("/jobs/<job_id>/leads.csv")
+def leads_csv(job_id: str) -> Response:
+    """Every lead of the job as a CSV download, streamed."""
+    job = _job_or_404(job_id)
+    filename = f"radar-{job.job_id[:8]}-leads.csv"
+    return Response(
+        stream_with_context(iter_csv(db.session, job.id)),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def _action_done(job: BatchJob, message: str) -> Response:
+    if is_htmx():
+        return _progress(job, notice=message, level="success")
+    flash(message, "success")
+    return redirect(url_for("jobs.detail", job_id=job.job_id))
+
+
+def _action_refused(job: BatchJob, message: str, status: int) -> Response:
+    """The action was not possible (409) or the queue is down (503): say so, change nothing."""
+    db.session.refresh(job)
+    if is_htmx():
+        return _progress(job, notice=message, level="error", status=status)
+    flash(message, "error")
+    return make_response(detail(job.job_id), status)
+
+
+@bp.post("/jobs/<job_id>/cancel")
+def cancel(job_id: str) -> Response:
+    """Cancel a queued job, or stop a running one after the page in flight."""
+    job = _job_or_404(job_id)
+    try:
+        job = batches.request_cancel(db.session, get_queue(), job)
+    except batches.InvalidTransition as exc:
+        return _action_refused(job, f"{exc}.", 409)
+    if job.status == JobStatus.CANCELLED:
+        return _action_done(job, "Cancelled before it started.")
+    return _action_done(job, "Cancel requested: the job stops after the page in flight.")
+
+
+@bp.post("/jobs/<job_id>/retry")
+def retry(job_id: str) -> Response:
+    """Queue a failed or cancelled job again; it resumes where it stopped."""
+    job = _job_or_404(job_id)
+    try:
+        job = batches.retry_job(db.session, get_queue(), _queue_settings(), job)
+    except batches.InvalidTransition as exc:
+        return _action_refused(job, f"{exc}.", 409)
+    except batches.QueueUnavailable as exc:
+        return _action_refused(job, str(exc), 503)
+    return _action_done(job, f"Queued again; it resumes at record {job.next_start + 1:,}.")
+
+
+# ----------------------------------------------------------------------- notifications
+
+
+@bp.get("/notifications")
+def notifications() -> str:
+    """htmx fragment: toasts for the user's jobs that finished since the last poll.
+
+    The first poll of a session only records the time, so old jobs don't pop up. The
+    session is written only when something is shown: a poll that writes the cookie
+    could otherwise race a page request and drop its flash message.
+    """
+    seen = session.get(NOTIFIED_KEY)
+    # Keyed by user: whoever signs in next in this browser starts afresh.
+    if not isinstance(seen, dict) or seen.get("user") != current_user.id:
+        session[NOTIFIED_KEY] = {"user": current_user.id, "until": utcnow().isoformat()}
+        return ""
+    finished = db.session.scalars(
+        sa.select(BatchJob)
+        .where(
+            BatchJob.created_by == current_user.id,
+            BatchJob.status.in_([JobStatus.COMPLETED, JobStatus.FAILED]),
+            BatchJob.completed_at > datetime.fromisoformat(seen["until"]),
+        )
+        .order_by(BatchJob.completed_at, BatchJob.id)
+        .limit(MAX_TOASTS)
+    ).all()
+    if not finished:
+        return ""
+    # ISO text, not a float: a rounded timestamp could show the last toast twice.
+    until = max(job.completed_at for job in finished).isoformat()
+    session[NOTIFIED_KEY] = {"user": current_user.id, "until": until}
+    return render_template("jobs/_toasts.html", jobs=finished)

@@ -1,0 +1,310 @@
+"""The search form: plain fields in, PropertyRadar criteria out.
+
+Users should never have to know the criteria JSON. The form validates what a person can
+get wrong (a 3-digit FIPS code, min above max), then :meth:`SearchForm.criteria` builds
+the criteria list and runs the catalogue's own ``validate_criteria`` so the form and the
+API accept exactly the same searches.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    DecimalField,
+    Field,
+    IntegerField,
+    RadioField,
+    SelectChoice,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+)
+from wtforms.validators import Length, NumberRange, Optional, ValidationError
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from radar_app.propertyradar.criteria import FORECLOSURE_STAGES, PROPERTY_TYPES, validate_criteria
+from radar_app.propertyradar.errors import CriteriaError
+
+MAX_RECORDS_LIMIT = 10_000_000
+
+US_STATES: dict[str, str] = {
+    "AL": "Alabama", "AK": "Alaska", "AZ": "Arizona", "AR": "Arkansas", "CA": "California",
+    "CO": "Colorado", "CT": "Connecticut", "DE": "Delaware", "DC": "District of Columbia",
+    "FL": "Florida", "GA": "Georgia", "HI": "Hawaii", "ID": "Idaho", "IL": "Illinois",
+    "IN": "Indiana", "IA": "Iowa", "KS": "Kansas", "KY": "Kentucky", "LA": "Louisiana",
+    "ME": "Maine", "MD": "Maryland", "MA": "Massachusetts", "MI": "Michigan",
+    "MN": "Minnesota", "MS": "Mississippi", "MO": "Missouri", "MT": "Montana",
+    "NE": "Nebraska", "NV": "Nevada", "NH": "New Hampshire", "NJ": "New Jersey",
+    "NM": "New Mexico", "NY": "New York", "NC": "North Carolina", "ND": "North Dakota",
+    "OH": "Ohio", "OK": "Oklahoma", "OR": "Oregon", "PA": "Pennsylvania",
+    "RI": "Rhode Island", "SC": "South Carolina", "SD": "South Dakota", "TN": "Tennessee",
+    "TX": "Texas", "UT": "Utah", "VT": "Vermont", "VA": "Virginia", "WA": "Washington",
+    "WV": "West Virginia", "WI": "Wisconsin", "WY": "Wyoming",
+}  # fmt: skip
+
+# Tri-state choices for yes/no criteria: "" leaves the criterion out of the search.
+YES_NO_ANY = [SelectChoice("", "Any"), SelectChoice("1", "Yes"), SelectChoice("0", "No")]
+OCCUPANCY = [
+    SelectChoice("", "Any owner"),
+    SelectChoice("1", "Owner-occupied"),
+    SelectChoice("0", "Absentee owner"),
+]
+
+_SPLIT_RE = re.compile(r"[,;\s]+")
+
+
+def split_list(text: str | None, *, on_whitespace: bool = True) -> list[str]:
+    """Items of a comma-separated (and, unless told otherwise, space-separated) list."""
+    if not text:
+        return []
+    pattern = _SPLIT_RE if on_whitespace else re.compile(r"[,;]+")
+    return [item.strip() for item in pattern.split(text) if item.strip()]
+
+
+def _list_of(pattern: str, message: str, *, limit: int = 50):
+    regex = re.compile(pattern)
+
+    def check(_form: FlaskForm, field: Field) -> None:
+        items = split_list(field.data)
+        bad = [item for item in items if not regex.fullmatch(item)]
+        if bad:
+            raise ValidationError(f"{message} (not {', '.join(bad[:3])})")
+        if len(items) > limit:
+            raise ValidationError(f"At most {limit} values")
+
+    return check
+
+
+@dataclass(frozen=True)
+class RangeSpec:
+    """A min/max pair of form fields that becomes one ``[[min, max]]`` range criterion."""
+
+    criterion: str
+    key: str
+    label: str
+    unit: str = ""
+
+    @property
+    def min_field(self) -> str:
+        return f"{self.key}_min"
+
+    @property
+    def max_field(self) -> str:
+        return f"{self.key}_max"
+
+
+RANGES: list[RangeSpec] = [
+    RangeSpec("Beds", "beds", "Bedrooms"),
+    RangeSpec("Baths", "baths", "Bathrooms"),
+    RangeSpec("SqFt", "sqft", "Square feet"),
+    RangeSpec("YearBuilt", "year_built", "Year built"),
+    RangeSpec("AVM", "avm", "Estimated value (AVM)", "$"),
+    RangeSpec("EquityPercent", "equity_percent", "Equity", "%"),
+    RangeSpec("AvailableEquity", "available_equity", "Available equity", "$"),
+]
+# Groups shown as fieldsets; the template walks these to lay out the ranges.
+PROPERTY_RANGES = RANGES[:4]
+VALUE_RANGES = RANGES[4:]
+
+
+def _between(lo: int, hi: int):
+    return [Optional(), NumberRange(min=lo, max=hi, message=f"Between {lo:,} and {hi:,}")]
+
+
+class SearchForm(FlaskForm):
+    """Every field is optional except that some location must be given."""
+
+    # Location
+    state = SelectField(
+        "State",
+        choices=[SelectChoice("", "Any state")]
+        + [SelectChoice(code, f"{name} ({code})") for code, name in US_STATES.items()],
+    )
+    county = StringField(
+        "County FIPS",
+        validators=[
+            Length(max=300),
+            _list_of(r"\d{4,5}", "County FIPS codes have 4 or 5 digits, like 41051"),
+        ],
+        description="5-digit FIPS code, e.g. 41051 for Multnomah County, OR",
+    )
+    city = StringField(
+        "City",
+        validators=[Length(max=300)],
+        description="Separate several cities with commas",
+    )
+    zips = StringField(
+        "ZIP codes",
+        validators=[Length(max=1000), _list_of(r"\d{5}", "ZIP codes have 5 digits", limit=200)],
+        description="Separate with commas or spaces",
+    )
+
+    # Property
+    property_types = SelectMultipleField(
+        "Property type",
+        choices=[SelectChoice(code, label) for code, label in PROPERTY_TYPES.items()],
+        widget=ListWidget(prefix_label=False),
+        option_widget=CheckboxInput(),
+        validate_choice=True,
+    )
+    beds_min = IntegerField("Min", validators=_between(0, 100))
+    beds_max = IntegerField("Max", validators=_between(0, 100))
+    baths_min = DecimalField("Min", places=None, validators=_between(0, 100))
+    baths_max = DecimalField("Max", places=None, validators=_between(0, 100))
+    sqft_min = IntegerField("Min", validators=_between(0, 1_000_000))
+    sqft_max = IntegerField("Max", validators=_between(0, 1_000_000))
+    year_built_min = IntegerField("Min", validators=_between(1600, 2100))
+    year_built_max = IntegerField("Max", validators=_between(1600, 2100))
+
+    # Owner
+    occupancy = RadioField("Occupancy", choices=OCCUPANCY, default="")
+
+    # Value and equity
+    avm_min = IntegerField("Min", validators=_between(0, 1_000_000_000))
+    avm_max = IntegerField("Max", validators=_between(0, 1_000_000_000))
+    equity_percent_min = DecimalField("Min", places=None, validators=_between(-1000, 100))
+    equity_percent_max = DecimalField("Max", places=None, validators=_between(-1000, 100))
+    # Negative available equity means the owner owes more than the home is worth.
+    available_equity_min = IntegerField("Min", validators=_between(-1_000_000_000, 1_000_000_000))
+    available_equity_max = IntegerField("Max", validators=_between(-1_000_000_000, 1_000_000_000))
+
+    # Distress
+    in_foreclosure = SelectField("In foreclosure", choices=YES_NO_ANY, default="")
+    foreclosure_stages = SelectMultipleField(
+        "Foreclosure stage",
+        choices=[SelectChoice(stage) for stage in FORECLOSURE_STAGES],
+        widget=ListWidget(prefix_label=False),
+        option_widget=CheckboxInput(),
+        validate_choice=True,
+    )
+    tax_delinquent = SelectField("Tax delinquent", choices=YES_NO_ANY, default="")
+    listed_for_sale = SelectField("Listed for sale", choices=YES_NO_ANY, default="")
+
+    # Job
+    name = StringField(
+        "Job name",
+        validators=[Length(max=200)],
+        description="Optional; defaults to a summary of the search",
+    )
+    max_records = IntegerField(
+        "Max records",
+        validators=[
+            Optional(),
+            NumberRange(
+                min=1, max=MAX_RECORDS_LIMIT, message=f"Between 1 and {MAX_RECORDS_LIMIT:,}"
+            ),
+        ],
+        description="Optional cap on how many records to buy",
+    )
+    background = BooleanField("Process in background", default=True)
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        valid = super().validate(extra_validators)
+        for spec in RANGES:
+            lo, hi = self[spec.min_field], self[spec.max_field]
+            if lo.data is not None and hi.data is not None and lo.data > hi.data and not hi.errors:
+                hi.errors.append("Must not be below the minimum")
+                valid = False
+        if not (self.state.data or self.county.data or self.city.data or self.zips.data):
+            self.form_errors.append("Choose where to search: a state, county, city or ZIP code.")
+            valid = False
+        if valid:
+            try:
+                self.criteria()
+            except CriteriaError as exc:
+                self._attach_criteria_errors(exc)
+                valid = False
+        return valid
+
+    def _criteria_items(self) -> list[tuple[str, dict[str, Any]]]:
+        """(form field, criterion) pairs, in the order the search lists them."""
+        items: list[tuple[str, dict[str, Any]]] = []
+
+        def add(field: str, name: str, value: list[Any]) -> None:
+            items.append((field, {"name": name, "value": value}))
+
+        if self.state.data:
+            add("state", "State", [self.state.data])
+        if counties := split_list(self.county.data):
+            add("county", "County", counties)
+        # City names contain spaces ("Lake Oswego"), so only commas separate them.
+        if cities := split_list(self.city.data, on_whitespace=False):
+            add("city", "City", cities)
+        if zips := split_list(self.zips.data):
+            add("zips", "ZipFive", zips)
+        if self.property_types.data:
+            ptype = {"name": "PType", "value": list(self.property_types.data)}
+            add("property_types", "PropertyType", [ptype])
+        for spec in PROPERTY_RANGES:
+            self._add_range(spec, add)
+        if self.occupancy.data in ("0", "1"):
+            add("occupancy", "isSameMailingOrExempt", [int(self.occupancy.data)])
+        for spec in VALUE_RANGES:
+            self._add_range(spec, add)
+        if self.in_foreclosure.data in ("0", "1"):
+            add("in_foreclosure", "inForeclosure", [int(self.in_foreclosure.data)])
+        if self.foreclosure_stages.data:
+            add("foreclosure_stages", "ForeclosureStage", list(self.foreclosure_stages.data))
+        if self.tax_delinquent.data in ("0", "1"):
+            add("tax_delinquent", "inTaxDelinquency", [int(self.tax_delinquent.data)])
+        if self.listed_for_sale.data in ("0", "1"):
+            add("listed_for_sale", "isListedForSale", [int(self.listed_for_sale.data)])
+        return items
+
+    def _add_range(self, spec: RangeSpec, add: Any) -> None:
+        lo, hi = _plain(self[spec.min_field].data), _plain(self[spec.max_field].data)
+        if lo is not None or hi is not None:
+            add(spec.min_field, spec.criterion, [[lo, hi]])
+
+    def criteria(self) -> list[dict[str, Any]]:
+        """The search as normalized PropertyRadar criteria.
+
+        Raises:
+            CriteriaError: the catalogue rejected a value (keys are criteria paths).
+        """
+        return validate_criteria([item for _, item in self._criteria_items()])
+
+    def _attach_criteria_errors(self, exc: CriteriaError) -> None:
+        fields = [field for field, _ in self._criteria_items()]
+        for path, message in exc.errors.items():
+            match = re.match(r"criteria\[(\d+)\]", path)
+            index = int(match.group(1)) if match else -1
+            if 0 <= index < len(fields):
+                self[fields[index]].errors.append(message)
+            else:
+                self.form_errors.append(message)
+
+    @property
+    def all_errors(self) -> list[tuple[str, str]]:
+        """(label, message) for every problem, for places that cannot show them inline."""
+        out = [("", message) for message in self.form_errors]
+        for field in self:
+            if field.name == "csrf_token":
+                continue
+            label = _field_label(self, field.name)
+            out.extend((label, message) for message in field.errors)
+        return out
+
+
+def _field_label(form: SearchForm, name: str) -> str:
+    for spec in RANGES:
+        if name == spec.min_field:
+            return f"{spec.label} (min)"
+        if name == spec.max_field:
+            return f"{spec.label} (max)"
+    return str(form[name].label.text)
+
+
+def _plain(value: Decimal | int | None) -> int | float | None:
+    """Decimal fields give Decimal; criteria want plain JSON numbers."""
+    if value is None:
+        return None
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value

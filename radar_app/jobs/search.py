@@ -1,0 +1,122 @@
+"""Preview and submit a search: count it for free, then queue it or run it at once.
+
+Flask-free apart from the types it is handed, so the rules ("small searches run inline,
+big ones always go to the background") live in one place and read top to bottom.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from rq import Queue
+from sqlalchemy.orm import Session
+
+from radar_app import batches
+from radar_app.importer import run_import
+from radar_app.models import BatchJob, User
+from radar_app.propertyradar.client import PropertyRadarClient
+from radar_app.propertyradar.errors import PropertyRadarError
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What a search would cost in time: matches, the records a job would buy, pages."""
+
+    matches: int
+    records: int
+    pages: int
+    batch_size: int
+    seconds: float
+
+    @property
+    def capped(self) -> bool:
+        return self.records < self.matches
+
+
+def estimate(
+    client: PropertyRadarClient,
+    criteria: list[dict[str, Any]],
+    *,
+    max_records: int | None,
+    batch_size: int,
+    seconds_per_page: float,
+) -> Estimate:
+    """Count the matches with the free ``Purchase=0`` call and size the job.
+
+    Raises:
+        PropertyRadarError: the count failed (after the client's own retries).
+    """
+    matches = client.count(criteria)
+    records = min(matches, max_records) if max_records else matches
+    pages = math.ceil(records / batch_size)
+    return Estimate(matches, records, pages, batch_size, round(pages * seconds_per_page, 1))
+
+
+class Mode(enum.StrEnum):
+    BACKGROUND = "background"  # the user asked for it
+    INLINE = "inline"  # small enough to run during the request
+    TOO_BIG = "too_big"  # the user asked for inline, but it needs more than one page
+
+
+@dataclass(frozen=True)
+class Submitted:
+    job: BatchJob
+    mode: Mode
+    estimate: Estimate | None = None
+    # Set when an inline run failed; the job is then FAILED and can be retried.
+    error: PropertyRadarError | None = None
+
+
+def submit(
+    session: Session,
+    queue: Queue,
+    settings: batches.QueueSettings,
+    *,
+    client_factory: Callable[[], PropertyRadarClient],
+    owner: User,
+    criteria: list[dict[str, Any]],
+    name: str | None,
+    max_records: int | None,
+    background: bool,
+    batch_size: int,
+    seconds_per_page: float,
+) -> Submitted:
+    """Create a batch job for the search and either queue it or, when the user unticked
+    "Process in background" and it fits in one page, run it now.
+
+    Raises:
+        PropertyRadarError: counting failed (only when not in the background; nothing
+            is stored).
+        batches.QueueUnavailable: Redis is down (nothing is stored).
+    """
+    create = dict(owner=owner, criteria=criteria, name=name, max_records=max_records)
+    if background:
+        job = batches.create_job(session, queue, settings, **create)
+        return Submitted(job, Mode.BACKGROUND)
+
+    with client_factory() as client:
+        sized = estimate(
+            client,
+            criteria,
+            max_records=max_records,
+            batch_size=batch_size,
+            seconds_per_page=seconds_per_page,
+        )
+        if sized.records > batch_size:
+            job = batches.create_job(session, queue, settings, **create)
+            return Submitted(job, Mode.TOO_BIG, sized)
+
+        # Never enqueued, so no worker can race us for it.
+        job = batches.create_job(session, queue, settings, **create, enqueue=False)
+        try:
+            run_import(session, client, job.id, batch_size=batch_size)
+        except PropertyRadarError as exc:
+            # run_import has already recorded FAILED and the reason on the job.
+            session.refresh(job)
+            return Submitted(job, Mode.INLINE, sized, error=exc)
+    session.refresh(job)
+    return Submitted(job, Mode.INLINE, sized)
