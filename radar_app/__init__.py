@@ -53,6 +53,8 @@ def configure_logging(app: Flask) -> None:
             level=logging.INFO,
             format="%(asctime)s %(levelname)s %(name)s %(message)s",
         )
+    # Alembic announces every plugin it loads at INFO, in every process that builds the app.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def register_extensions(app: Flask) -> None:

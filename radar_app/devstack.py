@@ -122,7 +122,9 @@ def main() -> int:
         ).stdout  # fmt: skip
 
     def spawn(*args: str) -> subprocess.Popen[bytes]:
-        child = subprocess.Popen(list(args), cwd=PROJECT_ROOT, env=env)
+        # Own session: Ctrl-C reaches only this launcher, which then stops the children in
+        # order (web, workers, simulator) instead of all at once.
+        child = subprocess.Popen(list(args), cwd=PROJECT_ROOT, env=env, start_new_session=True)
         children.append(child)
         return child
 
@@ -190,16 +192,30 @@ def main() -> int:
         print(exc.stderr or exc, file=sys.stderr)
         return 1
     finally:
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for child in children:
-            try:
-                child.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        print("Stopping...", file=sys.stderr, flush=True)
+        for child in reversed(children):
+            stop(child)
         if redis:
             redis.stop()
+
+
+def stop(child: subprocess.Popen[bytes], grace: float = 10) -> None:
+    """SIGTERM, then once more (an RQ worker's cold shutdown), then SIGKILL.
+
+    A job interrupted this way stays PROCESSING until recovery requeues it; it resumes
+    from its checkpoint, so at most the page in flight is bought again.
+    """
+    for sig in (signal.SIGTERM, signal.SIGTERM):
+        if child.poll() is not None:
+            return
+        child.send_signal(sig)
+        try:
+            child.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+    child.kill()
+    child.wait()
 
 
 if __name__ == "__main__":

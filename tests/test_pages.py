@@ -378,14 +378,23 @@ def test_unticked_big_search_goes_to_the_background_and_says_why(app, signed_in,
 
 
 def test_queue_down_is_a_form_error_and_nothing_is_lost(app, app_config, user):
+    # A real refused connection: nothing listens on this port.
     dead = create_app({**app_config, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})
     client = dead.test_client()
-    page = client.get("/auth/login")
-    client.post(
-        "/auth/login",
-        data={"email": user.email, "password": PASSWORD, "csrf_token": csrf_token_from(page.text)},
-    )
-    response = client.post("/search", data=search_form(client, state="OR", name="Keep me"))
+    try:
+        page = client.get("/auth/login")
+        client.post(
+            "/auth/login",
+            data={
+                "email": user.email,
+                "password": PASSWORD,
+                "csrf_token": csrf_token_from(page.text),
+            },
+        )
+        response = client.post("/search", data=search_form(client, state="OR", name="Keep me"))
+    finally:
+        with dead.app_context():  # its own engine: close its pooled connections now
+            db.engine.dispose()
     assert response.status_code == 503
     assert "queue is unavailable" in response.text and 'value="Keep me"' in response.text
     assert count_rows(app, BatchJob) == 0

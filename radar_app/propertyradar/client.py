@@ -18,6 +18,7 @@ import email.utils
 import json
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -121,22 +122,36 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - current)
 
 
+def _reason(exc: BaseException) -> str:
+    """A short cause for people ("[Errno 111] Connection refused", "Read timed out"), without
+    the request URL and pool internals that requests puts in its messages."""
+    text = str(exc)
+    errno = re.search(r"\[Errno -?\d+\][^'\")]*", text)
+    if errno:
+        return errno.group(0).strip()
+    for phrase in ("Read timed out", "Connect timed out", "Remote end closed connection"):
+        if phrase.lower() in text.lower():
+            return phrase
+    return type(exc).__name__
+
+
 def _transport_error(exc: rexc.RequestException) -> PropertyRadarError:
     """Classify a requests exception; ``sent`` errs on the side of "maybe sent"."""
+    reason = _reason(exc)
     if isinstance(exc, rexc.ConnectTimeout):
-        return TransportError(f"Timed out connecting to PropertyRadar ({exc})", sent=False)
+        return TransportError(f"Timed out connecting to PropertyRadar ({reason})", sent=False)
     if isinstance(exc, rexc.Timeout):  # ReadTimeout and friends: the request went out
-        return TransportError(f"Timed out waiting for PropertyRadar ({exc})", sent=True)
+        return TransportError(f"Timed out waiting for PropertyRadar ({reason})", sent=True)
     if isinstance(exc, (rexc.SSLError, rexc.ProxyError)):
-        return TransportError(f"Could not connect to PropertyRadar ({exc})", sent=False)
+        return TransportError(f"Could not connect to PropertyRadar ({reason})", sent=False)
     if isinstance(exc, rexc.ConnectionError):
         sent = not _failed_before_send(exc)
         verb = "Connection to PropertyRadar lost" if sent else "Could not connect to PropertyRadar"
-        return TransportError(f"{verb} ({exc})", sent=sent)
+        return TransportError(f"{verb} ({reason})", sent=sent)
     if isinstance(exc, (rexc.ChunkedEncodingError, rexc.ContentDecodingError)):
-        return TransportError(f"PropertyRadar response was cut off ({exc})", sent=True)
+        return TransportError(f"PropertyRadar response was cut off ({reason})", sent=True)
     # InvalidURL, MissingSchema, InvalidHeader...: a configuration bug, not transient.
-    return PropertyRadarError(f"Could not send the request to PropertyRadar ({exc})")
+    return PropertyRadarError(f"Could not send the request to PropertyRadar ({reason})")
 
 
 def _failed_before_send(exc: BaseException) -> bool:
