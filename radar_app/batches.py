@@ -49,7 +49,7 @@ class QueueSettings:
         )
 
 
-def _enqueue(queue: Queue, job: BatchJob, settings: QueueSettings) -> None:
+def enqueue_job(queue: Queue, job: BatchJob, settings: QueueSettings) -> None:
     queue.enqueue(
         TASK,
         job.id,
@@ -61,7 +61,7 @@ def _enqueue(queue: Queue, job: BatchJob, settings: QueueSettings) -> None:
     )
 
 
-def _new_rq_job_id(job: BatchJob) -> str:
+def new_rq_job_id(job: BatchJob) -> str:
     # A fresh RQ id per run: the previous run's RQ job may still sit in a registry.
     return f"batch-{job.job_id}-{uuid.uuid4().hex[:8]}"
 
@@ -94,7 +94,7 @@ def create_job(
         created_by=owner.id,
         status=JobStatus.PENDING,
     )
-    job.rq_job_id = _new_rq_job_id(job)
+    job.rq_job_id = new_rq_job_id(job)
     session.add(job)
     session.flush()
     add_log(session, job, "INFO", "Job created")
@@ -103,7 +103,7 @@ def create_job(
     if not enqueue:
         return job
     try:
-        _enqueue(queue, job, settings)
+        enqueue_job(queue, job, settings)
     except RedisError as exc:
         logger.error("job=%s enqueue failed: %s", job.job_id, exc)
         session.delete(job)
@@ -156,7 +156,7 @@ def retry_job(session: Session, queue: Queue, settings: QueueSettings, job: Batc
     if not job.can_retry:
         raise InvalidTransition(f"A {job.status} job cannot be retried")
     previous_status = job.status
-    rq_job_id = _new_rq_job_id(job)
+    rq_job_id = new_rq_job_id(job)
     updated = session.execute(
         sa.update(BatchJob)
         .where(BatchJob.id == job.id, BatchJob.status == previous_status)
@@ -181,7 +181,7 @@ def retry_job(session: Session, queue: Queue, settings: QueueSettings, job: Batc
     session.commit()
     session.refresh(job)
     try:
-        _enqueue(queue, job, settings)
+        enqueue_job(queue, job, settings)
     except RedisError as exc:
         session.execute(
             sa.update(BatchJob)

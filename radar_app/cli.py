@@ -88,5 +88,41 @@ def ensure_demo_user() -> None:
     click.echo(f"{DEMO_EMAIL} {password_file.read_text().strip()}")
 
 
+jobs_cli = AppGroup("jobs", help="Operate on batch jobs.")
+
+
+@jobs_cli.command("recover")
+@click.option(
+    "--stale-after",
+    type=float,
+    help="Seconds without a heartbeat before a running job counts as stranded "
+    "(default: RECOVERY_STALE_AFTER).",
+)
+def recover_jobs(stale_after: float | None) -> None:
+    """Requeue jobs whose worker died and jobs whose queue entry was lost."""
+    from flask import current_app
+
+    from radar_app.batches import QueueSettings
+    from radar_app.queue import get_queue
+    from radar_app.recovery import reconcile
+
+    config = current_app.config
+    report = reconcile(
+        db.session,
+        get_queue(),
+        QueueSettings.from_config(config),
+        stale_after=config["RECOVERY_STALE_AFTER"] if stale_after is None else stale_after,
+        pending_grace=config["RECOVERY_PENDING_GRACE"],
+    )
+    click.echo(f"Requeued (worker lost): {len(report.requeued_stale)}")
+    for job_id in report.requeued_stale:
+        click.echo(f"  {job_id}")
+    click.echo(f"Cancelled (worker lost while cancelling): {len(report.cancelled_stale)}")
+    click.echo(f"Re-enqueued (queue entry lost): {len(report.reenqueued_lost)}")
+    for job_id in report.reenqueued_lost:
+        click.echo(f"  {job_id}")
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(users_cli)
+    app.cli.add_command(jobs_cli)

@@ -38,6 +38,15 @@ class Config:
     PROPERTYRADAR_MAX_ATTEMPTS = 5
     PROPERTYRADAR_BACKOFF_BASE = 0.5
     PROPERTYRADAR_BACKOFF_MAX = 30.0
+    # Crash recovery: a running job refreshes its heartbeat every HEARTBEAT_INTERVAL s;
+    # one silent for RECOVERY_STALE_AFTER s is requeued. Workers check every
+    # RECOVERY_INTERVAL s, so a killed worker's job is requeued within STALE_AFTER+INTERVAL.
+    HEARTBEAT_INTERVAL = 5.0
+    RECOVERY_STALE_AFTER = 30.0
+    RECOVERY_INTERVAL = 10.0
+    # A PENDING job whose RQ job is missing (Redis flushed or restarted) is re-enqueued
+    # once it has waited this long; the grace covers the moment between commit and enqueue.
+    RECOVERY_PENDING_GRACE = 15.0
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = False
@@ -45,20 +54,6 @@ class Config:
     REMEMBER_COOKIE_SAMESITE = "Lax"
 
 
-# Settings whose environment value is not a plain string.
-_INT_SETTINGS = {
-    "RQ_JOB_TIMEOUT",
-    "RQ_RESULT_TTL",
-    "RQ_FAILURE_TTL",
-    "PROPERTYRADAR_BATCH_SIZE",
-    "PROPERTYRADAR_MAX_ATTEMPTS",
-}
-_FLOAT_SETTINGS = {
-    "PROPERTYRADAR_TIMEOUT",
-    "PROPERTYRADAR_BACKOFF_BASE",
-    "PROPERTYRADAR_BACKOFF_MAX",
-}
-_BOOL_SETTINGS = {"SESSION_COOKIE_SECURE"}
 # Environment names that differ from the Flask setting they feed.
 _ENV_ALIASES = {"DATABASE_URL": "SQLALCHEMY_DATABASE_URI"}
 
@@ -72,13 +67,15 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any
         name = _ENV_ALIASES.get(env_name, env_name)
         if name not in names or value == "":
             continue
+        # The default's type says how to read the text (None defaults are strings).
+        default = getattr(Config, name)
         try:
-            if name in _INT_SETTINGS:
-                settings[name] = int(value)
-            elif name in _FLOAT_SETTINGS:
-                settings[name] = float(value)
-            elif name in _BOOL_SETTINGS:
+            if isinstance(default, bool):
                 settings[name] = value.strip().lower() in {"1", "true", "yes", "on"}
+            elif isinstance(default, int):
+                settings[name] = int(value)
+            elif isinstance(default, float):
+                settings[name] = float(value)
             else:
                 settings[name] = value
         except ValueError as exc:

@@ -18,7 +18,7 @@ login_manager = LoginManager()
 csrf = CSRFProtect()
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API objects
+def sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API objects
     # WAL lets the web read while a worker writes; busy_timeout waits out the short write
     # locks instead of failing with "database is locked"; SQLite leaves FKs off by default.
     cursor = dbapi_connection.cursor()
@@ -32,4 +32,4 @@ def init_db(app) -> None:  # noqa: ANN001 - flask.Flask, imported lazily by the 
     db.init_app(app)
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
-            event.listen(db.engine, "connect", _sqlite_pragmas)
+            event.listen(db.engine, "connect", sqlite_pragmas)

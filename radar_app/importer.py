@@ -11,6 +11,7 @@ and never requested again, or not stored at all and requested again on resume.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -32,6 +33,11 @@ _UPDATABLE_COLUMNS = [
 ]
 # Keep well under SQLite's bound-parameter limit (32,766) with ~32 columns per row.
 _ROWS_PER_STATEMENT = 500
+
+
+class LostOwnership(Exception):
+    """Another run owns this job now (recovery requeued it); this run must stop and store
+    nothing more."""
 
 
 class JobLogger(logging.LoggerAdapter):
@@ -109,13 +115,21 @@ def store_page(session: Session, job: BatchJob, page: Page, now: datetime) -> tu
     return len(links) - (already_linked or 0), missing_id
 
 
-def claim(session: Session, batch_id: int) -> BatchJob | None:
+def claim(session: Session, batch_id: int, run_id: str | None = None) -> BatchJob | None:
     """Atomically move a PENDING job to PROCESSING; None when another worker has it or it
-    is no longer pending (cancelled while queued, already finished)."""
+    is no longer pending (cancelled while queued, already finished).
+
+    Args:
+        run_id: the RQ job id of this run. A stale RQ job (one that recovery or a retry
+            has replaced with a new id) cannot claim the row.
+    """
     now = utcnow()
+    conditions = [BatchJob.id == batch_id, BatchJob.status == JobStatus.PENDING]
+    if run_id is not None:
+        conditions.append(BatchJob.rq_job_id == run_id)
     result = session.execute(
         sa.update(BatchJob)
-        .where(BatchJob.id == batch_id, BatchJob.status == JobStatus.PENDING)
+        .where(*conditions)
         .values(
             status=JobStatus.PROCESSING,
             attempts=BatchJob.attempts + 1,
@@ -135,7 +149,10 @@ def claim(session: Session, batch_id: int) -> BatchJob | None:
     return session.get(BatchJob, batch_id, populate_existing=True)
 
 
-def _finish(session: Session, job: BatchJob, status: JobStatus, message: str, level: str) -> None:
+def _finish(
+    session: Session, job: BatchJob, run_id: str, status: JobStatus, message: str, level: str
+) -> None:
+    _assert_owner(session, job, run_id, utcnow())
     job.status = status
     job.completed_at = utcnow()
     job.cancel_requested = False
@@ -148,6 +165,23 @@ def _cancel_requested(session: Session, job: BatchJob) -> bool:
     return bool(session.scalar(sa.select(BatchJob.cancel_requested).where(BatchJob.id == job.id)))
 
 
+def _assert_owner(session: Session, job: BatchJob, run_id: str, now: datetime) -> None:
+    """First statement of each page transaction: still ours? It also takes the row's write
+    lock, so recovery cannot requeue the job between this check and the commit."""
+    owned = session.execute(
+        sa.update(BatchJob)
+        .where(
+            BatchJob.id == job.id,
+            BatchJob.rq_job_id == run_id,
+            BatchJob.status == JobStatus.PROCESSING,
+        )
+        .values(heartbeat_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if owned != 1:
+        raise LostOwnership(f"job {job.job_id} was taken over by another run")
+
+
 def run_import(
     session: Session,
     client: PropertyRadarClient,
@@ -155,18 +189,26 @@ def run_import(
     *,
     batch_size: int,
     fields: Sequence[str] | None = None,
+    run_id: str | None = None,
 ) -> str:
     """Run (or resume) a batch job from its checkpoint until it completes, fails or is cancelled.
+
+    Args:
+        run_id: the RQ job id this run was started for (None: whatever the row holds).
 
     Returns the job's final status. Raises the client's error after recording FAILED,
     so RQ also files the job as failed.
     """
-    job = claim(session, batch_id)
+    job = claim(session, batch_id, run_id)
     if job is None:
         current = session.get(BatchJob, batch_id)
         status = current.status if current else "MISSING"
         logger.info("batch %s not claimed (status %s); nothing to do", batch_id, status)
         return status
+    if job.rq_job_id is None:  # run inline, never queued: give the run an id to own it by
+        job.rq_job_id = f"inline-{uuid.uuid4().hex[:12]}"
+        session.commit()
+    run_id = job.rq_job_id
     log = JobLogger(logger, {"job_id": job.job_id})
     log.info("attempt %d started at offset %d", job.attempts, job.next_start)
     add_log(
@@ -192,6 +234,7 @@ def run_import(
                 _finish(
                     session,
                     job,
+                    run_id,
                     JobStatus.CANCELLED,
                     f"Cancelled after {job.processed_records:,} records; stored leads are kept",
                     "WARNING",
@@ -203,6 +246,7 @@ def run_import(
             page_number = start // batch_size + 1
             page = client.fetch_page(job.criteria, start, limit, fields)
             now = utcnow()
+            _assert_owner(session, job, run_id, now)
             linked, missing_id = store_page(session, job, page, now)
             job.processed_records += len(page.results)
             job.success_count += linked
@@ -235,6 +279,7 @@ def run_import(
         _finish(
             session,
             job,
+            run_id,
             JobStatus.COMPLETED,
             f"Completed: {job.success_count:,} leads stored"
             + (f", {job.error_count:,} records skipped" if job.error_count else ""),
@@ -242,25 +287,32 @@ def run_import(
         )
         log.info("completed: %d stored, %d errors", job.success_count, job.error_count)
         return job.status
+    except LostOwnership:
+        session.rollback()
+        log.warning("stopped: another run owns the job now; this run stored nothing more")
+        return JobStatus.PROCESSING
     except PropertyRadarError as exc:
         session.rollback()
-        _fail(session, batch_id, str(exc), log)
+        _fail(session, batch_id, run_id, str(exc), log)
         raise
     except Exception as exc:
         session.rollback()
-        _fail(session, batch_id, f"Internal error: {exc.__class__.__name__}: {exc}", log)
+        _fail(session, batch_id, run_id, f"Internal error: {exc.__class__.__name__}: {exc}", log)
         raise
 
 
-def _fail(session: Session, batch_id: int, message: str, log: logging.LoggerAdapter) -> None:
+def _fail(
+    session: Session, batch_id: int, run_id: str, message: str, log: logging.LoggerAdapter
+) -> None:
     job = session.get(BatchJob, batch_id, populate_existing=True)
-    if job is None:
-        return
+    if job is None or job.rq_job_id != run_id or job.status != JobStatus.PROCESSING:
+        return  # not ours any more: the run that owns it decides its fate
     job.error_details = message
     log.error("failed at offset %d: %s", job.next_start, message)
     _finish(
         session,
         job,
+        run_id,
         JobStatus.FAILED,
         f"Failed at record {job.next_start + 1}: {message}. Retry resumes from there.",
         "ERROR",

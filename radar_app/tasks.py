@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+from typing import Any
+
+import sqlalchemy as sa
 from flask import Flask
+from rq import get_current_job
 
 from radar_app.extensions import db
 from radar_app.importer import run_import
+from radar_app.models import BatchJob, JobStatus, utcnow
 from radar_app.propertyradar.client import PropertyRadarClient
+
+logger = logging.getLogger(__name__)
 
 # worker.py builds the app before forking so every work horse inherits it. Under the
 # stock `rq worker` command there is none yet, and the first job builds it.
@@ -22,7 +31,8 @@ def get_app() -> Flask:
     return app
 
 
-def build_client(config: dict) -> PropertyRadarClient:
+def build_client(config: Any) -> PropertyRadarClient:
+    """A PropertyRadar client configured from the app's settings."""
     token = config["PROPERTYRADAR_API_TOKEN"]
     if not token:
         raise RuntimeError("PROPERTYRADAR_API_TOKEN is not set")
@@ -36,17 +46,59 @@ def build_client(config: dict) -> PropertyRadarClient:
     )
 
 
+class Heartbeat(threading.Thread):
+    """Refreshes batch_jobs.heartbeat_at while the job runs, independently of how long a
+    page takes (backoff can hold the page loop for a minute). When the work horse dies,
+    the heartbeat stops with it, and recovery notices the stale timestamp."""
+
+    def __init__(self, engine: sa.Engine, batch_id: int, run_id: str, interval: float) -> None:
+        super().__init__(name=f"heartbeat-{batch_id}", daemon=True)
+        self.engine, self.batch_id, self.run_id, self.interval = engine, batch_id, run_id, interval
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.interval):
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(
+                        sa.update(BatchJob)
+                        .where(
+                            BatchJob.id == self.batch_id,
+                            BatchJob.rq_job_id == self.run_id,
+                            BatchJob.status == JobStatus.PROCESSING,
+                        )
+                        .values(heartbeat_at=utcnow())
+                    )
+            except Exception:  # noqa: BLE001 - a missed beat must not kill the import
+                logger.exception("heartbeat for batch %s failed", self.batch_id)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join(timeout=5)
+
+
 def run_batch_job(batch_id: int) -> str:
     """Import a batch job's pages; returns its final status."""
     flask_app = get_app()
+    current = get_current_job()
+    run_id = current.id if current is not None else None
     with flask_app.app_context():
-        with build_client(flask_app.config) as client:
-            try:
+        heartbeat = None
+        if run_id is not None:
+            heartbeat = Heartbeat(
+                db.engine, batch_id, run_id, flask_app.config["HEARTBEAT_INTERVAL"]
+            )
+            heartbeat.start()
+        try:
+            with build_client(flask_app.config) as client:
                 return run_import(
                     db.session,
                     client,
                     batch_id,
                     batch_size=flask_app.config["PROPERTYRADAR_BATCH_SIZE"],
+                    run_id=run_id,
                 )
-            finally:
-                db.session.remove()
+        finally:
+            if heartbeat is not None:
+                heartbeat.stop()
+            db.session.remove()

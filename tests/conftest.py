@@ -265,18 +265,21 @@ def worker_env(app_config: dict[str, Any]) -> dict[str, str]:
 
 
 @pytest.fixture
-def start_worker(app: Flask, app_config: dict[str, Any]):
-    """Start real `worker.py` processes; all are stopped (SIGKILL if they hang) at teardown."""
+def start_worker(app: Flask, app_config: dict[str, Any], tmp_path: Path):
+    """Start real `worker.py` processes; all are stopped (SIGKILL if they hang) at teardown.
+    Their output goes to worker-N.log in the test's tmp_path."""
     started: list[subprocess.Popen[bytes]] = []
 
-    def start(*args: str) -> subprocess.Popen[bytes]:
+    def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        log = open(tmp_path / f"worker-{len(started) + 1}.log", "wb")  # noqa: SIM115
         process = subprocess.Popen(
             [sys.executable, "worker.py", *args],
             cwd=ROOT,
-            env=worker_env(app_config),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            env={**worker_env(app_config), **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
+        log.close()
         started.append(process)
         return process
 

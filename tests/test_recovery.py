@@ -1,0 +1,169 @@
+"""Crash recovery, lost queue entries and one-job-one-worker, with real worker processes."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import psutil
+import pytest
+import sqlalchemy as sa
+from redis import Redis
+
+from radar_app import recovery
+from radar_app.batches import QueueSettings
+from radar_app.extensions import db
+from radar_app.importer import run_import
+from radar_app.models import BatchJob, JobStatus
+from radar_app.queue import get_queue
+from radar_app.tasks import build_client
+from tests.helpers import MULTNOMAH, OREGON, job_row, purchase_requests, stored_radar_ids, wait_for
+
+FAST_RECOVERY = {
+    "HEARTBEAT_INTERVAL": "0.5",
+    "RECOVERY_STALE_AFTER": "3",
+    "RECOVERY_INTERVAL": "0.5",
+    "RECOVERY_PENDING_GRACE": "1",
+}
+
+
+def create(api, criteria, **extra):
+    response = api.post("/api/batch-jobs", json={"criteria": criteria, **extra})
+    assert response.status_code == 201, response.json
+    return response.json["id"]
+
+
+def kill_worker_and_horse(pid: int) -> None:
+    """SIGKILL a worker and its work horse, as a crash or the OOM killer would: no cleanup.
+    RQ starts each horse in its own session, so killing the process group is not enough."""
+    family = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    assert len(family) >= 2, "the worker has no work horse: is a job running?"
+    for process in family:
+        process.send_signal(signal.SIGKILL)
+    psutil.wait_procs(family, timeout=10)
+
+
+def finished(app, job_id):
+    job = job_row(app, job_id)
+    return job if not JobStatus(job.status).is_active else None
+
+
+@pytest.mark.slow
+def test_sigkilled_worker_job_is_requeued_and_completes_exactly(app, api, simulator, start_worker):
+    simulator.configure(latency_ms=40)
+    job_id = create(api, OREGON)
+    doomed = start_worker(env=FAST_RECOVERY)
+    wait_for(lambda: job_row(app, job_id).processed_records >= 2000, what="5 pages stored")
+
+    kill_worker_and_horse(doomed.pid)
+    doomed.wait(timeout=10)
+    killed_at = time.monotonic()
+    stranded = job_row(app, job_id)
+    assert stranded.status == JobStatus.PROCESSING
+
+    start_worker(env=FAST_RECOVERY)
+    wait_for(lambda: job_row(app, job_id).attempts == 2, timeout=30, what="requeue")
+    requeue_seconds = time.monotonic() - killed_at
+    job = wait_for(lambda: finished(app, job_id), timeout=60, what="completion")
+
+    assert job.status == JobStatus.COMPLETED
+    assert requeue_seconds < 3 + 0.5 + 5  # stale_after + interval + process start-up
+    ids = stored_radar_ids(app, job_id)
+    assert len(ids) == len(set(ids)) == 10_000
+    billed = simulator.stats()["billed_records"]
+    # Only the page in flight at the kill may have been bought twice.
+    assert 10_000 <= billed <= 10_000 + 400
+    starts = [r["start"] for r in purchase_requests(simulator.stats())]
+    assert len(starts) - len(set(starts)) <= 1
+    logs = api.get(f"/api/batch-jobs/{job_id}/logs?per_page=100").json["items"]
+    assert any("Worker stopped responding" in entry["message"] for entry in logs)
+
+
+def test_lost_queue_entry_is_reenqueued(app, api, run_worker, redis_url, simulator):
+    job_id = create(api, MULTNOMAH)
+    Redis.from_url(redis_url).flushdb()  # Redis restarted without persistence
+    app.config["RECOVERY_PENDING_GRACE"] = 0
+    run_worker()
+    assert job_row(app, job_id).status == JobStatus.PENDING  # nothing to run: entry gone
+
+    result = app.test_cli_runner().invoke(args=["jobs", "recover"])
+    assert result.exit_code == 0, result.output
+    assert "Re-enqueued (queue entry lost): 1" in result.output
+    assert job_id in result.output
+
+    run_worker()
+    job = job_row(app, job_id)
+    assert job.status == JobStatus.COMPLETED and job.success_count == 2000
+    again = app.test_cli_runner().invoke(args=["jobs", "recover"])
+    assert "Re-enqueued (queue entry lost): 0" in again.output
+
+
+def test_queued_pending_job_is_left_alone(app, api):
+    create(api, MULTNOMAH)
+    app.config["RECOVERY_PENDING_GRACE"] = 0
+    result = app.test_cli_runner().invoke(args=["jobs", "recover"])
+    assert "Re-enqueued (queue entry lost): 0" in result.output
+
+
+def test_a_replaced_run_stops_without_storing_more(app, api, run_worker, simulator):
+    """One job, one worker: when recovery hands the job to a new run, the old run (a
+    zombie that was only slow) must not store another page."""
+    job_id = create(api, MULTNOMAH)
+    with app.app_context():
+        batch = db.session.scalar(sa.select(BatchJob).where(BatchJob.job_id == job_id))
+        first_run = batch.rq_job_id
+        real_client = build_client(app.config)
+        pages = []
+
+        class TakenOverClient:
+            def count(self, criteria):
+                return real_client.count(criteria)
+
+            def fetch_page(self, *args, **kwargs):
+                page = real_client.fetch_page(*args, **kwargs)
+                pages.append(page)
+                if len(pages) == 2:  # recovery decides this run is dead, mid-page
+                    with app.app_context():
+                        stale = db.session.get(BatchJob, batch.id)
+                        settings = QueueSettings.from_config(app.config)
+                        assert recovery.requeue(db.session, get_queue(), settings, stale, "test")
+                return page
+
+        status = run_import(
+            db.session, TakenOverClient(), batch.id, batch_size=400, run_id=first_run
+        )
+    assert status == JobStatus.PROCESSING
+    assert len(stored_radar_ids(app, job_id)) == 400  # page 2 was not stored by the zombie
+    assert job_row(app, job_id).status == JobStatus.PENDING
+
+    run_worker()  # the RQ job of the old run can no longer claim it; the new one can
+    job = job_row(app, job_id)
+    assert job.status == JobStatus.COMPLETED
+    ids = stored_radar_ids(app, job_id)
+    assert len(ids) == len(set(ids)) == 2000
+
+
+@pytest.mark.slow
+def test_three_workers_five_jobs_exact_counts(app, api, simulator, start_worker):
+    simulator.configure(latency_ms=10)
+    searches = {
+        "41051": 2000,
+        "41067": 3500,
+        "41005": 2500,
+        "41039": 2000,
+    }
+    jobs = {
+        create(api, [{"name": "County", "value": [fips]}]): count
+        for fips, count in searches.items()
+    }
+    jobs[create(api, [{"name": "State", "value": ["ID"]}])] = 400
+    for _ in range(3):
+        start_worker()
+    for job_id in jobs:
+        wait_for(lambda job_id=job_id: finished(app, job_id), timeout=90, what=job_id)
+    for job_id, expected in jobs.items():
+        job = job_row(app, job_id)
+        assert job.status == JobStatus.COMPLETED and job.attempts == 1
+        ids = stored_radar_ids(app, job_id)
+        assert len(ids) == len(set(ids)) == expected
+    assert simulator.stats()["billed_records"] == sum(jobs.values())
