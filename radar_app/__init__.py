@@ -58,21 +58,25 @@ def configure_logging(app: Flask) -> None:
 
 
 def register_extensions(app: Flask) -> None:
-    from radar_app import queue
+    from radar_app import queue, security
     from radar_app.auth import login
-    from radar_app.extensions import csrf, db, init_db, migrate
+    from radar_app.extensions import csrf, db, init_db, limiter, migrate
 
     init_db(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     csrf.init_app(app)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"])
+    limiter.init_app(app)
     login.init_app(app)
     queue.init_app(app)
+    security.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:
     from radar_app.api import bp as api_bp
     from radar_app.auth import bp as auth_bp
     from radar_app.extensions import csrf
+    from radar_app.health import bp as health_bp
     from radar_app.jobs import bp as jobs_bp
 
     # The API authenticates bearer-token clients, which carry no CSRF token; the API's
@@ -81,6 +85,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(api_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(jobs_bp)
+    app.register_blueprint(health_bp)
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -38,6 +38,8 @@ class Config:
     PROPERTYRADAR_MAX_ATTEMPTS = 5
     PROPERTYRADAR_BACKOFF_BASE = 0.5
     PROPERTYRADAR_BACKOFF_MAX = 30.0
+    # Requests per second to PropertyRadar across ALL workers (held in Redis); 0 = no limit.
+    PROPERTYRADAR_RATE_LIMIT = 0.0
     # Crash recovery: a running job refreshes its heartbeat every HEARTBEAT_INTERVAL s;
     # one silent for RECOVERY_STALE_AFTER s is requeued. Workers check every
     # RECOVERY_INTERVAL s, so a killed worker's job is requeued within STALE_AFTER+INTERVAL.
@@ -47,6 +49,9 @@ class Config:
     # A PENDING job whose RQ job is missing (Redis flushed or restarted) is re-enqueued
     # once it has waited this long; the grace covers the moment between commit and enqueue.
     RECOVERY_PENDING_GRACE = 15.0
+    # Flask-Limiter syntax; per user for job creation, per client address for sign-in.
+    JOB_CREATE_RATE_LIMIT = "30 per minute"
+    LOGIN_RATE_LIMIT = "10 per minute"
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = False

@@ -1,5 +1,7 @@
 """Extension singletons, bound to an app in create_app()."""
 
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -16,6 +18,10 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
+# Storage is Redis (RATELIMIT_STORAGE_URI, defaulting to REDIS_URL), so the limits hold
+# across every web process. If Redis is down the limit is skipped (swallow_errors), so
+# the request can still answer its own clear 503.
+limiter = Limiter(key_func=get_remote_address, headers_enabled=True, swallow_errors=True)
 
 
 def sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API objects

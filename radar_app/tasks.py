@@ -8,12 +8,15 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask
+from redis import Redis
 from rq import get_current_job
 
 from radar_app.extensions import db
 from radar_app.importer import run_import
 from radar_app.models import BatchJob, JobStatus, utcnow
 from radar_app.propertyradar.client import PropertyRadarClient
+from radar_app.propertyradar.throttle import SharedRateLimiter
+from radar_app.queue import get_redis
 
 logger = logging.getLogger(__name__)
 
@@ -31,11 +34,15 @@ def get_app() -> Flask:
     return app
 
 
-def build_client(config: Any) -> PropertyRadarClient:
-    """A PropertyRadar client configured from the app's settings."""
+def build_client(config: Any, redis: Redis | None = None) -> PropertyRadarClient:
+    """A PropertyRadar client configured from the app's settings. With a Redis connection
+    and PROPERTYRADAR_RATE_LIMIT set, its requests share the cross-worker rate limit."""
     token = config["PROPERTYRADAR_API_TOKEN"]
     if not token:
         raise RuntimeError("PROPERTYRADAR_API_TOKEN is not set")
+    limiter = None
+    if redis is not None and config["PROPERTYRADAR_RATE_LIMIT"]:
+        limiter = SharedRateLimiter(redis, config["PROPERTYRADAR_RATE_LIMIT"])
     return PropertyRadarClient(
         token,
         config["PROPERTYRADAR_API_URL"],
@@ -43,6 +50,7 @@ def build_client(config: Any) -> PropertyRadarClient:
         max_attempts=config["PROPERTYRADAR_MAX_ATTEMPTS"],
         backoff_base=config["PROPERTYRADAR_BACKOFF_BASE"],
         backoff_max=config["PROPERTYRADAR_BACKOFF_MAX"],
+        rate_limiter=limiter,
     )
 
 
@@ -90,7 +98,7 @@ def run_batch_job(batch_id: int) -> str:
             )
             heartbeat.start()
         try:
-            with build_client(flask_app.config) as client:
+            with build_client(flask_app.config, get_redis()) as client:
                 return run_import(
                     db.session,
                     client,

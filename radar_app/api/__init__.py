@@ -2,4 +2,5 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
-from radar_app.api import routes  # noqa: E402,F401  (registers the views on bp)
+# Imported for their side effect of registering views on bp.
+from radar_app.api import openapi, routes  # noqa: E402,F401

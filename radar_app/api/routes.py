@@ -21,7 +21,7 @@ from radar_app.api import bp
 from radar_app.api.serializers import job_json, lead_json, log_json
 from radar_app.auth.login import bearer_token
 from radar_app.export import iter_csv
-from radar_app.extensions import csrf, db
+from radar_app.extensions import csrf, db, limiter
 from radar_app.models import BatchJob, BatchJobLog, JobProperty, JobStatus, Property
 from radar_app.pagination import PageArgs, page_args
 from radar_app.propertyradar.errors import CriteriaError
@@ -89,8 +89,13 @@ def _parse_create_body() -> tuple[object, str | None, int | None]:
     return body["criteria"], name, max_records
 
 
+def _user_key() -> str:
+    return f"user:{current_user.get_id()}" if current_user.is_authenticated else request.remote_addr
+
+
 @bp.post("/batch-jobs")
 @login_required
+@limiter.limit(lambda: current_app.config["JOB_CREATE_RATE_LIMIT"], key_func=_user_key)
 def create_batch_job() -> tuple[Response, int, dict[str, str]]:
     """Create a batch job and queue it for a worker."""
     criteria, name, max_records = _parse_create_body()

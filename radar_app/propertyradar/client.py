@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 import requests
@@ -48,6 +48,14 @@ log = logging.getLogger(__name__)
 USER_AGENT = "radar_app/1.0 (PropertyRadar lead import)"
 REQUEST_ID_HEADER = "X-Radar-Request-Id"
 PROPERTIES_PATH = "/v1/properties"
+
+
+class RateLimiter(Protocol):
+    """Paces requests (see throttle.SharedRateLimiter)."""
+
+    def acquire(self) -> float: ...
+
+    def pause(self, seconds: float) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -199,6 +207,7 @@ class PropertyRadarClient:
         on_retry: Callable[[RetryEvent], None] | None = None,
         rng: random.Random | None = None,
         max_limit: int = MAX_BATCH_SIZE,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         if not token or not token.strip():
             raise ValueError("A PropertyRadar API token is required")
@@ -220,6 +229,7 @@ class PropertyRadarClient:
         self._sleep = sleep
         self._on_retry = on_retry
         self._rng = rng if rng is not None else random.Random()
+        self._rate_limiter = rate_limiter
 
     def __repr__(self) -> str:  # never show the token
         return f"PropertyRadarClient(base_url={self.base_url!r})"
@@ -339,10 +349,15 @@ class PropertyRadarClient:
         attempt = 0
         while True:
             attempt += 1
+            if self._rate_limiter is not None:
+                self._rate_limiter.acquire()
             try:
                 return self._attempt(params, body, start=start, limit=limit)
             except PropertyRadarError as error:
                 error.attempts = attempt
+                if isinstance(error, RateLimitedError) and self._rate_limiter is not None:
+                    # Tell every worker, not just this one, to back off.
+                    self._rate_limiter.pause(self._backoff(attempt, error))
                 billed = _possibly_billed(error, purchase)
                 any_billed = any_billed or billed
                 if not error.retryable or attempt >= self.max_attempts:
