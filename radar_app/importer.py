@@ -229,6 +229,7 @@ def run_import(
             session.commit()
             log.info("total %d records", job.total_records)
 
+        last_seen_total: int | None = None
         while job.next_start < job.total_records:
             if _cancel_requested(session, job):
                 _finish(
@@ -264,6 +265,16 @@ def run_import(
                 job.total_records = job.processed_records
                 message += "; the search returned no more records, finishing early"
                 level = "WARNING"
+            if last_seen_total is not None and page.total_result_count != last_seen_total:
+                # Offsets shift when the result set changes under a running job, so a
+                # record can move past the checkpoint (missed) or back before it (seen
+                # twice, stored once). Say so; the job's total stays what it promised.
+                message += (
+                    f"; the search now matches {page.total_result_count:,} records"
+                    f" (was {last_seen_total:,}), so records may have moved between pages"
+                )
+                level = "WARNING"
+            last_seen_total = page.total_result_count
             add_log(session, job, level, message, page=page_number)
             session.commit()
             log.info(
