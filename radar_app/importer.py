@@ -31,8 +31,6 @@ logger = logging.getLogger(__name__)
 _UPDATABLE_COLUMNS = [
     c.name for c in Property.__table__.columns if c.name not in {"id", "radar_id", "first_seen_at"}
 ]
-# Keep well under SQLite's bound-parameter limit (32,766) with ~32 columns per row.
-_ROWS_PER_STATEMENT = 500
 
 
 class LostOwnership(Exception):
@@ -63,6 +61,15 @@ def _insert(session: Session, table: sa.Table) -> Any:
     raise RuntimeError(f"Unsupported database dialect: {dialect}")
 
 
+def _upsert_properties(session: Session) -> Any:
+    table = Property.__table__
+    stmt = _insert(session, table)
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c.radar_id],
+        set_={name: stmt.excluded[name] for name in _UPDATABLE_COLUMNS},
+    )
+
+
 def store_page(session: Session, job: BatchJob, page: Page, now: datetime) -> tuple[int, int]:
     """Upsert a page's properties and link them to the job (no commit).
 
@@ -86,15 +93,10 @@ def store_page(session: Session, job: BatchJob, page: Page, now: datetime) -> tu
     if not rows:
         return 0, missing_id
 
-    table = Property.__table__
-    values = list(rows.values())
-    for offset in range(0, len(values), _ROWS_PER_STATEMENT):
-        stmt = _insert(session, table).values(values[offset : offset + _ROWS_PER_STATEMENT])
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[table.c.radar_id],
-            set_={name: stmt.excluded[name] for name in _UPDATABLE_COLUMNS},
-        )
-        session.execute(stmt)
+    # One statement with a list of parameter sets: SQLAlchemy compiles it once (cached)
+    # and sends the rows as a batch ("insertmanyvalues"/executemany), instead of
+    # compiling a 400-row VALUES clause for every page.
+    session.execute(_upsert_properties(session), list(rows.values()))
 
     ids = dict(
         session.execute(
@@ -110,8 +112,7 @@ def store_page(session: Session, job: BatchJob, page: Page, now: datetime) -> tu
         {"batch_job_id": job.id, "property_id": ids[rid], "position": positions[rid]}
         for rid in rows
     ]
-    link_stmt = _insert(session, JobProperty.__table__).values(links).on_conflict_do_nothing()
-    session.execute(link_stmt)
+    session.execute(_insert(session, JobProperty.__table__).on_conflict_do_nothing(), links)
     return len(links) - (already_linked or 0), missing_id
 
 
