@@ -48,11 +48,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def configure_logging(app: Flask) -> None:
-    if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=logging.INFO,
-            format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        )
+    from radar_app import joblog
+
+    joblog.configure()
     # Alembic announces every plugin it loads at INFO, in every process that builds the app.
     logging.getLogger("alembic").setLevel(logging.WARNING)
 

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from radar_app.joblog import job_context
 from radar_app.models import BatchJob, BatchJobLog, JobProperty, JobStatus, Property, utcnow
 from radar_app.propertyradar.client import Page, PropertyRadarClient
 from radar_app.propertyradar.coerce import lead_columns
@@ -36,13 +37,6 @@ _UPDATABLE_COLUMNS = [
 class LostOwnership(Exception):
     """Another run owns this job now (recovery requeued it); this run must stop and store
     nothing more."""
-
-
-class JobLogger(logging.LoggerAdapter):
-    """Prefixes every line a job writes with its public id, so one job's lines can be grepped."""
-
-    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
-        return f"job={self.extra['job_id']} {msg}", kwargs
 
 
 def add_log(
@@ -209,9 +203,20 @@ def run_import(
     if job.rq_job_id is None:  # run inline, never queued: give the run an id to own it by
         job.rq_job_id = f"inline-{uuid.uuid4().hex[:12]}"
         session.commit()
-    run_id = job.rq_job_id
-    log = JobLogger(logger, {"job_id": job.job_id})
-    log.info("attempt %d started at offset %d", job.attempts, job.next_start)
+    with job_context(job.job_id):
+        return _run_claimed(session, client, job, batch_size=batch_size, fields=fields)
+
+
+def _run_claimed(
+    session: Session,
+    client: PropertyRadarClient,
+    job: BatchJob,
+    *,
+    batch_size: int,
+    fields: Sequence[str] | None,
+) -> str:
+    batch_id, run_id = job.id, job.rq_job_id or ""
+    logger.info("attempt %d started at offset %d", job.attempts, job.next_start)
     add_log(
         session,
         job,
@@ -228,7 +233,7 @@ def run_import(
             cap = f" (capped at {job.max_records:,})" if job.max_records else ""
             add_log(session, job, "INFO", f"Search matches {matches:,} records{cap}")
             session.commit()
-            log.info("total %d records", job.total_records)
+            logger.info("total %d records", job.total_records)
 
         last_seen_total: int | None = None
         while job.next_start < job.total_records:
@@ -241,7 +246,7 @@ def run_import(
                     f"Cancelled after {job.processed_records:,} records; stored leads are kept",
                     "WARNING",
                 )
-                log.info("cancelled at offset %d", job.next_start)
+                logger.info("cancelled at offset %d", job.next_start)
                 return job.status
             start = job.next_start
             limit = min(batch_size, job.total_records - start)
@@ -278,7 +283,7 @@ def run_import(
             last_seen_total = page.total_result_count
             add_log(session, job, level, message, page=page_number)
             session.commit()
-            log.info(
+            logger.info(
                 "page %d start=%d records=%d linked=%d missing_id=%d request=%s",
                 page_number,
                 start,
@@ -297,30 +302,28 @@ def run_import(
             + (f", {job.error_count:,} records skipped" if job.error_count else ""),
             "INFO",
         )
-        log.info("completed: %d stored, %d errors", job.success_count, job.error_count)
+        logger.info("completed: %d stored, %d errors", job.success_count, job.error_count)
         return job.status
     except LostOwnership:
         session.rollback()
-        log.warning("stopped: another run owns the job now; this run stored nothing more")
+        logger.warning("stopped: another run owns the job now; this run stored nothing more")
         return JobStatus.PROCESSING
     except PropertyRadarError as exc:
         session.rollback()
-        _fail(session, batch_id, run_id, str(exc), log)
+        _fail(session, batch_id, run_id, str(exc))
         raise
     except Exception as exc:
         session.rollback()
-        _fail(session, batch_id, run_id, f"Internal error: {exc.__class__.__name__}: {exc}", log)
+        _fail(session, batch_id, run_id, f"Internal error: {exc.__class__.__name__}: {exc}")
         raise
 
 
-def _fail(
-    session: Session, batch_id: int, run_id: str, message: str, log: logging.LoggerAdapter
-) -> None:
+def _fail(session: Session, batch_id: int, run_id: str, message: str) -> None:
     job = session.get(BatchJob, batch_id, populate_existing=True)
     if job is None or job.rq_job_id != run_id or job.status != JobStatus.PROCESSING:
         return  # not ours any more: the run that owns it decides its fate
     job.error_details = message
-    log.error("failed at offset %d: %s", job.next_start, message)
+    logger.error("failed at offset %d: %s", job.next_start, message)
     _finish(
         session,
         job,
