@@ -61,6 +61,7 @@ def run_scenario(database_url: str, api_url: str, simulator, name: str) -> dict:
         status = run_import(db.session, client, job.id, batch_size=400)
         wall = time.perf_counter() - started
         stored = db.session.scalar(sa.select(BatchJob.success_count).where(BatchJob.id == job.id))
+        db.session.remove()  # end the read transaction, or DROP TABLE waits on it forever
         db.drop_all()
         db.engine.dispose()
     stats = simulator.stats()
