@@ -71,6 +71,7 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from radar_app.admin import bp as admin_bp
     from radar_app.api import bp as api_bp
     from radar_app.auth import bp as auth_bp
     from radar_app.extensions import csrf
@@ -84,6 +85,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(auth_bp)
     app.register_blueprint(jobs_bp)
     app.register_blueprint(health_bp)
+    app.register_blueprint(admin_bp)
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -1,0 +1,108 @@
+"""Admin tools: queue health and stuck jobs (admins only)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import abort, current_app, flash, redirect, render_template, url_for
+from flask_login import current_user, login_required
+from redis.exceptions import RedisError
+from werkzeug.wrappers import Response
+
+from radar_app import recovery
+from radar_app.admin import bp
+from radar_app.admin.queue_health import queue_health
+from radar_app.batches import QueueSettings
+from radar_app.extensions import db
+from radar_app.models import BatchJob
+from radar_app.queue import get_queue
+
+
+@bp.before_request
+@login_required
+def require_admin() -> None:
+    if not current_user.is_admin:
+        abort(403, description="This page is for administrators.")
+
+
+def _job_or_404(job_id: str) -> BatchJob:
+    job = db.session.scalar(sa.select(BatchJob).where(BatchJob.job_id == job_id))
+    if job is None:
+        abort(404, description="Batch job not found")
+    return job
+
+
+@bp.get("/")
+def queue() -> str | tuple[str, int]:
+    """Queue health next to what `rq info` shows, and jobs by status."""
+    by_status = dict(
+        db.session.execute(
+            sa.select(BatchJob.status, sa.func.count()).group_by(BatchJob.status)
+        ).all()
+    )
+    try:
+        health, redis_error = queue_health(get_queue()), None
+    except RedisError as exc:
+        health, redis_error = None, f"Redis is not answering ({exc.__class__.__name__})"
+    return render_template(
+        "admin/queue.html",
+        health=health,
+        redis_error=redis_error,
+        by_status=by_status,
+        redis_url=current_app.config["REDIS_URL"],
+    ), (200 if redis_error is None else 503)
+
+
+@bp.get("/stuck")
+def stuck() -> str:
+    """Running jobs whose worker went silent, and queued jobs whose queue entry is gone."""
+    config = current_app.config
+    stale = recovery.stale_jobs(db.session, config["RECOVERY_STALE_AFTER"])
+    try:
+        lost = recovery.lost_pending_jobs(db.session, get_queue(), config["RECOVERY_PENDING_GRACE"])
+        redis_error = None
+    except RedisError as exc:
+        lost, redis_error = [], f"Redis is not answering ({exc.__class__.__name__})"
+    return render_template(
+        "admin/stuck.html",
+        stale=stale,
+        lost=lost,
+        redis_error=redis_error,
+        stale_after=config["RECOVERY_STALE_AFTER"],
+    )
+
+
+@bp.post("/jobs/<job_id>/requeue")
+def requeue(job_id: str) -> Response:
+    """Put a stuck job back in the queue; it resumes from its checkpoint."""
+    job = _job_or_404(job_id)
+    if not job.is_active:
+        flash(f"“{job.name}” is {job.status}; use Retry on its page instead.", "error")
+        return redirect(url_for("admin.stuck"))
+    try:
+        done = recovery.requeue(
+            db.session,
+            get_queue(),
+            QueueSettings.from_config(current_app.config),
+            job,
+            f"Requeued by {current_user.email}",
+        )
+    except RedisError:
+        flash("Redis is not answering; the job stays queued for automatic recovery.", "error")
+        return redirect(url_for("admin.stuck"))
+    flash(
+        f"Requeued “{job.name}”." if done else "The job changed meanwhile; nothing done.",
+        "success" if done else "error",
+    )
+    return redirect(url_for("admin.stuck"))
+
+
+@bp.post("/jobs/<job_id>/fail")
+def mark_failed(job_id: str) -> Response:
+    """Give up on a stuck job; its owner can retry it later."""
+    job = _job_or_404(job_id)
+    done = recovery.mark_failed(db.session, job, f"Marked failed by {current_user.email}")
+    flash(
+        f"Marked “{job.name}” as failed." if done else "The job is not active; nothing done.",
+        "success" if done else "error",
+    )
+    return redirect(url_for("admin.stuck"))

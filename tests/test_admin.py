@@ -1,0 +1,95 @@
+"""Admin tools: queue health, stuck jobs with requeue / mark failed. Admins only."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from radar_app.extensions import db
+from radar_app.models import BatchJob, JobStatus, utcnow
+from tests.conftest import AuthActions, csrf_token_from
+from tests.helpers import MULTNOMAH, job_row
+
+
+def create(api):
+    return api.post("/api/batch-jobs", json={"criteria": MULTNOMAH}).json["id"]
+
+
+def strand(app, job_id, seconds_silent=600):
+    """Make a job look like its worker died: PROCESSING with an old heartbeat."""
+    with app.app_context():
+        db.session.execute(
+            sa.update(BatchJob)
+            .where(BatchJob.job_id == job_id)
+            .values(
+                status=JobStatus.PROCESSING,
+                heartbeat_at=utcnow() - timedelta(seconds=seconds_silent),
+            )
+        )
+        db.session.commit()
+
+
+def test_non_admins_get_403_and_anonymous_sign_in(client, auth, user):
+    assert client.get("/admin/").status_code == 302
+    auth.login()
+    for path in ("/admin/", "/admin/stuck"):
+        response = client.get(path)
+        assert response.status_code == 403
+        assert "administrators" in response.text
+    token = auth.csrf_token()
+    assert client.post("/admin/jobs/x/requeue", data={"csrf_token": token}).status_code == 403
+
+
+def test_queue_health_matches_rq(client, app, api, admin):
+    create(api)
+    create(api)
+    AuthActions(client).login(admin.email)
+    page = client.get("/admin/")
+    assert page.status_code == 200
+    assert 'id="registries"' in page.text
+    assert '<td class="num">2</td>' in page.text  # two queued
+    assert "No worker is listening" in page.text
+    assert "PENDING" in page.text
+
+
+def test_stuck_job_can_be_requeued_and_completes(client, app, api, admin, run_worker):
+    job_id = create(api)
+    run_worker()
+    assert job_row(app, job_id).status == JobStatus.COMPLETED
+    job_id = create(api)
+    strand(app, job_id)
+    AuthActions(client).login(admin.email)
+    page = client.get("/admin/stuck")
+    assert job_id in page.text and "Running, but silent" in page.text
+    token = csrf_token_from(page.text)
+    response = client.post(
+        f"/admin/jobs/{job_id}/requeue", data={"csrf_token": token}, follow_redirects=True
+    )
+    assert "Requeued" in response.text
+    assert job_row(app, job_id).status == JobStatus.PENDING
+    run_worker()
+    job = job_row(app, job_id)
+    assert job.status == JobStatus.COMPLETED and job.success_count == 2000
+
+
+def test_stuck_job_can_be_marked_failed_then_retried(client, app, api, admin):
+    job_id = create(api)
+    strand(app, job_id)
+    AuthActions(client).login(admin.email)
+    token = csrf_token_from(client.get("/admin/stuck").text)
+    response = client.post(
+        f"/admin/jobs/{job_id}/fail", data={"csrf_token": token}, follow_redirects=True
+    )
+    assert "Marked" in response.text
+    job = job_row(app, job_id)
+    assert (
+        job.status == JobStatus.FAILED and "Marked failed by admin@example.com" in job.error_details
+    )
+    assert api.post(f"/api/batch-jobs/{job_id}/retry").status_code == 202
+
+
+def test_admin_forms_need_csrf(client, api, admin):
+    job_id = create(api)
+    AuthActions(client).login(admin.email)
+    assert client.post(f"/admin/jobs/{job_id}/requeue").status_code == 400
