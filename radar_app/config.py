@@ -34,6 +34,15 @@ class Config:
     PROPERTYRADAR_API_URL = DEFAULT_API_URL
     PROPERTYRADAR_API_TOKEN: str | None = None
     PROPERTYRADAR_BATCH_SIZE = DEFAULT_BATCH_SIZE
+    # Purchase=0 RadarID snapshot pages are free: take as many per request as allowed.
+    PROPERTYRADAR_SNAPSHOT_PAGE_SIZE = 1000
+    # A stored lead younger than this many days is reused instead of bought again.
+    LEAD_FRESHNESS_DAYS = 30
+    # For cost estimates only; PropertyRadar's price per export depends on the plan.
+    PRICE_PER_EXPORT = 0.10
+    # The preview counts how many matches are already owned from a free snapshot of at most
+    # this many RadarIDs; beyond it, the figure is extrapolated and labelled an estimate.
+    PREVIEW_SNAPSHOT_LIMIT = 5000
     PROPERTYRADAR_TIMEOUT = 30.0
     PROPERTYRADAR_MAX_ATTEMPTS = 5
     PROPERTYRADAR_BACKOFF_BASE = 0.5

@@ -1,19 +1,31 @@
-"""The page loop that turns a batch job into stored leads.
+"""The import loop that turns a batch job into stored leads, spending as little as possible.
 
 Works on any SQLAlchemy Session and a PropertyRadarClient: no Flask app or request
 context is needed, so the RQ task, the tests and a plain script can all drive it.
 
-Guarantees, per page: the properties, the job links, the checkpoint, the counters and
-the log row are committed in ONE transaction. A page is therefore either fully stored
-and never requested again, or not stored at all and requested again on resume.
+A job runs in two phases, each resumable from a checkpoint on the job row:
+
+1. SNAPSHOT (free): page through the search with Purchase=0 and Fields=RadarID and store
+   the full list of matching RadarIDs. The job's total is the snapshot's size, so a result
+   set that changes while the job runs cannot make it skip or repeat records.
+2. PURCHASE: walk the snapshot in chunks of the batch size. RadarIDs already stored (and
+   fresher than the freshness window) are linked to the job without buying them
+   ("reused"); the rest are bought in one Purchase=1 request per chunk, by RadarID and
+   the original criteria, so records that no longer match are reported as vanished.
+
+Per chunk, the properties, the job links, the ledger row, the checkpoint, the counters
+and the log row are committed in ONE transaction: a chunk is either fully stored and
+never bought again, or not stored at all and bought again on resume.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,8 +33,19 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from radar_app.joblog import job_context
-from radar_app.models import BatchJob, BatchJobLog, JobProperty, JobStatus, Property, utcnow
-from radar_app.propertyradar.client import Page, PropertyRadarClient
+from radar_app.models import (
+    BatchJob,
+    BatchJobLog,
+    JobPhase,
+    JobProperty,
+    JobStatus,
+    LedgerEntry,
+    Property,
+    SnapshotItem,
+    User,
+    utcnow,
+)
+from radar_app.propertyradar.client import Page, PropertyRadarClient, RetryEvent
 from radar_app.propertyradar.coerce import lead_columns
 from radar_app.propertyradar.errors import PropertyRadarError
 
@@ -34,9 +57,31 @@ _UPDATABLE_COLUMNS = [
 ]
 
 
+@dataclass(frozen=True)
+class ImportSettings:
+    batch_size: int = 400
+    # Purchase=0 pages are free, so take as many RadarIDs per request as the API allows.
+    snapshot_page_size: int = 1000
+    # A stored property younger than this is reused instead of bought again.
+    freshness: timedelta = timedelta(days=30)
+    fields: Sequence[str] | None = None
+
+    @classmethod
+    def from_config(cls, config: Any) -> ImportSettings:
+        return cls(
+            batch_size=config["PROPERTYRADAR_BATCH_SIZE"],
+            snapshot_page_size=config["PROPERTYRADAR_SNAPSHOT_PAGE_SIZE"],
+            freshness=timedelta(days=config["LEAD_FRESHNESS_DAYS"]),
+        )
+
+
 class LostOwnership(Exception):
     """Another run owns this job now (recovery requeued it); this run must stop and store
     nothing more."""
+
+
+class BudgetExceeded(Exception):
+    """Buying the next chunk would cross the owner's monthly export budget."""
 
 
 def add_log(
@@ -64,14 +109,50 @@ def _upsert_properties(session: Session) -> Any:
     )
 
 
-def store_page(session: Session, job: BatchJob, page: Page, now: datetime) -> tuple[int, int]:
+def _link(session: Session, job: BatchJob, positions: dict[str, int]) -> int:
+    """Link stored properties (by RadarID) to the job; returns how many links are new."""
+    if not positions:
+        return 0
+    ids = dict(
+        session.execute(
+            sa.select(Property.radar_id, Property.id).where(Property.radar_id.in_(list(positions)))
+        ).all()
+    )
+    already_linked = session.scalar(
+        sa.select(sa.func.count())
+        .select_from(JobProperty)
+        .where(JobProperty.batch_job_id == job.id, JobProperty.property_id.in_(ids.values()))
+    )
+    links = [
+        {"batch_job_id": job.id, "property_id": ids[rid], "position": positions[rid]}
+        for rid in positions
+        if rid in ids
+    ]
+    if links:
+        # One statement with a list of parameter sets: compiled once (cached) and sent as
+        # a batch, instead of compiling a 400-row VALUES clause for every chunk.
+        session.execute(_insert(session, JobProperty.__table__).on_conflict_do_nothing(), links)
+    return len(links) - (already_linked or 0)
+
+
+def store_page(
+    session: Session,
+    job: BatchJob,
+    page: Page,
+    now: datetime,
+    positions: dict[str, int] | None = None,
+) -> tuple[int, int, set[str]]:
     """Upsert a page's properties and link them to the job (no commit).
 
+    Args:
+        positions: snapshot position per RadarID; without it, Start + index on the page.
+
     Returns:
-        (records linked to the job for the first time, records without a RadarID)
+        (records linked to the job for the first time, records without a RadarID,
+        RadarIDs stored)
     """
     rows: dict[str, dict[str, Any]] = {}
-    positions: dict[str, int] = {}
+    link_positions: dict[str, int] = {}
     missing_id = 0
     for index, record in enumerate(page.results):
         columns = lead_columns(record) if isinstance(record, dict) else {"radar_id": None}
@@ -83,31 +164,11 @@ def store_page(session: Session, job: BatchJob, page: Page, now: datetime) -> tu
         # A RadarID twice in one page: keep the last copy. PostgreSQL refuses an upsert
         # that touches the same row twice in one statement.
         rows[radar_id] = columns
-        positions.setdefault(radar_id, page.start + index)
-    if not rows:
-        return 0, missing_id
-
-    # One statement with a list of parameter sets: SQLAlchemy compiles it once (cached)
-    # and sends the rows as a batch ("insertmanyvalues"/executemany), instead of
-    # compiling a 400-row VALUES clause for every page.
-    session.execute(_upsert_properties(session), list(rows.values()))
-
-    ids = dict(
-        session.execute(
-            sa.select(Property.radar_id, Property.id).where(Property.radar_id.in_(list(rows)))
-        ).all()
-    )
-    already_linked = session.scalar(
-        sa.select(sa.func.count())
-        .select_from(JobProperty)
-        .where(JobProperty.batch_job_id == job.id, JobProperty.property_id.in_(ids.values()))
-    )
-    links = [
-        {"batch_job_id": job.id, "property_id": ids[rid], "position": positions[rid]}
-        for rid in rows
-    ]
-    session.execute(_insert(session, JobProperty.__table__).on_conflict_do_nothing(), links)
-    return len(links) - (already_linked or 0), missing_id
+        fallback = page.start + index
+        link_positions.setdefault(radar_id, (positions or {}).get(radar_id, fallback))
+    if rows:
+        session.execute(_upsert_properties(session), list(rows.values()))
+    return _link(session, job, link_positions), missing_id, set(rows)
 
 
 def claim(session: Session, batch_id: int, run_id: str | None = None) -> BatchJob | None:
@@ -177,23 +238,54 @@ def _assert_owner(session: Session, job: BatchJob, run_id: str, now: datetime) -
         raise LostOwnership(f"job {job.job_id} was taken over by another run")
 
 
+def month_start(now: datetime) -> datetime:
+    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def records_bought_this_month(session: Session, user_id: int, now: datetime | None = None) -> int:
+    """Records billed to the user since the 1st of this month (UTC), from the ledger."""
+    since = month_start(now or utcnow())
+    return int(
+        session.scalar(
+            sa.select(sa.func.coalesce(sa.func.sum(LedgerEntry.result_count), 0)).where(
+                LedgerEntry.user_id == user_id,
+                LedgerEntry.outcome == LedgerEntry.BILLED,
+                LedgerEntry.created_at >= since,
+            )
+        )
+    )
+
+
+def purchase_criteria(criteria: list[dict[str, Any]], radar_ids: list[str]) -> list[dict]:
+    """The job's criteria narrowed to these RadarIDs: a record that stopped matching since
+    the snapshot is not returned (and not billed)."""
+    return [c for c in criteria if c["name"] != "RadarID"] + [
+        {"name": "RadarID", "value": radar_ids}
+    ]
+
+
 def run_import(
     session: Session,
     client: PropertyRadarClient,
     batch_id: int,
     *,
-    batch_size: int,
-    fields: Sequence[str] | None = None,
+    settings: ImportSettings | None = None,
+    batch_size: int | None = None,
     run_id: str | None = None,
 ) -> str:
     """Run (or resume) a batch job from its checkpoint until it completes, fails or is cancelled.
 
     Args:
+        settings: page sizes and freshness (defaults: ImportSettings()).
+        batch_size: shorthand that overrides settings.batch_size.
         run_id: the RQ job id this run was started for (None: whatever the row holds).
 
     Returns the job's final status. Raises the client's error after recording FAILED,
     so RQ also files the job as failed.
     """
+    settings = settings or ImportSettings()
+    if batch_size is not None:
+        settings = dataclasses.replace(settings, batch_size=batch_size)
     job = claim(session, batch_id, run_id)
     if job is None:
         current = session.get(BatchJob, batch_id)
@@ -204,131 +296,321 @@ def run_import(
         job.rq_job_id = f"inline-{uuid.uuid4().hex[:12]}"
         session.commit()
     with job_context(job.job_id):
-        return _run_claimed(session, client, job, batch_size=batch_size, fields=fields)
+        return _Run(session, client, job, settings).run()
 
 
-def _run_claimed(
-    session: Session,
-    client: PropertyRadarClient,
-    job: BatchJob,
-    *,
-    batch_size: int,
-    fields: Sequence[str] | None,
-) -> str:
-    batch_id, run_id = job.id, job.rq_job_id or ""
-    logger.info("attempt %d started at offset %d", job.attempts, job.next_start)
-    add_log(
-        session,
-        job,
-        "INFO",
-        f"Attempt {job.attempts} started"
-        + (f", resuming at record {job.next_start + 1}" if job.next_start else ""),
-    )
-    session.commit()
+class _Run:
+    """One claimed run of a job. Holds what the phases share."""
 
-    try:
-        if job.total_records is None:
-            matches = client.count(job.criteria)
-            job.total_records = min(matches, job.max_records) if job.max_records else matches
-            cap = f" (capped at {job.max_records:,})" if job.max_records else ""
-            add_log(session, job, "INFO", f"Search matches {matches:,} records{cap}")
-            session.commit()
-            logger.info("total %d records", job.total_records)
+    def __init__(
+        self,
+        session: Session,
+        client: PropertyRadarClient,
+        job: BatchJob,
+        settings: ImportSettings,
+    ) -> None:
+        self.session, self.client, self.job, self.settings = session, client, job, settings
+        self.batch_id, self.run_id = job.id, job.rq_job_id or ""
+        self.owner_id = job.created_by
+        self.current_page: int | None = None
 
-        last_seen_total: int | None = None
-        while job.next_start < job.total_records:
-            if _cancel_requested(session, job):
-                _finish(
+    def run(self) -> str:
+        session, job = self.session, self.job
+        logger.info("attempt %d started (%s phase)", job.attempts, job.phase)
+        resume = ""
+        if job.phase == JobPhase.PURCHASE and job.next_start:
+            resume = f", resuming at record {job.processed_records + 1}"
+        elif job.snapshot_next_start:
+            resume = f", resuming the snapshot at record {job.snapshot_next_start + 1}"
+        add_log(session, job, "INFO", f"Attempt {job.attempts} started{resume}")
+        session.commit()
+
+        previous_on_retry = getattr(self.client, "on_retry", None)
+        self.client.on_retry = self._record_retry
+        try:
+            if job.phase == JobPhase.SNAPSHOT and not self._snapshot():
+                return job.status
+            if not self._purchase():
+                return job.status
+            self._finish(JobStatus.COMPLETED, self._summary(), "INFO")
+            logger.info("completed: %s", self._summary())
+            return job.status
+        except LostOwnership:
+            session.rollback()
+            logger.warning("stopped: another run owns the job now; this run stored nothing more")
+            return JobStatus.PROCESSING
+        except BudgetExceeded as exc:
+            session.rollback()
+            self._fail(str(exc))
+            return JobStatus.FAILED
+        except PropertyRadarError as exc:
+            session.rollback()
+            self._fail(str(exc))
+            raise
+        except Exception as exc:
+            session.rollback()
+            self._fail(f"Internal error: {exc.__class__.__name__}: {exc}")
+            raise
+        finally:
+            self.client.on_retry = previous_on_retry
+
+    # -- phases -------------------------------------------------------------------
+
+    def _snapshot(self) -> bool:
+        """Collect every matching RadarID for free. False when the run stopped (cancel)."""
+        session, job, client = self.session, self.job, self.client
+        page_size = self.settings.snapshot_page_size
+        while True:
+            if self._cancelled():
+                return False
+            limit = page_size
+            if job.max_records:
+                limit = min(limit, job.max_records - job.snapshot_count)
+            if limit <= 0:
+                break
+            start = job.snapshot_next_start
+            page = client.radar_ids(job.criteria, start, limit)
+            now = utcnow()
+            _assert_owner(session, job, self.run_id, now)
+            if start == 0:
+                cap = f" (capped at {job.max_records:,})" if job.max_records else ""
+                add_log(
                     session,
                     job,
-                    run_id,
-                    JobStatus.CANCELLED,
-                    f"Cancelled after {job.processed_records:,} records; stored leads are kept",
-                    "WARNING",
+                    "INFO",
+                    f"Search matches {page.total_result_count:,} records{cap}; "
+                    "taking a free snapshot of their RadarIDs",
                 )
-                logger.info("cancelled at offset %d", job.next_start)
-                return job.status
-            start = job.next_start
-            limit = min(batch_size, job.total_records - start)
-            page_number = start // batch_size + 1
-            page = client.fetch_page(job.criteria, start, limit, fields)
-            now = utcnow()
-            _assert_owner(session, job, run_id, now)
-            linked, missing_id = store_page(session, job, page, now)
-            job.processed_records += len(page.results)
-            job.success_count += linked
-            job.error_count += missing_id
-            # Advance by what was asked for: a short page means the result set shrank
-            # and the offsets after it moved, which a fixed checkpoint cannot repair.
-            job.next_start = start + limit
-            job.pages_fetched += 1
-            job.heartbeat_at = now
-            message = f"Page {page_number}: {len(page.results)} records from offset {start}"
-            if missing_id:
-                message += f", {missing_id} without a RadarID (skipped)"
-            level = "WARNING" if missing_id else "INFO"
-            if not page.results:
-                job.total_records = job.processed_records
-                message += "; the search returned no more records, finishing early"
-                level = "WARNING"
-            if last_seen_total is not None and page.total_result_count != last_seen_total:
-                # Offsets shift when the result set changes under a running job, so a
-                # record can move past the checkpoint (missed) or back before it (seen
-                # twice, stored once). Say so; the job's total stays what it promised.
-                message += (
-                    f"; the search now matches {page.total_result_count:,} records"
-                    f" (was {last_seen_total:,}), so records may have moved between pages"
+            if job.total_records is None or start == 0:
+                job.total_records = (
+                    min(page.total_result_count, job.max_records)
+                    if job.max_records
+                    else page.total_result_count
                 )
-                level = "WARNING"
-            last_seen_total = page.total_result_count
-            add_log(session, job, level, message, page=page_number)
+            added, missing = self._store_snapshot(page)
+            job.snapshot_count += added
+            job.error_count += missing
+            job.snapshot_next_start = start + len(page.results)
             session.commit()
-            logger.info(
-                "page %d start=%d records=%d linked=%d missing_id=%d request=%s",
-                page_number,
-                start,
-                len(page.results),
-                linked,
-                missing_id,
-                page.request_id,
-            )
+            logger.info("snapshot start=%d ids=%d new=%d", start, len(page.results), added)
+            if len(page.results) < limit or job.snapshot_next_start >= page.total_result_count:
+                break
 
-        _finish(
+        _assert_owner(session, job, self.run_id, utcnow())
+        job.total_records = job.snapshot_count
+        job.phase = JobPhase.PURCHASE
+        job.next_start = 0
+        add_log(
             session,
             job,
-            run_id,
-            JobStatus.COMPLETED,
-            f"Completed: {job.success_count:,} leads stored"
-            + (f", {job.error_count:,} records skipped" if job.error_count else ""),
             "INFO",
+            f"Snapshot complete: {job.snapshot_count:,} RadarIDs, at no cost",
         )
-        logger.info("completed: %d stored, %d errors", job.success_count, job.error_count)
-        return job.status
-    except LostOwnership:
-        session.rollback()
-        logger.warning("stopped: another run owns the job now; this run stored nothing more")
-        return JobStatus.PROCESSING
-    except PropertyRadarError as exc:
-        session.rollback()
-        _fail(session, batch_id, run_id, str(exc))
-        raise
-    except Exception as exc:
-        session.rollback()
-        _fail(session, batch_id, run_id, f"Internal error: {exc.__class__.__name__}: {exc}")
-        raise
+        session.commit()
+        return True
 
+    def _store_snapshot(self, page: Page) -> tuple[int, int]:
+        session, job = self.session, self.job
+        items: dict[str, int] = {}
+        missing = 0
+        for index, record in enumerate(page.results):
+            radar_id = record.get("RadarID") if isinstance(record, dict) else None
+            if not isinstance(radar_id, str) or not radar_id.strip():
+                missing += 1
+                continue
+            items.setdefault(radar_id.strip(), page.start + index)
+        if not items:
+            return 0, missing
+        # A RadarID seen on an earlier page (the result set shifted) keeps its first place.
+        known = set(
+            session.scalars(
+                sa.select(SnapshotItem.radar_id).where(
+                    SnapshotItem.batch_job_id == job.id, SnapshotItem.radar_id.in_(list(items))
+                )
+            )
+        )
+        rows = [
+            {"batch_job_id": job.id, "position": position, "radar_id": radar_id}
+            for radar_id, position in items.items()
+            if radar_id not in known
+        ]
+        if rows:
+            session.execute(_insert(session, SnapshotItem.__table__).on_conflict_do_nothing(), rows)
+        return len(rows), missing
 
-def _fail(session: Session, batch_id: int, run_id: str, message: str) -> None:
-    job = session.get(BatchJob, batch_id, populate_existing=True)
-    if job is None or job.rq_job_id != run_id or job.status != JobStatus.PROCESSING:
-        return  # not ours any more: the run that owns it decides its fate
-    job.error_details = message
-    logger.error("failed at offset %d: %s", job.next_start, message)
-    _finish(
-        session,
-        job,
-        run_id,
-        JobStatus.FAILED,
-        f"Failed at record {job.next_start + 1}: {message}. Retry resumes from there.",
-        "ERROR",
-    )
+    def _purchase(self) -> bool:
+        """Buy what is not stored yet, chunk by chunk. False when the run stopped (cancel)."""
+        session, job, client = self.session, self.job, self.client
+        batch_size = self.settings.batch_size
+        while True:
+            if self._cancelled():
+                return False
+            chunk = session.execute(
+                sa.select(SnapshotItem.position, SnapshotItem.radar_id)
+                .where(SnapshotItem.batch_job_id == job.id, SnapshotItem.position >= job.next_start)
+                .order_by(SnapshotItem.position)
+                .limit(batch_size)
+            ).all()
+            if not chunk:
+                return True
+            positions = {radar_id: position for position, radar_id in chunk}
+            page_number = job.pages_fetched + 1
+            self.current_page = page_number
+            reusable = self._reusable(list(positions))
+            to_buy = [rid for rid in positions if rid not in reusable]
+            page = None
+            if to_buy:
+                self._check_budget(len(to_buy))
+                page = client.fetch_page(
+                    purchase_criteria(job.criteria, to_buy),
+                    0,
+                    len(to_buy),
+                    job.fields or self.settings.fields,
+                )
+            now = utcnow()
+            _assert_owner(session, job, self.run_id, now)
+            reused = _link(session, job, {rid: positions[rid] for rid in reusable})
+            bought_linked, missing, stored = 0, 0, set()
+            if page is not None:
+                bought_linked, missing, stored = store_page(session, job, page, now, positions)
+                session.add(
+                    LedgerEntry(
+                        batch_job_id=job.id,
+                        user_id=self.owner_id,
+                        page=page_number,
+                        outcome=LedgerEntry.BILLED,
+                        requested=len(to_buy),
+                        result_count=page.result_count,
+                        total_cost=page.total_cost,
+                        request_id=page.request_id,
+                    )
+                )
+                job.cost_total += page.total_cost or 0.0
+                job.pages_fetched += 1
+            vanished = len([rid for rid in to_buy if rid not in stored])
+            job.processed_records += len(chunk)
+            job.reused_count += reused
+            job.purchased_count += len(stored)
+            job.vanished_count += vanished
+            job.error_count += missing
+            job.success_count += reused + bought_linked
+            job.next_start = chunk[-1][0] + 1
+            job.heartbeat_at = now
+            add_log(
+                session,
+                job,
+                "WARNING" if vanished or missing else "INFO",
+                self._chunk_message(page_number, len(chunk), reused, len(stored), vanished, page),
+                page=page_number if page is not None else None,
+            )
+            session.commit()
+            logger.info(
+                "chunk %d positions=%d reused=%d bought=%d vanished=%d request=%s",
+                page_number,
+                len(chunk),
+                reused,
+                len(stored),
+                vanished,
+                page.request_id if page else None,
+            )
+
+    # -- helpers ------------------------------------------------------------------
+
+    def _reusable(self, radar_ids: list[str]) -> set[str]:
+        if self.job.refresh_all:
+            return set()
+        fresh_since = utcnow() - self.settings.freshness
+        return set(
+            self.session.scalars(
+                sa.select(Property.radar_id).where(
+                    Property.radar_id.in_(radar_ids), Property.last_seen_at >= fresh_since
+                )
+            )
+        )
+
+    def _check_budget(self, wanted: int) -> None:
+        budget = self.session.scalar(
+            sa.select(User.monthly_export_budget).where(User.id == self.owner_id)
+        )
+        if budget is None:
+            return
+        used = records_bought_this_month(self.session, self.owner_id)
+        if used + wanted > budget:
+            raise BudgetExceeded(
+                f"Monthly export budget reached: {used:,} of {budget:,} records bought this "
+                f"month, and the next chunk needs {wanted:,} more. Nothing was bought for it; "
+                "retry after the budget is raised or next month"
+            )
+
+    def _record_retry(self, event: RetryEvent) -> None:
+        """Ledger row for a purchase whose response was lost: it may have been billed.
+        Written on its own connection at once, so a crash right after cannot lose it."""
+        if not (event.purchase and event.possibly_billed):
+            return
+        entry = {
+            "batch_job_id": self.batch_id,
+            "user_id": self.owner_id,
+            "created_at": utcnow(),
+            "page": self.current_page,
+            "outcome": LedgerEntry.POSSIBLY_BILLED,
+            "requested": 0,
+            "result_count": None,
+            "total_cost": None,
+            "request_id": event.error.request_id,
+            "note": f"Attempt {event.attempt} failed ({event.error}); retried"[:300],
+        }
+        with self.session.get_bind().begin() as conn:
+            conn.execute(sa.insert(LedgerEntry.__table__), entry)
+
+    def _cancelled(self) -> bool:
+        if not _cancel_requested(self.session, self.job):
+            return False
+        self._finish(
+            JobStatus.CANCELLED,
+            f"Cancelled after {self.job.processed_records:,} records; stored leads are kept",
+            "WARNING",
+        )
+        logger.info("cancelled at record %d", self.job.next_start)
+        return True
+
+    def _finish(self, status: JobStatus, message: str, level: str) -> None:
+        _finish(self.session, self.job, self.run_id, status, message, level)
+
+    def _fail(self, message: str) -> None:
+        session = self.session
+        job = session.get(BatchJob, self.batch_id, populate_existing=True)
+        if job is None or job.rq_job_id != self.run_id or job.status != JobStatus.PROCESSING:
+            return  # not ours any more: the run that owns it decides its fate
+        self.job = job
+        job.error_details = message
+        logger.error("failed at record %d: %s", job.processed_records, message)
+        self._finish(
+            JobStatus.FAILED,
+            f"Failed at record {job.processed_records + 1}: {message}. Retry resumes from there.",
+            "ERROR",
+        )
+
+    def _summary(self) -> str:
+        job = self.job
+        text = (
+            f"Completed: {job.success_count:,} leads stored ({job.purchased_count:,} bought, "
+            f"{job.reused_count:,} reused at no cost)"
+        )
+        if job.vanished_count:
+            text += f", {job.vanished_count:,} no longer matched"
+        if job.error_count:
+            text += f", {job.error_count:,} records skipped"
+        return text
+
+    @staticmethod
+    def _chunk_message(
+        number: int, size: int, reused: int, bought: int, vanished: int, page: Page | None
+    ) -> str:
+        parts = [f"Chunk {number}: {size} records"]
+        if page is not None:
+            parts.append(f"{bought} bought")
+        if reused:
+            parts.append(f"{reused} reused (already stored)")
+        if vanished:
+            parts.append(f"{vanished} no longer match the search (not bought)")
+        return ", ".join(parts)

@@ -41,6 +41,11 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         return value
 
 
+class JobPhase(enum.StrEnum):
+    SNAPSHOT = "SNAPSHOT"  # free Purchase=0 pages of RadarIDs
+    PURCHASE = "PURCHASE"  # buy what is not stored yet, chunk by chunk
+
+
 class JobStatus(enum.StrEnum):
     PENDING = "PENDING"
     PROCESSING = "PROCESSING"
@@ -62,6 +67,8 @@ class User(UserMixin, db.Model):
     is_admin: so.Mapped[bool] = so.mapped_column(default=False)
     # Only a SHA-256 of the API token is stored; issuing a new token revokes the old one.
     api_token_hash: so.Mapped[str | None] = so.mapped_column(sa.String(64), unique=True)
+    # Records this user may buy per calendar month (UTC); None = no budget set.
+    monthly_export_budget: so.Mapped[int | None]
     created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
 
     def set_password(self, password: str) -> None:
@@ -110,6 +117,17 @@ class BatchJob(db.Model):
     run_started_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime)
     run_start_processed: so.Mapped[int] = so.mapped_column(default=0)
     heartbeat_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime)
+    # Cost control (see importer.py): first a free snapshot of the matching RadarIDs, then
+    # purchases of only those not already stored (or stale).
+    phase: so.Mapped[str] = so.mapped_column(sa.String(16), default=JobPhase.SNAPSHOT)
+    snapshot_next_start: so.Mapped[int] = so.mapped_column(default=0)
+    snapshot_count: so.Mapped[int] = so.mapped_column(default=0)
+    refresh_all: so.Mapped[bool] = so.mapped_column(default=False)
+    fields: so.Mapped[list[str] | None] = so.mapped_column(JSONType)
+    reused_count: so.Mapped[int] = so.mapped_column(default=0)
+    purchased_count: so.Mapped[int] = so.mapped_column(default=0)
+    vanished_count: so.Mapped[int] = so.mapped_column(default=0)
+    cost_total: so.Mapped[float] = so.mapped_column(default=0.0)
 
     owner: so.Mapped[User] = so.relationship(lazy="joined", innerjoin=True)
 
@@ -234,3 +252,46 @@ class JobProperty(db.Model):
     )
     # Offset of the record in the search (Start + index on its page).
     position: so.Mapped[int]
+
+
+class SnapshotItem(db.Model):
+    """One RadarID of a job's free snapshot, at its position in the search."""
+
+    __tablename__ = "job_snapshot_items"
+    __table_args__ = (
+        sa.UniqueConstraint("batch_job_id", "radar_id", name="uq_job_snapshot_items_job_radar"),
+    )
+
+    batch_job_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("batch_jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: so.Mapped[int] = so.mapped_column(primary_key=True)
+    radar_id: so.Mapped[str] = so.mapped_column(sa.String(32))
+
+
+class LedgerEntry(db.Model):
+    """A Purchase=1 request: what it was billed, or that it may have been billed."""
+
+    __tablename__ = "purchase_ledger"
+    __table_args__ = (
+        sa.Index("ix_purchase_ledger_job", "batch_job_id", "id"),
+        sa.Index("ix_purchase_ledger_user_month", "user_id", "created_at"),
+    )
+
+    BILLED = "billed"
+    POSSIBLY_BILLED = "possibly_billed"
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    batch_job_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("batch_jobs.id", ondelete="CASCADE")
+    )
+    user_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
+    page: so.Mapped[int | None]
+    outcome: so.Mapped[str] = so.mapped_column(sa.String(16))
+    requested: so.Mapped[int]
+    # What the API said it billed (None when the response was lost).
+    result_count: so.Mapped[int | None]
+    total_cost: so.Mapped[float | None]
+    request_id: so.Mapped[str | None] = so.mapped_column(sa.String(64))
+    note: so.Mapped[str | None] = so.mapped_column(sa.String(300))

@@ -12,7 +12,7 @@ from redis import Redis
 from rq import get_current_job
 
 from radar_app.extensions import db
-from radar_app.importer import run_import
+from radar_app.importer import ImportSettings, run_import
 from radar_app.models import BatchJob, JobStatus, utcnow
 from radar_app.propertyradar.client import PropertyRadarClient
 from radar_app.propertyradar.throttle import SharedRateLimiter
@@ -103,7 +103,7 @@ def run_batch_job(batch_id: int) -> str:
                     db.session,
                     client,
                     batch_id,
-                    batch_size=flask_app.config["PROPERTYRADAR_BATCH_SIZE"],
+                    settings=ImportSettings.from_config(flask_app.config),
                     run_id=run_id,
                 )
         finally:

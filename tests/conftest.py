@@ -101,7 +101,11 @@ def database_url(tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def app_config(database_url: str, redis_url: str, simulator_url: str) -> dict[str, Any]:
+def app_config(
+    database_url: str, redis_url: str, simulator_url: str, simulator: Simulator
+) -> dict[str, Any]:
+    # Depends on `simulator` so every app test starts from a fault-free simulator, even
+    # when it never touches the simulator itself.
     return {
         "TESTING": True,
         "SECRET_KEY": "test-secret",

@@ -34,7 +34,7 @@ def logs(api, job_id):
 @pytest.mark.parametrize("kind", ["500", "502", "503"])
 def test_5xx_burst_is_absorbed(app, api, run_worker, simulator, kind):
     """Outcome: COMPLETED. Two failures in a row on page 2 are retried."""
-    simulator.configure(scripted_faults=[{"kind": kind, "purchase": 1, "start": 400, "times": 2}])
+    simulator.configure(scripted_faults=[{"kind": kind, "purchase": 1, "after": 1, "times": 2}])
     job_id = create(api)
     run_worker()
     assert job_row(app, job_id).status == JobStatus.COMPLETED
@@ -56,7 +56,7 @@ def test_malformed_json_is_retried(app, api, run_worker, simulator):
     """Outcome: COMPLETED. The garbled page was billed, so it is bought twice: the only
     way to get rows whose response was lost; the retry is logged as possibly billed."""
     simulator.configure(
-        scripted_faults=[{"kind": "malformed", "purchase": 1, "start": 800, "times": 1}]
+        scripted_faults=[{"kind": "malformed", "purchase": 1, "after": 2, "times": 1}]
     )
     job_id = create(api)
     run_worker()
@@ -70,7 +70,7 @@ def test_response_slower_than_the_client_timeout(app, api, run_worker, simulator
     app.config["PROPERTYRADAR_TIMEOUT"] = 0.3
     simulator.configure(
         slow_seconds=1.0,
-        scripted_faults=[{"kind": "slow", "purchase": 1, "start": 1200, "times": 1}],
+        scripted_faults=[{"kind": "slow", "purchase": 1, "after": 3, "times": 1}],
     )
     job_id = create(api)
     run_worker()
@@ -78,7 +78,7 @@ def test_response_slower_than_the_client_timeout(app, api, run_worker, simulator
     assert_exact(app, job_id)
     # The simulator logs the slow request when its sleep ends, after the client gave up.
     wait_for(
-        lambda: [r["start"] for r in purchase_requests(simulator.stats(), None)].count(1200) == 2,
+        lambda: len(purchase_requests(simulator.stats(), None)) == 5 + 1,
         timeout=5,
         what="the slow request and its retry",
     )
@@ -86,9 +86,7 @@ def test_response_slower_than_the_client_timeout(app, api, run_worker, simulator
 
 def test_persistent_outage_fails_readably_and_resumes(app, api, run_worker, simulator):
     """Outcome: FAILED with the status and request id, pages before it kept; retry completes."""
-    simulator.configure(
-        scripted_faults=[{"kind": "502", "purchase": 1, "start": 1600, "times": -1}]
-    )
+    simulator.configure(scripted_faults=[{"kind": "502", "purchase": 1, "after": 4, "times": -1}])
     job_id = create(api)
     run_worker()
     job = job_row(app, job_id)
@@ -117,13 +115,15 @@ def test_bad_token_fails_at_once_without_retrying(app, api, run_worker, simulato
 
 
 def test_total_that_changes_between_pages_is_reported(app, api, run_worker, simulator):
-    """Outcome: COMPLETED with the promised total, a warning in the log, no duplicates.
-    (Issue 5's free RadarID snapshot removes this window entirely.)"""
+    """Outcome: COMPLETED. The free snapshot fixes the set of RadarIDs up front; records
+    that stop matching before their chunk is bought are reported, not bought, not errors."""
     simulator.configure(total_drift=-7)
     job_id = create(api)
     run_worker()
     job = job_row(app, job_id)
     assert job.status == JobStatus.COMPLETED
+    assert job.vanished_count > 0
     ids = stored_radar_ids(app, job_id)
-    assert len(ids) == len(set(ids))
-    assert any("the search now matches" in m for m in logs(api, job_id))
+    assert len(ids) == len(set(ids)) == EXPECTED - job.vanished_count
+    assert simulator.stats()["billed_records"] == len(ids)
+    assert any("no longer match the search" in m for m in logs(api, job_id))

@@ -64,7 +64,7 @@ def test_three_workers_together_stay_under_the_limit(app, api, simulator, start_
         )
 
     times = [r["t"] for r in simulator.stats()["requests"] if r["path"] == "/v1/properties"]
-    assert len(times) == 3 * (1 + 15)  # a count and 15 pages per job
+    assert len(times) == 3 * (2 + 15)  # 2 free snapshot pages and 15 purchases per job
     # Arrival jitter on loopback is milliseconds; allow one request of slack per window.
     assert _max_in_window(times, 1.0) <= rate + 1
     span = max(times) - min(times)

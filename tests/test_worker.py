@@ -50,9 +50,12 @@ def test_ten_thousand_records_in_exactly_25_purchases(app, api, run_worker, simu
     purchases = purchase_requests(stats, status=None)
     assert len(purchases) == 25
     assert all(r["limit"] == 400 for r in purchases)
-    assert sorted(r["start"] for r in purchases) == list(range(0, 10_000, 400))
     assert stats["billed_records"] == 10_000
+    assert len(stats["billed_radar_ids"]) == 10_000
     assert max(stats["billed_radar_ids"].values()) == 1
+    # The snapshot is free: 10 RadarID-only pages of 1,000.
+    snapshot = [r for r in stats["requests"] if r["purchase"] == 0]
+    assert len(snapshot) == 10
 
     body = api.get(f"/api/batch-jobs/{job_id}").json
     assert body["progress_percent"] == 100.0
@@ -75,14 +78,22 @@ def test_max_records_caps_the_purchase(app, api, run_worker, simulator):
 
 
 def test_records_without_radar_id_are_counted_as_errors(app, user, requests_mock):
-    page = {
-        "results": [{"RadarID": "PAAAA001", "Address": "1 Main St"}, {"Address": "no id"}]
-        + [{"RadarID": f"PBBBB{i:03d}"} for i in range(3)],
+    ids = ["PAAAA001", "PBBBB000", "PBBBB001", "PBBBB002"]
+    snapshot = {
+        "results": [{"RadarID": ids[0]}, {"RadarID": ""}] + [{"RadarID": i} for i in ids[1:]],
         "resultCount": 5,
         "totalResultCount": 5,
-        "totalCost": "5",
+        "totalCost": "0",
     }
-    requests_mock.post("https://pr.test/v1/properties", json=page)
+    purchase = {
+        "results": [{"RadarID": i, "Address": "1 Main St"} for i in ids[:3]] + [{"APN": "1"}],
+        "resultCount": 4,
+        "totalResultCount": 4,
+        "totalCost": "4",
+    }
+    url = "https://pr.test/v1/properties"
+    requests_mock.post(url + "?Purchase=0", json=snapshot)
+    requests_mock.post(url + "?Purchase=1", json=purchase)
     with app.app_context():
         job = BatchJob(job_id="a" * 32, name="t", criteria=OREGON, created_by=user.id)
         db.session.add(job)
@@ -91,11 +102,14 @@ def test_records_without_radar_id_are_counted_as_errors(app, user, requests_mock
         status = run_import(db.session, client, job.id, batch_size=400)
         db.session.refresh(job)
         assert status == JobStatus.COMPLETED
-        assert (job.processed_records, job.success_count, job.error_count) == (5, 4, 1)
+        # One snapshot row had no RadarID, and one bought record came back without one;
+        # the fourth RadarID was not returned by the purchase, so it is reported as vanished.
+        assert (job.snapshot_count, job.success_count, job.error_count) == (4, 3, 2)
+        assert job.vanished_count == 1
         warning = db.session.scalar(
             sa.select(BatchJobLog.message).where(BatchJobLog.level == "WARNING")
         )
-    assert "1 without a RadarID" in warning
+    assert "1 no longer match" in warning
 
 
 def test_cancel_mid_job_keeps_stored_pages(app, api, start_worker, simulator):
@@ -128,9 +142,7 @@ def test_cancel_pending_job_never_runs(app, api, run_worker, simulator):
 
 
 def test_failed_on_page_7_resumes_at_page_7(app, api, run_worker, simulator):
-    simulator.configure(
-        scripted_faults=[{"kind": "503", "purchase": 1, "start": 2400, "times": -1}]
-    )
+    simulator.configure(scripted_faults=[{"kind": "503", "purchase": 1, "after": 6, "times": -1}])
     job_id = create(api, OREGON)
     run_worker()
 
@@ -148,9 +160,10 @@ def test_failed_on_page_7_resumes_at_page_7(app, api, run_worker, simulator):
 
     job = job_row(app, job_id)
     assert job.status == JobStatus.COMPLETED and job.attempts == 2
-    starts = [r["start"] for r in purchase_requests(simulator.stats(), status=None)]
-    assert min(starts) == 2400, "pages 1-6 were requested again"
-    assert len(starts) == 19
+    stats = simulator.stats()
+    assert len(purchase_requests(stats, status=None)) == 19, "pages 1-6 were requested again"
+    assert not [r for r in stats["requests"] if r["purchase"] == 0], "snapshot taken again"
+    assert stats["billed_records"] == 10_000 - 2400
     ids = stored_radar_ids(app, job_id)
     assert len(ids) == len(set(ids)) == 10_000
     assert api.post(f"/api/batch-jobs/{job_id}/retry").status_code == 409
@@ -159,9 +172,9 @@ def test_failed_on_page_7_resumes_at_page_7(app, api, run_worker, simulator):
 def test_transient_faults_are_retried_without_losing_a_lead(app, api, run_worker, simulator):
     simulator.configure(
         scripted_faults=[
-            {"kind": "429", "purchase": 1, "start": 400, "times": 1},
-            {"kind": "500", "purchase": 1, "start": 800, "times": 1},
-            {"kind": "malformed", "purchase": 1, "start": 1200, "times": 1},
+            {"kind": "429", "purchase": 1, "after": 1, "times": 1},
+            {"kind": "500", "purchase": 1, "after": 2, "times": 1},
+            {"kind": "malformed", "purchase": 1, "after": 3, "times": 1},
         ]
     )
     job_id = create(api, MULTNOMAH)

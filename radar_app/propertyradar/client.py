@@ -227,7 +227,7 @@ class PropertyRadarClient:
         self._owns_session = session is None
         self.session = session if session is not None else requests.Session()
         self._sleep = sleep
-        self._on_retry = on_retry
+        self.on_retry = on_retry
         self._rng = rng if rng is not None else random.Random()
         self._rate_limiter = rate_limiter
 
@@ -372,8 +372,8 @@ class PropertyRadarClient:
                     delay,
                     " [purchase possibly billed]" if billed else "",
                 )
-                if self._on_retry is not None:
-                    self._on_retry(RetryEvent(attempt, delay, error, purchase, billed))
+                if self.on_retry is not None:
+                    self.on_retry(RetryEvent(attempt, delay, error, purchase, billed))
                 self._sleep(delay)
 
     def _attempt(

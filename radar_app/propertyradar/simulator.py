@@ -1542,7 +1542,7 @@ _CONFIG_FIELDS = {f.name for f in dataclasses.fields(SimulatorConfig)}
 def _validate_script(entry: Any) -> dict:
     if not isinstance(entry, dict):
         raise ValueError("each scripted fault must be an object")
-    unknown = set(entry) - {"kind", "purchase", "start", "times"}
+    unknown = set(entry) - {"kind", "purchase", "start", "times", "after"}
     if unknown:
         raise ValueError(f"unknown scripted fault keys: {sorted(unknown)}")
     if entry.get("kind") not in FAULT_KINDS:
@@ -1556,6 +1556,10 @@ def _validate_script(entry: Any) -> dict:
         out["purchase"] = int(entry["purchase"])
     if entry.get("start") is not None:
         out["start"] = int(entry["start"])
+    # "after": let this many matching requests through first (e.g. fail the 7th purchase).
+    out["after"] = int(entry.get("after", 0))
+    if out["after"] < 0:
+        raise ValueError("after must be >= 0")
     return out
 
 
@@ -1643,6 +1647,7 @@ class Simulator:
         if force or self.config.scripted_faults is not self._script_src:
             self._script_src = self.config.scripted_faults
             self._script_left = [int(e.get("times", 1)) for e in self._script_src]
+            self._script_skip = [int(e.get("after", 0)) for e in self._script_src]
 
     def configure(self, **changes: Any) -> None:
         """Apply config changes atomically. Replacing ``scripted_faults`` re-arms them;
@@ -1867,6 +1872,9 @@ class Simulator:
                     if "purchase" in rule and rule["purchase"] != purchase:
                         continue
                     if "start" in rule and (not is_post or rule["start"] != start):
+                        continue
+                    if self._script_skip[i] > 0:
+                        self._script_skip[i] -= 1
                         continue
                     if self._script_left[i] > 0:
                         self._script_left[i] -= 1
