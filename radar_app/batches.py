@@ -19,7 +19,11 @@ from sqlalchemy.orm import Session
 
 from radar_app.importer import add_log
 from radar_app.models import BatchJob, JobStatus, User, utcnow
-from radar_app.propertyradar.criteria import describe_criteria, validate_criteria
+from radar_app.propertyradar.criteria import (
+    describe_criteria,
+    resolve_fields,
+    validate_criteria,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +79,8 @@ def create_job(
     criteria: object,
     name: str | None = None,
     max_records: int | None = None,
+    refresh_all: bool = False,
+    fields: object = None,
     enqueue: bool = True,
 ) -> BatchJob:
     """Validate, record and (unless enqueue=False, for a caller that runs it inline)
@@ -86,11 +92,14 @@ def create_job(
             left half-created.
     """
     normalized = validate_criteria(criteria)
+    chosen_fields = resolve_fields(fields)
     job = BatchJob(
         job_id=uuid.uuid4().hex,
         name=(name or "").strip()[:200] or describe_criteria(normalized)[:200],
         criteria=normalized,
         max_records=max_records,
+        refresh_all=refresh_all,
+        fields=chosen_fields,
         created_by=owner.id,
         status=JobStatus.PENDING,
     )

@@ -43,6 +43,8 @@ class Config:
     # The preview counts how many matches are already owned from a free snapshot of at most
     # this many RadarIDs; beyond it, the figure is extrapolated and labelled an estimate.
     PREVIEW_SNAPSHOT_LIMIT = 5000
+    # Processing-time estimates in the preview: seconds per PropertyRadar request.
+    ESTIMATED_SECONDS_PER_PAGE = 1.0
     PROPERTYRADAR_TIMEOUT = 30.0
     PROPERTYRADAR_MAX_ATTEMPTS = 5
     PROPERTYRADAR_BACKOFF_BASE = 0.5

@@ -1,12 +1,604 @@
-"""OpenAPI 3 description of the JSON API, served at /api/openapi.json."""
+"""OpenAPI 3 description of the JSON API, served at /api/openapi.json.
+
+The document is built once from the same catalogues the API validates against (criterion
+names, job statuses, page limits, lead fields), so it cannot drift from them silently.
+tests/test_openapi.py runs schemathesis against the app with it: every response the API
+gives must be a documented status, content type and body shape.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
 
 from flask import jsonify
 from werkzeug.wrappers import Response
 
 from radar_app.api import bp
+from radar_app.api.routes import MAX_RECORDS_LIMIT
+from radar_app.models import JobStatus
+from radar_app.pagination import DEFAULT_PER_PAGE, MAX_PER_PAGE
+from radar_app.propertyradar import criteria
+from radar_app.propertyradar.criteria import CRITERIA
+
+NAME_MAX_LENGTH = 200
+# Highest page number the API accepts: keeps (page - 1) * per_page inside a 64-bit integer,
+# which SQLite and PostgreSQL need for OFFSET. Mirrors radar_app.pagination.MAX_PAGE.
+MAX_PAGE = 1_000_000_000
+
+JSON = "application/json"
+Schema = dict[str, Any]
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: Schema) -> Schema:
+    return {**schema, "nullable": True}
+
+
+def _json_response(description: str, schema: Schema, **extra: Any) -> Schema:
+    return {"description": description, "content": {JSON: {"schema": schema}}, **extra}
+
+
+STRING = {"type": "string"}
+INTEGER = {"type": "integer"}
+COUNT = {"type": "integer", "minimum": 0}
+NUMBER = {"type": "number"}
+BOOLEAN = {"type": "boolean"}
+TIMESTAMP = {"type": "string", "format": "date-time"}
+
+_STATUSES = [status.value for status in JobStatus]
+
+# Value shapes by criterion kind (radar_app.propertyradar.criteria), in canonical form: the
+# server also tolerates some variants (surrounding spaces, numbers as strings, any case).
+# PostgreSQL cannot store NUL in text or JSONB, so no string the API stores may contain one.
+_NO_NUL = "^[^\\x00]*$"
+_TEXT = {"type": "string", "pattern": "^[^\\x00]*[^\\s\\x00][^\\x00]*$"}
+_DATE = "[0-9]{1,2}/[0-9]{1,2}/[0-9]{4}"
+_KIND_ITEMS: dict[str, Schema] = {
+    criteria.MULTI: _TEXT,
+    criteria.PREFIX: _TEXT,
+    criteria.BOOLEAN: {"type": "integer", "enum": [0, 1]},
+    criteria.RANGE: {
+        "type": "array",
+        "description": "[min, max]; null for an open end",
+        "minItems": 2,
+        "maxItems": 2,
+        "items": _nullable(NUMBER),
+    },
+    criteria.DATE: {
+        "anyOf": [
+            {"type": "string", "enum": criteria.DATE_PRESETS},
+            {"type": "string", "pattern": f"^from: ?({_DATE})? to: ?({_DATE})?$"},
+            {"type": "string", "pattern": f"^{_DATE}$"},
+        ]
+    },
+    criteria.PROPERTY_TYPE: {
+        "type": "object",
+        "required": ["name", "value"],
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string", "enum": ["PType"]},
+            "value": {
+                "type": "array",
+                "minItems": 1,
+                "items": {"type": "string", "enum": list(criteria.PROPERTY_TYPES)},
+            },
+        },
+    },
+    criteria.LIST: {
+        "anyOf": [
+            {"type": "integer", "minimum": 1},
+            {"type": "string", "pattern": "^[0-9]*[1-9][0-9]*$"},
+        ]
+    },
+}
+_MULTI_ITEMS: dict[str, Schema] = {
+    "State": {"type": "string", "pattern": "^[A-Za-z]{2}$"},
+    "County": {
+        "anyOf": [
+            {"type": "integer", "minimum": 1000, "maximum": 99999},
+            {"type": "string", "pattern": "^[0-9]{4,5}$"},
+        ]
+    },
+    "ZipFive": {
+        "anyOf": [
+            {"type": "integer", "minimum": 0, "maximum": 99999},
+            {"type": "string", "pattern": "^[0-9]{5}$"},
+        ]
+    },
+    "RadarID": {"type": "string", "pattern": "^[A-Za-z0-9]+$"},
+    "ForeclosureStage": {"type": "string", "enum": criteria.FORECLOSURE_STAGES},
+}
+
+
+def _criterion_input(spec: criteria.CriterionSpec) -> Schema:
+    items = _MULTI_ITEMS.get(spec.name) if spec.kind == criteria.MULTI else None
+    return {
+        "type": "object",
+        "title": spec.name,
+        "description": spec.hint,
+        "required": ["name", "value"],
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string", "enum": [spec.name]},
+            "value": {"type": "array", "minItems": 1, "items": items or _KIND_ITEMS[spec.kind]},
+        },
+    }
+
+
+# Lead columns in serializer order (radar_app.api.serializers.LEAD_FIELDS): (name, schema).
+_LEAD_PROPERTIES: list[tuple[str, Schema]] = [
+    ("radar_id", {**STRING, "description": "PropertyRadar's id of the property"}),
+    ("address", _nullable(STRING)),
+    ("city", _nullable(STRING)),
+    ("state", _nullable({**STRING, "description": "2-letter state code"})),
+    ("zip_code", _nullable({**STRING, "description": "5-digit ZIP"})),
+    ("county", _nullable({**STRING, "description": "County FIPS code (4-5 digits)"})),
+    ("apn", _nullable(STRING)),
+    ("owner_name", _nullable(STRING)),
+    ("owner2", _nullable(STRING)),
+    ("mail_address", _nullable(STRING)),
+    ("mail_city", _nullable(STRING)),
+    ("mail_state", _nullable(STRING)),
+    ("mail_zip", _nullable(STRING)),
+    ("property_type", _nullable({**STRING, "description": "Display label, e.g. Single Family"})),
+    ("beds", _nullable(INTEGER)),
+    ("baths", _nullable(NUMBER)),
+    ("sqft", _nullable(INTEGER)),
+    ("year_built", _nullable(INTEGER)),
+    ("avm", _nullable({**INTEGER, "description": "Automated valuation, dollars"})),
+    ("available_equity", _nullable({**INTEGER, "description": "Dollars"})),
+    ("equity_percent", _nullable(NUMBER)),
+    ("owner_occupied", _nullable({**BOOLEAN, "description": "null when unknown"})),
+    ("in_foreclosure", _nullable(BOOLEAN)),
+    ("foreclosure_stage", _nullable(STRING)),
+    ("tax_delinquent", _nullable(BOOLEAN)),
+    ("listed_for_sale", _nullable(BOOLEAN)),
+]
+
+_SCHEMAS: dict[str, Schema] = {
+    "JobStatus": {"type": "string", "enum": _STATUSES},
+    "Criterion": {
+        "type": "object",
+        "description": "One stored (normalized) PropertyRadar criterion.",
+        "required": ["name", "value"],
+        "properties": {"name": STRING, "value": {"type": "array", "items": {}}},
+    },
+    "CriterionInput": {
+        "description": (
+            "One PropertyRadar criterion: its name and a non-empty list of values, which "
+            "are OR'd. The values' shape depends on the criterion. The server checks more "
+            "than this schema can say (a range needs a min or a max and min <= max, dates "
+            "must exist...) and reports every problem at once under `fields`."
+        ),
+        "oneOf": [_criterion_input(spec) for spec in CRITERIA.values()],
+    },
+    "JobCreate": {
+        "type": "object",
+        "required": ["criteria"],
+        "additionalProperties": False,
+        "properties": {
+            "criteria": {
+                "type": "array",
+                "minItems": 1,
+                "items": _ref("CriterionInput"),
+                "description": "Each criterion at most once; values within one are OR'd.",
+            },
+            "name": _nullable(
+                {
+                    "type": "string",
+                    "maxLength": NAME_MAX_LENGTH,
+                    "pattern": _NO_NUL,
+                    "description": "Defaults to a summary of the criteria.",
+                }
+            ),
+            "max_records": _nullable(
+                {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": MAX_RECORDS_LIMIT,
+                    "description": "Stop after this many records (default: all matches).",
+                }
+            ),
+        },
+        "example": {
+            "name": "Oregon sample",
+            "criteria": [{"name": "State", "value": ["OR"]}],
+            "max_records": 50,
+        },
+    },
+    "Job": {
+        "type": "object",
+        "properties": {
+            "id": {**STRING, "description": "Public job id, used in every job URL"},
+            "name": STRING,
+            "status": _ref("JobStatus"),
+            "criteria": {"type": "array", "items": _ref("Criterion")},
+            "max_records": _nullable(INTEGER),
+            "total_records": _nullable(
+                {**COUNT, "description": "Matches reported by PropertyRadar; null until known"}
+            ),
+            "processed_records": COUNT,
+            "success_count": {**COUNT, "description": "Leads stored for this job"},
+            "error_count": COUNT,
+            "progress_percent": {"type": "number", "minimum": 0, "maximum": 100},
+            "records_per_second": _nullable(
+                {**NUMBER, "description": "This run's rate; null before any record"}
+            ),
+            "eta_seconds": _nullable(
+                {**NUMBER, "description": "Only while PROCESSING with a known rate"}
+            ),
+            "duration_seconds": _nullable({**NUMBER, "description": "null until started"}),
+            "pages_fetched": COUNT,
+            "next_start": {**COUNT, "description": "Checkpoint: offset of the next page"},
+            "attempts": COUNT,
+            "cancel_requested": BOOLEAN,
+            "error_details": _nullable(STRING),
+            "created_by": {**STRING, "description": "Owner's email"},
+            "created_at": TIMESTAMP,
+            "updated_at": TIMESTAMP,
+            "started_at": _nullable(TIMESTAMP),
+            "completed_at": _nullable(TIMESTAMP),
+        },
+    },
+    "LogEntry": {
+        "type": "object",
+        "required": ["id", "created_at", "level", "page", "message"],
+        "properties": {
+            "id": INTEGER,
+            "created_at": TIMESTAMP,
+            "level": {**STRING, "description": "INFO, WARNING or ERROR"},
+            "page": _nullable({**INTEGER, "description": "Page the line is about, if any"}),
+            "message": STRING,
+        },
+    },
+    "Lead": {
+        "type": "object",
+        "required": [name for name, _ in _LEAD_PROPERTIES],
+        "properties": dict(_LEAD_PROPERTIES),
+    },
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {"error": {**STRING, "description": "What went wrong, for people"}},
+    },
+    "ValidationError": {
+        "allOf": [
+            _ref("Error"),
+            {
+                "type": "object",
+                "required": ["fields"],
+                "properties": {
+                    "fields": {
+                        "type": "object",
+                        "description": "Problem per input path, e.g. criteria[0].value",
+                        "additionalProperties": STRING,
+                    }
+                },
+            },
+        ]
+    },
+    "Conflict": {
+        "allOf": [
+            _ref("Error"),
+            {
+                "type": "object",
+                "required": ["status"],
+                "properties": {"status": _ref("JobStatus")},
+            },
+        ]
+    },
+}
+
+
+def _page_of(item: str) -> Schema:
+    return {
+        "type": "object",
+        "required": ["items", "page", "per_page", "total"],
+        "properties": {
+            "items": {"type": "array", "items": _ref(item)},
+            "page": {"type": "integer", "minimum": 1},
+            "per_page": {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE},
+            "total": COUNT,
+        },
+    }
+
+
+_SCHEMAS.update(JobList=_page_of("Job"), LogList=_page_of("LogEntry"), LeadList=_page_of("Lead"))
+# Every Job property is always present (null where nullable).
+_SCHEMAS["Job"]["required"] = list(_SCHEMAS["Job"]["properties"])
+
+_RESPONSES: dict[str, Schema] = {
+    "Unauthorized": _json_response(
+        "No valid Bearer token or session",
+        _ref("Error"),
+        headers={
+            "WWW-Authenticate": {
+                "required": True,
+                "schema": STRING,
+                "description": 'Bearer realm="radar_app"',
+            }
+        },
+    ),
+    "NotFound": _json_response("No such job visible to the caller", _ref("Error")),
+    "BadQuery": _json_response("Invalid page, per_page or status", _ref("ValidationError")),
+    "CsrfFailed": _json_response(
+        "Cookie-authenticated call without a valid X-CSRFToken header", _ref("Error")
+    ),
+    "Conflict": _json_response("The job's state does not allow this", _ref("Conflict")),
+    "QueueUnavailable": _json_response("The job queue (Redis) is unavailable", _ref("Error")),
+}
+
+_PARAMETERS: dict[str, Schema] = {
+    "JobId": {
+        "name": "job_id",
+        "in": "path",
+        "required": True,
+        "description": "The job's `id`",
+        "schema": {"type": "string", "minLength": 1},
+    },
+    "Page": {
+        "name": "page",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 1},
+    },
+    "PerPage": {
+        "name": "per_page",
+        "in": "query",
+        "required": False,
+        "schema": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_PER_PAGE,
+            "default": DEFAULT_PER_PAGE,
+        },
+    },
+    "Status": {
+        "name": "status",
+        "in": "query",
+        "required": False,
+        "description": "Only jobs in this status (case-insensitive)",
+        "schema": _ref("JobStatus"),
+    },
+}
+
+
+def _param(name: str) -> Schema:
+    return {"$ref": f"#/components/parameters/{name}"}
+
+
+def _response(name: str) -> Schema:
+    return {"$ref": f"#/components/responses/{name}"}
+
+
+def _job_links() -> dict[str, Schema]:
+    """Links from a response carrying a Job to the operations on that job."""
+    by_id = {"job_id": "$response.body#/id"}
+    return {
+        name: {"operationId": operation_id, "parameters": by_id}
+        for name, operation_id in [
+            ("GetJob", "getBatchJob"),
+            ("CancelJob", "cancelBatchJob"),
+            ("RetryJob", "retryBatchJob"),
+            ("JobLogs", "listBatchJobLogs"),
+            ("JobLeads", "listBatchJobLeads"),
+            ("JobLeadsCsv", "exportBatchJobLeadsCsv"),
+        ]
+    }
+
+
+def _job_response(description: str) -> Schema:
+    return _json_response(description, _ref("Job"), links=_job_links())
+
+
+_PATHS: dict[str, Schema] = {
+    "/api/openapi.json": {
+        "get": {
+            "operationId": "getOpenApiDocument",
+            "summary": "This document",
+            "tags": ["meta"],
+            "security": [],
+            "responses": {"200": _json_response("The OpenAPI document", {"type": "object"})},
+        }
+    },
+    "/api/batch-jobs": {
+        "get": {
+            "operationId": "listBatchJobs",
+            "summary": "The caller's jobs (an admin's: everyone's), newest first",
+            "tags": ["jobs"],
+            "parameters": [_param("Status"), _param("Page"), _param("PerPage")],
+            "responses": {
+                "200": _json_response("A page of jobs", _ref("JobList")),
+                "400": _response("BadQuery"),
+                "401": _response("Unauthorized"),
+            },
+        },
+        "post": {
+            "operationId": "createBatchJob",
+            "summary": "Create a batch job and queue it for a worker",
+            "tags": ["jobs"],
+            "requestBody": {"required": True, "content": {JSON: {"schema": _ref("JobCreate")}}},
+            "responses": {
+                "201": {
+                    **_job_response("The job, PENDING"),
+                    "headers": {
+                        "Location": {
+                            "required": True,
+                            "schema": STRING,
+                            "description": "The job's URL",
+                        },
+                    },
+                },
+                "400": _json_response(
+                    "Invalid body or criteria (every problem under `fields`), or a failed "
+                    "CSRF check for a cookie-authenticated call (no `fields`)",
+                    {"anyOf": [_ref("ValidationError"), _ref("Error")]},
+                ),
+                "401": _response("Unauthorized"),
+                "429": _json_response(
+                    "Too many jobs created by this user recently",
+                    _ref("Error"),
+                    headers={
+                        "Retry-After": {
+                            "schema": STRING,
+                            "description": "Seconds to wait before trying again",
+                        }
+                    },
+                ),
+                "503": _response("QueueUnavailable"),
+            },
+        },
+    },
+    "/api/batch-jobs/{job_id}": {
+        "parameters": [_param("JobId")],
+        "get": {
+            "operationId": "getBatchJob",
+            "summary": "One job with its progress, rate and ETA",
+            "tags": ["jobs"],
+            "responses": {
+                "200": _job_response("The job"),
+                "401": _response("Unauthorized"),
+                "404": _response("NotFound"),
+            },
+        },
+    },
+    "/api/batch-jobs/{job_id}/cancel": {
+        "parameters": [_param("JobId")],
+        "post": {
+            "operationId": "cancelBatchJob",
+            "summary": "Cancel a queued job, or stop a running one after its page in flight",
+            "tags": ["jobs"],
+            "responses": {
+                "202": _job_response("CANCELLED, or still PROCESSING with cancel_requested"),
+                "400": _response("CsrfFailed"),
+                "401": _response("Unauthorized"),
+                "404": _response("NotFound"),
+                "409": _response("Conflict"),
+            },
+        },
+    },
+    "/api/batch-jobs/{job_id}/retry": {
+        "parameters": [_param("JobId")],
+        "post": {
+            "operationId": "retryBatchJob",
+            "summary": "Resume a FAILED or CANCELLED job from its checkpoint",
+            "tags": ["jobs"],
+            "responses": {
+                "202": _job_response("The job, PENDING again"),
+                "400": _response("CsrfFailed"),
+                "401": _response("Unauthorized"),
+                "404": _response("NotFound"),
+                "409": _response("Conflict"),
+                "503": _response("QueueUnavailable"),
+            },
+        },
+    },
+    "/api/batch-jobs/{job_id}/logs": {
+        "parameters": [_param("JobId")],
+        "get": {
+            "operationId": "listBatchJobLogs",
+            "summary": "The job's log, newest first",
+            "tags": ["jobs"],
+            "parameters": [_param("Page"), _param("PerPage")],
+            "responses": {
+                "200": _json_response("A page of log lines", _ref("LogList")),
+                "400": _response("BadQuery"),
+                "401": _response("Unauthorized"),
+                "404": _response("NotFound"),
+            },
+        },
+    },
+    "/api/batch-jobs/{job_id}/leads": {
+        "parameters": [_param("JobId")],
+        "get": {
+            "operationId": "listBatchJobLeads",
+            "summary": "The job's leads in search order",
+            "tags": ["leads"],
+            "parameters": [_param("Page"), _param("PerPage")],
+            "responses": {
+                "200": _json_response(
+                    "A page of leads; `total` is the job's success_count", _ref("LeadList")
+                ),
+                "400": _response("BadQuery"),
+                "401": _response("Unauthorized"),
+                "404": _response("NotFound"),
+            },
+        },
+    },
+    "/api/batch-jobs/{job_id}/leads.csv": {
+        "parameters": [_param("JobId")],
+        "get": {
+            "operationId": "exportBatchJobLeadsCsv",
+            "summary": "Every lead of the job as CSV (header row first), streamed",
+            "tags": ["leads"],
+            "responses": {
+                "200": {
+                    "description": "CSV attachment",
+                    "headers": {
+                        "Content-Disposition": {
+                            "required": True,
+                            "schema": {"type": "string", "pattern": "^attachment; filename="},
+                        }
+                    },
+                    "content": {"text/csv": {"schema": {"type": "string"}}},
+                },
+                "401": _response("Unauthorized"),
+                "404": _response("NotFound"),
+            },
+        },
+    },
+}
+
+
+@cache
+def openapi_spec() -> dict[str, Any]:
+    """The OpenAPI 3.0 document of the JSON API (built once; treat as read-only)."""
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "radar_app API",
+            "version": "1",
+            "description": (
+                "Batch imports of PropertyRadar leads. Authenticate with "
+                "`Authorization: Bearer <token>` (issued on the account page) or the web "
+                "session cookie; cookie-authenticated POSTs also need an `X-CSRFToken` "
+                "header. Errors are JSON objects with an `error` message."
+            ),
+        },
+        "servers": [{"url": "/"}],
+        "tags": [
+            {"name": "jobs", "description": "Batch jobs"},
+            {"name": "leads", "description": "Leads a job stored"},
+            {"name": "meta", "description": "About the API"},
+        ],
+        "security": [{"bearerAuth": []}, {"cookieAuth": []}],
+        "paths": _PATHS,
+        "components": {
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "The personal API token",
+                },
+                "cookieAuth": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": "session",
+                    "description": "The signed-in web session",
+                },
+            },
+            "schemas": _SCHEMAS,
+            "parameters": _PARAMETERS,
+            "responses": _RESPONSES,
+        },
+    }
 
 
 @bp.get("/openapi.json")
 def openapi_document() -> Response:
     """The API's OpenAPI 3 document (public: it describes, it does not expose data)."""
-    return jsonify({"openapi": "3.0.3", "info": {"title": "radar_app API", "version": "1"}})
+    return jsonify(openapi_spec())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,14 +19,24 @@ from flask_login import current_user, login_required
 
 from radar_app import batches
 from radar_app.api import bp
-from radar_app.api.serializers import job_json, lead_json, log_json
+from radar_app.api.serializers import job_json, lead_json, ledger_json, log_json
 from radar_app.auth.login import bearer_token
 from radar_app.export import iter_csv
 from radar_app.extensions import csrf, db, limiter
-from radar_app.models import BatchJob, BatchJobLog, JobProperty, JobStatus, Property
+from radar_app.models import (
+    BatchJob,
+    BatchJobLog,
+    JobProperty,
+    JobStatus,
+    LedgerEntry,
+    Property,
+)
 from radar_app.pagination import PageArgs, page_args
-from radar_app.propertyradar.errors import CriteriaError
+from radar_app.preview import preview_search
+from radar_app.propertyradar.criteria import validate_criteria
+from radar_app.propertyradar.errors import CriteriaError, PropertyRadarError
 from radar_app.queue import get_queue
+from radar_app.tasks import build_client
 
 MAX_RECORDS_LIMIT = 10_000_000
 
@@ -64,12 +75,16 @@ def _queue_settings() -> batches.QueueSettings:
     return batches.QueueSettings.from_config(current_app.config)
 
 
-def _parse_create_body() -> tuple[object, str | None, int | None]:
+CREATE_KEYS = {"criteria", "name", "max_records", "refresh_all", "fields"}
+
+
+def _parse_body(allowed: set[str]) -> dict[str, Any]:
+    """The JSON body's known keys, or a 400 listing every problem at once."""
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise ApiError(400, "Request body must be a JSON object", fields={})
     fields: dict[str, str] = {}
-    unknown = sorted(set(body) - {"criteria", "name", "max_records"})
+    unknown = sorted(set(body) - allowed)
     for key in unknown:
         fields[key] = "Unknown field"
     name = body.get("name")
@@ -82,11 +97,14 @@ def _parse_create_body() -> tuple[object, str | None, int | None]:
         or not 1 <= max_records <= MAX_RECORDS_LIMIT
     ):
         fields["max_records"] = f"Must be a whole number between 1 and {MAX_RECORDS_LIMIT:,}"
+    refresh_all = body.get("refresh_all", False)
+    if not isinstance(refresh_all, bool):
+        fields["refresh_all"] = "Must be true or false"
     if "criteria" not in body:
         fields["criteria"] = "Required: a list of PropertyRadar criteria"
     if fields:
         raise ApiError(400, "Invalid request", fields=fields)
-    return body["criteria"], name, max_records
+    return body
 
 
 def _user_key() -> str:
@@ -98,16 +116,18 @@ def _user_key() -> str:
 @limiter.limit(lambda: current_app.config["JOB_CREATE_RATE_LIMIT"], key_func=_user_key)
 def create_batch_job() -> tuple[Response, int, dict[str, str]]:
     """Create a batch job and queue it for a worker."""
-    criteria, name, max_records = _parse_create_body()
+    body = _parse_body(CREATE_KEYS)
     try:
         job = batches.create_job(
             db.session,
             get_queue(),
             _queue_settings(),
             owner=current_user,
-            criteria=criteria,
-            name=name,
-            max_records=max_records,
+            criteria=body["criteria"],
+            name=body.get("name"),
+            max_records=body.get("max_records"),
+            refresh_all=body.get("refresh_all", False),
+            fields=body.get("fields"),
         )
     except CriteriaError as exc:
         raise ApiError(400, "Invalid criteria", fields=exc.errors) from exc
@@ -115,6 +135,34 @@ def create_batch_job() -> tuple[Response, int, dict[str, str]]:
         raise ApiError(503, str(exc)) from exc
     location = url_for("api.get_batch_job", job_id=job.job_id)
     return jsonify(job_json(job)), 201, {"Location": location}
+
+
+@bp.post("/batch-jobs/preview")
+@login_required
+def preview_batch_job() -> Response:
+    """What a search would match, reuse and cost, from free requests only."""
+    body = _parse_body({"criteria", "max_records", "refresh_all"})
+    config = current_app.config
+    try:
+        criteria = validate_criteria(body["criteria"])
+        with build_client(config) as client:
+            result = preview_search(
+                db.session,
+                client,
+                criteria,
+                max_records=body.get("max_records"),
+                batch_size=config["PROPERTYRADAR_BATCH_SIZE"],
+                snapshot_limit=config["PREVIEW_SNAPSHOT_LIMIT"],
+                freshness=timedelta(days=config["LEAD_FRESHNESS_DAYS"]),
+                price_per_export=config["PRICE_PER_EXPORT"],
+                seconds_per_page=config["ESTIMATED_SECONDS_PER_PAGE"],
+                refresh_all=body.get("refresh_all", False),
+            )
+    except CriteriaError as exc:
+        raise ApiError(400, "Invalid criteria", fields=exc.errors) from exc
+    except PropertyRadarError as exc:
+        raise ApiError(502, f"PropertyRadar could not answer: {exc}") from exc
+    return jsonify(result.to_dict())
 
 
 @bp.get("/batch-jobs")
@@ -189,6 +237,23 @@ def batch_job_logs(job_id: str) -> Response:
         page=paging.page,
         per_page=paging.per_page,
         total=total,
+    )
+
+
+@bp.get("/batch-jobs/<job_id>/ledger")
+@login_required
+def batch_job_ledger(job_id: str) -> Response:
+    """Every purchase request of the job: billed records and cost, or 'possibly billed'."""
+    job = _job_or_404(job_id)
+    entries = db.session.scalars(
+        sa.select(LedgerEntry).where(LedgerEntry.batch_job_id == job.id).order_by(LedgerEntry.id)
+    ).all()
+    return jsonify(
+        items=[ledger_json(e) for e in entries],
+        purchased_records=job.purchased_count,
+        reused_records=job.reused_count,
+        total_cost=round(job.cost_total, 2),
+        possibly_billed_requests=sum(e.outcome == LedgerEntry.POSSIBLY_BILLED for e in entries),
     )
 
 

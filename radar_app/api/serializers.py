@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from radar_app.models import BatchJob, BatchJobLog, Property, utcnow
+from radar_app.models import BatchJob, BatchJobLog, LedgerEntry, Property, utcnow
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -31,6 +31,15 @@ def job_json(job: BatchJob) -> dict[str, Any]:
         "pages_fetched": job.pages_fetched,
         "next_start": job.next_start,
         "attempts": job.attempts,
+        "phase": job.phase,
+        "matched": job.total_records,
+        "snapshot_count": job.snapshot_count,
+        "reused_count": job.reused_count,
+        "purchased_count": job.purchased_count,
+        "vanished_count": job.vanished_count,
+        "cost_total": round(job.cost_total, 2),
+        "refresh_all": job.refresh_all,
+        "fields": job.fields,
         "cancel_requested": job.cancel_requested,
         "error_details": job.error_details,
         "created_by": job.owner.email,
@@ -38,6 +47,20 @@ def job_json(job: BatchJob) -> dict[str, Any]:
         "updated_at": _iso(job.updated_at),
         "started_at": _iso(job.started_at),
         "completed_at": _iso(job.completed_at),
+    }
+
+
+def ledger_json(entry: LedgerEntry) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "created_at": _iso(entry.created_at),
+        "page": entry.page,
+        "outcome": entry.outcome,
+        "requested": entry.requested,
+        "result_count": entry.result_count,
+        "total_cost": entry.total_cost,
+        "request_id": entry.request_id,
+        "note": entry.note,
     }
 
 

@@ -649,3 +649,36 @@ __all__ = [
     "suggest_name",
     "validate_criteria",
 ]
+
+
+FIELD_SETS: dict[str, list[str]] = {"essentials": LEAD_FIELDS}
+
+
+def resolve_fields(fields: object) -> list[str] | None:
+    """The Fields a job buys: None (the essentials), a named set, or a custom list that is
+    validated against the catalogue and always includes the essentials' identity fields.
+
+    Raises:
+        CriteriaError: with errors["fields"] describing the problem.
+    """
+    if fields is None or fields == "essentials":
+        return None
+    if isinstance(fields, str):
+        raise CriteriaError(
+            {"fields": f"Unknown field set '{fields}'; use one of {sorted(FIELD_SETS)}"}
+        )
+    if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
+        raise CriteriaError({"fields": "Must be 'essentials' or a list of field names"})
+    unknown = sorted({f for f in fields if f not in KNOWN_FIELDS})
+    if unknown:
+        raise CriteriaError({"fields": f"Unknown field(s): {', '.join(unknown[:10])}"})
+    # Price does not depend on the field count, so the essentials come along for free.
+    chosen = list(dict.fromkeys([*LEAD_FIELDS, *fields]))
+    if len(chosen) > MAX_FIELDS:
+        raise CriteriaError(
+            {
+                "fields": f"At most {MAX_FIELDS} fields per request, essentials included "
+                f"({len(LEAD_FIELDS)}); this asks for {len(chosen)}"
+            }
+        )
+    return chosen

@@ -1,0 +1,100 @@
+"""What a search would cost before it runs: matches, already owned, to buy, estimated cost.
+
+Everything here uses free Purchase=0 requests. Ownership is counted exactly from a
+snapshot of up to `snapshot_limit` RadarIDs; past that, it is extrapolated from the
+sample and marked as an estimate.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from radar_app.models import Property, utcnow
+from radar_app.propertyradar.client import PropertyRadarClient
+
+SNAPSHOT_PAGE = 1000
+
+
+@dataclass(frozen=True)
+class Preview:
+    matches: int
+    pages: int
+    sampled: int
+    owned: int
+    owned_is_estimate: bool
+    to_buy: int
+    estimated_cost: float
+    price_per_export: float
+    estimated_seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def preview_search(
+    session: Session,
+    client: PropertyRadarClient,
+    criteria: list[dict[str, Any]],
+    *,
+    max_records: int | None,
+    batch_size: int,
+    snapshot_limit: int,
+    freshness: timedelta,
+    price_per_export: float,
+    seconds_per_page: float,
+    refresh_all: bool = False,
+) -> Preview:
+    """Count, sample and price a search without buying anything."""
+    first = client.radar_ids(criteria, 0, min(SNAPSHOT_PAGE, max(1, snapshot_limit)))
+    matches = first.total_result_count
+    if max_records:
+        matches = min(matches, max_records)
+    radar_ids = [r["RadarID"] for r in first.results if isinstance(r, dict) and r.get("RadarID")]
+    start = len(first.results)
+    wanted = min(matches, snapshot_limit)
+    while start < wanted:
+        page = client.radar_ids(criteria, start, min(SNAPSHOT_PAGE, wanted - start))
+        if not page.results:
+            break
+        radar_ids += [
+            r["RadarID"] for r in page.results if isinstance(r, dict) and r.get("RadarID")
+        ]
+        start += len(page.results)
+    sample = radar_ids[:wanted]
+
+    owned_in_sample = 0
+    if sample and not refresh_all:
+        fresh_since = utcnow() - freshness
+        for offset in range(0, len(sample), 1000):
+            owned_in_sample += session.scalar(
+                sa.select(sa.func.count()).where(
+                    Property.radar_id.in_(sample[offset : offset + 1000]),
+                    Property.last_seen_at >= fresh_since,
+                )
+            )
+    is_estimate = len(sample) < matches
+    owned = (
+        round(owned_in_sample * matches / len(sample))
+        if is_estimate and sample
+        else owned_in_sample
+    )
+    to_buy = max(0, matches - owned)
+    pages = math.ceil(to_buy / batch_size) if to_buy else 0
+    snapshot_pages = math.ceil(matches / SNAPSHOT_PAGE) if matches else 0
+    return Preview(
+        matches=matches,
+        pages=pages,
+        sampled=len(sample),
+        owned=owned,
+        owned_is_estimate=is_estimate,
+        to_buy=to_buy,
+        estimated_cost=round(to_buy * price_per_export, 2),
+        price_per_export=price_per_export,
+        estimated_seconds=round((pages + snapshot_pages) * seconds_per_page, 1),
+    )
