@@ -70,6 +70,20 @@ def revoke_token(email: str) -> None:
     click.echo(f"Revoked the API token of {user.email}")
 
 
+@users_cli.command("budget")
+@click.argument("email")
+@click.argument("records", required=False, type=click.IntRange(min=0))
+def set_budget(email: str, records: int | None) -> None:
+    """Set a user's monthly export budget in records (omit RECORDS to remove it)."""
+    user = _find_user(email)
+    user.monthly_export_budget = records
+    db.session.commit()
+    click.echo(
+        f"Monthly budget of {user.email}: "
+        + (f"{records:,} records" if records is not None else "none")
+    )
+
+
 @users_cli.command("demo")
 def ensure_demo_user() -> None:
     """Create the demo admin if missing and print its login (development only)."""

@@ -93,3 +93,27 @@ def test_admin_forms_need_csrf(client, api, admin):
     job_id = create(api)
     AuthActions(client).login(admin.email)
     assert client.post(f"/admin/jobs/{job_id}/requeue").status_code == 400
+
+
+def test_usage_shows_purchases_per_user_and_sets_budgets(client, app, api, admin, run_worker, user):
+    create(api)
+    run_worker()
+    AuthActions(client).login(admin.email)
+    page = client.get("/admin/usage")
+    assert page.status_code == 200
+    assert "owner@example.com" in page.text and "2,000" in page.text
+    token = csrf_token_from(page.text)
+    response = client.post(
+        f"/admin/users/{user.id}/budget",
+        data={"csrf_token": token, "budget": "5,000"},
+        follow_redirects=True,
+    )
+    assert "5,000 records" in response.text
+    with app.app_context():
+        from radar_app.models import User
+
+        assert db.session.get(User, user.id).monthly_export_budget == 5000
+    bad = client.post(
+        f"/admin/users/{user.id}/budget", data={"csrf_token": token, "budget": "lots"}
+    )
+    assert bad.status_code == 400

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import abort, current_app, flash, redirect, render_template, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from redis.exceptions import RedisError
 from werkzeug.wrappers import Response
@@ -13,7 +13,8 @@ from radar_app.admin import bp
 from radar_app.admin.queue_health import queue_health
 from radar_app.batches import QueueSettings
 from radar_app.extensions import db
-from radar_app.models import BatchJob
+from radar_app.importer import records_bought_this_month
+from radar_app.models import BatchJob, LedgerEntry, User
 from radar_app.queue import get_queue
 
 
@@ -106,3 +107,46 @@ def mark_failed(job_id: str) -> Response:
         "success" if done else "error",
     )
     return redirect(url_for("admin.stuck"))
+
+
+@bp.get("/usage")
+def usage() -> str:
+    """Records bought and cost per user per month, from the purchase ledger."""
+    month = sa.func.strftime("%Y-%m", LedgerEntry.created_at)
+    if db.engine.dialect.name == "postgresql":
+        month = sa.func.to_char(LedgerEntry.created_at, "YYYY-MM")
+    rows = db.session.execute(
+        sa.select(
+            User.email,
+            month.label("month"),
+            sa.func.coalesce(sa.func.sum(LedgerEntry.result_count), 0).label("records"),
+            sa.func.coalesce(sa.func.sum(LedgerEntry.total_cost), 0).label("cost"),
+            sa.func.count()
+            .filter(LedgerEntry.outcome == LedgerEntry.POSSIBLY_BILLED)
+            .label("possibly_billed"),
+        )
+        .join(User, User.id == LedgerEntry.user_id)
+        .group_by(User.email, month)
+        .order_by(month.desc(), User.email)
+    ).all()
+    users = db.session.scalars(sa.select(User).order_by(User.email)).all()
+    bought = {u.id: records_bought_this_month(db.session, u.id) for u in users}
+    return render_template("admin/usage.html", rows=rows, users=users, bought=bought)
+
+
+@bp.post("/users/<int:user_id>/budget")
+def set_budget(user_id: int) -> Response | tuple[str, int]:
+    """Set or clear a user's monthly export budget (records per calendar month)."""
+    user = db.session.get(User, user_id) or abort(404, description="User not found")
+    text = (request.form.get("budget") or "").strip().replace(",", "")
+    if text and (not text.isdigit() or int(text) > 100_000_000):
+        flash("The budget must be a whole number of records (or empty for none).", "error")
+        return redirect(url_for("admin.usage")), 400  # type: ignore[return-value]
+    user.monthly_export_budget = int(text) if text else None
+    db.session.commit()
+    flash(
+        f"Monthly budget of {user.email}: "
+        + (f"{user.monthly_export_budget:,} records." if text else "none."),
+        "success",
+    )
+    return redirect(url_for("admin.usage"))
