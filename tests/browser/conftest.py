@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 from werkzeug.serving import make_server
 
 from tests.conftest import ARTIFACTS, PASSWORD
@@ -32,15 +33,13 @@ LAPTOP = {"width": 1366, "height": 900}
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[object]:
+def browser() -> Iterator[Browser]:
     """One headless Chromium for the session; each test gets a fresh context."""
     if not CHROMIUM.exists():
         message = f"{CHROMIUM} is missing (apt-get install chromium)"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield chromium
@@ -60,20 +59,33 @@ def live_server(app: Flask) -> Iterator[str]:
 
 
 @pytest.fixture
-def page(browser, live_server: str, request: pytest.FixtureRequest):
+def page(browser: Browser, live_server: str, request: pytest.FixtureRequest) -> Iterator[Page]:
     """A fresh browser tab; its final state is saved as test-artifacts/<test name>.png."""
     context = browser.new_context(base_url=live_server, viewport=LAPTOP, accept_downloads=True)
     context.set_default_timeout(10_000)
     tab = context.new_page()
+    # The CSP blocks inline scripts, styles and eval; a violation means part of the UI
+    # silently does nothing, so it fails the test like a JavaScript error does.
+    problems: list[str] = []
+    tab.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    tab.on(
+        "console",
+        lambda message: (
+            problems.append(f"console: {message.text}")
+            if "Content Security Policy" in message.text
+            else None
+        ),
+    )
     yield tab
     ARTIFACTS.mkdir(exist_ok=True)
     try:
         tab.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
     finally:
         context.close()
+    assert not problems, "\n".join(problems)
 
 
-def sign_in(page, email: str = "owner@example.com", password: str = PASSWORD) -> None:
+def sign_in(page: Page, email: str = "owner@example.com", password: str = PASSWORD) -> None:
     page.goto("/auth/login")
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)
@@ -81,10 +93,8 @@ def sign_in(page, email: str = "owner@example.com", password: str = PASSWORD) ->
 
 
 @pytest.fixture
-def signed_in(page, user):
+def signed_in(page: Page, user) -> Page:
     """A tab signed in as the `user` fixture, on the Jobs tab."""
-    from playwright.sync_api import expect
-
     sign_in(page, user.email)
     expect(page).to_have_url(re.compile(r"/jobs$"))
     return page

@@ -96,7 +96,7 @@ def test_background_job_runs_live_to_completion_then_csv(
     signed_in: Page, app, simulator, start_worker
 ) -> None:
     page = signed_in
-    # Slow enough (6 requests x 250 ms) that the page opens before the job finishes.
+    # Slow enough (8 requests x 250 ms) that the page opens before the job finishes.
     simulator.configure(latency_ms=250)
     start_worker()
     job_id = submit_search(page, state="OR", county="41051", name="Multnomah, live")
@@ -133,7 +133,8 @@ def test_background_job_runs_live_to_completion_then_csv(
 
 def test_cancel_a_running_job(signed_in: Page, app, simulator, start_worker) -> None:
     page = signed_in
-    simulator.configure(latency_ms=300)  # 10,000 records: 25 pages of 300 ms or more
+    # 10,000 records: 10 snapshot pages and 25 purchases, 500 ms each.
+    simulator.configure(latency_ms=500)
     start_worker()
     job_id = submit_search(page, state="OR", name="Oregon, to cancel")
 
@@ -141,7 +142,10 @@ def test_cancel_a_running_job(signed_in: Page, app, simulator, start_worker) -> 
     page.goto("/jobs")
     row = page.locator(f"#job-row-{job_id}")
     expect(row.locator(".badge")).to_have_text("Processing", timeout=15_000)
-    expect(row.get_by_role("progressbar")).not_to_have_attribute("aria-valuenow", "0")
+    # Buying starts after the free snapshot of 10,000 RadarIDs (10 requests).
+    expect(row.get_by_role("progressbar")).not_to_have_attribute(
+        "aria-valuenow", "0", timeout=20_000
+    )
 
     page.locator(f"#job-row-{job_id} a.job-name").click()
     expect(page).to_have_url(JOB_URL)
@@ -160,8 +164,8 @@ def test_a_failed_job_is_retried_to_completion(
     signed_in: Page, app, simulator, start_worker
 ) -> None:
     page = signed_in
-    # Page 3 (offset 800) answers 503 until the fault is cleared.
-    simulator.configure(scripted_faults=[{"kind": "503", "purchase": 1, "start": 800, "times": -1}])
+    # The third purchase (records 801-1,200) answers 503 until the fault is cleared.
+    simulator.configure(scripted_faults=[{"kind": "503", "purchase": 1, "after": 2, "times": -1}])
     start_worker()
     submit_search(page, state="OR", county="41051", name="Multnomah, flaky")
     mark_page(page)
@@ -195,15 +199,16 @@ def test_screenshots_for_the_docs(
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Cancel job").click()
     expect(status_badge(page)).to_have_text("Cancelled")
-    simulator.configure(
-        scripted_faults=[{"kind": "503", "purchase": 1, "start": 1200, "times": -1}]
-    )
+    simulator.configure(scripted_faults=[{"kind": "503", "purchase": 1, "after": 3, "times": -1}])
     submit_search(page, state="WA", county="53033", name="King County, WA")
     run_worker()
-    simulator.configure(scripted_faults=[], latency_ms=400)
+    simulator.configure(scripted_faults=[], latency_ms=400)  # 35 requests: about 14 s
     start_worker()
     running = submit_search(page, state="OR", name="All of Oregon")
-    expect(page.locator("#job-log")).to_contain_text("Page 4:", timeout=15_000)
+    # Caught a little way in: the free snapshot is done and some records are bought.
+    expect(page.locator("#job-progress-bar")).to_have_attribute(
+        "aria-valuenow", re.compile(r"^(1[5-9]|[2-9][0-9])$"), timeout=30_000
+    )
     page.goto(f"/jobs/{running}")  # again, without the "queued" message
     expect(status_badge(page)).to_have_text("Processing")
     page.screenshot(path=str(target / "job.png"))
