@@ -209,3 +209,29 @@ def test_real_worker_process_completes_a_job(app, api, simulator, app_config):
     job = job_row(app, job_id)
     assert job.status == JobStatus.COMPLETED and job.success_count == 2000
     assert f"job={job_id}" in result.stderr
+
+
+@pytest.mark.slow
+def test_stock_rq_worker_command_runs_jobs_too(app, api, simulator, app_config):
+    """`rq worker -u $REDIS_URL radar` works without our worker.py: the task builds the app."""
+    from tests.conftest import worker_env
+
+    job_id = create(api, MULTNOMAH)
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "rq"),
+            "worker",
+            "--burst",
+            "-u",
+            app_config["REDIS_URL"],
+            app_config["RQ_QUEUE"],
+        ],
+        cwd=ROOT,
+        env=worker_env(app_config),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    job = job_row(app, job_id)
+    assert job.status == JobStatus.COMPLETED and job.success_count == 2000
