@@ -23,7 +23,8 @@ SNAPSHOT_PAGE = 1000
 
 @dataclass(frozen=True)
 class Preview:
-    matches: int
+    matches: int  # after max_records
+    total_matches: int  # before max_records
     pages: int
     sampled: int
     owned: int
@@ -52,7 +53,7 @@ def preview_search(
 ) -> Preview:
     """Count, sample and price a search without buying anything."""
     first = client.radar_ids(criteria, 0, min(SNAPSHOT_PAGE, max(1, snapshot_limit)))
-    matches = first.total_result_count
+    matches = total_matches = first.total_result_count
     if max_records:
         matches = min(matches, max_records)
     radar_ids = [r["RadarID"] for r in first.results if isinstance(r, dict) and r.get("RadarID")]
@@ -89,6 +90,7 @@ def preview_search(
     snapshot_pages = math.ceil(matches / SNAPSHOT_PAGE) if matches else 0
     return Preview(
         matches=matches,
+        total_matches=total_matches,
         pages=pages,
         sampled=len(sample),
         owned=owned,

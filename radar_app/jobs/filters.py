@@ -1,4 +1,4 @@
-"""Jinja filters for numbers, durations, times and job statuses."""
+"""Jinja filters for numbers, money, durations, times and job statuses."""
 
 from __future__ import annotations
 
@@ -18,6 +18,21 @@ def number(value: float | int | None, places: int = 0) -> str:
     if value is None:
         return "–"
     return f"{value:,.{places}f}"
+
+
+def money(value: float | int | None, unit_price: bool = False) -> str:
+    """Dollars with cents: 1234.5 -> "$1,234.50"; None -> an en dash.
+
+    A unit price keeps up to four decimals, so 0.025 shows as "$0.025", not "$0.03".
+    """
+    if value is None:
+        return "–"
+    sign = "-" if value < 0 else ""
+    text = f"{abs(value):,.4f}" if unit_price else f"{abs(value):,.2f}"
+    if unit_price:
+        whole, cents = text.split(".")
+        text = f"{whole}.{cents.rstrip('0').ljust(2, '0')}"
+    return f"{sign}${text}"
 
 
 def duration(seconds: float | None) -> str:
@@ -55,6 +70,7 @@ def criteria_summary(criteria: object) -> str:
 
 def init_app(app: Flask) -> None:
     app.add_template_filter(number)
+    app.add_template_filter(money)
     app.add_template_filter(duration)
     app.add_template_filter(timestamp)
     app.add_template_filter(status_label)

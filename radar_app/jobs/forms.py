@@ -28,7 +28,14 @@ from wtforms import (
 from wtforms.validators import Length, NumberRange, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from radar_app.propertyradar.criteria import FORECLOSURE_STAGES, PROPERTY_TYPES, validate_criteria
+from radar_app.propertyradar.criteria import (
+    FORECLOSURE_STAGES,
+    LEAD_FIELDS,
+    MAX_FIELDS,
+    PROPERTY_TYPES,
+    resolve_fields,
+    validate_criteria,
+)
 from radar_app.propertyradar.errors import CriteriaError
 
 MAX_RECORDS_LIMIT = 10_000_000
@@ -204,6 +211,23 @@ class SearchForm(FlaskForm):
     )
     background = BooleanField("Process in background", default=True)
 
+    # What to buy (cost control): reuse stored leads unless told otherwise, and which fields.
+    refresh_all = BooleanField("Refresh everything (buy again even if already stored)")
+    field_set = RadioField(
+        "Fields",
+        choices=[SelectChoice("essentials", "Lead essentials"), SelectChoice("custom", "Custom")],
+        default="essentials",
+    )
+    custom_fields = StringField(
+        "Custom fields",
+        validators=[Length(max=2000)],
+        description=(
+            f"Field names separated by commas, e.g. AnnualTaxes, EstimatedRent. The "
+            f"{len(LEAD_FIELDS)} lead essentials are always included; at most {MAX_FIELDS} "
+            "in all. The price per record is the same whatever the fields."
+        ),
+    )
+
     def validate(self, extra_validators: Any = None) -> bool:
         valid = super().validate(extra_validators)
         for spec in RANGES:
@@ -214,6 +238,12 @@ class SearchForm(FlaskForm):
         if not (self.state.data or self.county.data or self.city.data or self.zips.data):
             self.form_errors.append("Choose where to search: a state, county, city or ZIP code.")
             valid = False
+        if self.field_set.data == "custom" and not self.custom_fields.errors:
+            try:
+                self.chosen_fields()
+            except CriteriaError as exc:
+                self.custom_fields.errors.append(exc.errors.get("fields", str(exc)))
+                valid = False
         if valid:
             try:
                 self.criteria()
@@ -221,6 +251,23 @@ class SearchForm(FlaskForm):
                 self._attach_criteria_errors(exc)
                 valid = False
         return valid
+
+    def chosen_fields(self) -> list[str] | None:
+        """The fields to buy, for ``create_job(fields=...)``: None means the lead essentials.
+
+        Raises:
+            CriteriaError: an unknown name, too many fields or none at all
+                (``errors["fields"]`` says which).
+        """
+        if self.field_set.data != "custom":
+            return None
+        names = list(dict.fromkeys(split_list(self.custom_fields.data)))
+        if not names:
+            raise CriteriaError(
+                {"fields": "List at least one field name, or choose Lead essentials"}
+            )
+        resolve_fields(names)  # the same check the API makes
+        return names
 
     def _criteria_items(self) -> list[tuple[str, dict[str, Any]]]:
         """(form field, criterion) pairs, in the order the search lists them."""

@@ -10,7 +10,7 @@ listen for, so they refresh only when there is something new.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -36,16 +36,27 @@ from radar_app.export import iter_csv
 from radar_app.extensions import db, limiter, login_manager
 from radar_app.jobs import bp, search
 from radar_app.jobs.forms import PROPERTY_RANGES, VALUE_RANGES, SearchForm
-from radar_app.models import BatchJob, BatchJobLog, JobProperty, JobStatus, Property, utcnow
+from radar_app.models import (
+    BatchJob,
+    BatchJobLog,
+    JobProperty,
+    JobStatus,
+    LedgerEntry,
+    Property,
+    utcnow,
+)
 from radar_app.pagination import PageArgs, page_args
 from radar_app.propertyradar.client import PropertyRadarClient
-from radar_app.propertyradar.errors import PropertyRadarError
+from radar_app.propertyradar.errors import CriteriaError, PropertyRadarError
 from radar_app.queue import get_queue, get_redis
 from radar_app.tasks import build_client
 
 JOBS_PER_PAGE = 20
 LOG_PER_PAGE = 15
 LEADS_PER_PAGE = 25
+PURCHASES_PER_PAGE = 10
+# Pages of "possibly billed" purchases named in the ledger's summary line.
+MAX_UNSURE_PAGES = 5
 # Toasts shown per poll; the rest follow on the next polls.
 MAX_TOASTS = 5
 NOTIFIED_KEY = "notified_until"
@@ -153,6 +164,7 @@ def _search_page(form: SearchForm, status: int = 200) -> tuple[str, int]:
         property_ranges=PROPERTY_RANGES,
         value_ranges=VALUE_RANGES,
         batch_size=current_app.config["PROPERTYRADAR_BATCH_SIZE"],
+        freshness_days=current_app.config["LEAD_FRESHNESS_DAYS"],
     ), status
 
 
@@ -192,7 +204,12 @@ def new_search() -> tuple[str, int] | Response:
             background=form.background.data,
             batch_size=batch_size,
             seconds_per_page=current_app.config.get("ESTIMATED_SECONDS_PER_PAGE", 1.0),
+            refresh_all=form.refresh_all.data,
+            fields=form.chosen_fields(),
         )
+    except CriteriaError as exc:  # validated above; only a catalogue change could get here
+        form.form_errors.extend(exc.errors.values())
+        return _search_page(form, 400)
     except batches.QueueUnavailable as exc:
         form.form_errors.append(f"{exc}. Your search is still here; nothing was created.")
         return _search_page(form, 503)
@@ -217,30 +234,42 @@ def new_search() -> tuple[str, int] | Response:
         # The inline run stalled long enough for crash recovery to hand it to a worker.
         flash("This is taking longer than expected; it continues in the background.", "info")
     else:
-        flash(f"Done: {job.success_count:,} leads, listed below.", "success")
+        flash(
+            f"Done: {job.success_count:,} leads, listed below. {job.purchased_count:,} bought "
+            f"for ${job.cost_total:,.2f}, {job.reused_count:,} reused at no cost.",
+            "success",
+        )
     return redirect(url_for("jobs.detail", job_id=job.job_id))
 
 
 @bp.post("/search/preview")
 def preview() -> tuple[str, int]:
-    """htmx fragment: the free count of matching records, pages and estimated time."""
+    """htmx fragment: matches, already owned, records to buy and estimated cost, all free."""
     form = SearchForm()
     if not form.validate_on_submit():
         return render_template("jobs/_preview.html", form=form), 422
+    config = current_app.config
     try:
         with _client() as client:
-            sized = search.estimate(
+            result = search.preview_cost(
+                db.session,
                 client,
                 form.criteria(),
                 max_records=form.max_records.data,
-                batch_size=current_app.config["PROPERTYRADAR_BATCH_SIZE"],
-                seconds_per_page=current_app.config.get("ESTIMATED_SECONDS_PER_PAGE", 1.0),
+                refresh_all=form.refresh_all.data,
+                batch_size=config["PROPERTYRADAR_BATCH_SIZE"],
+                snapshot_limit=config["PREVIEW_SNAPSHOT_LIMIT"],
+                freshness=timedelta(days=config["LEAD_FRESHNESS_DAYS"]),
+                price_per_export=config["PRICE_PER_EXPORT"],
+                seconds_per_page=config.get("ESTIMATED_SECONDS_PER_PAGE", 1.0),
             )
     except PropertyRadarError as exc:
         return render_template("jobs/_preview.html", form=form, error=exc), 200
     except RedisError:
         return render_template("jobs/_preview.html", form=form, error=search.QUEUE_DOWN), 200
-    return render_template("jobs/_preview.html", form=form, estimate=sized), 200
+    return render_template(
+        "jobs/_preview.html", form=form, estimate=result, preview=result.preview
+    ), 200
 
 
 # ---------------------------------------------------------------------------- job page
@@ -276,6 +305,43 @@ def _leads_page(job: BatchJob, page: int) -> dict[str, Any]:
         "leads_pages": _pages(job.success_count, LEADS_PER_PAGE),
         "leads_total": job.success_count,
         "leads_offset": (page - 1) * LEADS_PER_PAGE,
+    }
+
+
+def _purchases_page(job: BatchJob, page: int) -> dict[str, Any]:
+    """One page of the job's purchase ledger, newest first, with its totals."""
+    where = LedgerEntry.batch_job_id == job.id
+    total, possibly_billed = db.session.execute(
+        sa.select(
+            sa.func.count(),
+            sa.func.count().filter(LedgerEntry.outcome == LedgerEntry.POSSIBLY_BILLED),
+        ).where(where)
+    ).one()
+    # Which pages may have been billed twice: worth finding without paging through.
+    unsure_pages = (
+        db.session.scalars(
+            sa.select(LedgerEntry.page)
+            .where(where, LedgerEntry.outcome == LedgerEntry.POSSIBLY_BILLED)
+            .order_by(LedgerEntry.id)
+            .limit(MAX_UNSURE_PAGES + 1)
+        ).all()
+        if possibly_billed
+        else []
+    )
+    entries = db.session.scalars(
+        sa.select(LedgerEntry)
+        .where(where)
+        .order_by(LedgerEntry.id.desc())
+        .offset((page - 1) * PURCHASES_PER_PAGE)
+        .limit(PURCHASES_PER_PAGE)
+    ).all()
+    return {
+        "purchases": entries,
+        "purchases_page": page,
+        "purchases_pages": _pages(total, PURCHASES_PER_PAGE),
+        "purchases_total": total,
+        "possibly_billed": possibly_billed,
+        "unsure_pages": unsure_pages[:MAX_UNSURE_PAGES],
     }
 
 
@@ -315,6 +381,7 @@ def detail(job_id: str) -> str:
         version=job_version(job),
         **_log_page(job, _paging("log_page", LOG_PER_PAGE).page),
         **_leads_page(job, _paging("leads_page", LEADS_PER_PAGE).page),
+        **_purchases_page(job, _paging("purchases_page", PURCHASES_PER_PAGE).page),
     )
 
 
@@ -339,6 +406,17 @@ def leads(job_id: str) -> str:
     job = _job_or_404(job_id)
     return render_template(
         "jobs/_leads.html", job=job, **_leads_page(job, _paging("page", LEADS_PER_PAGE).page)
+    )
+
+
+@bp.get("/jobs/<job_id>/purchases")
+def purchases(job_id: str) -> str:
+    """htmx fragment: one page of the job's purchase ledger, newest first."""
+    job = _job_or_404(job_id)
+    return render_template(
+        "jobs/_purchases.html",
+        job=job,
+        **_purchases_page(job, _paging("page", PURCHASES_PER_PAGE).page),
     )
 
 

@@ -1,4 +1,4 @@
-"""Preview and submit a search: count it for free, then queue it or run it at once.
+"""Preview and submit a search: count and price it for free, then queue it or run it at once.
 
 No request or app context needed: the routes hand in what it uses, so the rules ("small
 searches run inline, big ones always go to the background") live in one place.
@@ -10,6 +10,7 @@ import enum
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session
 from radar_app import batches
 from radar_app.importer import run_import
 from radar_app.models import BatchJob, User
+from radar_app.preview import Preview, preview_search
 from radar_app.propertyradar.client import PropertyRadarClient
 from radar_app.propertyradar.errors import PropertyRadarError
 
@@ -60,6 +62,53 @@ def estimate(
     return Estimate(matches, records, pages, batch_size, round(pages * seconds_per_page, 1))
 
 
+@dataclass(frozen=True)
+class CostPreview:
+    """The preview of what a job would buy and cost, and the match count before the cap."""
+
+    preview: Preview
+    total_matches: int
+    batch_size: int
+
+    @property
+    def capped(self) -> bool:
+        return self.preview.matches < self.total_matches
+
+
+def preview_cost(
+    session: Session,
+    client: PropertyRadarClient,
+    criteria: list[dict[str, Any]],
+    *,
+    max_records: int | None,
+    refresh_all: bool,
+    batch_size: int,
+    snapshot_limit: int,
+    freshness: timedelta,
+    price_per_export: float,
+    seconds_per_page: float,
+) -> CostPreview:
+    """Matches, already owned, to buy and estimated cost, from free requests only.
+
+    Raises:
+        PropertyRadarError: a free request failed (after the client's own retries).
+        RedisError: the client's shared rate limiter could not reach Redis.
+    """
+    result = preview_search(
+        session,
+        client,
+        criteria,
+        max_records=max_records,
+        batch_size=batch_size,
+        snapshot_limit=snapshot_limit,
+        freshness=freshness,
+        price_per_export=price_per_export,
+        seconds_per_page=seconds_per_page,
+        refresh_all=refresh_all,
+    )
+    return CostPreview(result, result.total_matches, batch_size)
+
+
 class Mode(enum.StrEnum):
     BACKGROUND = "background"  # the user asked for it
     INLINE = "inline"  # small enough to run during the request
@@ -88,16 +137,26 @@ def submit(
     background: bool,
     batch_size: int,
     seconds_per_page: float,
+    refresh_all: bool = False,
+    fields: list[str] | None = None,
 ) -> Submitted:
     """Create a batch job for the search and either queue it or, when the user unticked
     "Process in background" and it fits in one page, run it now.
 
     Raises:
+        CriteriaError: the criteria or the fields are invalid (nothing is stored).
         PropertyRadarError: counting failed (only when not in the background; nothing
             is stored).
         batches.QueueUnavailable: Redis is down (nothing is stored).
     """
-    create = dict(owner=owner, criteria=criteria, name=name, max_records=max_records)
+    create = dict(
+        owner=owner,
+        criteria=criteria,
+        name=name,
+        max_records=max_records,
+        refresh_all=refresh_all,
+        fields=fields,
+    )
     if background:
         job = batches.create_job(session, queue, settings, **create)
         return Submitted(job, Mode.BACKGROUND)
