@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 DEFAULT_PER_PAGE = 25
 MAX_PER_PAGE = 100
+# Keeps the OFFSET, (page - 1) * per_page, inside the 64-bit integer SQLite and PostgreSQL
+# take: a larger page is a 400, not an OverflowError / "bigint out of range" 500.
+MAX_PAGE = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -26,8 +29,8 @@ def page_args(args: Mapping[str, str], default_per_page: int = DEFAULT_PER_PAGE)
         per_page = int(args.get("per_page", default_per_page))
     except (TypeError, ValueError):
         raise ValueError("page and per_page must be whole numbers") from None
-    if page < 1:
-        raise ValueError("page must be 1 or more")
+    if not 1 <= page <= MAX_PAGE:
+        raise ValueError(f"page must be between 1 and {MAX_PAGE:,}")
     if not 1 <= per_page <= MAX_PER_PAGE:
         raise ValueError(f"per_page must be between 1 and {MAX_PER_PAGE}")
     return PageArgs(page, per_page)

@@ -1,9 +1,10 @@
 """OpenAPI 3 description of the JSON API, served at /api/openapi.json.
 
-The document is built once from the same catalogues the API validates against (criterion
-names, job statuses, page limits, lead fields), so it cannot drift from them silently.
-tests/test_openapi.py runs schemathesis against the app with it: every response the API
-gives must be a documented status, content type and body shape.
+The document is built once, from the same catalogues the API validates against (criterion
+names and value shapes, job statuses and phases, page limits, field sets), so it follows
+them. tests/test_openapi.py (in-process, over WSGI) and tests/test_schemathesis_live.py
+(the schemathesis CLI against a live server) hold the API to it: no 5xx, and every status,
+content type, header and body as documented. A new route or status must be added here.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from werkzeug.wrappers import Response
 
 from radar_app.api import bp
 from radar_app.api.routes import MAX_RECORDS_LIMIT
-from radar_app.models import JobStatus
+from radar_app.models import JobPhase, JobStatus, LedgerEntry
 from radar_app.pagination import DEFAULT_PER_PAGE, MAX_PER_PAGE
 from radar_app.propertyradar import criteria
 from radar_app.propertyradar.criteria import CRITERIA
@@ -159,6 +160,26 @@ _LEAD_PROPERTIES: list[tuple[str, Schema]] = [
     ("listed_for_sale", _nullable(BOOLEAN)),
 ]
 
+_CRITERIA_INPUT: Schema = {
+    "type": "array",
+    "minItems": 1,
+    "items": _ref("CriterionInput"),
+    "description": "Each criterion at most once; values within one are OR'd.",
+}
+_MAX_RECORDS = _nullable(
+    {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": MAX_RECORDS_LIMIT,
+        "description": "Stop after this many records (default: all matches).",
+    }
+)
+_REFRESH_ALL = {
+    "type": "boolean",
+    "default": False,
+    "description": "Buy every match again, even those already stored and fresh.",
+}
+
 _SCHEMAS: dict[str, Schema] = {
     "JobStatus": {"type": "string", "enum": _STATUSES},
     "Criterion": {
@@ -181,12 +202,7 @@ _SCHEMAS: dict[str, Schema] = {
         "required": ["criteria"],
         "additionalProperties": False,
         "properties": {
-            "criteria": {
-                "type": "array",
-                "minItems": 1,
-                "items": _ref("CriterionInput"),
-                "description": "Each criterion at most once; values within one are OR'd.",
-            },
+            "criteria": _CRITERIA_INPUT,
             "name": _nullable(
                 {
                     "type": "string",
@@ -195,12 +211,22 @@ _SCHEMAS: dict[str, Schema] = {
                     "description": "Defaults to a summary of the criteria.",
                 }
             ),
-            "max_records": _nullable(
+            "max_records": _MAX_RECORDS,
+            "refresh_all": _REFRESH_ALL,
+            "fields": _nullable(
                 {
-                    "type": "integer",
-                    "minimum": 1,
-                    "maximum": MAX_RECORDS_LIMIT,
-                    "description": "Stop after this many records (default: all matches).",
+                    "description": (
+                        "What to buy per record: 'essentials' (the default) or a list of "
+                        f"PropertyRadar field names, to which the essentials are added; at "
+                        f"most {criteria.MAX_FIELDS} fields in all."
+                    ),
+                    "oneOf": [
+                        {"type": "string", "enum": sorted(criteria.FIELD_SETS)},
+                        {
+                            "type": "array",
+                            "items": {"type": "string", "enum": sorted(criteria.KNOWN_FIELDS)},
+                        },
+                    ],
                 }
             ),
         },
@@ -208,6 +234,96 @@ _SCHEMAS: dict[str, Schema] = {
             "name": "Oregon sample",
             "criteria": [{"name": "State", "value": ["OR"]}],
             "max_records": 50,
+        },
+    },
+    "PreviewRequest": {
+        "type": "object",
+        "required": ["criteria"],
+        "additionalProperties": False,
+        "properties": {
+            "criteria": _CRITERIA_INPUT,
+            "max_records": _MAX_RECORDS,
+            "refresh_all": _REFRESH_ALL,
+        },
+        "example": {"criteria": [{"name": "State", "value": ["OR"]}], "max_records": 50},
+    },
+    "Preview": {
+        "type": "object",
+        "description": "What a search would match, reuse and cost, from free requests only.",
+        "required": [
+            "matches",
+            "total_matches",
+            "pages",
+            "sampled",
+            "owned",
+            "owned_is_estimate",
+            "to_buy",
+            "estimated_cost",
+            "price_per_export",
+            "estimated_seconds",
+        ],
+        "properties": {
+            "matches": {**COUNT, "description": "Matching records (capped by max_records)"},
+            "total_matches": {**COUNT, "description": "Matching records before the cap"},
+            "pages": {**COUNT, "description": "Purchase requests needed"},
+            "sampled": {**COUNT, "description": "RadarIDs looked at to count `owned`"},
+            "owned": {**COUNT, "description": "Already stored and fresh: not bought again"},
+            "owned_is_estimate": {
+                **BOOLEAN,
+                "description": "true when `owned` is extrapolated from the sample",
+            },
+            "to_buy": COUNT,
+            "estimated_cost": {"type": "number", "minimum": 0},
+            "price_per_export": {"type": "number", "minimum": 0},
+            "estimated_seconds": {"type": "number", "minimum": 0},
+        },
+    },
+    "LedgerEntry": {
+        "type": "object",
+        "description": "One purchase request of the job.",
+        "required": [
+            "id",
+            "created_at",
+            "page",
+            "outcome",
+            "requested",
+            "result_count",
+            "total_cost",
+            "request_id",
+            "note",
+        ],
+        "properties": {
+            "id": INTEGER,
+            "created_at": TIMESTAMP,
+            "page": _nullable(INTEGER),
+            "outcome": {
+                "type": "string",
+                "enum": [LedgerEntry.BILLED, LedgerEntry.POSSIBLY_BILLED],
+                "description": "possibly_billed: the request may have been billed but its "
+                "response was lost",
+            },
+            "requested": {**COUNT, "description": "Records asked for"},
+            "result_count": _nullable({**COUNT, "description": "Records the API billed"}),
+            "total_cost": _nullable(NUMBER),
+            "request_id": _nullable({**STRING, "description": "PropertyRadar's request id"}),
+            "note": _nullable(STRING),
+        },
+    },
+    "Ledger": {
+        "type": "object",
+        "required": [
+            "items",
+            "purchased_records",
+            "reused_records",
+            "total_cost",
+            "possibly_billed_requests",
+        ],
+        "properties": {
+            "items": {"type": "array", "items": _ref("LedgerEntry")},
+            "purchased_records": COUNT,
+            "reused_records": COUNT,
+            "total_cost": NUMBER,
+            "possibly_billed_requests": COUNT,
         },
     },
     "Job": {
@@ -235,6 +351,26 @@ _SCHEMAS: dict[str, Schema] = {
             "pages_fetched": COUNT,
             "next_start": {**COUNT, "description": "Checkpoint: offset of the next page"},
             "attempts": COUNT,
+            "phase": {
+                "type": "string",
+                "enum": [phase.value for phase in JobPhase],
+                "description": "SNAPSHOT: free listing of the matches; PURCHASE: buying those "
+                "not stored yet",
+            },
+            "matched": _nullable({**COUNT, "description": "Same as total_records"}),
+            "snapshot_count": {**COUNT, "description": "RadarIDs listed by the snapshot"},
+            "reused_count": {**COUNT, "description": "Matches already stored, not bought"},
+            "purchased_count": {**COUNT, "description": "Records bought"},
+            "vanished_count": {**COUNT, "description": "Listed, but gone when bought"},
+            "cost_total": {**NUMBER, "description": "Billed so far, dollars"},
+            "refresh_all": BOOLEAN,
+            "fields": _nullable(
+                {
+                    "type": "array",
+                    "items": STRING,
+                    "description": "Fields bought; null for the essentials",
+                }
+            ),
             "cancel_requested": BOOLEAN,
             "error_details": _nullable(STRING),
             "created_by": {**STRING, "description": "Owner's email"},
@@ -325,11 +461,17 @@ _RESPONSES: dict[str, Schema] = {
     ),
     "NotFound": _json_response("No such job visible to the caller", _ref("Error")),
     "BadQuery": _json_response("Invalid page, per_page or status", _ref("ValidationError")),
+    "BadBody": _json_response(
+        "Invalid body or criteria (every problem under `fields`), or a failed CSRF check "
+        "for a cookie-authenticated call (no `fields`)",
+        {"anyOf": [_ref("ValidationError"), _ref("Error")]},
+    ),
     "CsrfFailed": _json_response(
         "Cookie-authenticated call without a valid X-CSRFToken header", _ref("Error")
     ),
     "Conflict": _json_response("The job's state does not allow this", _ref("Conflict")),
     "QueueUnavailable": _json_response("The job queue (Redis) is unavailable", _ref("Error")),
+    "UpstreamFailed": _json_response("PropertyRadar could not answer", _ref("Error")),
 }
 
 _PARAMETERS: dict[str, Schema] = {
@@ -385,6 +527,7 @@ def _job_links() -> dict[str, Schema]:
             ("CancelJob", "cancelBatchJob"),
             ("RetryJob", "retryBatchJob"),
             ("JobLogs", "listBatchJobLogs"),
+            ("JobLedger", "getBatchJobLedger"),
             ("JobLeads", "listBatchJobLeads"),
             ("JobLeadsCsv", "exportBatchJobLeadsCsv"),
         ]
@@ -433,11 +576,7 @@ _PATHS: dict[str, Schema] = {
                         },
                     },
                 },
-                "400": _json_response(
-                    "Invalid body or criteria (every problem under `fields`), or a failed "
-                    "CSRF check for a cookie-authenticated call (no `fields`)",
-                    {"anyOf": [_ref("ValidationError"), _ref("Error")]},
-                ),
+                "400": _response("BadBody"),
                 "401": _response("Unauthorized"),
                 "429": _json_response(
                     "Too many jobs created by this user recently",
@@ -452,6 +591,23 @@ _PATHS: dict[str, Schema] = {
                 "503": _response("QueueUnavailable"),
             },
         },
+    },
+    "/api/batch-jobs/preview": {
+        "post": {
+            "operationId": "previewBatchJob",
+            "summary": "What a search would match, reuse and cost, before buying anything",
+            "tags": ["jobs"],
+            "requestBody": {
+                "required": True,
+                "content": {JSON: {"schema": _ref("PreviewRequest")}},
+            },
+            "responses": {
+                "200": _json_response("The estimate", _ref("Preview")),
+                "400": _response("BadBody"),
+                "401": _response("Unauthorized"),
+                "502": _response("UpstreamFailed"),
+            },
+        }
     },
     "/api/batch-jobs/{job_id}": {
         "parameters": [_param("JobId")],
@@ -507,6 +663,19 @@ _PATHS: dict[str, Schema] = {
             "responses": {
                 "200": _json_response("A page of log lines", _ref("LogList")),
                 "400": _response("BadQuery"),
+                "401": _response("Unauthorized"),
+                "404": _response("NotFound"),
+            },
+        },
+    },
+    "/api/batch-jobs/{job_id}/ledger": {
+        "parameters": [_param("JobId")],
+        "get": {
+            "operationId": "getBatchJobLedger",
+            "summary": "Every purchase request of the job: billed records and cost",
+            "tags": ["jobs"],
+            "responses": {
+                "200": _json_response("The job's purchases", _ref("Ledger")),
                 "401": _response("Unauthorized"),
                 "404": _response("NotFound"),
             },

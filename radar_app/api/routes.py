@@ -34,7 +34,7 @@ from radar_app.models import (
 from radar_app.pagination import PageArgs, page_args
 from radar_app.preview import preview_search
 from radar_app.propertyradar.criteria import validate_criteria
-from radar_app.propertyradar.errors import CriteriaError, PropertyRadarError
+from radar_app.propertyradar.errors import BadRequestError, CriteriaError, PropertyRadarError
 from radar_app.queue import get_queue
 from radar_app.tasks import build_client
 
@@ -90,6 +90,9 @@ def _parse_body(allowed: set[str]) -> dict[str, Any]:
     name = body.get("name")
     if name is not None and (not isinstance(name, str) or len(name) > 200):
         fields["name"] = "Must be a string of at most 200 characters"
+    elif name is not None and "\x00" in name:
+        # PostgreSQL cannot store NUL in text.
+        fields["name"] = "Must not contain NUL characters"
     max_records = body.get("max_records")
     if max_records is not None and (
         isinstance(max_records, bool)
@@ -160,6 +163,11 @@ def preview_batch_job() -> Response:
             )
     except CriteriaError as exc:
         raise ApiError(400, "Invalid criteria", fields=exc.errors) from exc
+    except BadRequestError as exc:
+        # PropertyRadar answered that the search itself is wrong: the caller's to fix.
+        raise ApiError(
+            400, "PropertyRadar rejected the search", fields={"criteria": str(exc)}
+        ) from exc
     except PropertyRadarError as exc:
         raise ApiError(502, f"PropertyRadar could not answer: {exc}") from exc
     return jsonify(result.to_dict())

@@ -294,7 +294,8 @@ def _number(v: object) -> int | float:
 
 
 def _text(v: object) -> str:
-    if isinstance(v, str) and v.strip():
+    # NUL is never meaningful to PropertyRadar, and PostgreSQL cannot store it in JSONB.
+    if isinstance(v, str) and v.strip() and "\x00" not in v:
         return v.strip()
     raise _Invalid
 
