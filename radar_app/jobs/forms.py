@@ -124,6 +124,12 @@ def _between(lo: int, hi: int):
     return [Optional(), NumberRange(min=lo, max=hi, message=f"Between {lo:,} and {hi:,}")]
 
 
+def _no_nul(form: FlaskForm, field: Any) -> None:
+    # PostgreSQL cannot store NUL in text; a browser never sends one on purpose.
+    if field.data and "\x00" in str(field.data):
+        raise ValidationError("Contains a character that is not allowed.")
+
+
 class SearchForm(FlaskForm):
     """Every field is optional except that some location must be given."""
 
@@ -196,7 +202,7 @@ class SearchForm(FlaskForm):
     # Job
     name = StringField(
         "Job name",
-        validators=[Length(max=200)],
+        validators=[Length(max=200), _no_nul],
         description="Optional; defaults to a summary of the search",
     )
     max_records = IntegerField(
