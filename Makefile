@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: all run test lint format worker clean
+.PHONY: all run test lint format worker bench clean
 
 all:
 	@echo "make run     - install, migrate, start Redis, simulator, workers and web"
@@ -11,6 +11,7 @@ all:
 	@echo "make lint    - ruff check and format check"
 	@echo "make format  - ruff format"
 	@echo "make worker  - start one more worker (REDIS_URL must point at the running Redis)"
+	@echo "make bench   - performance benchmark (BENCH_ARGS=--quick for the CI-sized run)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +36,9 @@ format: $(VENV)/.installed
 
 worker: $(VENV)/.installed
 	$(BIN)/python worker.py
+
+bench: $(VENV)/.installed
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts

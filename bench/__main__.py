@@ -1,116 +1,150 @@
-"""Import-pipeline benchmark: `python -m bench [--quick] [--database-url URL] [--json PATH]`.
+"""Performance benchmark (issue 6): `python -m bench [--quick] [--database-url URL] [--json PATH]`.
 
-Runs a real import (client → simulator over HTTP on loopback → bulk upsert into the
-database) in this process, without RQ, and prints one table row per scenario:
-records, wall time, records/s, page requests, the API-bound lower bound
-(pages × simulated latency) and the overhead ratio (wall / bound).
+Starts its own Redis, PropertyRadar simulator (a subprocess), real `worker.py` processes
+and a gunicorn web server, all on 127.0.0.1, then runs these scenarios per database:
+
+  a. import pipeline with zero simulated latency (records/s stored)
+  b. an import with 100 ms latency per request vs the API-bound lower bound
+  c. worker peak RSS for 1,000,000 records vs 100,000 (skipped with --quick)
+  d. CSV export of the biggest job, streamed from gunicorn (rows/s, web peak RSS)
+  e. Jobs page / job page / progress fragment p50/p95/p99 with 10,000 jobs in the table,
+     4 jobs running and 20 concurrent pollers
+  f. 4 jobs on 1 worker vs 4 workers (100 ms latency: the API, not the CPU, is the limit)
+
+Prints one table and writes it as JSON with --json. SQLite by default; --database-url
+(repeatable) adds others, e.g. postgresql+psycopg://radar:radar@127.0.0.1:5432/radar_bench
+(its tables are dropped and re-created). Timings on a shared machine are noisy.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-import sqlalchemy as sa
+import psutil
 
-from radar_app import create_app
-from radar_app.extensions import db
-from radar_app.importer import run_import
-from radar_app.models import BatchJob, User
-from radar_app.propertyradar.simulator import start_in_thread
-from radar_app.tasks import build_client
+from bench.scenarios import FULL, QUICK, Bench, Row
+from bench.stack import Stack
 
-SCENARIOS = {
-    # name: (criteria, expected records, simulated latency ms)
-    "10k, no latency": ([{"name": "State", "value": ["OR"]}], 10_000, 0),
-    "40k, no latency": ([{"name": "State", "value": ["CA"]}], 40_000, 0),
-    "10k, 100 ms latency": ([{"name": "State", "value": ["OR"]}], 10_000, 100),
-}
-QUICK = ["10k, no latency"]
+COLUMNS = [
+    ("scenario", "scenario"),
+    ("database", "db"),
+    ("records", "records"),
+    ("wall_s", "wall s"),
+    ("records_per_s", "rec/s"),
+    ("page_requests", "pages"),
+    ("api_bound_s", "API bound s"),
+    ("overhead", "overhead"),
+    ("worker_peak_rss_mb", "worker RSS MB"),
+    ("web_peak_rss_mb", "web RSS MB"),
+    ("p50_ms", "p50 ms"),
+    ("p95_ms", "p95 ms"),
+    ("p99_ms", "p99 ms"),
+    ("target", "target"),
+    ("met", "met"),
+    ("notes", "notes"),
+]
 
 
-def run_scenario(database_url: str, api_url: str, simulator, name: str) -> dict:
-    criteria, expected, latency_ms = SCENARIOS[name]
-    simulator.configure(latency_ms=latency_ms)
-    simulator.reset()
-    app = create_app(
-        {
-            "SECRET_KEY": "bench",
-            "SQLALCHEMY_DATABASE_URI": database_url,
-            "PROPERTYRADAR_API_URL": api_url,
-            "PROPERTYRADAR_API_TOKEN": "bench-token",
-            "REDIS_URL": "redis://127.0.0.1:1/0",  # not used: no queue, no rate limit
-        }
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (
+        f"{cpu}; {psutil.cpu_count()} cores; {psutil.virtual_memory().total / 2**30:.0f} GB RAM; "
+        f"{platform.system()} {platform.release()}; {platform.python_implementation()} "
+        f"{platform.python_version()}; load average at the end {load}"
     )
-    with app.app_context():
-        db.drop_all()
-        db.create_all()
-        user = User(email="bench@example.com")
-        user.set_password("bench-password")
-        db.session.add(user)
-        db.session.flush()
-        job = BatchJob(job_id="b" * 32, name=name, criteria=criteria, created_by=user.id)
-        db.session.add(job)
-        db.session.commit()
-        client = build_client(app.config)
-        started = time.perf_counter()
-        status = run_import(db.session, client, job.id, batch_size=400)
-        wall = time.perf_counter() - started
-        stored = db.session.scalar(sa.select(BatchJob.success_count).where(BatchJob.id == job.id))
-        db.session.remove()  # end the read transaction, or DROP TABLE waits on it forever
-        db.drop_all()
-        db.engine.dispose()
-    stats = simulator.stats()
-    pages = stats["purchase_requests"]
-    bound = (pages + stats["count_requests"]) * latency_ms / 1000
-    assert status == "COMPLETED" and stored == expected, (status, stored)
-    return {
-        "scenario": name,
-        "database": sa.engine.make_url(database_url).get_backend_name(),
-        "records": stored,
-        "wall_s": round(wall, 2),
-        "records_per_s": round(stored / wall),
-        "page_requests": pages,
-        "api_bound_s": round(bound, 2),
-        "overhead": round(wall / bound, 2) if bound else None,
-    }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="Only the small scenario (CI).")
+def cell(value: object) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.2f}".rstrip("0").rstrip(".") if value != int(value) else f"{value:,.0f}"
+    return str(value)
+
+
+def table(rows: list[Row], markdown: bool) -> str:
+    data = [[cell(getattr(r, key)) for key, _ in COLUMNS] for r in rows]
+    heads = [head for _, head in COLUMNS]
+    if markdown:
+        lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
+        lines += ["| " + " | ".join(r) + " |" for r in data]
+        return "\n".join(lines)
+    widths = [max(len(h), *(len(r[i]) for r in data)) for i, h in enumerate(heads)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(heads, widths, strict=True))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in data]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="Small sizes for CI (< 3 minutes).")
     parser.add_argument("--database-url", action="append", help="Repeatable; default SQLite.")
+    parser.add_argument("--no-sqlite", action="store_true", help="Only the --database-url ones.")
     parser.add_argument("--json", type=Path, help="Also write the rows as JSON here.")
+    parser.add_argument("--markdown", action="store_true", help="Print the table as markdown.")
+    parser.add_argument("--keep", action="store_true", help="Keep the logs directory.")
     args = parser.parse_args()
+    sizes = QUICK if args.quick else FULL
 
-    simulator, api_url, shutdown = start_in_thread(port=0)
-    simulator.configure(token="bench-token")
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        urls = args.database_url or [f"sqlite:///{tmp}/bench.db"]
-        try:
-            for url in urls:
-                for name in QUICK if args.quick else SCENARIOS:
-                    rows.append(run_scenario(url, api_url, simulator, name))
-        finally:
-            shutdown()
+    started = time.monotonic()
+    workdir = Path(tempfile.mkdtemp(prefix="radar-bench-"))
+    urls = [] if args.no_sqlite else [f"sqlite:///{workdir}/bench.db"]
+    urls += args.database_url or []
+    rows: list[Row] = []
+    print(f"bench: logs in {workdir}; simulator scale {sizes.scale}", file=sys.stderr)
+    stack = Stack(workdir, sizes.scale)
+    failed = False
+    try:
+        for url in urls:
+            try:
+                rows += Bench(stack, url, sizes).run()
+            except Exception as exc:  # noqa: BLE001 - report, then try the next database
+                failed = True
+                print(f"bench: {url.split('@')[-1]} failed: {exc!r}", file=sys.stderr)
+    finally:
+        stack.close()
+    elapsed = time.monotonic() - started
 
-    columns = list(rows[0])
-    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
+    print(f"machine: {machine()}")
     print(
-        f"machine: {platform.machine()}, {platform.python_implementation()} "
-        f"{platform.python_version()}, {platform.system()}"
+        f"mode: {'quick' if args.quick else 'full'}; total {elapsed:.0f} s; shared machine, noisy"
     )
-    print("  ".join(c.ljust(widths[c]) for c in columns))
-    for row in rows:
-        print("  ".join(str(row[c]).ljust(widths[c]) for c in columns))
+    if rows:
+        print(table(rows, args.markdown))
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
+        payload = {
+            "machine": machine(),
+            "mode": "quick" if args.quick else "full",
+            "seconds": round(elapsed, 1),
+            "rows": [dataclasses.asdict(r) for r in rows],
+        }
+        args.json.write_text(json.dumps(payload, indent=2))
+    if not args.keep and not failed:
+        import shutil
+
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

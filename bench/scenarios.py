@@ -1,0 +1,537 @@
+"""The scenarios of issue 6, run against a live stack (see bench/stack.py).
+
+Every import goes the production way: a job row + an RQ job, picked up by a real
+`worker.py` process that forks a work horse, which talks HTTP to the simulator.
+Wall time of an import is taken from the job rows: first started_at to last completed_at
+(queue wait and fork are outside it; the bench polls the rows only to know when to stop).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import requests
+import sqlalchemy as sa
+from flask import Flask
+
+from bench.stack import PeakRss, Stack
+from radar_app import batches, create_app
+from radar_app.config import settings_from_env
+from radar_app.extensions import db
+from radar_app.importer import store_page
+from radar_app.models import BatchJob, JobStatus, User, utcnow
+from radar_app.queue import get_queue
+from radar_app.tasks import build_client
+
+EMAIL = "bench@example.com"
+PASSWORD = "bench-password-123"
+SNAPSHOT_PAGE = 1000  # PROPERTYRADAR_SNAPSHOT_PAGE_SIZE default
+DONE = {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED}
+
+
+@dataclass
+class Sizes:
+    """How big each scenario is; --quick shrinks everything to fit CI's 3 minutes."""
+
+    scale: float
+    zero_latency: tuple[list[str], int]  # states, records
+    latency: tuple[list[str], int]
+    million: tuple[list[str], int] | None
+    poll_seconds: float
+    pollers: int = 20
+    table_jobs: int = 10_000
+    parallel_records: int = 4_000
+    latency_ms: int = 100
+
+
+QUICK = Sizes(
+    scale=1,
+    zero_latency=(["OR"], 10_000),
+    latency=(["AZ", "NV"], 10_000),
+    million=None,
+    poll_seconds=8,
+    parallel_records=4_000,
+)
+FULL = Sizes(
+    scale=10,
+    zero_latency=(["OR"], 100_000),
+    latency=(["AZ", "NV"], 100_000),
+    million=(["CA", "TX", "FL", "WA"], 1_000_000),
+    poll_seconds=30,
+    parallel_records=20_000,
+)
+
+
+@dataclass
+class Row:
+    scenario: str
+    database: str
+    records: int | None = None
+    wall_s: float | None = None
+    records_per_s: int | None = None
+    page_requests: int | None = None
+    api_bound_s: float | None = None
+    overhead: float | None = None
+    worker_peak_rss_mb: float | None = None
+    web_peak_rss_mb: float | None = None
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+    target: str = ""
+    met: str = ""
+    notes: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _round(value: float, digits: int = 2) -> float:
+    return round(value, digits)
+
+
+class Bench:
+    def __init__(self, stack: Stack, database_url: str, sizes: Sizes) -> None:
+        self.stack, self.sizes = stack, sizes
+        self.database_url = database_url
+        self.backend = sa.engine.make_url(database_url).get_backend_name()
+        queue = f"bench-{uuid.uuid4().hex[:8]}"
+        stack.use_database(database_url, queue)
+        self.app: Flask = create_app(settings_from_env(stack.env))
+        self.rows: list[Row] = []
+        self.biggest_job: str | None = None
+
+    # -- setup ---------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Empty schema, migrated the production way, and one user."""
+        with self.app.app_context():
+            meta = sa.MetaData()
+            meta.reflect(db.engine)
+            meta.drop_all(db.engine)
+            db.engine.dispose()
+        self.stack.flask("db", "upgrade")
+        self.stack.flask("users", "create", EMAIL, "--password", PASSWORD)
+        with self.app.app_context():
+            self.user_id = db.session.scalar(sa.select(User.id).where(User.email == EMAIL))
+            db.session.remove()
+
+    @contextmanager
+    def ctx(self) -> Iterator[None]:
+        with self.app.app_context():
+            try:
+                yield
+            finally:
+                db.session.remove()
+
+    def create_jobs(self, specs: list[tuple[list[str], int]]) -> list[int]:
+        ids = []
+        with self.ctx():
+            owner = db.session.get(User, self.user_id)
+            for states, records in specs:
+                job = batches.create_job(
+                    db.session,
+                    get_queue(),
+                    batches.QueueSettings.from_config(self.app.config),
+                    owner=owner,
+                    criteria=[{"name": "State", "value": states}],
+                    name=f"bench {'+'.join(states)} {records:,}",
+                    max_records=records or None,
+                    # Every record is bought, also ones an earlier scenario stored.
+                    refresh_all=True,
+                )
+                ids.append(job.id)
+        return ids
+
+    def jobs(self, ids: list[int]) -> list[BatchJob]:
+        with self.ctx():
+            found = db.session.scalars(sa.select(BatchJob).where(BatchJob.id.in_(ids))).all()
+            for job in found:
+                db.session.expunge(job)
+            return list(found)
+
+    def wait(self, ids: list[int], timeout: float) -> list[BatchJob]:
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.jobs(ids)
+            if all(job.status in DONE for job in found):
+                return found
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"jobs {ids} still running after {timeout:.0f}s")
+            time.sleep(0.1)
+
+    # -- imports -------------------------------------------------------------------
+
+    def run_import(
+        self, name: str, specs: list[tuple[list[str], int]], latency_ms: int, workers: int
+    ) -> tuple[Row, list[BatchJob]]:
+        self.stack.simulator.configure(latency_ms=latency_ms)
+        self.stack.simulator.reset()
+        pids = [w.pid for w in self.stack.workers]
+        with PeakRss(pids) as rss:
+            ids = self.create_jobs(specs)
+            found = self.wait(ids, timeout=3600)
+        bad = [(j.job_id, j.status, j.error_details) for j in found if j.status != "COMPLETED"]
+        if bad:
+            raise RuntimeError(f"{name}: jobs did not complete: {bad}")
+        records = sum(j.success_count for j in found)
+        expected = sum(n for _, n in specs)
+        if records != expected:
+            raise RuntimeError(f"{name}: stored {records:,} leads, expected {expected:,}")
+        wall = (
+            max(j.completed_at for j in found) - min(j.started_at for j in found)
+        ).total_seconds()
+        per_job_pages = [
+            j.pages_fetched + math.ceil(j.snapshot_count / SNAPSHOT_PAGE) for j in found
+        ]
+        pages = sum(per_job_pages)
+        # The requests of one job run in sequence; jobs run side by side on `workers`.
+        bound = pages * latency_ms / 1000 / min(workers, len(specs))
+        row = Row(
+            scenario=name,
+            database=self.backend,
+            records=records,
+            wall_s=_round(wall),
+            records_per_s=round(records / wall) if wall else None,
+            page_requests=pages,
+            api_bound_s=_round(bound),
+            overhead=_round(wall / bound) if bound else None,
+            worker_peak_rss_mb=rss.peak_mb,
+        )
+        return row, found
+
+    def scenario_a(self) -> None:
+        states, n = self.sizes.zero_latency
+        row, found = self.run_import(f"a. import {n:,}, 0 ms", [(states, n)], 0, 1)
+        row.target, row.met = "≥ 50,000 rec/s", _yes(row.records_per_s >= 50_000)
+        self.rows.append(row)
+        self.rss_small = row.worker_peak_rss_mb
+        self.biggest_job = found[0].job_id
+
+    def scenario_a_store_only(self) -> None:
+        """Our side of (a) alone: pages fetched beforehand, then only store_page + commit
+        per page, in this process (the simulator's own cost per record is excluded)."""
+        states, n = self.sizes.zero_latency
+        n = min(n, 20_000)
+        self.stack.simulator.configure(latency_ms=0)
+        with self.ctx(), build_client(self.app.config) as client:
+            criteria = [{"name": "State", "value": states}]
+            ids = []
+            while len(ids) < n:
+                page = client.radar_ids(criteria, len(ids), min(1000, n - len(ids)))
+                ids += [r["RadarID"] for r in page.results]
+            pages = []
+            for start in range(0, n, 400):
+                chunk = ids[start : start + 400]
+                wanted = [*criteria, {"name": "RadarID", "value": chunk}]
+                pages.append((start, client.fetch_page(wanted, 0, len(chunk))))
+            owner = db.session.get(User, self.user_id)
+            job = BatchJob(
+                job_id=uuid.uuid4().hex, name="store only", criteria=criteria, created_by=owner.id
+            )
+            db.session.add(job)
+            db.session.commit()
+            started = time.perf_counter()
+            for start, page in pages:
+                positions = {rid: start + i for i, rid in enumerate(ids[start : start + 400])}
+                store_page(db.session, job, page, utcnow(), positions)
+                db.session.commit()
+            wall = time.perf_counter() - started
+        self.rows.append(
+            Row(
+                scenario=f"a'. store only {n:,} (no API)",
+                database=self.backend,
+                records=n,
+                wall_s=_round(wall),
+                records_per_s=round(n / wall),
+                page_requests=len(pages),
+                target="≥ 50,000 rec/s",
+                met=_yes(n / wall >= 50_000),
+                notes="coerce + upsert + link + commit per page, pages pre-fetched",
+            )
+        )
+
+    def simulator_service_ms(self) -> tuple[float, float]:
+        """Median round trip of a 1,000-id snapshot page and a 400-record purchase at zero
+        simulated latency: time the simulator itself needs, on top of `latency_ms`."""
+        self.stack.simulator.configure(latency_ms=0)
+        criteria = [{"name": "State", "value": ["ID"]}]
+        snap, buy = [], []
+        with self.ctx(), build_client(self.app.config) as client:
+            for _ in range(5):
+                started = time.perf_counter()
+                ids = [r["RadarID"] for r in client.radar_ids(criteria, 0, 1000).results]
+                snap.append(time.perf_counter() - started)
+                started = time.perf_counter()
+                client.fetch_page([*criteria, {"name": "RadarID", "value": ids[:400]}], 0, 400)
+                buy.append(time.perf_counter() - started)
+        return statistics.median(snap) * 1000, statistics.median(buy) * 1000
+
+    def scenario_b(self) -> None:
+        states, n = self.sizes.latency
+        lat = self.sizes.latency_ms
+        snap_ms, buy_ms = self.simulator_service_ms()
+        row, found = self.run_import(f"b. import {n:,}, {lat} ms", [(states, n)], lat, 1)
+        row.target, row.met = "≤ 1.05 × API bound", _yes(row.overhead <= 1.05)
+        job = found[0]
+        snapshot_pages = math.ceil(job.snapshot_count / SNAPSHOT_PAGE)
+        served = (snapshot_pages * (lat + snap_ms) + job.pages_fetched * (lat + buy_ms)) / 1000
+        row.notes = (
+            f"simulator service time {snap_ms:.0f} ms/snapshot page, {buy_ms:.0f} ms/purchase "
+            f"page: bound incl. it {served:.1f} s → overhead {row.wall_s / served:.2f}"
+        )
+        self.rows.append(row)
+
+    def scenario_c(self) -> None:
+        if self.sizes.million is None:
+            return
+        states, n = self.sizes.million
+        row, found = self.run_import(f"c. import {n:,}, 0 ms", [(states, n)], 0, 1)
+        growth = row.worker_peak_rss_mb - self.rss_small
+        row.target = "RSS < 200 MB, no growth vs 100k"
+        row.met = _yes(row.worker_peak_rss_mb < 200 and growth < 10)
+        row.notes = f"RSS {growth:+.1f} MB vs row a"
+        self.rows.append(row)
+        self.biggest_job = found[0].job_id
+
+    # -- export --------------------------------------------------------------------
+
+    def scenario_d(self, session: requests.Session) -> None:
+        url = f"{self.stack.web_url}/jobs/{self.biggest_job}/leads.csv"
+        web = self.stack.web
+        assert web is not None
+        # Warm-up: the first export imports and compiles what every later one reuses.
+        with session.get(url, stream=True, timeout=600) as response:
+            for _chunk in response.iter_content(1 << 20):
+                break
+        idle = PeakRss([web.pid])
+        idle.sample()
+        lines = size = 0
+        with PeakRss([web.pid], interval=0.02) as rss:
+            started = time.perf_counter()
+            with session.get(url, stream=True, timeout=600) as response:
+                response.raise_for_status()
+                for chunk in response.iter_content(1 << 16):
+                    lines += chunk.count(b"\n")
+                    size += len(chunk)
+            wall = time.perf_counter() - started
+        rows = lines - 1  # the header
+        self.rows.append(
+            Row(
+                scenario=f"d. CSV export {rows:,} rows",
+                database=self.backend,
+                records=rows,
+                wall_s=_round(wall),
+                records_per_s=round(rows / wall),
+                web_peak_rss_mb=rss.peak_mb,
+                target="≥ 100,000 rows/s, flat RSS",
+                met=_yes(rows / wall >= 100_000 and rss.peak - idle.peak < 20 * 2**20),
+                notes=f"web RSS before {idle.peak_mb} MB; {size / 2**20:.0f} MB of CSV",
+            )
+        )
+
+    # -- pages under load ----------------------------------------------------------
+
+    def fill_jobs_table(self) -> None:
+        """`table_jobs` finished jobs for the bench user, spread over the last 30 days."""
+        now = utcnow()
+        rows = [
+            {
+                "job_id": uuid.uuid4().hex,
+                "name": f"history {i}",
+                "status": JobStatus.COMPLETED,
+                "criteria": [{"name": "State", "value": ["OR"]}],
+                "max_records": 1000,
+                "total_records": 1000,
+                "processed_records": 1000,
+                "success_count": 1000,
+                "pages_fetched": 3,
+                "phase": "PURCHASE",
+                "created_by": self.user_id,
+                "created_at": now - timedelta(minutes=5 + i * 4),
+                "updated_at": now - timedelta(minutes=4 + i * 4),
+                "started_at": now - timedelta(minutes=5 + i * 4),
+                "completed_at": now - timedelta(minutes=4 + i * 4),
+            }
+            for i in range(self.sizes.table_jobs)
+        ]
+        with self.ctx():
+            db.session.execute(sa.insert(BatchJob.__table__), rows)
+            db.session.commit()
+
+    def scenario_e(self, session: requests.Session) -> None:
+        self.fill_jobs_table()
+        lat = self.sizes.latency_ms
+        self.stack.simulator.configure(latency_ms=lat)
+        self.stack.start_workers(4)
+        # Big enough to still be running when the pollers stop; cancelled afterwards.
+        ids = self.create_jobs([(["CA"], 0)] * 4)
+        deadline = time.monotonic() + 60
+        while not all(j.status == "PROCESSING" for j in self.jobs(ids)):
+            if time.monotonic() > deadline:
+                raise TimeoutError("the 4 jobs did not start")
+            time.sleep(0.1)
+        public = [j.job_id for j in self.jobs(ids)]
+        web = self.stack.web
+        assert web is not None
+        targets = {
+            "Jobs page": [f"/jobs?page={p}" for p in (1, 2, 3)],
+            "job page": [f"/jobs/{j}" for j in public],
+            "progress fragment": [f"/jobs/{j}/progress" for j in public],
+        }
+        with PeakRss([web.pid]) as rss:
+            # htmx's pace: every poller asks again 2 s after its last answer.
+            timings, errors = poll(
+                self.stack.web_url, session.cookies, targets, self.sizes.pollers,
+                self.sizes.poll_seconds, pause=2.0,
+            )  # fmt: skip
+            # Saturation: the same pollers with no pause at all (closed loop).
+            flood, flood_errors = poll(
+                self.stack.web_url, session.cookies, targets, self.sizes.pollers,
+                self.sizes.poll_seconds / 2, pause=0.0,
+            )  # fmt: skip
+        running = sum(j.status == "PROCESSING" for j in self.jobs(ids))
+        with self.ctx():
+            for job in db.session.scalars(sa.select(BatchJob).where(BatchJob.id.in_(ids))):
+                batches.request_cancel(db.session, get_queue(), job)
+        self.wait(ids, timeout=120)
+        context = (
+            f"{self.sizes.pollers} pollers, {self.sizes.table_jobs:,} jobs in the table, "
+            f"{running} importing at the end"
+        )
+        for name, samples in timings.items():
+            self._latency_row(f"e. {name} (poll every 2 s)", samples, rss, errors, context)
+        merged = [ms for samples in flood.values() for ms in samples]
+        self._latency_row(
+            "e. all three, no pause (saturation)", merged, rss, flood_errors, context, target=""
+        )
+
+    def _latency_row(
+        self, name: str, samples: list[float], rss: PeakRss, errors: int, context: str,
+        target: str = "p95 < 100 ms",
+    ) -> None:  # fmt: skip
+        p50, p95, p99 = _percentiles(samples)
+        self.rows.append(
+            Row(
+                scenario=name,
+                database=self.backend,
+                records=len(samples),
+                web_peak_rss_mb=rss.peak_mb,
+                p50_ms=p50,
+                p95_ms=p95,
+                p99_ms=p99,
+                target=target,
+                met=_yes(p95 < 100) if target else "",
+                notes=f"records = requests; {errors} errors; {context}",
+            )
+        )
+
+    # -- scaling -------------------------------------------------------------------
+
+    def scenario_f(self) -> None:
+        n, lat = self.sizes.parallel_records, self.sizes.latency_ms
+        specs = [(["CA"], n), (["TX"], n), (["FL"], n), (["OR"], n)]
+        results = {}
+        for workers in (1, 4):
+            self.stack.start_workers(workers)
+            row, _ = self.run_import(
+                f"f. 4 jobs × {n:,}, {lat} ms, {workers} worker{'s' if workers > 1 else ''}",
+                specs,
+                lat,
+                workers,
+            )
+            results[workers] = row
+            self.rows.append(row)
+        speedup = results[4].records_per_s / results[1].records_per_s
+        results[4].target = "≥ 3.5 × 1 worker"
+        results[4].met = _yes(speedup >= 3.5)
+        results[4].notes = f"speed-up {speedup:.2f}×"
+
+    # -- all -----------------------------------------------------------------------
+
+    def run(self) -> list[Row]:
+        self.prepare()
+        self.stack.start_web()
+        self.stack.start_workers(1)
+        try:
+            self.scenario_a()
+            self.scenario_a_store_only()
+            self.scenario_b()
+            self.scenario_c()
+            session = self.stack.login(EMAIL, PASSWORD)
+            self.scenario_d(session)
+            self.scenario_e(session)
+            self.scenario_f()
+        finally:
+            self.stack.stop_workers()
+            self.stack.stop_web()
+            with self.app.app_context():
+                db.engine.dispose()
+        return self.rows
+
+
+def _yes(ok: bool) -> str:
+    return "yes" if ok else "NO"
+
+
+def _percentiles(samples: list[float]) -> tuple[float, float, float]:
+    if len(samples) < 2:
+        value = round(samples[0], 1) if samples else float("nan")
+        return value, value, value
+    cuts = statistics.quantiles(samples, n=100, method="inclusive")
+    return round(cuts[49], 1), round(cuts[94], 1), round(cuts[98], 1)
+
+
+def poll(
+    base_url: str,
+    cookies: Any,
+    targets: dict[str, list[str]],
+    pollers: int,
+    seconds: float,
+    pause: float,
+) -> tuple[dict[str, list[float]], int]:
+    """`pollers` threads, each cycling through every target, waiting `pause` seconds after
+    each answer (htmx polls every 2 s; 0 = closed-loop saturation). Milliseconds per target;
+    the first round is a warm-up and not counted."""
+    timings: dict[str, list[float]] = {name: [] for name in targets}
+    errors = 0
+    lock = threading.Lock()
+    stop_at = time.monotonic() + seconds
+    plan = [(name, path) for name, paths in targets.items() for path in paths]
+
+    def run(offset: int) -> None:
+        nonlocal errors
+        http = requests.Session()
+        http.cookies.update(cookies)
+        i = offset
+        time.sleep(pause * offset / pollers)  # spread the pollers over the interval
+        while time.monotonic() < stop_at:
+            name, path = plan[i % len(plan)]
+            i += 1
+            headers = {"HX-Request": "true"} if name == "progress fragment" else {}
+            started = time.perf_counter()
+            try:
+                ok = http.get(base_url + path, headers=headers, timeout=30).status_code == 200
+            except requests.RequestException:
+                ok = False
+            elapsed = (time.perf_counter() - started) * 1000
+            with lock:
+                if not ok:
+                    errors += 1
+                elif i > offset + 1:
+                    timings[name].append(elapsed)
+            if pause:
+                time.sleep(pause)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(pollers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return timings, errors
