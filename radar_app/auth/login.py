@@ -16,10 +16,18 @@ def init_app(app: Flask) -> None:
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please sign in to continue."
     login_manager.login_message_category = "info"
+    # The remember-me cookie signs its holder in for a year: Secure whenever the session
+    # cookie is (an HTTPS deployment), unless set explicitly.
+    app.config.setdefault("REMEMBER_COOKIE_SECURE", app.config["SESSION_COOKIE_SECURE"])
 
 
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
+    # A request carrying a Bearer token is that token's user alone (load_user_from_request):
+    # a session cookie riding along must neither stand in for a bad token nor let the
+    # call skip the API's CSRF check, which exempts Bearer calls.
+    if bearer_token(request) is not None:
+        return None
     return db.session.get(User, int(user_id))
 
 
