@@ -8,9 +8,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
+from flask import Response, stream_with_context
 from sqlalchemy.orm import Session
 
-from radar_app.models import JobProperty, Property
+from radar_app.models import BatchJob, JobProperty, Property
 
 # (header, column) in the order a mail-merge or CRM import expects them.
 CSV_COLUMNS: list[tuple[str, str]] = [
@@ -46,24 +47,13 @@ CSV_COLUMNS: list[tuple[str, str]] = [
 # Rows per keyset page: big enough that the per-query cost vanishes, small enough that a
 # chunk (~1 MB of CSV) is nothing next to the web process.
 _CHUNK = 5000
-_FORMULA_PREFIXES = ("=", "+", "-", "@")
-
-
-def _cell(value: object) -> object:
-    """One value as the CSV shows it (the export query does the same in SQL)."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "Yes" if value else "No"
-    if isinstance(value, str) and value[:1] in _FORMULA_PREFIXES:
-        # Spreadsheet formula injection: data from outside must not run as a formula.
-        return "'" + value
-    return value
+# Spreadsheet formula injection: a cell from outside data must not start a formula.
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _csv_expression(name: str) -> sa.ColumnElement[Any]:
-    """The column rendered by the database exactly as `_cell` would render it, so the
-    rows go from the cursor to csv.writer untouched (no Python work per cell)."""
+    """The column as the CSV shows it (Yes/No for flags, formula-guarded text), computed
+    by the database so rows go from the cursor to csv.writer untouched."""
     column = getattr(Property, name)
     if isinstance(column.type, sa.Boolean):
         return sa.case((column == sa.true(), "Yes"), (column == sa.false(), "No"), else_="")
@@ -71,6 +61,16 @@ def _csv_expression(name: str) -> sa.ColumnElement[Any]:
         guarded = sa.func.substr(column, 1, 1).in_(_FORMULA_PREFIXES)
         return sa.case((guarded, sa.literal("'") + column), else_=column)
     return column
+
+
+def csv_download(session: Session, job: BatchJob) -> Response:
+    """A streamed attachment response with every lead of the job."""
+    filename = f"radar-{job.job_id[:8]}-leads.csv"
+    return Response(
+        stream_with_context(iter_csv(session, job.id)),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 def iter_csv(session: Session, batch_job_id: int) -> Iterator[str]:

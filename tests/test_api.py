@@ -6,6 +6,7 @@ import csv
 import io
 
 import pytest
+import sqlalchemy as sa
 
 from radar_app import create_app
 from radar_app.devstack import free_port
@@ -198,3 +199,19 @@ def test_progress_fields_while_processing(api, app):
     for key in ("progress_percent", "records_per_second", "eta_seconds", "total_records"):
         assert key in body
     assert JobStatus(body["status"]) is JobStatus.PENDING
+
+
+def test_csv_export_defuses_spreadsheet_formulas(app, api, run_worker):
+    job = create(api)
+    run_worker()
+    with app.app_context():
+        from radar_app.models import Property
+
+        first = db.session.scalar(sa.select(Property).order_by(Property.id).limit(1))
+        first.owner_name, first.address = '=HYPERLINK("http://evil")', "\t=1+1"
+        db.session.commit()
+    rows = list(csv.reader(io.StringIO(api.get(f"/api/batch-jobs/{job['id']}/leads.csv").text)))
+    owner, address = rows[0].index("Owner"), rows[0].index("Address")
+    poisoned = [row for row in rows[1:] if "HYPERLINK" in row[owner]]
+    assert poisoned[0][owner] == "'=HYPERLINK(\"http://evil\")"
+    assert poisoned[0][address] == "'\t=1+1"

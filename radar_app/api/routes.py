@@ -12,7 +12,6 @@ from flask import (
     current_app,
     jsonify,
     request,
-    stream_with_context,
     url_for,
 )
 from flask_login import current_user, login_required
@@ -21,7 +20,7 @@ from radar_app import batches
 from radar_app.api import bp
 from radar_app.api.serializers import job_json, lead_json, ledger_json, log_json
 from radar_app.auth.login import bearer_token
-from radar_app.export import iter_csv
+from radar_app.export import csv_download
 from radar_app.extensions import csrf, db, limiter
 from radar_app.models import (
     BatchJob,
@@ -291,13 +290,7 @@ def batch_job_leads(job_id: str) -> Response:
 @login_required
 def batch_job_leads_csv(job_id: str) -> Response:
     """Every lead of the job as CSV, streamed."""
-    job = _job_or_404(job_id)
-    filename = f"radar-{job.job_id[:8]}-leads.csv"
-    return Response(
-        stream_with_context(iter_csv(db.session, job.id)),
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
+    return csv_download(db.session, _job_or_404(job_id))
 
 
 def _page_args() -> PageArgs:

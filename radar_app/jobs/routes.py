@@ -25,14 +25,13 @@ from flask import (
     render_template,
     request,
     session,
-    stream_with_context,
     url_for,
 )
 from flask_login import current_user
 from redis.exceptions import RedisError
 
 from radar_app import batches
-from radar_app.export import iter_csv
+from radar_app.export import csv_download
 from radar_app.extensions import db, limiter, login_manager
 from radar_app.jobs import bp, search
 from radar_app.jobs.forms import PROPERTY_RANGES, VALUE_RANGES, SearchForm
@@ -423,13 +422,7 @@ def purchases(job_id: str) -> str:
 @bp.get("/jobs/<job_id>/leads.csv")
 def leads_csv(job_id: str) -> Response:
     """Every lead of the job as a CSV download, streamed."""
-    job = _job_or_404(job_id)
-    filename = f"radar-{job.job_id[:8]}-leads.csv"
-    return Response(
-        stream_with_context(iter_csv(db.session, job.id)),
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
+    return csv_download(db.session, _job_or_404(job_id))
 
 
 def _action_done(job: BatchJob, message: str) -> Response:

@@ -67,12 +67,15 @@ class CostPreview:
     """The preview of what a job would buy and cost, and the match count before the cap."""
 
     preview: Preview
-    total_matches: int
     batch_size: int
 
     @property
+    def total_matches(self) -> int:
+        return self.preview.total_matches
+
+    @property
     def capped(self) -> bool:
-        return self.preview.matches < self.total_matches
+        return self.preview.matches < self.preview.total_matches
 
 
 def preview_cost(
@@ -106,7 +109,7 @@ def preview_cost(
         seconds_per_page=seconds_per_page,
         refresh_all=refresh_all,
     )
-    return CostPreview(result, result.total_matches, batch_size)
+    return CostPreview(result, batch_size)
 
 
 class Mode(enum.StrEnum):
