@@ -87,6 +87,8 @@ class BatchJob(db.Model):
     __table_args__ = (
         sa.Index("ix_batch_jobs_owner_created", "created_by", "created_at"),
         sa.Index("ix_batch_jobs_status_created", "status", "created_at"),
+        # An admin's Jobs tab lists everyone's jobs newest first.
+        sa.Index("ix_batch_jobs_created", "created_at"),
     )
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
