@@ -377,44 +377,69 @@ class _Run:
     # -- phases -------------------------------------------------------------------
 
     def _snapshot(self) -> bool:
-        """Collect every matching RadarID for free. False when the run stopped (cancel)."""
+        """Collect every matching RadarID for free. False when the run stopped (cancel).
+
+        Like the purchases, the next page is requested while the current one is stored.
+        A prefetched page that turns out not to be needed is simply dropped: it was free.
+        """
         session, job, client = self.session, self.job, self.client
         page_size = self.settings.snapshot_page_size
-        while True:
-            if self._cancelled():
-                return False
-            limit = page_size
-            if job.max_records:
-                limit = min(limit, job.max_records - job.snapshot_count)
-            if limit <= 0:
-                break
-            start = job.snapshot_next_start
-            page = client.radar_ids(job.criteria, start, limit)
-            now = utcnow()
-            _assert_owner(session, job, self.run_id, now)
-            if start == 0:
-                cap = f" (capped at {job.max_records:,})" if job.max_records else ""
-                add_log(
-                    session,
-                    job,
-                    "INFO",
-                    f"Search matches {page.total_result_count:,} records{cap}; "
-                    "taking a free snapshot of their RadarIDs",
-                )
-            if job.total_records is None or start == 0:
-                job.total_records = (
-                    min(page.total_result_count, job.max_records)
-                    if job.max_records
-                    else page.total_result_count
-                )
-            added, missing = self._store_snapshot(page)
-            job.snapshot_count += added
-            job.error_count += missing
-            job.snapshot_next_start = start + len(page.results)
-            session.commit()
-            logger.info("snapshot start=%d ids=%d new=%d", start, len(page.results), added)
-            if len(page.results) < limit or job.snapshot_next_start >= page.total_result_count:
-                break
+
+        def next_limit(count: int) -> int:
+            return min(page_size, job.max_records - count) if job.max_records else page_size
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapshot") as executor:
+            prefetched: tuple[int, int, Future[Page]] | None = None
+            while True:
+                if self._cancelled():
+                    return False
+                limit = next_limit(job.snapshot_count)
+                if limit <= 0:
+                    break
+                start = job.snapshot_next_start
+                if prefetched is not None and prefetched[:2] == (start, limit):
+                    page = prefetched[2].result()
+                else:
+                    page = client.radar_ids(job.criteria, start, limit)
+                prefetched = None
+                following = start + len(page.results)
+                more = len(page.results) >= limit and following < page.total_result_count
+                if more:
+                    guess = next_limit(job.snapshot_count + len(page.results))
+                    if guess > 0:
+                        future = executor.submit(
+                            contextvars.copy_context().run,
+                            client.radar_ids,
+                            job.criteria,
+                            following,
+                            guess,
+                        )
+                        prefetched = (following, guess, future)
+                now = utcnow()
+                _assert_owner(session, job, self.run_id, now)
+                if start == 0:
+                    cap = f" (capped at {job.max_records:,})" if job.max_records else ""
+                    add_log(
+                        session,
+                        job,
+                        "INFO",
+                        f"Search matches {page.total_result_count:,} records{cap}; "
+                        "taking a free snapshot of their RadarIDs",
+                    )
+                if job.total_records is None or start == 0:
+                    job.total_records = (
+                        min(page.total_result_count, job.max_records)
+                        if job.max_records
+                        else page.total_result_count
+                    )
+                added, missing = self._store_snapshot(page)
+                job.snapshot_count += added
+                job.error_count += missing
+                job.snapshot_next_start = following
+                session.commit()
+                logger.info("snapshot start=%d ids=%d new=%d", start, len(page.results), added)
+                if not more:
+                    break
 
         _assert_owner(session, job, self.run_id, utcnow())
         job.total_records = job.snapshot_count
