@@ -28,6 +28,7 @@ from wtforms import (
 from wtforms.validators import Length, NumberRange, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from radar_app.propertyradar.coerce import US_STATES
 from radar_app.propertyradar.criteria import (
     FORECLOSURE_STAGES,
     LEAD_FIELDS,
@@ -40,20 +41,13 @@ from radar_app.propertyradar.errors import CriteriaError
 
 MAX_RECORDS_LIMIT = 10_000_000
 
-US_STATES: dict[str, str] = {
-    "AL": "Alabama", "AK": "Alaska", "AZ": "Arizona", "AR": "Arkansas", "CA": "California",
-    "CO": "Colorado", "CT": "Connecticut", "DE": "Delaware", "DC": "District of Columbia",
-    "FL": "Florida", "GA": "Georgia", "HI": "Hawaii", "ID": "Idaho", "IL": "Illinois",
-    "IN": "Indiana", "IA": "Iowa", "KS": "Kansas", "KY": "Kentucky", "LA": "Louisiana",
-    "ME": "Maine", "MD": "Maryland", "MA": "Massachusetts", "MI": "Michigan",
-    "MN": "Minnesota", "MS": "Mississippi", "MO": "Missouri", "MT": "Montana",
-    "NE": "Nebraska", "NV": "Nevada", "NH": "New Hampshire", "NJ": "New Jersey",
-    "NM": "New Mexico", "NY": "New York", "NC": "North Carolina", "ND": "North Dakota",
-    "OH": "Ohio", "OK": "Oklahoma", "OR": "Oregon", "PA": "Pennsylvania",
-    "RI": "Rhode Island", "SC": "South Carolina", "SD": "South Dakota", "TN": "Tennessee",
-    "TX": "Texas", "UT": "Utah", "VT": "Vermont", "VA": "Virginia", "WA": "Washington",
-    "WV": "West Virginia", "WI": "Wisconsin", "WY": "Wyoming",
-}  # fmt: skip
+# Code → display name, from the one table the client uses to read state names.
+STATE_NAMES: dict[str, str] = dict(
+    sorted(
+        (code, " ".join(w if w == "of" else w.capitalize() for w in name.split()))
+        for name, code in US_STATES.items()
+    )
+)
 
 # Tri-state choices for yes/no criteria: "" leaves the criterion out of the search.
 YES_NO_ANY = [SelectChoice("", "Any"), SelectChoice("1", "Yes"), SelectChoice("0", "No")]
@@ -137,7 +131,7 @@ class SearchForm(FlaskForm):
     state = SelectField(
         "State",
         choices=[SelectChoice("", "Any state")]
-        + [SelectChoice(code, f"{name} ({code})") for code, name in US_STATES.items()],
+        + [SelectChoice(code, f"{name} ({code})") for code, name in STATE_NAMES.items()],
     )
     county = StringField(
         "County FIPS",
