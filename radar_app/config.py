@@ -36,6 +36,9 @@ class Config:
     PROPERTYRADAR_BATCH_SIZE = DEFAULT_BATCH_SIZE
     # Purchase=0 RadarID snapshot pages are free: take as many per request as allowed.
     PROPERTYRADAR_SNAPSHOT_PAGE_SIZE = 1000
+    # Send the next purchase while storing the current chunk: faster, but a crash mid-store
+    # then re-buys two chunks instead of one. Off: never pay twice is the stronger promise.
+    PROPERTYRADAR_PREFETCH_PURCHASES = False
     # A stored lead younger than this many days is reused instead of bought again.
     LEAD_FRESHNESS_DAYS = 30
     # For cost estimates only; PropertyRadar's price per export depends on the plan.

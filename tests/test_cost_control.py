@@ -139,3 +139,29 @@ def test_invalid_fields_are_rejected(api):
     assert too_many.status_code == 400
     named = api.post("/api/batch-jobs", json={"criteria": MULTNOMAH, "fields": "everything"})
     assert named.status_code == 400
+
+
+def test_prefetching_purchases_keeps_counts_and_budget_exact(app, api, run_worker, simulator, user):
+    """With the next purchase sent while the current chunk is stored, nothing changes for
+    the user: exact counts, and a budget still stops before the chunk that crosses it."""
+    app.config["PROPERTYRADAR_PREFETCH_PURCHASES"] = True
+    with app.app_context():
+        db.session.execute(
+            sa.update(User).where(User.id == user.id).values(monthly_export_budget=1000)
+        )
+        db.session.commit()
+    job = run(api, run_worker, OREGON)
+    assert job["status"] == "FAILED" and job["purchased_count"] == 800
+    assert "Monthly export budget reached: 800 of 1,000" in job["error_details"]
+    assert simulator.stats()["billed_records"] == 800
+    with app.app_context():
+        db.session.execute(
+            sa.update(User).where(User.id == user.id).values(monthly_export_budget=None)
+        )
+        db.session.commit()
+    api.post(f"/api/batch-jobs/{job['id']}/retry")
+    run_worker()
+    done = api.get(f"/api/batch-jobs/{job['id']}").json
+    assert done["status"] == "COMPLETED" and done["purchased_count"] == 10_000
+    assert len(set(stored_radar_ids(app, job["id"]))) == 10_000
+    assert max(simulator.stats()["billed_radar_ids"].values()) == 1

@@ -46,6 +46,9 @@ def app_config(app_config: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture
 def live_url(app: Flask) -> Iterator[str]:
     server = make_server("127.0.0.1", 0, app, threaded=True)
+    # Non-daemon request threads, so server_close() waits for requests still in flight:
+    # otherwise one can return its DB connection after the app's engine is disposed.
+    server.daemon_threads = False
     thread = threading.Thread(target=server.serve_forever, name="live-app", daemon=True)
     thread.start()
     try:

@@ -50,6 +50,9 @@ def browser() -> Iterator[Browser]:
 def live_server(app: Flask) -> Iterator[str]:
     """The test app on a free loopback port, one thread per request (htmx polls in parallel)."""
     server = make_server("127.0.0.1", 0, app, threaded=True)
+    # Non-daemon request threads, so server_close() waits for requests still in flight:
+    # otherwise one can return its DB connection after the app's engine is disposed.
+    server.daemon_threads = False
     thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
