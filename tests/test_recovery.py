@@ -169,3 +169,36 @@ def test_three_workers_five_jobs_exact_counts(app, api, simulator, start_worker)
         ids = stored_radar_ids(app, job_id)
         assert len(ids) == len(set(ids)) == expected
     assert simulator.stats()["billed_records"] == sum(jobs.values())
+
+
+@pytest.mark.slow
+def test_redis_restart_mid_job_loses_nothing(app, app_config, token, simulator, start_worker):
+    """Redis (no persistence) restarts while a worker is importing: the job row, not the
+    queue, holds the progress, so the job completes with exact counts."""
+    from radar_app import create_app
+    from radar_app.devstack import RedisServer
+    from tests.conftest import ApiClient
+
+    redis = RedisServer().start()
+    try:
+        own_app = create_app({**app_config, "REDIS_URL": redis.url})
+        api = ApiClient(own_app.test_client(), token)
+        simulator.configure(latency_ms=40)
+        response = api.post("/api/batch-jobs", json={"criteria": OREGON})
+        assert response.status_code == 201
+        job_id = response.json["id"]
+        start_worker(env={**FAST_RECOVERY, "REDIS_URL": redis.url})
+        wait_for(lambda: job_row(app, job_id).processed_records >= 1200, what="3 chunks")
+
+        redis.stop()  # everything in Redis is gone
+        redis = RedisServer(redis.port).start()
+
+        job = wait_for(lambda: finished(app, job_id), timeout=90, what="completion")
+        assert job.status == JobStatus.COMPLETED
+        ids = stored_radar_ids(app, job_id)
+        assert len(ids) == len(set(ids)) == 10_000
+        assert simulator.stats()["billed_records"] <= 10_000 + 400
+        with own_app.app_context():
+            db.engine.dispose()
+    finally:
+        redis.stop()
