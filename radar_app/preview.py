@@ -38,20 +38,38 @@ class Preview:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class PreviewSettings:
+    batch_size: int
+    snapshot_limit: int
+    freshness: timedelta
+    price_per_export: float
+    seconds_per_page: float
+
+    @classmethod
+    def from_config(cls, config: Any) -> PreviewSettings:
+        return cls(
+            batch_size=config["PROPERTYRADAR_BATCH_SIZE"],
+            snapshot_limit=config["PREVIEW_SNAPSHOT_LIMIT"],
+            freshness=timedelta(days=config["LEAD_FRESHNESS_DAYS"]),
+            price_per_export=config["PRICE_PER_EXPORT"],
+            seconds_per_page=config["ESTIMATED_SECONDS_PER_PAGE"],
+        )
+
+
 def preview_search(
     session: Session,
     client: PropertyRadarClient,
     criteria: list[dict[str, Any]],
+    settings: PreviewSettings,
     *,
     max_records: int | None,
-    batch_size: int,
-    snapshot_limit: int,
-    freshness: timedelta,
-    price_per_export: float,
-    seconds_per_page: float,
     refresh_all: bool = False,
 ) -> Preview:
     """Count, sample and price a search without buying anything."""
+    batch_size, snapshot_limit = settings.batch_size, settings.snapshot_limit
+    freshness, price_per_export = settings.freshness, settings.price_per_export
+    seconds_per_page = settings.seconds_per_page
     first = client.radar_ids(criteria, 0, min(SNAPSHOT_PAGE, max(1, snapshot_limit)))
     matches = total_matches = first.total_result_count
     if max_records:

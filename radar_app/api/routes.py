@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,7 +30,7 @@ from radar_app.models import (
     Property,
 )
 from radar_app.pagination import PageArgs, page_args
-from radar_app.preview import preview_search
+from radar_app.preview import PreviewSettings, preview_search
 from radar_app.propertyradar.criteria import validate_criteria
 from radar_app.propertyradar.errors import BadRequestError, CriteriaError, PropertyRadarError
 from radar_app.queue import get_queue
@@ -152,12 +151,8 @@ def preview_batch_job() -> Response:
                 db.session,
                 client,
                 criteria,
+                PreviewSettings.from_config(config),
                 max_records=body.get("max_records"),
-                batch_size=config["PROPERTYRADAR_BATCH_SIZE"],
-                snapshot_limit=config["PREVIEW_SNAPSHOT_LIMIT"],
-                freshness=timedelta(days=config["LEAD_FRESHNESS_DAYS"]),
-                price_per_export=config["PRICE_PER_EXPORT"],
-                seconds_per_page=config["ESTIMATED_SECONDS_PER_PAGE"],
                 refresh_all=body.get("refresh_all", False),
             )
     except CriteriaError as exc:

@@ -10,7 +10,7 @@ listen for, so they refresh only when there is something new.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -45,6 +45,7 @@ from radar_app.models import (
     utcnow,
 )
 from radar_app.pagination import PageArgs, page_args
+from radar_app.preview import PreviewSettings
 from radar_app.propertyradar.client import PropertyRadarClient
 from radar_app.propertyradar.errors import CriteriaError, PropertyRadarError
 from radar_app.queue import get_queue, get_redis
@@ -254,13 +255,9 @@ def preview() -> tuple[str, int]:
                 db.session,
                 client,
                 form.criteria(),
+                PreviewSettings.from_config(config),
                 max_records=form.max_records.data,
                 refresh_all=form.refresh_all.data,
-                batch_size=config["PROPERTYRADAR_BATCH_SIZE"],
-                snapshot_limit=config["PREVIEW_SNAPSHOT_LIMIT"],
-                freshness=timedelta(days=config["LEAD_FRESHNESS_DAYS"]),
-                price_per_export=config["PRICE_PER_EXPORT"],
-                seconds_per_page=config.get("ESTIMATED_SECONDS_PER_PAGE", 1.0),
             )
     except PropertyRadarError as exc:
         return render_template("jobs/_preview.html", form=form, error=exc), 200

@@ -10,7 +10,6 @@ import enum
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -20,7 +19,7 @@ from sqlalchemy.orm import Session
 from radar_app import batches
 from radar_app.importer import run_import
 from radar_app.models import BatchJob, User
-from radar_app.preview import Preview, preview_search
+from radar_app.preview import Preview, PreviewSettings, preview_search
 from radar_app.propertyradar.client import PropertyRadarClient
 from radar_app.propertyradar.errors import PropertyRadarError
 
@@ -82,14 +81,10 @@ def preview_cost(
     session: Session,
     client: PropertyRadarClient,
     criteria: list[dict[str, Any]],
+    settings: PreviewSettings,
     *,
     max_records: int | None,
     refresh_all: bool,
-    batch_size: int,
-    snapshot_limit: int,
-    freshness: timedelta,
-    price_per_export: float,
-    seconds_per_page: float,
 ) -> CostPreview:
     """Matches, already owned, to buy and estimated cost, from free requests only.
 
@@ -98,18 +93,9 @@ def preview_cost(
         RedisError: the client's shared rate limiter could not reach Redis.
     """
     result = preview_search(
-        session,
-        client,
-        criteria,
-        max_records=max_records,
-        batch_size=batch_size,
-        snapshot_limit=snapshot_limit,
-        freshness=freshness,
-        price_per_export=price_per_export,
-        seconds_per_page=seconds_per_page,
-        refresh_all=refresh_all,
+        session, client, criteria, settings, max_records=max_records, refresh_all=refresh_all
     )
-    return CostPreview(result, batch_size)
+    return CostPreview(result, settings.batch_size)
 
 
 class Mode(enum.StrEnum):
