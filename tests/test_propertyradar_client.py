@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import email.utils
 import json
+import logging
 import random
 import time
 from decimal import Decimal
@@ -281,6 +282,18 @@ def test_constructor_rejects_bad_settings() -> None:
         PropertyRadarClient("")
     with pytest.raises(ValueError):
         PropertyRadarClient("t", max_attempts=0)
+    for timeout in (0, -1.0, (1.0, 0), (0, 5.0), "30", (1.0,), None, True, float("nan")):
+        with pytest.raises((ValueError, TypeError)):
+            PropertyRadarClient("t", timeout=timeout)  # type: ignore[arg-type]
+
+
+def test_one_number_timeout_is_both_the_connect_cap_and_the_deadline(mock) -> None:
+    mock.post(URL, json=ok_body())
+    PropertyRadarClient("t", timeout=7.5).count(CRITERIA)
+    assert mock.last_request.timeout == (7.5, 7.5)
+    # The connect cap never exceeds the whole deadline.
+    PropertyRadarClient("t", timeout=(10.0, 2.0)).count(CRITERIA)
+    assert mock.last_request.timeout == (2.0, 2.0)
 
 
 def test_close_only_closes_owned_session() -> None:
@@ -439,6 +452,60 @@ def test_403_is_authentication_error(client, mock) -> None:
         client.count(CRITERIA)
     assert mock.call_count == 1
     assert "token" in info.value.message
+
+
+def test_token_rejected_mid_run_says_which_setting_to_fix(client, rec, mock) -> None:
+    mock.post(
+        URL,
+        [
+            {"json": ok_body()},
+            {
+                "status_code": 401,
+                "json": {"error": "Unauthorized", "message": "Your API key is missing or invalid."},
+            },
+        ],
+    )
+    client.fetch_page(CRITERIA, 0, 10)
+    with pytest.raises(AuthenticationError) as info:
+        client.fetch_page(CRITERIA, 10, 10)
+    assert mock.call_count == 2 and rec.events == []  # not retried
+    assert info.value.message == (
+        "PropertyRadar rejected the API token, which it had accepted earlier in this run: "
+        "Your API key is missing or invalid. Set a valid PROPERTYRADAR_API_TOKEN (it may "
+        "have been revoked or rotated), then retry the job."
+    )
+    assert info.value.possibly_billed is False
+
+
+def test_the_token_is_in_no_log_line_error_or_repr(rec, mock, caplog) -> None:
+    secret = "sk-live-5f1e2d3c4b5a69788796a5b4"
+    echo = f"Bearer {secret}"
+    mock.post(
+        URL,
+        [
+            {"status_code": 500, "json": {"error": f"bad header {echo}", "message": echo}},
+            {"exc": requests.exceptions.ReadTimeout(f"read timed out; Authorization: {echo}")},
+            {"exc": requests.exceptions.ConnectionError(f"reset while sending {echo}")},
+            {"status_code": 200, "text": f"<html>{echo}</html>"},
+            {"status_code": 429, "json": {"message": echo}, "headers": {"Retry-After": "0"}},
+            {"status_code": 401, "json": {"error": f"Invalid token {secret}", "message": echo}},
+        ],
+    )
+    caplog.set_level(logging.DEBUG)
+    c = PropertyRadarClient(
+        secret, max_attempts=10, sleep=rec.sleep, on_retry=rec.on_retry, rng=random.Random(1)
+    )
+    with pytest.raises(AuthenticationError) as info:
+        c.fetch_page(CRITERIA, 0, 10)
+    assert mock.call_count == 6 and len(rec.events) == 5
+    assert mock.last_request.headers["Authorization"] == echo  # it was sent, and only there
+    errors = [event.error for event in rec.events] + [info.value]
+    for error in errors:
+        for text in (str(error), repr(error), error.message, error.detail or "", *error.args):
+            assert secret not in text, text
+    assert "[API token]" in info.value.detail
+    assert secret not in caplog.text and "attempt 5/10 failed" in caplog.text
+    assert secret not in repr(c)
 
 
 def test_400_surfaces_message_and_request_id(client, rec, mock) -> None:

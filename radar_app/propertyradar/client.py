@@ -10,6 +10,12 @@ Design points (facts from /work/shared/propertyradar-api.md):
 * Criteria are validated locally first, so a typo never costs a round trip.
 * Transient failures (429, 5xx, timeouts, garbled 2xx bodies) are retried with capped
   exponential backoff and full jitter; auth and request errors are not.
+* Every HTTP attempt has a total deadline (connect, headers and body together). A
+  per-read timeout alone lets a server that trickles its body take forever: a 40 s trickle
+  with a 3 s read timeout took 40 s. The body is read piece by piece, each read allowed
+  only the time left.
+* The API token goes in the ``Authorization`` header and nowhere else: no log line, error
+  message or ``repr`` contains it.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import json
 import logging
 import random
 import re
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,6 +35,7 @@ from urllib.parse import urlencode
 
 import requests
 from requests import exceptions as rexc
+from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError
 
 from radar_app.defaults import DEFAULT_API_URL, MAX_BATCH_SIZE
 
@@ -48,6 +56,10 @@ log = logging.getLogger(__name__)
 USER_AGENT = "radar_app/1.0 (PropertyRadar lead import)"
 REQUEST_ID_HEADER = "X-Radar-Request-Id"
 PROPERTIES_PATH = "/v1/properties"
+# Bytes asked for per body read; a read returns as soon as any bytes arrive.
+BODY_READ_SIZE = 64 * 1024
+# Where the token is set, for the message shown when PropertyRadar rejects it.
+TOKEN_SETTING = "PROPERTYRADAR_API_TOKEN"
 
 
 class RateLimiter(Protocol):
@@ -143,6 +155,18 @@ def _reason(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+
+
+def _socket_of(response: requests.Response) -> socket.socket | None:
+    """The socket the body is read from (urllib3 2 keeps the connection on a streamed
+    response until it is released), or None for a response not read from a socket."""
+    connection = getattr(response.raw, "connection", None)
+    sock = getattr(connection, "sock", None)
+    return sock if isinstance(sock, socket.socket) else None
+
+
 def _transport_error(exc: rexc.RequestException) -> PropertyRadarError:
     """Classify a requests exception; ``sent`` errs on the side of "maybe sent"."""
     reason = _reason(exc)
@@ -188,6 +212,12 @@ def _failed_before_send(exc: BaseException) -> bool:
 class PropertyRadarClient:
     """Thin, retrying client for property counts, RadarID snapshots and purchases.
 
+    ``timeout`` is ``(connect, total)`` seconds, or one number for both: ``total`` is the
+    deadline of each HTTP attempt as a whole (connecting, sending, waiting for the headers,
+    reading the body), however the server paces its bytes; ``connect`` caps the TCP connect
+    within it. A blown deadline is a timeout: retried with backoff, and for a purchase
+    reported as possibly billed.
+
     ``sleep``, ``rng`` and ``session`` are injectable so tests run instantly and
     deterministically. Raising from ``on_retry`` aborts the retry loop (the exception
     propagates), which lets a caller refuse to repeat a possibly-billed purchase.
@@ -198,7 +228,7 @@ class PropertyRadarClient:
         token: str,
         base_url: str = DEFAULT_API_URL,
         *,
-        timeout: tuple[float, float] = (5.0, 30.0),
+        timeout: float | tuple[float, float] = (5.0, 30.0),
         max_attempts: int = 5,
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
@@ -217,9 +247,19 @@ class PropertyRadarClient:
             raise ValueError("backoff_base and backoff_max must not be negative")
         if max_limit < 1:
             raise ValueError("max_limit must be at least 1")
+        connect_timeout, deadline = (timeout, timeout) if _is_number(timeout) else timeout
+        if (
+            not (_is_number(connect_timeout) and _is_number(deadline))
+            or min(connect_timeout, deadline) <= 0
+        ):
+            raise ValueError("timeout must be a positive number or (connect, total) of them")
         self._token = token.strip()
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self.connect_timeout = float(min(connect_timeout, deadline))
+        self.deadline = float(deadline)
+        # Set after PropertyRadar first accepts the token: a later 401 means it was revoked.
+        self._token_accepted = False
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
@@ -354,6 +394,7 @@ class PropertyRadarClient:
             try:
                 return self._attempt(params, body, start=start, limit=limit)
             except PropertyRadarError as error:
+                self._scrub(error)
                 error.attempts = attempt
                 if isinstance(error, RateLimitedError) and self._rate_limiter is not None:
                     # Tell every worker, not just this one, to back off.
@@ -381,24 +422,88 @@ class PropertyRadarClient:
     ) -> Page:
         # Build the query by hand so the Fields commas stay literal (readable in logs).
         url = f"{self.base_url}{PROPERTIES_PATH}?{urlencode(params, safe=',')}"
+        deadline = time.monotonic() + self.deadline
         try:
+            # stream=True: return after the headers, so the body can be read against the
+            # deadline; every socket wait before that is capped at the whole deadline.
             response = self.session.post(
                 url,
                 data=json.dumps(body),
                 headers=self._headers(),
-                timeout=self.timeout,
+                timeout=(self.connect_timeout, self.deadline),
                 allow_redirects=False,
+                stream=True,
             )
         except rexc.RequestException as exc:
             raise _transport_error(exc) from exc
-        data, request_id = self._check_response(response)
+        content = self._read_body(response, deadline)
+        data, request_id = self._check_response(response, content)
         return _build_page(data, request_id, response.status_code, start, limit)
 
-    def _check_response(self, response: requests.Response) -> tuple[dict[str, Any], str | None]:
+    def _read_body(self, response: requests.Response, deadline: float) -> bytes:
+        """The whole body, or TransportError once ``deadline`` (monotonic) has passed.
+
+        Each read waits at most the time left, and returns whatever bytes have arrived,
+        so a body trickled in small pieces cannot stretch the request past the deadline.
+        """
+        sock = _socket_of(response)
+        pieces: list[bytes] = []
+        complete = False
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise self._deadline_error(response)
+                if sock is not None:
+                    sock.settimeout(left)
+                try:
+                    piece = response.raw.read1(BODY_READ_SIZE, decode_content=True)
+                except (ReadTimeoutError, TimeoutError) as exc:
+                    raise self._deadline_error(response) from exc
+                except (ProtocolError, DecodeError, OSError) as exc:
+                    raise TransportError(
+                        f"PropertyRadar response was cut off ({_reason(exc)})",
+                        sent=True,
+                        request_id=response.headers.get(REQUEST_ID_HEADER) or None,
+                    ) from exc
+                if not piece:
+                    complete = True
+                    return b"".join(pieces)
+                pieces.append(piece)
+        finally:
+            if complete:
+                response.raw.release_conn()  # read to the end: the connection can be reused
+            else:
+                response.close()  # unread bytes: drop the connection, never reuse it
+
+    def _deadline_error(self, response: requests.Response) -> TransportError:
+        return TransportError(
+            f"Timed out waiting for PropertyRadar (no complete answer within {self.deadline:g} s)",
+            sent=True,
+            request_id=response.headers.get(REQUEST_ID_HEADER) or None,
+        )
+
+    def _scrub(self, error: PropertyRadarError) -> None:
+        """Remove the token from anything an error carries (an API or proxy could echo
+        the Authorization header back in its body). A token of a few characters is no
+        secret worth garbling every message for."""
+        if len(self._token) < 4:
+            return
+        for name in ("message", "detail"):
+            text = getattr(error, name)
+            if isinstance(text, str) and self._token in text:
+                setattr(error, name, text.replace(self._token, "[API token]"))
+        error.args = tuple(
+            a.replace(self._token, "[API token]") if isinstance(a, str) else a for a in error.args
+        )
+
+    def _check_response(
+        self, response: requests.Response, content: bytes
+    ) -> tuple[dict[str, Any], str | None]:
         status = response.status_code
         try:
-            data: Any = response.json()
-        except ValueError:
+            data: Any = json.loads(content)
+        except (ValueError, RecursionError):
             data = None
         request_id = response.headers.get(REQUEST_ID_HEADER) or None
         if request_id is None and isinstance(data, dict) and data.get("eventid"):
@@ -411,6 +516,7 @@ class PropertyRadarClient:
                     status=status,
                     request_id=request_id,
                 )
+            self._token_accepted = True
             return data, request_id
 
         body = data if isinstance(data, dict) else {}
@@ -427,8 +533,12 @@ class PropertyRadarClient:
             "detail": texts.get("error"),
         }
         if status in (401, 403):
+            # Say which setting to fix; the token itself never goes in a message.
+            earlier = ", which it had accepted earlier in this run" if self._token_accepted else ""
+            said = f": {api_message.rstrip('.')}" if api_message else ""
             raise AuthenticationError(
-                api_message or "PropertyRadar rejected the API token (check it in Settings)",
+                f"PropertyRadar rejected the API token{earlier}{said}. Set a valid "
+                f"{TOKEN_SETTING} (it may have been revoked or rotated), then retry the job.",
                 **kwargs,
             )
         if status in (400, 404, 422):
