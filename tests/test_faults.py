@@ -6,9 +6,12 @@ FAILED with a readable error that a retry resumes from the checkpoint.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from radar_app.models import JobStatus
+from tests.conftest import SIM_TOKEN
 from tests.helpers import MULTNOMAH, job_row, purchase_requests, stored_radar_ids, wait_for
 
 EXPECTED = 2000  # MULTNOMAH: 5 pages of 400
@@ -127,3 +130,61 @@ def test_total_that_changes_between_pages_is_reported(app, api, run_worker, simu
     assert len(ids) == len(set(ids)) == EXPECTED - job.vanished_count
     assert simulator.stats()["billed_records"] == len(ids)
     assert any("no longer match the search" in m for m in logs(api, job_id))
+
+
+def test_token_rotated_mid_job_fails_clearly_and_a_retry_with_the_new_one_completes(
+    app, api, run_worker, simulator
+):
+    """Outcome: FAILED at once (not retried) with a message naming the setting, never the
+    token; nothing bought twice; with the new token a retry resumes and completes."""
+    app.config["PROPERTYRADAR_SNAPSHOT_PAGE_SIZE"] = 1000
+    # A few requests in: after the free snapshot and at least one purchase.
+    simulator.configure(rotate_token_after=5)
+    job_id = create(api)
+    run_worker()
+    job = job_row(app, job_id)
+    assert job.status == JobStatus.FAILED
+    assert "PropertyRadar rejected the API token" in job.error_details
+    assert "PROPERTYRADAR_API_TOKEN" in job.error_details
+    stats = simulator.stats()
+    assert [r["status"] for r in stats["requests"]].count(401) == 1  # no retry of a dead token
+    assert 400 <= job.success_count < EXPECTED
+    assert stats["billed_records"] == job.success_count == len(stored_radar_ids(app, job_id))
+    job_logs = logs(api, job_id)
+    for text in (job.error_details, *job_logs):
+        assert SIM_TOKEN not in text
+
+    simulator.configure(token="rotated-token")
+    app.config["PROPERTYRADAR_API_TOKEN"] = "rotated-token"
+    assert api.post(f"/api/batch-jobs/{job_id}/retry").status_code == 202
+    run_worker()
+    assert job_row(app, job_id).status == JobStatus.COMPLETED
+    assert_exact(app, job_id)
+    stats = simulator.stats()
+    assert stats["billed_records"] == EXPECTED
+    assert max(stats["billed_radar_ids"].values()) == 1
+
+
+def test_trickling_api_fails_the_job_at_the_deadline_and_a_retry_completes(
+    app, api, run_worker, simulator
+):
+    """Outcome: FAILED after 3 attempts of about PROPERTYRADAR_TIMEOUT each (before issue 9
+    each attempt lasted the whole trickle), nothing bought; a retry completes."""
+    app.config["PROPERTYRADAR_TIMEOUT"] = 1.0
+    simulator.configure(trickle_seconds=6.0)
+    job_id = create(api)
+    began = time.monotonic()
+    run_worker()
+    elapsed = time.monotonic() - began
+    job = job_row(app, job_id)
+    assert job.status == JobStatus.FAILED
+    assert "no complete answer within 1 s" in job.error_details
+    assert elapsed < 3 * 1.0 + 3.0  # 3 attempts (conftest) + backoff and the worker's start
+    assert simulator.stats()["billed_records"] == 0  # the free snapshot failed first
+
+    simulator.configure(trickle_seconds=0.0)
+    assert api.post(f"/api/batch-jobs/{job_id}/retry").status_code == 202
+    run_worker()
+    assert job_row(app, job_id).status == JobStatus.COMPLETED
+    assert_exact(app, job_id)
+    assert simulator.stats()["billed_records"] == EXPECTED
