@@ -29,6 +29,7 @@ from radar_app.propertyradar.simulator import (
     Simulator,
     SimulatorConfig,
     get_dataset,
+    parse_args,
     start_in_thread,
 )
 
@@ -1072,6 +1073,15 @@ def test_threads_do_not_share_state_between_simulators():
     body = {"Criteria": OR}
     Client(a).post("/v1/properties?Purchase=1&Limit=4", json=body, headers=AUTH)
     assert a.stats()["billed_records"] == 4 and b.stats()["billed_records"] == 0
+
+
+def test_command_line_price_defaults_to_the_apps_price():
+    assert parse_args([], {})[1].price_per_record == Config.PRICE_PER_EXPORT
+    # The environment's PRICE_PER_EXPORT, the one the app estimates with, when it is set.
+    assert parse_args([], {"PRICE_PER_EXPORT": "0.05"})[1].price_per_record == 0.05
+    assert parse_args(["--price", "0.2"], {"PRICE_PER_EXPORT": "0.05"})[1].price_per_record == 0.2
+    with pytest.raises(SystemExit):
+        parse_args(["--price", "-1"], {})
 
 
 def test_command_line_entry_point():

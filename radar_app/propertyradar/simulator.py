@@ -114,7 +114,7 @@ import time
 from array import array
 from bisect import bisect_right
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -122,7 +122,7 @@ from typing import Any
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-from radar_app.config import Config
+from radar_app.config import Config, settings_from_env
 
 __all__ = [
     "ALL_FIELDS",
@@ -2361,7 +2361,14 @@ def start_in_thread(
     return sim, f"http://{host}:{server.server_port}", stop
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(
+    argv: list[str] | None = None, environ: Mapping[str, str] | None = None
+) -> tuple[argparse.Namespace, SimulatorConfig]:
+    """The command line as (arguments, config). The price defaults to the app's own
+    ``PRICE_PER_EXPORT`` (the environment's, else ``Config``'s), the price the app
+    estimates with, so a demo's bill matches its preview."""
+    app_settings = settings_from_env(environ)
+    price = app_settings.get("PRICE_PER_EXPORT", Config.PRICE_PER_EXPORT)
     parser = argparse.ArgumentParser(description="Offline PropertyRadar API simulator")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5001)
@@ -2379,7 +2386,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--price",
         type=float,
-        default=Config.PRICE_PER_EXPORT,
+        default=price,
         help="price billed per record (default: the app's PRICE_PER_EXPORT, %(default)s)",
     )
     args = parser.parse_args(argv)
@@ -2392,6 +2399,11 @@ def main(argv: list[str] | None = None) -> None:
         seed=args.seed,
         price_per_record=args.price,
     )
+    return args, config
+
+
+def main(argv: list[str] | None = None) -> None:
+    args, config = parse_args(argv)
     serve(args.host, args.port, config, scale=args.scale)
 
 
