@@ -48,6 +48,8 @@ class Config:
     PREVIEW_SNAPSHOT_LIMIT = 5000
     # Processing-time estimates in the preview: seconds per PropertyRadar request.
     ESTIMATED_SECONDS_PER_PAGE = 1.0
+    # Deadline for one whole PropertyRadar request (connect, headers, body), not per read:
+    # a body that trickles in must not hold a worker for minutes.
     PROPERTYRADAR_TIMEOUT = 30.0
     PROPERTYRADAR_MAX_ATTEMPTS = 5
     PROPERTYRADAR_BACKOFF_BASE = 0.5
