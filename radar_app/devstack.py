@@ -244,13 +244,14 @@ class DevStack:
         self.demo = False
         self._lock: IO[str] | None = None
         self._told: set[int] = set()  # work horses sent SIGTERM
+        self._signalled_at = 0.0
         self._seen: dict[int, Any] = {}  # pid -> psutil.Process of everything we started
 
     # -- starting -------------------------------------------------------------------
 
     def start(self) -> None:
         self.instance_dir.mkdir(parents=True, exist_ok=True)
-        self._take_lock()
+        self.take_lock()
         ports = Ports(self.instance_dir / "devstack.json")
         own_redis = not self.env.get("REDIS_URL")
         if own_redis:
@@ -282,7 +283,7 @@ class DevStack:
         self.url = f"http://127.0.0.1:{web_port}"
         wait_until(lambda: _http_ok(f"{self.url}/auth/login"), 30, "web server")
 
-    def _take_lock(self) -> None:
+    def take_lock(self) -> None:
         """One stack per instance directory: two would share its database and ports."""
         self._lock = open(self.instance_dir / "devstack.lock", "a+")  # noqa: SIM115
         try:
@@ -294,6 +295,11 @@ class DevStack:
                 f"Another `make run` is using {self.instance_dir}; stop it first "
                 "(or set INSTANCE_DIR to run a second, separate stack)"
             ) from None
+
+    def release_lock(self) -> None:
+        if self._lock:
+            self._lock.close()
+            self._lock = None
 
     def _start_simulator(self, port: int) -> None:
         self.env["PROPERTYRADAR_API_URL"] = f"http://127.0.0.1:{port}"
@@ -422,13 +428,13 @@ class DevStack:
             _say("Stopping Redis...")
             self.redis.stop()
         self._kill_leftovers()
-        if self._lock:
-            self._lock.close()
+        self.release_lock()
         _say("Stopped.")
 
     def _signal_workers(self) -> None:
         """SIGTERM to every worker (RQ's warm shutdown: take no new job) and to every work
         horse (tasks.run_batch_job: store the chunk paid for, buy no more, return)."""
+        self._signalled_at = time.monotonic()
         for worker in self.workers:
             if worker.process.poll() is None:
                 _signal(worker.process.pid, signal.SIGTERM)
@@ -448,7 +454,7 @@ class DevStack:
     def _wait_for_workers(self, hurry: Callable[[], bool]) -> None:
         """Until workers and horses have exited; SIGKILL for horses after stop_timeout."""
         workers = [w.process for w in self.workers]
-        started = time.monotonic()
+        started = self._signalled_at
         told = self._told
         killed = False
         while any(worker.poll() is None for worker in workers):

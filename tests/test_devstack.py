@@ -13,6 +13,7 @@ import pty
 import re
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -26,9 +27,12 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from radar_app.devstack import free_port
+from radar_app.devstack import DevStack, Ports, StartupError, free_port
+from radar_app.extensions import db
+from radar_app.models import BatchJob, BatchJobLog, JobStatus, Property
 from radar_app.propertyradar.simulator import Simulator
 from tests.conftest import SIM_TOKEN
+from tests.helpers import MULTNOMAH, count_rows, job_row
 
 ROOT = Path(__file__).resolve().parent.parent
 CTRL_C = b"\x03"
@@ -283,3 +287,82 @@ def test_idle_ctrl_c_is_clean_and_login_token_ports_survive_a_restart(
     assert not second.survivors()
     # The secrets appear in the banner only, never in a log line.
     assert second.text.count(token) == 2  # the "API token" line and the curl example
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("prefetch", ["0", "1"], ids=["one-purchase-at-a-time", "prefetch"])
+def test_sigterm_to_worker_and_horse_stores_the_chunk_in_flight_and_buys_no_more(
+    app, api, simulator: Simulator, start_worker, tmp_path: Path, prefetch: str
+) -> None:
+    """What systemd (or a deploy) does: SIGTERM to the worker and its work horse at once."""
+    simulator.configure(latency_ms=150)
+    settings = {
+        "PROPERTYRADAR_BATCH_SIZE": "100",
+        "PROPERTYRADAR_PREFETCH_PURCHASES": prefetch,
+        "HEARTBEAT_INTERVAL": "0.5",
+        "RECOVERY_INTERVAL": "0.5",
+        "RECOVERY_STALE_AFTER": "2",
+    }
+    created = api.post("/api/batch-jobs", json={"criteria": MULTNOMAH})
+    assert created.status_code == 201, created.json
+    job_id = created.json["id"]
+    worker = start_worker(env=settings)
+    wait_for(lambda: job_row(app, job_id).processed_records >= 300, 30, "3 chunks stored")
+    horses = psutil.Process(worker.pid).children()
+    assert len(horses) == 1
+    bought_at_signal = simulator.stats(tail=0)["purchase_requests"]
+    worker.send_signal(signal.SIGTERM)
+    horses[0].send_signal(signal.SIGTERM)
+    worker.wait(timeout=20)
+    bought_at_exit = simulator.stats(tail=0)["purchase_requests"]
+
+    job = job_row(app, job_id)
+    stats = simulator.stats(tail=0)
+    assert not psutil.pid_exists(horses[0].pid) or horses[0].status() == psutil.STATUS_ZOMBIE
+    assert bought_at_exit <= bought_at_signal + 1
+    assert job.status == JobStatus.PROCESSING and job.processed_records < 2000
+    # Nothing paid for is lost: every billed record is stored.
+    assert count_rows(app, Property) == stats["billed_records"] == job.processed_records
+    assert "Traceback" not in (tmp_path / "worker-1.log").read_text()
+
+    start_worker(env=settings)  # the next start: recovery requeues it from its checkpoint
+    wait_for(lambda: job_row(app, job_id).status == JobStatus.COMPLETED, 40, "the job to resume")
+    stats = simulator.stats(tail=0)
+    assert stats["billed_records"] == len(stats["billed_radar_ids"]) == 2000
+    assert count_rows(app, Property) == 2000
+    with app.app_context():
+        messages = db.session.scalars(
+            sa.select(BatchJobLog.message).join(BatchJob).where(BatchJob.job_id == job_id)
+        ).all()
+    assert any(m.startswith("Stopped after") and "shutting down" in m for m in messages)
+
+
+def test_a_taken_port_is_reported_and_its_replacement_kept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ports = Ports(tmp_path / "devstack.json")
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        ports.chosen["web"] = taken
+        ports.save()
+        replacement = Ports(tmp_path / "devstack.json").pick("web", {})
+        assert replacement != taken
+        assert f"Port {taken} (web) is in use" in capsys.readouterr().err
+        with pytest.raises(StartupError, match=f"PORT={taken} is in use"):
+            Ports(tmp_path / "devstack.json").pick("web", {"PORT": str(taken)})
+    Ports(tmp_path / "devstack.json", {"web": replacement}).save()
+    assert Ports(tmp_path / "devstack.json").pick("web", {}) == replacement
+
+
+def test_a_second_stack_on_the_same_instance_directory_is_refused(tmp_path: Path) -> None:
+    env = {"INSTANCE_DIR": str(tmp_path)}
+    first = DevStack(dict(env))
+    first.take_lock()
+    with pytest.raises(StartupError, match="Another `make run` is using"):
+        DevStack(dict(env)).take_lock()
+    first.release_lock()
+    again = DevStack(dict(env))
+    again.take_lock()  # free again once the first one stopped
+    again.release_lock()
