@@ -366,3 +366,31 @@ def test_a_second_stack_on_the_same_instance_directory_is_refused(tmp_path: Path
     again = DevStack(dict(env))
     again.take_lock()  # free again once the first one stopped
     again.release_lock()
+
+
+def test_demo_login_and_token_are_kept_until_revoked(
+    app, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("radar_app.cli.INSTANCE_DIR", tmp_path)
+    runner = app.test_cli_runner()
+
+    def demo() -> list[str]:
+        result = runner.invoke(args=["users", "demo", "--with-token"])
+        assert result.exit_code == 0, result.output
+        return result.output.split()
+
+    email, password, token = demo()
+    assert demo() == [email, password, token]
+    for name in ("demo_password", "demo_api_token"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o600
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.get("/api/batch-jobs", headers=headers).status_code == 200
+
+    # Revoked on purpose: the next run issues a new one instead of printing a dead token.
+    assert runner.invoke(args=["users", "revoke-token", email]).exit_code == 0
+    _, _, renewed = demo()
+    assert renewed != token
+    assert client.get("/api/batch-jobs", headers=headers).status_code == 401
+    renewed_headers = {"Authorization": f"Bearer {renewed}"}
+    assert client.get("/api/batch-jobs", headers=renewed_headers).status_code == 200
