@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from radar_app.config import PROJECT_ROOT, Config, settings_from_env
+from radar_app.config import PROJECT_ROOT, Config, ConfigError, settings_from_env
 
 SIMULATOR_TOKEN = "demo-token"
 # Preferred ports of a fresh instance directory: (environment override, default).
@@ -235,7 +235,8 @@ class DevStack:
         self.settings: dict[str, Any] = {
             name: getattr(Config, name) for name in vars(Config) if name.isupper()
         } | settings_from_env(env)
-        self.stop_timeout = float(env.get("DEVSTACK_STOP_TIMEOUT") or DEFAULT_STOP_TIMEOUT)
+        self.stop_timeout = _number(env, "DEVSTACK_STOP_TIMEOUT", DEFAULT_STOP_TIMEOUT)
+        self.worker_count = int(_number(env, "WORKERS", 2))
         self.redis: RedisServer | None = None
         self.simulator: _Child | None = None
         self.workers: list[_Child] = []
@@ -264,11 +265,15 @@ class DevStack:
         ports.save()
 
         self._flask("db", "upgrade")
-        self.email, self.password, self.token = self._flask("users", "demo", "--with-token").split()
+        login = self._flask("users", "demo", "--with-token").strip().splitlines()
+        try:
+            self.email, self.password, self.token = login[-1].split()
+        except (IndexError, ValueError):
+            raise StartupError("flask users demo printed no login") from None
         if own_redis:
             self._resume_interrupted_jobs()
 
-        for number in range(int(self.env.get("WORKERS", "2"))):
+        for number in range(self.worker_count):
             name = f"radar-worker-{os.getpid()}-{number + 1}"
             self.workers.append(self._spawn(name, self.python, "worker.py", "--name", name))
         self.web = self._spawn(
@@ -508,6 +513,13 @@ def _horses(workers: list[subprocess.Popen[bytes]]) -> list[Any]:
     return horses
 
 
+def _number(env: dict[str, str], name: str, default: float) -> float:
+    try:
+        return float(env.get(name) or default)
+    except ValueError:
+        raise StartupError(f"{name}={env[name]!r} is not a number") from None
+
+
 def _signal(pid: int, sig: signal.Signals) -> None:
     try:
         os.kill(pid, sig)
@@ -519,7 +531,11 @@ def main() -> int:
     from dotenv import load_dotenv
 
     load_dotenv(PROJECT_ROOT / ".env")
-    stack = DevStack(dict(os.environ))
+    try:
+        stack = DevStack(dict(os.environ))
+    except (StartupError, ConfigError) as exc:
+        _say(str(exc))
+        return 1
     interrupts = 0
 
     def on_stop_signal(signum: int, frame: Any) -> None:
@@ -539,7 +555,7 @@ def main() -> int:
         code = stack.wait()
     except KeyboardInterrupt:
         code = 0
-    except (StartupError, TimeoutError) as exc:
+    except (StartupError, ConfigError, TimeoutError) as exc:
         _say(str(exc))
         code = 1
     finally:
