@@ -284,6 +284,9 @@ class DevStack:
             # Requests still running get this long after Ctrl-C.
             "--graceful-timeout", "5",
             "--access-logfile", "-",
+            # Its default socket, ~/.gunicorn/gunicorn.ctl, is shared by every gunicorn of
+            # this user: a second stack would take it over.
+            "--no-control-socket",
         )  # fmt: skip
         self.url = f"http://127.0.0.1:{web_port}"
         wait_until(lambda: _http_ok(f"{self.url}/auth/login"), 30, "web server")
