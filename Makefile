@@ -6,7 +6,10 @@ BIN := $(VENV)/bin
 .PHONY: all run test lint format worker bench clean
 
 all:
-	@echo "make run     - install, migrate, start Redis, simulator, workers and web"
+	@echo "make run     - install, migrate, start Redis, simulator, workers and web; Ctrl-C stops"
+	@echo "              them all, a running job resumes on the next run. Login, API token and"
+	@echo "              ports stay the same (kept in instance/). Settings: PORT, REDIS_PORT,"
+	@echo "              WORKERS, INSTANCE_DIR, DEVSTACK_STOP_TIMEOUT, PRICE_PER_EXPORT"
 	@echo "make test    - install and run the whole test suite"
 	@echo "make lint    - ruff check and format check"
 	@echo "make format  - ruff format"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 
 import click
@@ -17,6 +18,9 @@ from radar_app.models import User
 users_cli = AppGroup("users", help="Manage users and their API tokens.")
 
 DEMO_EMAIL = "demo@example.com"
+# In INSTANCE_DIR, readable by their owner only.
+DEMO_PASSWORD_FILE = "demo_password"
+DEMO_TOKEN_FILE = "demo_api_token"
 
 
 def _find_user(email: str) -> User:
@@ -84,22 +88,54 @@ def set_budget(email: str, records: int | None) -> None:
     )
 
 
+def _write_secret(name: str, value: str) -> None:
+    """A file in instance/ only its owner can read (created 0600, never world-readable)."""
+    INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+    path = INSTANCE_DIR / name
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value)
+    path.chmod(0o600)  # an older file may have been created with looser permissions
+
+
+def _read_secret(name: str) -> str | None:
+    path = INSTANCE_DIR / name
+    return path.read_text().strip() if path.exists() else None
+
+
 @users_cli.command("demo")
-def ensure_demo_user() -> None:
-    """Create the demo admin if missing and print its login (development only)."""
-    password_file = INSTANCE_DIR / "demo_password"
+@click.option(
+    "--with-token",
+    is_flag=True,
+    help="Also print the demo API token, kept in instance/ so it survives restarts.",
+)
+def ensure_demo_user(with_token: bool) -> None:
+    """Create the demo admin if missing and print its login (development only).
+
+    The password and the API token are kept in instance/ (0600) and reused on every run,
+    so a curl line from yesterday still works; only a database without the demo user (or
+    a token that no longer matches) gets new ones.
+    """
     user = db.session.scalar(sa.select(User).where(User.email == DEMO_EMAIL))
-    if user is None or not password_file.exists():
+    password = _read_secret(DEMO_PASSWORD_FILE)
+    if user is None or not password or not user.check_password(password):
         password = secrets.token_urlsafe(9)
         if user is None:
             user = User(email=DEMO_EMAIL, is_admin=True)
             db.session.add(user)
         user.set_password(password)
         db.session.commit()
-        INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
-        password_file.write_text(password)
-        password_file.chmod(0o600)
-    click.echo(f"{DEMO_EMAIL} {password_file.read_text().strip()}")
+        _write_secret(DEMO_PASSWORD_FILE, password)
+    fields = [DEMO_EMAIL, password]
+    if with_token:
+        token = _read_secret(DEMO_TOKEN_FILE)
+        if not token or user.api_token_hash != hash_token(token):
+            token = new_token()
+            user.api_token_hash = hash_token(token)
+            db.session.commit()
+            _write_secret(DEMO_TOKEN_FILE, token)
+        fields.append(token)
+    click.echo(" ".join(fields))
 
 
 jobs_cli = AppGroup("jobs", help="Operate on batch jobs.")

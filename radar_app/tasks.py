@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -12,7 +15,7 @@ from redis import Redis
 from rq import get_current_job
 
 from radar_app.extensions import db
-from radar_app.importer import ImportSettings, run_import
+from radar_app.importer import ImportSettings, run_import, shutdown_requested
 from radar_app.models import BatchJob, JobStatus, utcnow
 from radar_app.propertyradar.client import PropertyRadarClient
 from radar_app.propertyradar.throttle import SharedRateLimiter
@@ -85,12 +88,37 @@ class Heartbeat(threading.Thread):
         self.join(timeout=5)
 
 
+@contextmanager
+def stop_after_the_chunk_on_sigterm() -> Iterator[None]:
+    """While a job runs, SIGTERM (`make run` stopping, systemd, a deploy) asks the import to
+    store the chunk it has paid for and buy nothing more, instead of killing the work horse
+    with a purchase in flight (RQ's horse default). A previous Python handler (a
+    SimpleWorker's warm shutdown) still runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    shutdown_requested.clear()
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def request_shutdown(signum: int, frame: Any) -> None:
+        shutdown_requested.set()
+        if callable(previous):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, request_shutdown)
+    try:
+        yield
+    finally:
+        # None: a handler not set from Python; the default is the closest we can restore.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
 def run_batch_job(batch_id: int) -> str:
     """Import a batch job's pages; returns its final status."""
     flask_app = get_app()
     current = get_current_job()
     run_id = current.id if current is not None else None
-    with flask_app.app_context():
+    with flask_app.app_context(), stop_after_the_chunk_on_sigterm():
         heartbeat = None
         if run_id is not None:
             heartbeat = Heartbeat(
