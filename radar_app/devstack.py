@@ -210,14 +210,6 @@ class Ports:
         return {k: v for k, v in data.items() if isinstance(v, int) and 0 < v < 65536}
 
 
-def simulator_accepts(option: str) -> bool:
-    """Whether the simulator's command line has `option` (its --price arrived with the
-    simulator's price setting; an older simulator would refuse to start with it)."""
-    from radar_app.propertyradar import simulator
-
-    return f'"{option}"' in Path(simulator.__file__).read_text()
-
-
 @dataclass
 class _Child:
     name: str
@@ -316,10 +308,9 @@ class DevStack:
             "--port", str(port),
             "--token", SIMULATOR_TOKEN,
             "--latency-ms", self.env.get("SIMULATOR_LATENCY_MS", "250"),
+            # The simulator bills at the price the app estimates with: one price, not two.
+            "--price", str(self.settings["PRICE_PER_EXPORT"]),
         ]  # fmt: skip
-        # The simulator bills at the price the app estimates with: one price, not two.
-        if simulator_accepts("--price"):
-            args += ["--price", str(self.settings["PRICE_PER_EXPORT"])]
         self.simulator = self._spawn(
             "simulator", self.python, "-m", "radar_app.propertyradar.simulator", *args
         )
