@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, current_app, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 from werkzeug.wrappers import Response
+
+from radar_app.propertyradar.criteria import MAX_VALUES_PER_CRITERION
 
 logger = logging.getLogger(__name__)
 
@@ -16,7 +18,20 @@ def wants_json() -> bool:
     return request.path.startswith("/api/") or request.path == "/api"
 
 
+def _too_large(exc: RequestEntityTooLarge) -> RequestEntityTooLarge:
+    """A 413 that says what the limit is and what to do, instead of werkzeug's text."""
+    limit = current_app.config.get("MAX_CONTENT_LENGTH") or request.max_content_length
+    size = f"{limit / 1024 / 1024:g} MB" if limit and limit >= 1024 * 1024 else f"{limit:,} bytes"
+    return RequestEntityTooLarge(
+        f"The request is too large: at most {size} is accepted. Shorten the lists in the "
+        f"search (at most {MAX_VALUES_PER_CRITERION:,} values per criterion) or split it "
+        "into several jobs."
+    )
+
+
 def handle_http_error(exc: HTTPException) -> Response | tuple[str | Response, int]:
+    if isinstance(exc, RequestEntityTooLarge):
+        exc = _too_large(exc)
     code = exc.code or 500
     if wants_json():
         response = jsonify(error=exc.description or exc.name)
