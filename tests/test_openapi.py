@@ -28,7 +28,7 @@ from schemathesis.specs.openapi.checks import (
 
 from radar_app import create_app
 from radar_app.api.openapi import MAX_PAGE, openapi_spec
-from radar_app.api.serializers import LEAD_FIELDS
+from radar_app.api.serializers import LEAD_KEYS
 from radar_app.devstack import free_port
 from radar_app.extensions import db
 from radar_app.models import JobStatus
@@ -108,8 +108,8 @@ def test_document_follows_the_catalogues() -> None:
     assert schemas["JobStatus"]["enum"] == [s.value for s in JobStatus]
     variants = schemas["CriterionInput"]["oneOf"]
     assert [v["properties"]["name"]["enum"] for v in variants] == [[name] for name in CRITERIA]
-    assert list(schemas["Lead"]["properties"]) == LEAD_FIELDS
-    assert schemas["Lead"]["required"] == LEAD_FIELDS
+    assert list(schemas["Lead"]["properties"]) == LEAD_KEYS
+    assert schemas["Lead"]["required"] == LEAD_KEYS
     per_page = spec["components"]["parameters"]["PerPage"]["schema"]
     assert per_page["maximum"] == MAX_PER_PAGE
 

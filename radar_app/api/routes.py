@@ -19,7 +19,7 @@ from radar_app import batches
 from radar_app.api import bp
 from radar_app.api.serializers import job_json, lead_json, ledger_json, log_json
 from radar_app.auth.login import bearer_token
-from radar_app.export import csv_download
+from radar_app.export import csv_download, custom_fields
 from radar_app.extensions import csrf, db, limiter
 from radar_app.models import (
     BatchJob,
@@ -277,8 +277,9 @@ def batch_job_leads(job_id: str) -> Response:
         .offset(paging.offset)
         .limit(paging.per_page)
     ).all()
+    custom = custom_fields(job)
     return jsonify(
-        items=[lead_json(p) for p in entries],
+        items=[lead_json(p, custom) for p in entries],
         page=paging.page,
         per_page=paging.per_page,
         total=job.success_count,
