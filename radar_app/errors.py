@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, current_app, jsonify, render_template, request
+from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 from werkzeug.wrappers import Response
@@ -18,20 +18,28 @@ def wants_json() -> bool:
     return request.path.startswith("/api/") or request.path == "/api"
 
 
-def _too_large(exc: RequestEntityTooLarge) -> RequestEntityTooLarge:
+def _size(limit: int) -> str:
+    return f"{limit / 2**20:g} MB" if limit >= 2**20 else f"{limit / 2**10:g} KB"
+
+
+def _too_large() -> RequestEntityTooLarge:
     """A 413 that says what the limit is and what to do, instead of werkzeug's text."""
-    limit = current_app.config.get("MAX_CONTENT_LENGTH") or request.max_content_length
-    size = f"{limit / 1024 / 1024:g} MB" if limit and limit >= 1024 * 1024 else f"{limit:,} bytes"
+    # The body limit (MAX_CONTENT_LENGTH), or, for a form under it, Flask's
+    # MAX_FORM_MEMORY_SIZE, which caps the form's fields.
+    body_limit = request.max_content_length
+    length = request.content_length
+    limit = body_limit if length is None or not body_limit or length > body_limit else None
+    limit = limit or request.max_form_memory_size
+    size = f"at most {_size(limit)} is accepted" if limit else "it is over the limit"
     return RequestEntityTooLarge(
-        f"The request is too large: at most {size} is accepted. Shorten the lists in the "
-        f"search (at most {MAX_VALUES_PER_CRITERION:,} values per criterion) or split it "
-        "into several jobs."
+        f"The request is too large: {size}. Shorten the lists in the search (at most "
+        f"{MAX_VALUES_PER_CRITERION:,} values per criterion) or split it into several jobs."
     )
 
 
 def handle_http_error(exc: HTTPException) -> Response | tuple[str | Response, int]:
     if isinstance(exc, RequestEntityTooLarge):
-        exc = _too_large(exc)
+        exc = _too_large()
     code = exc.code or 500
     if wants_json():
         response = jsonify(error=exc.description or exc.name)

@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -295,3 +296,25 @@ def test_closed_sets_accept_every_member_in_any_case(api, app):
         {"name": "OwnershipType", "value": ["Trust", "Multiple owners"]},
         {"name": "ListingStatus", "value": ["Active", "Withdrawn"]},
     ]
+
+
+def test_a_job_stored_before_the_check_does_not_break_its_pages(app, api, signed_in):
+    # SQLite stored such a search (its JSON column escapes the surrogate); every page
+    # listing the job then failed. PostgreSQL never stored one (the POST was a 500).
+    job_id = api.post("/api/batch-jobs", json={"criteria": OREGON}).json["id"]
+    from radar_app.extensions import db
+
+    with app.app_context():
+        job = db.session.query(BatchJob).filter_by(job_id=job_id).one()
+        job.criteria = [{"name": "City", "value": [SURROGATE]}]
+        try:
+            db.session.commit()
+        except sa.exc.StatementError:
+            db.session.rollback()
+            # PostgreSQL refuses it, so there is nothing to heal there.
+            assert db.engine.dialect.name == "postgresql"
+            return
+    for path in ("/jobs", f"/jobs/{job_id}", f"/jobs/{job_id}/row"):
+        response = signed_in.get(path)
+        assert response.status_code == 200, path
+    assert "City x\\udfffy" in signed_in.get("/jobs").text

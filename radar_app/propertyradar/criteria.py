@@ -750,7 +750,10 @@ def describe_criteria(criteria: object) -> str:
             return "(no criteria)"
         items = criteria
     parts = [_describe_item(item) for item in items if isinstance(item, Mapping)]
-    return " · ".join(parts) if parts else "(no criteria)"
+    text = " · ".join(parts) if parts else "(no criteria)"
+    # A search stored before values were checked may hold a lone surrogate, which no page
+    # can encode: show it escaped rather than fail every page that lists the job.
+    return text if text_problem(text) is None else printable(text, limit=len(text) * 6)
 
 
 __all__ = [
