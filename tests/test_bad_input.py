@@ -19,6 +19,7 @@ from flask.testing import FlaskClient
 from radar_app.jobs.forms import RANGES
 from radar_app.models import BatchJob, User
 from radar_app.propertyradar.criteria import (
+    MAX_RANGES_PER_CRITERION,
     MAX_VALUE_LENGTH,
     MAX_VALUES_PER_CRITERION,
 )
@@ -318,3 +319,11 @@ def test_a_job_stored_before_the_check_does_not_break_its_pages(app, api, signed
         response = signed_in.get(path)
         assert response.status_code == 200, path
     assert "City x\\udfffy" in signed_in.get("/jobs").text
+
+
+@pytest.mark.parametrize("path", ["/api/batch-jobs", "/api/batch-jobs/preview"])
+def test_too_many_ranges_in_one_criterion_is_a_field_error(api, app, path):
+    ranges = [[i, i + 1] for i in range(MAX_RANGES_PER_CRITERION + 1)]
+    response = api.post(path, json={"criteria": [{"name": "DaysOnMarket", "value": ranges}]})
+    body = assert_refused(response, "criteria[0].value", app)
+    assert f"at most {MAX_RANGES_PER_CRITERION}" in body["fields"]["criteria[0].value"]

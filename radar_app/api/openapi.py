@@ -98,7 +98,7 @@ _KIND_ITEMS: dict[str, Schema] = {
             "value": {
                 "type": "array",
                 "minItems": 1,
-                "maxItems": criteria.MAX_VALUES_PER_CRITERION,
+                "maxItems": len(criteria.PROPERTY_TYPES),
                 "items": {"type": "string", "enum": list(criteria.PROPERTY_TYPES)},
             },
         },
@@ -148,7 +148,7 @@ def _criterion_input(spec: criteria.CriterionSpec) -> Schema:
             "value": {
                 "type": "array",
                 "minItems": 1,
-                "maxItems": criteria.MAX_VALUES_PER_CRITERION,
+                "maxItems": criteria.max_values(spec),
                 "items": items or _KIND_ITEMS[spec.kind],
             },
         },

@@ -96,7 +96,11 @@ LISTING_STATUSES: list[str] = [
 # unbounded one (a probe sent 3.4 M values in 20 MB) slows every page that lists it and
 # every request of the job. Each criterion may appear once, so MAX_CRITERIA is the
 # catalogue's size (set below it).
-MAX_VALUES_PER_CRITERION = 1000
+MAX_VALUES_PER_CRITERION = 1000  # ZIP codes, RadarIDs, cities... OR'd in one criterion
+# Ranges, dates and property-type groups OR'd in one criterion: a handful is all a search
+# needs, and each is checked against every candidate record (1,000 ranges made a single
+# simulated preview take over 10 s).
+MAX_RANGES_PER_CRITERION = 20
 MAX_VALUE_LENGTH = 200  # characters in one text value: a street address, a city name
 # Largest magnitude of a range bound. Ten times the biggest dollar figure (AVM, loan
 # balance) a property can have; beyond it a number is a typo or a probe, and a 400-digit
@@ -523,7 +527,7 @@ def _ptype_items(value: list[Any], spec: CriterionSpec) -> list[dict[str, Any]]:
             or not item["value"]
         ):
             raise _Invalid(spec.hint)
-        _check_count(spec, item["value"])
+        _check_count(spec, item["value"], len(PROPERTY_TYPES))
         codes = []
         for code in item["value"]:
             norm = code.strip().upper() if isinstance(code, str) else None
@@ -536,11 +540,18 @@ def _ptype_items(value: list[Any], spec: CriterionSpec) -> list[dict[str, Any]]:
     return out
 
 
-def _check_count(spec: CriterionSpec, values: list[Any]) -> None:
-    if len(values) > MAX_VALUES_PER_CRITERION:
+def max_values(spec: CriterionSpec) -> int:
+    """How many values the criterion takes (OR'd together)."""
+    if spec.kind in (RANGE, DATE, PROPERTY_TYPE):
+        return MAX_RANGES_PER_CRITERION
+    return MAX_VALUES_PER_CRITERION
+
+
+def _check_count(spec: CriterionSpec, values: list[Any], limit: int) -> None:
+    if len(values) > limit:
         raise _Invalid(
-            f"{spec.name} takes at most {MAX_VALUES_PER_CRITERION:,} values "
-            f"(got {len(values):,}); split the search into several jobs"
+            f"{spec.name} takes at most {limit:,} values (got {len(values):,}); "
+            "split the search into several jobs"
         )
 
 
@@ -548,7 +559,7 @@ def _validate_value(spec: CriterionSpec, value: object) -> list[Any]:
     """Return the normalized value list or raise _Invalid with a specific message."""
     if not isinstance(value, list) or not value:
         raise _Invalid(f"{spec.hint} (value must be a non-empty list)")
-    _check_count(spec, value)
+    _check_count(spec, value, max_values(spec))
     if spec.kind == PROPERTY_TYPE:
         return _ptype_items(value, spec)
     convert: Callable[[object], Any]
@@ -769,10 +780,12 @@ __all__ = [
     "MAX_CRITERIA",
     "MAX_RANGE_NUMBER",
     "MAX_VALUE_LENGTH",
+    "MAX_RANGES_PER_CRITERION",
     "MAX_VALUES_PER_CRITERION",
     "OWNERSHIP_TYPES",
     "CriterionSpec",
     "describe_criteria",
+    "max_values",
     "suggest_name",
     "printable",
     "text_problem",
