@@ -302,10 +302,11 @@ _SHOW_LIMIT = 60
 
 
 def printable(text: str, limit: int = _SHOW_LIMIT) -> str:
-    """``text`` safe to quote in a message: what cannot be encoded (a lone surrogate) is
-    backslash-escaped, and a long value is cut, so an error never carries the bad input
-    whole or in a form a page cannot render."""
-    safe = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    """``text`` safe to quote in a message: what cannot be shown (a lone surrogate, which
+    no page can even encode, NUL and other control characters) is backslash-escaped, and
+    a long value is cut, so an error never carries the bad input whole or unrenderable."""
+    cut = text[: limit + 1]
+    safe = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in cut)
     return safe if len(safe) <= limit else safe[: limit - 1] + "…"
 
 
@@ -764,7 +765,7 @@ def describe_criteria(criteria: object) -> str:
     text = " · ".join(parts) if parts else "(no criteria)"
     # A search stored before values were checked may hold a lone surrogate, which no page
     # can encode: show it escaped rather than fail every page that lists the job.
-    return text if text_problem(text) is None else printable(text, limit=len(text) * 6)
+    return text if text_problem(text) is None else printable(text, limit=len(text) * 10)
 
 
 __all__ = [
