@@ -215,6 +215,10 @@ def visible_jobs(user: User) -> sa.Select[tuple[BatchJob]]:
 def find_job(session: Session, user: User, job_id: str) -> BatchJob | None:
     """The job with this public id if the user may see it; None otherwise (shown as 404,
     so another user's job ids cannot be probed)."""
+    if "\x00" in job_id:
+        # No id has one (they are uuid4 hex), and PostgreSQL refuses to compare text
+        # with a NUL: the query itself would fail and the user see a 500.
+        return None
     job = session.scalar(sa.select(BatchJob).where(BatchJob.job_id == job_id))
     if job is None or (job.created_by != user.id and not user.is_admin):
         return None

@@ -70,6 +70,10 @@ class Config:
     # Flask-Limiter syntax; per user for job creation, per client address for sign-in.
     JOB_CREATE_RATE_LIMIT = "30 per minute"
     LOGIN_RATE_LIMIT = "10 per minute"
+    # Largest request body, in bytes: a 413 beyond it, before anything is parsed. A search at
+    # the criteria catalogue's own limits (MAX_VALUES_PER_CRITERION...) fits well inside;
+    # without a cap a 20 MB criteria list was stored and sent with every request of the job.
+    MAX_CONTENT_LENGTH = 1024 * 1024
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = False

@@ -6,8 +6,10 @@ import logging
 
 from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 from werkzeug.wrappers import Response
+
+from radar_app.propertyradar.criteria import MAX_VALUES_PER_CRITERION
 
 logger = logging.getLogger(__name__)
 
@@ -16,7 +18,28 @@ def wants_json() -> bool:
     return request.path.startswith("/api/") or request.path == "/api"
 
 
+def _size(limit: int) -> str:
+    return f"{limit / 2**20:g} MB" if limit >= 2**20 else f"{limit / 2**10:g} KB"
+
+
+def _too_large() -> RequestEntityTooLarge:
+    """A 413 that says what the limit is and what to do, instead of werkzeug's text."""
+    # The body limit (MAX_CONTENT_LENGTH), or, for a form under it, Flask's
+    # MAX_FORM_MEMORY_SIZE, which caps the form's fields.
+    body_limit = request.max_content_length
+    length = request.content_length
+    limit = body_limit if length is None or not body_limit or length > body_limit else None
+    limit = limit or request.max_form_memory_size
+    size = f"at most {_size(limit)} is accepted" if limit else "it is over the limit"
+    return RequestEntityTooLarge(
+        f"The request is too large: {size}. Shorten the lists in the search (at most "
+        f"{MAX_VALUES_PER_CRITERION:,} values per criterion) or split it into several jobs."
+    )
+
+
 def handle_http_error(exc: HTTPException) -> Response | tuple[str | Response, int]:
+    if isinstance(exc, RequestEntityTooLarge):
+        exc = _too_large()
     code = exc.code or 500
     if wants_json():
         response = jsonify(error=exc.description or exc.name)

@@ -15,6 +15,7 @@ from radar_app.propertyradar.criteria import (
     KNOWN_FIELDS,
     LEAD_FIELDS,
     LIST,
+    MAX_CRITERIA,
     MAX_FIELDS,
     MULTI,
     PREFIX,
@@ -231,6 +232,23 @@ def test_validate_returns_copy_and_drops_ui_keys() -> None:
         ("PropertyType", [{"name": "PType", "value": ["CONDO"]}], "Unknown property type"),
         ("InList", ["abc"], "InList expects"),
         ("InList", [0], "InList expects"),
+        # Issue 9: closed sets, absurd numbers, non-ASCII digits, unstorable text.
+        ("State", ["ZZ"], "State expects 2-letter codes like 'CA' (got \"ZZ\")"),
+        ("OwnershipType", ["Alien"], "OwnershipType expects one of Individual, Couple"),
+        ("ListingStatus", ["Maybe"], "ListingStatus expects one of Active"),
+        ("AVM", [[10**400, None]], "AVM values must be between -1,000,000,000,000 and"),
+        ("AVM", [[None, "-" + "9" * 30]], "AVM values must be between"),
+        ("Baths", [[float("inf"), None]], "Baths expects ranges"),
+        ("Baths", [["sNaN", None]], "Baths expects ranges"),
+        ("InList", ["²"], "InList expects"),
+        ("InList", [10**30], "InList expects"),
+        ("County", ["٤١٠٥١"], "FIPS"),
+        ("ZipFive", ["٩٧٢٠٢"], "5-digit"),
+        ("City", ["x\udfffy"], "City values must be valid Unicode text"),
+        ("City", ["Port\x00land"], "City values must not contain NUL characters"),
+        ("City", ["P" * 201], "City values are at most 200 characters (got 201)"),
+        ("ZipFive", [97202] * 1001, "ZipFive takes at most 1,000 values (got 1,001)"),
+        ("AVM", [[1, 2]] * 21, "AVM takes at most 20 values (got 21)"),
     ],
 )
 def test_invalid_values_give_specific_messages(name: str, value: object, fragment: str) -> None:
@@ -355,3 +373,24 @@ def test_describe_never_raises() -> None:
     assert describe_criteria(None) == "(no criteria)"
     assert describe_criteria([]) == "(no criteria)"
     assert describe_criteria([{"name": "SiteCity", "value": ["X"]}, 5]) == "SiteCity X"
+
+
+def test_messages_quote_bad_values_escaped_and_cut() -> None:
+    with pytest.raises(CriteriaError) as info:
+        validate_criteria([{"name": "x\udfff" * 100, "value": [1]}])
+    message = info.value.errors["criteria[0].name"]
+    message.encode("utf-8")  # a page can show it
+    assert "x\\udfff" in message and len(message) < 100
+
+
+def test_too_many_criteria_is_one_error() -> None:
+    with pytest.raises(CriteriaError) as info:
+        validate_criteria([{"name": "State", "value": ["OR"]}] * (MAX_CRITERIA + 1))
+    assert list(info.value.errors) == ["criteria"]
+
+
+def test_describe_escapes_a_stored_surrogate() -> None:
+    # Stored before values were checked: described escaped, so the page still renders.
+    text = describe_criteria([{"name": "City", "value": ["x\udfffy"]}])
+    assert text == "City x\\udfffy"
+    text.encode("utf-8")

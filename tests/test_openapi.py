@@ -28,12 +28,21 @@ from schemathesis.specs.openapi.checks import (
 
 from radar_app import create_app
 from radar_app.api.openapi import MAX_PAGE, openapi_spec
-from radar_app.api.serializers import LEAD_FIELDS
+from radar_app.api.serializers import LEAD_KEYS
 from radar_app.devstack import free_port
 from radar_app.extensions import db
 from radar_app.models import JobStatus
 from radar_app.pagination import MAX_PER_PAGE
-from radar_app.propertyradar.criteria import CRITERIA
+from radar_app.propertyradar.coerce import US_STATES
+from radar_app.propertyradar.criteria import (
+    CRITERIA,
+    LISTING_STATUSES,
+    MAX_CRITERIA,
+    MAX_RANGE_NUMBER,
+    MAX_VALUE_LENGTH,
+    OWNERSHIP_TYPES,
+    max_values,
+)
 from tests.conftest import ApiClient
 from tests.helpers import OREGON
 
@@ -108,10 +117,24 @@ def test_document_follows_the_catalogues() -> None:
     assert schemas["JobStatus"]["enum"] == [s.value for s in JobStatus]
     variants = schemas["CriterionInput"]["oneOf"]
     assert [v["properties"]["name"]["enum"] for v in variants] == [[name] for name in CRITERIA]
-    assert list(schemas["Lead"]["properties"]) == LEAD_FIELDS
-    assert schemas["Lead"]["required"] == LEAD_FIELDS
+    assert list(schemas["Lead"]["properties"]) == LEAD_KEYS
+    assert schemas["Lead"]["required"] == LEAD_KEYS
     per_page = spec["components"]["parameters"]["PerPage"]["schema"]
     assert per_page["maximum"] == MAX_PER_PAGE
+    # The input limits and closed sets the server checks (issue 9).
+    by_name = {v["properties"]["name"]["enum"][0]: v["properties"]["value"] for v in variants}
+    for name, value in by_name.items():
+        assert value["maxItems"] == max_values(CRITERIA[name]), name
+    assert by_name["State"]["items"]["enum"] == sorted(US_STATES.values())
+    assert "ZZ" not in by_name["State"]["items"]["enum"]
+    assert by_name["OwnershipType"]["items"]["enum"] == OWNERSHIP_TYPES
+    assert by_name["ListingStatus"]["items"]["enum"] == LISTING_STATUSES
+    assert by_name["City"]["items"]["maxLength"] == MAX_VALUE_LENGTH
+    bound = by_name["AVM"]["items"]["items"]
+    assert (bound["minimum"], bound["maximum"]) == (-MAX_RANGE_NUMBER, MAX_RANGE_NUMBER)
+    assert schemas["JobCreate"]["properties"]["criteria"]["maxItems"] == MAX_CRITERIA
+    for path in ("/api/batch-jobs", "/api/batch-jobs/preview"):
+        assert "413" in spec["paths"][path]["post"]["responses"]
 
 
 # --------------------------------------------------------------- generated run
@@ -303,6 +326,24 @@ def test_nul_characters_are_a_400(schema, token: str) -> None:
         {"criteria": [{"name": "City", "value": ["Port\x00land"]}]},
     ):
         call(schema, "POST", "/api/batch-jobs", token, 400, body=body)
+
+
+def test_bad_input_of_issue_9_keeps_to_the_document(schema, token: str) -> None:
+    for body in (
+        {"criteria": [{"name": "State", "value": ["ZZ"]}]},
+        {"criteria": [{"name": "City", "value": ["x\udfffy"]}]},
+        {"criteria": OREGON, "name": "x\udfffy"},
+        {"criteria": [{"name": "AVM", "value": [[10**400, None]]}]},
+    ):
+        for path in ("/api/batch-jobs", "/api/batch-jobs/preview"):
+            call(schema, "POST", path, token, 400, body=body)
+
+
+def test_too_large_a_body_is_a_documented_413(schema, token: str) -> None:
+    body = {"criteria": [{"name": "ZipFive", "value": [97202] * 300_000}]}
+    for path in ("/api/batch-jobs", "/api/batch-jobs/preview"):
+        too_large = call(schema, "POST", path, token, 413, body=body).json()
+        assert "too large" in too_large["error"]
 
 
 def test_preview_rejected_by_propertyradar_is_a_400(schema, simulator, token: str) -> None:

@@ -17,9 +17,11 @@ from werkzeug.wrappers import Response
 
 from radar_app.api import bp
 from radar_app.api.routes import MAX_RECORDS_LIMIT
+from radar_app.export import CUSTOM_FIELDS_KEY
 from radar_app.models import JobPhase, JobStatus, LedgerEntry
 from radar_app.pagination import DEFAULT_PER_PAGE, MAX_PER_PAGE
 from radar_app.propertyradar import criteria
+from radar_app.propertyradar.coerce import US_STATES
 from radar_app.propertyradar.criteria import CRITERIA
 
 NAME_MAX_LENGTH = 200
@@ -56,7 +58,18 @@ _STATUSES = [status.value for status in JobStatus]
 # server also tolerates some variants (surrounding spaces, numbers as strings, any case).
 # PostgreSQL cannot store NUL in text or JSONB, so no string the API stores may contain one.
 _NO_NUL = "^[^\\x00]*$"
-_TEXT = {"type": "string", "pattern": "^[^\\x00]*[^\\s\\x00][^\\x00]*$"}
+_TEXT = {
+    "type": "string",
+    "maxLength": criteria.MAX_VALUE_LENGTH,
+    "pattern": "^[^\\x00]*[^\\s\\x00][^\\x00]*$",
+}
+_RANGE_BOUND = _nullable(
+    {
+        "type": "number",
+        "minimum": -criteria.MAX_RANGE_NUMBER,
+        "maximum": criteria.MAX_RANGE_NUMBER,
+    }
+)
 _DATE = "[0-9]{1,2}/[0-9]{1,2}/[0-9]{4}"
 _KIND_ITEMS: dict[str, Schema] = {
     criteria.MULTI: _TEXT,
@@ -67,7 +80,7 @@ _KIND_ITEMS: dict[str, Schema] = {
         "description": "[min, max]; null for an open end",
         "minItems": 2,
         "maxItems": 2,
-        "items": _nullable(NUMBER),
+        "items": _RANGE_BOUND,
     },
     criteria.DATE: {
         "anyOf": [
@@ -85,19 +98,24 @@ _KIND_ITEMS: dict[str, Schema] = {
             "value": {
                 "type": "array",
                 "minItems": 1,
+                "maxItems": len(criteria.PROPERTY_TYPES),
                 "items": {"type": "string", "enum": list(criteria.PROPERTY_TYPES)},
             },
         },
     },
     criteria.LIST: {
         "anyOf": [
-            {"type": "integer", "minimum": 1},
-            {"type": "string", "pattern": "^[0-9]*[1-9][0-9]*$"},
+            {"type": "integer", "minimum": 1, "maximum": 10**18 - 1},
+            {"type": "string", "pattern": "^[1-9][0-9]{0,17}$"},
         ]
     },
 }
 _MULTI_ITEMS: dict[str, Schema] = {
-    "State": {"type": "string", "pattern": "^[A-Za-z]{2}$"},
+    "State": {
+        "type": "string",
+        "enum": sorted(US_STATES.values()),
+        "description": "US state or territory code (any case)",
+    },
     "County": {
         "anyOf": [
             {"type": "integer", "minimum": 1000, "maximum": 99999},
@@ -112,6 +130,8 @@ _MULTI_ITEMS: dict[str, Schema] = {
     },
     "RadarID": {"type": "string", "pattern": "^[A-Za-z0-9]+$"},
     "ForeclosureStage": {"type": "string", "enum": criteria.FORECLOSURE_STAGES},
+    "OwnershipType": {"type": "string", "enum": criteria.OWNERSHIP_TYPES},
+    "ListingStatus": {"type": "string", "enum": criteria.LISTING_STATUSES},
 }
 
 
@@ -125,12 +145,17 @@ def _criterion_input(spec: criteria.CriterionSpec) -> Schema:
         "additionalProperties": False,
         "properties": {
             "name": {"type": "string", "enum": [spec.name]},
-            "value": {"type": "array", "minItems": 1, "items": items or _KIND_ITEMS[spec.kind]},
+            "value": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": criteria.max_values(spec),
+                "items": items or _KIND_ITEMS[spec.kind],
+            },
         },
     }
 
 
-# Lead columns in serializer order (radar_app.api.serializers.LEAD_FIELDS): (name, schema).
+# Lead keys in serializer order (radar_app.api.serializers.LEAD_KEYS): (name, schema).
 _LEAD_PROPERTIES: list[tuple[str, Schema]] = [
     ("radar_id", {**STRING, "description": "PropertyRadar's id of the property"}),
     ("address", _nullable(STRING)),
@@ -141,6 +166,8 @@ _LEAD_PROPERTIES: list[tuple[str, Schema]] = [
     ("apn", _nullable(STRING)),
     ("owner_name", _nullable(STRING)),
     ("owner2", _nullable(STRING)),
+    ("owner_first_name", _nullable(STRING)),
+    ("owner_last_name", _nullable(STRING)),
     ("mail_address", _nullable(STRING)),
     ("mail_city", _nullable(STRING)),
     ("mail_state", _nullable(STRING)),
@@ -158,11 +185,26 @@ _LEAD_PROPERTIES: list[tuple[str, Schema]] = [
     ("foreclosure_stage", _nullable(STRING)),
     ("tax_delinquent", _nullable(BOOLEAN)),
     ("listed_for_sale", _nullable(BOOLEAN)),
+    (
+        "last_transfer_date",
+        _nullable({**STRING, "description": "Last recorded transfer, as PropertyRadar sends it"}),
+    ),
+    (
+        CUSTOM_FIELDS_KEY,
+        {
+            "type": "object",
+            "description": "The job's custom fields (its `fields` beyond the essentials), by "
+            "PropertyRadar name, with the values PropertyRadar sent (null when it sent none). "
+            "Empty for a job that bought the essentials.",
+            "additionalProperties": {},
+        },
+    ),
 ]
 
 _CRITERIA_INPUT: Schema = {
     "type": "array",
     "minItems": 1,
+    "maxItems": criteria.MAX_CRITERIA,
     "items": _ref("CriterionInput"),
     "description": "Each criterion at most once; values within one are OR'd.",
 }
@@ -472,6 +514,9 @@ _RESPONSES: dict[str, Schema] = {
     "Conflict": _json_response("The job's state does not allow this", _ref("Conflict")),
     "QueueUnavailable": _json_response("The job queue (Redis) is unavailable", _ref("Error")),
     "UpstreamFailed": _json_response("PropertyRadar could not answer", _ref("Error")),
+    "TooLarge": _json_response(
+        "The request body is larger than the server accepts (MAX_CONTENT_LENGTH)", _ref("Error")
+    ),
 }
 
 _PARAMETERS: dict[str, Schema] = {
@@ -578,6 +623,7 @@ _PATHS: dict[str, Schema] = {
                 },
                 "400": _response("BadBody"),
                 "401": _response("Unauthorized"),
+                "413": _response("TooLarge"),
                 "429": _json_response(
                     "Too many jobs created by this user recently",
                     _ref("Error"),
@@ -605,6 +651,7 @@ _PATHS: dict[str, Schema] = {
                 "200": _json_response("The estimate", _ref("Preview")),
                 "400": _response("BadBody"),
                 "401": _response("Unauthorized"),
+                "413": _response("TooLarge"),
                 "502": _response("UpstreamFailed"),
             },
         }

@@ -19,7 +19,7 @@ from radar_app import batches
 from radar_app.api import bp
 from radar_app.api.serializers import job_json, lead_json, ledger_json, log_json
 from radar_app.auth.login import bearer_token
-from radar_app.export import csv_download
+from radar_app.export import csv_download, custom_fields
 from radar_app.extensions import csrf, db, limiter
 from radar_app.models import (
     BatchJob,
@@ -31,7 +31,7 @@ from radar_app.models import (
 )
 from radar_app.pagination import PageArgs, page_args
 from radar_app.preview import PreviewSettings, preview_search
-from radar_app.propertyradar.criteria import validate_criteria
+from radar_app.propertyradar.criteria import text_problem, validate_criteria
 from radar_app.propertyradar.errors import BadRequestError, CriteriaError, PropertyRadarError
 from radar_app.queue import get_queue
 from radar_app.tasks import build_client
@@ -78,7 +78,12 @@ CREATE_KEYS = {"criteria", "name", "max_records", "refresh_all", "fields"}
 
 def _parse_body(allowed: set[str]) -> dict[str, Any]:
     """The JSON body's known keys, or a 400 listing every problem at once."""
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:
+        # json.loads recurses once per level: 100,000 "[" exhaust the stack. No request
+        # this API takes is nested more than a few levels.
+        raise ApiError(400, "Request body is nested too deeply", fields={}) from None
     if not isinstance(body, dict):
         raise ApiError(400, "Request body must be a JSON object", fields={})
     fields: dict[str, str] = {}
@@ -88,9 +93,8 @@ def _parse_body(allowed: set[str]) -> dict[str, Any]:
     name = body.get("name")
     if name is not None and (not isinstance(name, str) or len(name) > 200):
         fields["name"] = "Must be a string of at most 200 characters"
-    elif name is not None and "\x00" in name:
-        # PostgreSQL cannot store NUL in text.
-        fields["name"] = "Must not contain NUL characters"
+    elif name is not None and (problem := text_problem(name)):
+        fields["name"] = problem[0].upper() + problem[1:]
     max_records = body.get("max_records")
     if max_records is not None and (
         isinstance(max_records, bool)
@@ -273,8 +277,9 @@ def batch_job_leads(job_id: str) -> Response:
         .offset(paging.offset)
         .limit(paging.per_page)
     ).all()
+    custom = custom_fields(job)
     return jsonify(
-        items=[lead_json(p) for p in entries],
+        items=[lead_json(p, custom) for p in entries],
         page=paging.page,
         per_page=paging.per_page,
         total=job.success_count,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from radar_app.export import CUSTOM_FIELDS_KEY, ESSENTIAL_COLUMNS, lead_values
 from radar_app.models import BatchJob, BatchJobLog, LedgerEntry, Property, utcnow
 
 
@@ -74,13 +76,10 @@ def log_json(entry: BatchJobLog) -> dict[str, Any]:
     }
 
 
-LEAD_FIELDS = [
-    "radar_id", "address", "city", "state", "zip_code", "county", "apn", "owner_name",
-    "owner2", "mail_address", "mail_city", "mail_state", "mail_zip", "property_type", "beds",
-    "baths", "sqft", "year_built", "avm", "available_equity", "equity_percent",
-    "owner_occupied", "in_foreclosure", "foreclosure_stage", "tax_delinquent", "listed_for_sale",
-]  # fmt: skip
+# A lead's JSON keys, in order: every essential, then the job's custom fields by name.
+LEAD_KEYS: list[str] = [column.key for column in ESSENTIAL_COLUMNS] + [CUSTOM_FIELDS_KEY]
 
 
-def lead_json(prop: Property) -> dict[str, Any]:
-    return {name: getattr(prop, name) for name in LEAD_FIELDS}
+def lead_json(prop: Property, custom: Sequence[str] = ()) -> dict[str, Any]:
+    """One lead with every field its job bought (``custom``: radar_app.export.custom_fields)."""
+    return lead_values(prop, custom)

@@ -34,7 +34,9 @@ from radar_app.propertyradar.criteria import (
     LEAD_FIELDS,
     MAX_FIELDS,
     PROPERTY_TYPES,
+    printable,
     resolve_fields,
+    text_problem,
     validate_criteria,
 )
 from radar_app.propertyradar.errors import CriteriaError
@@ -75,7 +77,7 @@ def _list_of(pattern: str, message: str, *, limit: int = 50):
         items = split_list(field.data)
         bad = [item for item in items if not regex.fullmatch(item)]
         if bad:
-            raise ValidationError(f"{message} (not {', '.join(bad[:3])})")
+            raise ValidationError(f"{message} (not {', '.join(printable(b) for b in bad[:3])})")
         if len(items) > limit:
             raise ValidationError(f"At most {limit} values")
 
@@ -119,9 +121,22 @@ def _between(lo: int, hi: int):
 
 
 def _no_nul(form: FlaskForm, field: Any) -> None:
-    # PostgreSQL cannot store NUL in text; a browser never sends one on purpose.
-    if field.data and "\x00" in str(field.data):
+    # PostgreSQL cannot store NUL in text, nor any database a lone surrogate; a browser
+    # never sends either on purpose (the criteria catalogue checks its own values).
+    if field.data and text_problem(str(field.data)):
         raise ValidationError("Contains a character that is not allowed.")
+
+
+class FiniteDecimalField(DecimalField):
+    """A DecimalField that refuses what Decimal reads but no person means: "NaN", "sNaN"
+    and "Infinity". Left in, the range check compares them and a signalling NaN raises
+    InvalidOperation (a 500) instead of failing validation."""
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        super().process_formdata(valuelist)
+        if self.data is not None and not self.data.is_finite():
+            self.data = None
+            raise ValueError("Enter a number, like 2.5")
 
 
 class SearchForm(FlaskForm):
@@ -162,8 +177,8 @@ class SearchForm(FlaskForm):
     )
     beds_min = IntegerField("Min", validators=_between(0, 100))
     beds_max = IntegerField("Max", validators=_between(0, 100))
-    baths_min = DecimalField("Min", places=None, validators=_between(0, 100))
-    baths_max = DecimalField("Max", places=None, validators=_between(0, 100))
+    baths_min = FiniteDecimalField("Min", places=None, validators=_between(0, 100))
+    baths_max = FiniteDecimalField("Max", places=None, validators=_between(0, 100))
     sqft_min = IntegerField("Min", validators=_between(0, 1_000_000))
     sqft_max = IntegerField("Max", validators=_between(0, 1_000_000))
     year_built_min = IntegerField("Min", validators=_between(1600, 2100))
@@ -175,8 +190,8 @@ class SearchForm(FlaskForm):
     # Value and equity
     avm_min = IntegerField("Min", validators=_between(0, 1_000_000_000))
     avm_max = IntegerField("Max", validators=_between(0, 1_000_000_000))
-    equity_percent_min = DecimalField("Min", places=None, validators=_between(-1000, 100))
-    equity_percent_max = DecimalField("Max", places=None, validators=_between(-1000, 100))
+    equity_percent_min = FiniteDecimalField("Min", places=None, validators=_between(-1000, 100))
+    equity_percent_max = FiniteDecimalField("Max", places=None, validators=_between(-1000, 100))
     # Negative available equity means the owner owes more than the home is worth.
     available_equity_min = IntegerField("Min", validators=_between(-1_000_000_000, 1_000_000_000))
     available_equity_max = IntegerField("Max", validators=_between(-1_000_000_000, 1_000_000_000))

@@ -20,6 +20,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
+from functools import cache
 from typing import Any
 
 from .errors import CriteriaError
@@ -77,6 +78,34 @@ DATE_PRESETS: list[str] = (
 )
 _PRESET_BY_LOWER = {p.lower(): p for p in DATE_PRESETS}
 _STAGE_BY_LOWER = {s.lower(): s for s in FORECLOSURE_STAGES}
+
+# Closed sets from the criteria notes (section 4); the API answers anything else with a 400.
+OWNERSHIP_TYPES: list[str] = ["Individual", "Couple", "Multiple owners", "Corporate", "Trust"]
+LISTING_STATUSES: list[str] = [
+    "Active",
+    "Contingent",
+    "Pending",
+    "Sold",
+    "Withdrawn",
+    "Expired",
+    "Cancelled",
+]
+
+# Input limits, the one place the API, the search form and the client take them from.
+# A search is sent whole with every PropertyRadar request and stored on the job, so an
+# unbounded one (a probe sent 3.4 M values in 20 MB) slows every page that lists it and
+# every request of the job. Each criterion may appear once, so MAX_CRITERIA is the
+# catalogue's size (set below it).
+MAX_VALUES_PER_CRITERION = 1000  # ZIP codes, RadarIDs, cities... OR'd in one criterion
+# Ranges, dates and property-type groups OR'd in one criterion: a handful is all a search
+# needs, and each is checked against every candidate record (1,000 ranges made a single
+# simulated preview take over 10 s).
+MAX_RANGES_PER_CRITERION = 20
+MAX_VALUE_LENGTH = 200  # characters in one text value: a street address, a city name
+# Largest magnitude of a range bound. Ten times the biggest dollar figure (AVM, loan
+# balance) a property can have; beyond it a number is a typo or a probe, and a 400-digit
+# integer overflows float conversion.
+MAX_RANGE_NUMBER = 10**12
 
 
 @dataclass(frozen=True)
@@ -183,6 +212,7 @@ _SPECS: list[CriterionSpec] = [
 ]
 
 CRITERIA: dict[str, CriterionSpec] = {spec.name: spec for spec in _SPECS}
+MAX_CRITERIA = len(CRITERIA)
 _NAME_BY_LOWER = {name.lower(): name for name in CRITERIA}
 
 # Names users (and other clients) often try that the API rejects, with the right one.
@@ -268,49 +298,119 @@ class _Invalid(Exception):
 # --------------------------------------------------------------------------- values
 
 
+_SHOW_LIMIT = 60
+
+
+def printable(text: str, limit: int = _SHOW_LIMIT) -> str:
+    """``text`` safe to quote in a message: what cannot be shown (a lone surrogate, which
+    no page can even encode, NUL and other control characters) is backslash-escaped, and
+    a long value is cut, so an error never carries the bad input whole or unrenderable."""
+    cut = text[: limit + 1]
+    safe = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in cut)
+    return safe if len(safe) <= limit else safe[: limit - 1] + "…"
+
+
 def _show(v: object) -> str:
-    """Render a user's value as JSON (null, not None) for error messages."""
+    """Render a user's value as JSON (null, not None) for error messages, cut to length."""
     try:
-        return json.dumps(v, default=str)
-    except (TypeError, ValueError):
-        return repr(v)
+        text = json.dumps(v, default=str)
+    except (TypeError, ValueError, RecursionError):  # too deep, or an int over 4300 digits
+        text = "(a value too large or too deeply nested to show)"
+    return printable(text)
+
+
+def text_problem(text: str) -> str | None:
+    """Why ``text`` cannot be stored or sent, or None.
+
+    NUL: PostgreSQL cannot store it in text or JSONB, and it means nothing to
+    PropertyRadar. A lone surrogate (JSON "\\udfff") is not Unicode text: no database
+    driver and no page can encode it as UTF-8 (stored on SQLite, it made every page
+    listing the job a 500).
+    """
+    if "\x00" in text:
+        return "must not contain NUL characters"
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return "must be valid Unicode text (it contains a lone surrogate)"
+    return None
 
 
 def _is_number(v: object) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    if isinstance(v, bool):
+        return False
+    # Not math.isfinite(int): it converts to float, which overflows past ~1e308.
+    return isinstance(v, int) or (isinstance(v, float) and math.isfinite(v))
 
 
-_NUMERIC_RE = re.compile(r"^-?\d+(\.\d+)?$")
+# ASCII digits only: str.isdigit() and \\d also match "²" and "٣", which int() rejects or
+# reads as a number nobody typed.
+_NUMERIC_RE = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
 
 
 def _number(v: object) -> int | float:
-    """A finite number, or a plain numeric string (forms send strings); no '$' or ','."""
-    if _is_number(v):
-        return v  # type: ignore[return-value]
-    if isinstance(v, str) and _NUMERIC_RE.match(v.strip()):
+    """A finite number of sane size, or a plain numeric string (forms send strings)."""
+    if isinstance(v, str) and _NUMERIC_RE.match(v.strip()) and len(v.strip()) <= 40:
         text = v.strip()
-        return float(text) if "." in text else int(text)
-    raise _Invalid
+        number: int | float = float(text) if "." in text else int(text)
+    elif _is_number(v):
+        number = v  # type: ignore[assignment]
+    else:
+        raise _Invalid
+    if abs(number) > MAX_RANGE_NUMBER:
+        raise _Invalid(
+            f"values must be between {-MAX_RANGE_NUMBER:,} and {MAX_RANGE_NUMBER:,} "
+            f"(got {_show(v)})"
+        )
+    return number
 
 
 def _text(v: object) -> str:
-    # NUL is never meaningful to PropertyRadar, and PostgreSQL cannot store it in JSONB.
-    if isinstance(v, str) and v.strip() and "\x00" not in v:
-        return v.strip()
-    raise _Invalid
+    if not isinstance(v, str) or not v.strip():
+        raise _Invalid
+    problem = text_problem(v)
+    if problem:
+        raise _Invalid(f"values {problem} (got {_show(v)})")
+    text = v.strip()
+    if len(text) > MAX_VALUE_LENGTH:
+        raise _Invalid(f"values are at most {MAX_VALUE_LENGTH} characters (got {len(text):,})")
+    return text
+
+
+@cache
+def _state_codes() -> frozenset[str]:
+    # The one state table is coerce.US_STATES (it also reads states in API results);
+    # coerce imports this module, so the table is read on first use, not at import.
+    from .coerce import US_STATES
+
+    return frozenset(US_STATES.values())
 
 
 def _state(v: object) -> str:
     text = _text(v).upper()
-    if len(text) == 2 and text.isascii() and text.isalpha():
+    if text in _state_codes():
         return text
     raise _Invalid
+
+
+def _closed_set(members: list[str]) -> Callable[[object], str]:
+    """A converter to the canonical spelling of a member, whatever the case."""
+    by_lower = {m.lower(): m for m in members}
+
+    def convert(v: object) -> str:
+        try:
+            return by_lower[" ".join(_text(v).split()).lower()]
+        except KeyError:
+            raise _Invalid(f"expects one of {', '.join(members)} (got {_show(v)})") from None
+
+    return convert
 
 
 def _county(v: object) -> str:
     if isinstance(v, int) and not isinstance(v, bool) and 1000 <= v <= 99999:
         return str(v)
-    if isinstance(v, str) and re.fullmatch(r"\d{4,5}", v.strip()):
+    if isinstance(v, str) and re.fullmatch(r"[0-9]{4,5}", v.strip()):
         return v.strip()
     raise _Invalid
 
@@ -318,7 +418,7 @@ def _county(v: object) -> str:
 def _zip(v: object) -> int:
     if isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 99999:
         return v
-    if isinstance(v, str) and re.fullmatch(r"\d{5}", v.strip()):
+    if isinstance(v, str) and re.fullmatch(r"[0-9]{5}", v.strip()):
         return int(v.strip())
     raise _Invalid
 
@@ -344,6 +444,8 @@ _MULTI_ITEM: dict[str, Callable[[object], Any]] = {
     "ZipFive": _zip,
     "RadarID": _radar_id,
     "ForeclosureStage": _stage,
+    "OwnershipType": _closed_set(OWNERSHIP_TYPES),
+    "ListingStatus": _closed_set(LISTING_STATUSES),
 }
 
 
@@ -357,7 +459,7 @@ def _flag(v: object) -> int:
     raise _Invalid
 
 
-_DATE_RE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
+_DATE_RE = re.compile(r"^([0-9]{1,2})/([0-9]{1,2})/([0-9]{4})$")
 _FROM_TO_RE = re.compile(r"^from:\s*(?P<a>\S*)\s*to:\s*(?P<b>\S*)$", re.IGNORECASE)
 
 
@@ -408,9 +510,9 @@ def _range_pair(v: object) -> list[int | float | None]:
 
 
 def _list_id(v: object) -> int:
-    if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+    if isinstance(v, int) and not isinstance(v, bool) and 0 < v < 10**18:
         return v
-    if isinstance(v, str) and v.strip().isdigit() and int(v.strip()) > 0:
+    if isinstance(v, str) and re.fullmatch(r"[0-9]{1,18}", v.strip()) and int(v.strip()) > 0:
         return int(v.strip())
     raise _Invalid
 
@@ -426,22 +528,39 @@ def _ptype_items(value: list[Any], spec: CriterionSpec) -> list[dict[str, Any]]:
             or not item["value"]
         ):
             raise _Invalid(spec.hint)
+        _check_count(spec, item["value"], len(PROPERTY_TYPES))
         codes = []
         for code in item["value"]:
             norm = code.strip().upper() if isinstance(code, str) else None
             if norm not in PROPERTY_TYPES:
                 raise _Invalid(
-                    f"Unknown property type {code!r}; use one of " + ", ".join(PROPERTY_TYPES)
+                    f"Unknown property type {_show(code)}; use one of " + ", ".join(PROPERTY_TYPES)
                 )
             codes.append(norm)
         out.append({"name": "PType", "value": codes})
     return out
 
 
+def max_values(spec: CriterionSpec) -> int:
+    """How many values the criterion takes (OR'd together)."""
+    if spec.kind in (RANGE, DATE, PROPERTY_TYPE):
+        return MAX_RANGES_PER_CRITERION
+    return MAX_VALUES_PER_CRITERION
+
+
+def _check_count(spec: CriterionSpec, values: list[Any], limit: int) -> None:
+    if len(values) > limit:
+        raise _Invalid(
+            f"{spec.name} takes at most {limit:,} values (got {len(values):,}); "
+            "split the search into several jobs"
+        )
+
+
 def _validate_value(spec: CriterionSpec, value: object) -> list[Any]:
     """Return the normalized value list or raise _Invalid with a specific message."""
     if not isinstance(value, list) or not value:
         raise _Invalid(f"{spec.hint} (value must be a non-empty list)")
+    _check_count(spec, value, max_values(spec))
     if spec.kind == PROPERTY_TYPE:
         return _ptype_items(value, spec)
     convert: Callable[[object], Any]
@@ -477,6 +596,8 @@ def _validate_value(spec: CriterionSpec, value: object) -> list[Any]:
 def suggest_name(name: str) -> str | None:
     """The closest known criterion name, for "did you mean" messages."""
     key = name.lower().replace("_", "").replace(" ", "")
+    if len(key) > 64:  # no name is this long; difflib would take its time saying so
+        return None
     if key in _KNOWN_MISTAKES:
         return _KNOWN_MISTAKES[key]
     if key in _NAME_BY_LOWER:
@@ -500,6 +621,13 @@ def validate_criteria(criteria: object) -> list[dict[str, Any]]:
         raise CriteriaError({"criteria": "Criteria must be a list of {name, value} objects"})
     if not criteria:
         raise CriteriaError({"criteria": "Add at least one criterion"})
+    if len(criteria) > MAX_CRITERIA:
+        raise CriteriaError(
+            {
+                "criteria": f"At most {MAX_CRITERIA} criteria, each criterion once "
+                f"(got {len(criteria):,})"
+            }
+        )
 
     out: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
@@ -516,7 +644,8 @@ def validate_criteria(criteria: object) -> list[dict[str, Any]]:
             if missing:
                 parts.append("missing " + ", ".join(f"'{k}'" for k in sorted(missing)))
             if extra:
-                parts.append("unexpected " + ", ".join(f"'{k}'" for k in sorted(map(str, extra))))
+                shown = sorted(printable(str(k)) for k in extra)
+                parts.append("unexpected " + ", ".join(f"'{k}'" for k in shown[:5]))
             errors[path] = "Criterion must have exactly 'name' and 'value': " + "; ".join(parts)
             continue
         name = item["name"]
@@ -525,7 +654,7 @@ def validate_criteria(criteria: object) -> list[dict[str, Any]]:
             continue
         spec = CRITERIA.get(name)
         if spec is None:
-            msg = f"Unknown criterion '{name}'"
+            msg = f"Unknown criterion '{printable(name)}'"
             suggestion = suggest_name(name)
             if suggestion:
                 msg += f"; did you mean '{suggestion}'?"
@@ -633,7 +762,10 @@ def describe_criteria(criteria: object) -> str:
             return "(no criteria)"
         items = criteria
     parts = [_describe_item(item) for item in items if isinstance(item, Mapping)]
-    return " · ".join(parts) if parts else "(no criteria)"
+    text = " · ".join(parts) if parts else "(no criteria)"
+    # A search stored before values were checked may hold a lone surrogate, which no page
+    # can encode: show it escaped rather than fail every page that lists the job.
+    return text if text_problem(text) is None else printable(text, limit=len(text) * 10)
 
 
 __all__ = [
@@ -645,9 +777,19 @@ __all__ = [
     "LEAD_FIELDS",
     "MAX_FIELDS",
     "PROPERTY_TYPES",
+    "LISTING_STATUSES",
+    "MAX_CRITERIA",
+    "MAX_RANGE_NUMBER",
+    "MAX_VALUE_LENGTH",
+    "MAX_RANGES_PER_CRITERION",
+    "MAX_VALUES_PER_CRITERION",
+    "OWNERSHIP_TYPES",
     "CriterionSpec",
     "describe_criteria",
+    "max_values",
     "suggest_name",
+    "printable",
+    "text_problem",
     "validate_criteria",
 ]
 
@@ -670,7 +812,7 @@ def resolve_fields(fields: object) -> list[str] | None:
         )
     if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
         raise CriteriaError({"fields": "Must be 'essentials' or a list of field names"})
-    unknown = sorted({f for f in fields if f not in KNOWN_FIELDS})
+    unknown = sorted({printable(f) for f in fields if f not in KNOWN_FIELDS})
     if unknown:
         raise CriteriaError({"fields": f"Unknown field(s): {', '.join(unknown[:10])}"})
     # Price does not depend on the field count, so the essentials come along for free.
