@@ -29,7 +29,7 @@ class Config:
     # reply): queueing a job, /healthz, the admin pages and the sign-in and job-creation
     # rate limits. Redis answers in milliseconds; a frozen Redis must cost a request this
     # long at most, never a server thread for as long as Redis stays frozen.
-    REDIS_WEB_TIMEOUT = 2.0
+    REDIS_WEB_TIMEOUT = 1.0
     RQ_QUEUE = DEFAULT_QUEUE
     # RQ's default job_timeout is 180 s; an import of 100,000+ records at real API speed takes
     # far longer. Each request has its own timeout, so this only catches a truly hung job.

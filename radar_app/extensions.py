@@ -1,5 +1,6 @@
 """Extension singletons, bound to an app in create_app()."""
 
+from flask import request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -29,6 +30,15 @@ limiter = Limiter(
     # Only if the in-memory fallback itself failed: a request is not refused for that.
     swallow_errors=True,
 )
+
+
+@limiter.request_filter
+def _reads_are_never_limited() -> bool:
+    # Every limit in the app is on a POST (sign-in, job creation). Exempting reads keeps
+    # them off the limiter's storage altogether: while Redis is down, Flask-Limiter's
+    # periodic "is Redis back?" probe would otherwise land on, and hold up by one
+    # timeout, whichever page is asked for next.
+    return request.method in ("GET", "HEAD", "OPTIONS")
 
 
 def init_limiter(app) -> None:  # noqa: ANN001 - flask.Flask, imported lazily by the factory
