@@ -48,8 +48,7 @@ def _account_limited() -> str:
     # too, or a sign-in that works during the wait would confirm a guess.
     return (
         "Too many failed sign-ins for this email address. "
-        f"Wait {_wait_text('LOGIN_ACCOUNT_RATE_LIMIT')} and try again, or ask an "
-        "administrator to reset the password."
+        f"Wait {_wait_text('LOGIN_ACCOUNT_RATE_LIMIT')} and try again."
     )
 
 
