@@ -58,13 +58,12 @@ def configure_logging(app: Flask) -> None:
 def register_extensions(app: Flask) -> None:
     from radar_app import queue, security
     from radar_app.auth import login
-    from radar_app.extensions import csrf, db, init_db, limiter, migrate
+    from radar_app.extensions import csrf, db, init_db, init_limiter, migrate
 
     init_db(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     csrf.init_app(app)
-    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"])
-    limiter.init_app(app)
+    init_limiter(app)
     login.init_app(app)
     queue.init_app(app)
     security.init_app(app)

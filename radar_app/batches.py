@@ -115,10 +115,36 @@ def create_job(
         enqueue_job(queue, job, settings)
     except RedisError as exc:
         logger.error("job=%s enqueue failed: %s", job.job_id, exc)
-        session.delete(job)
-        session.commit()
+        if not _withdraw_unclaimed(session, job):
+            # A timed-out enqueue can still have reached Redis, and a worker has already
+            # claimed the job: it exists and runs, so the caller gets it, not a 503.
+            logger.warning("job=%s enqueue timed out but a worker claimed it", job.job_id)
+            session.refresh(job)
+            return job
         raise QueueUnavailable("The job queue is unavailable; please try again shortly") from exc
     return job
+
+
+def _withdraw_unclaimed(session: Session, job: BatchJob) -> bool:
+    """Delete a job that failed to enqueue, unless a worker claimed it meanwhile.
+
+    An enqueue whose reply timed out may still be carried out once Redis wakes up; the
+    RQ job it leaves behind then finds no row and does nothing (claim needs a PENDING row
+    with its RQ id). Taking the row out of PENDING first, atomically, means a worker
+    claiming it at this moment gets either the whole job or nothing.
+    """
+    withdrawn = session.execute(
+        sa.update(BatchJob)
+        .where(BatchJob.id == job.id, BatchJob.status == JobStatus.PENDING)
+        .values(status=JobStatus.CANCELLED)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not withdrawn:
+        session.rollback()
+        return False
+    session.delete(job)
+    session.commit()
+    return True
 
 
 def request_cancel(session: Session, queue: Queue, job: BatchJob) -> BatchJob:
@@ -164,7 +190,11 @@ def retry_job(session: Session, queue: Queue, settings: QueueSettings, job: Batc
     """Re-queue a FAILED or CANCELLED job; it resumes from its checkpoint."""
     if not job.can_retry:
         raise InvalidTransition(f"A {job.status} job cannot be retried")
-    previous_status = job.status
+    previous_status, previous_rq_job_id, previous_completed_at = (
+        job.status,
+        job.rq_job_id,
+        job.completed_at,
+    )
     rq_job_id = new_rq_job_id(job)
     updated = session.execute(
         sa.update(BatchJob)
@@ -192,14 +222,31 @@ def retry_job(session: Session, queue: Queue, settings: QueueSettings, job: Batc
     try:
         enqueue_job(queue, job, settings)
     except RedisError as exc:
-        session.execute(
+        logger.error("job=%s retry enqueue failed: %s", job.job_id, exc)
+        # Only if no worker claimed this run meanwhile (a timed-out enqueue can still land):
+        # a job that is running must not be put back to FAILED under its worker.
+        reverted = session.execute(
             sa.update(BatchJob)
-            .where(BatchJob.id == job.id)
-            .values(status=previous_status)
+            .where(
+                BatchJob.id == job.id,
+                BatchJob.status == JobStatus.PENDING,
+                BatchJob.rq_job_id == rq_job_id,
+            )
+            .values(
+                status=previous_status,
+                rq_job_id=previous_rq_job_id,
+                completed_at=previous_completed_at,
+                updated_at=utcnow(),
+            )
             .execution_options(synchronize_session=False)
-        )
+        ).rowcount
+        if reverted:
+            add_log(session, job, "WARNING", "Retry not started: the job queue is unavailable")
         session.commit()
         session.refresh(job)
+        if not reverted:
+            logger.warning("job=%s retry enqueue timed out but a worker claimed it", job.job_id)
+            return job
         raise QueueUnavailable("The job queue is unavailable; please try again shortly") from exc
     return job
 

@@ -67,11 +67,12 @@ def issue_token(email: str) -> None:
 @users_cli.command("revoke-token")
 @click.argument("email")
 def revoke_token(email: str) -> None:
-    """Revoke a user's API token."""
+    """Revoke a user's API token and sign them out of every browser."""
     user = _find_user(email)
     user.api_token_hash = None
+    user.end_sessions()
     db.session.commit()
-    click.echo(f"Revoked the API token of {user.email}")
+    click.echo(f"Revoked the API token of {user.email} and signed them out everywhere")
 
 
 @users_cli.command("budget")

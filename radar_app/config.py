@@ -27,6 +27,11 @@ class Config:
     SQLALCHEMY_DATABASE_URI = f"sqlite:///{INSTANCE_DIR / 'radar_app.db'}"
     SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {"pool_pre_ping": True}
     REDIS_URL = "redis://127.0.0.1:6379/0"
+    # Seconds any Redis call made while answering a web request may take (connect, and each
+    # reply): queueing a job, /healthz, the admin pages and the sign-in and job-creation
+    # rate limits. Redis answers in milliseconds; a frozen Redis must cost a request this
+    # long at most, never a server thread for as long as Redis stays frozen.
+    REDIS_WEB_TIMEOUT = 1.0
     RQ_QUEUE = DEFAULT_QUEUE
     # RQ's default job_timeout is 180 s; an import of 100,000+ records at real API speed takes
     # far longer. Each request has its own timeout, so this only catches a truly hung job.
@@ -74,12 +79,19 @@ class Config:
     # the criteria catalogue's own limits (MAX_VALUES_PER_CRITERION...) fits well inside;
     # without a cap a 20 MB criteria list was stored and sent with every request of the job.
     MAX_CONTENT_LENGTH = 1024 * 1024
+    # Failed sign-ins per email address, from all client addresses together: stops password
+    # guessing spread over many addresses. Counted the same for unknown addresses, so the
+    # answer never says whether an account exists.
+    LOGIN_ACCOUNT_RATE_LIMIT = "10 per 15 minutes"
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = False
     REMEMBER_COOKIE_HTTPONLY = True
     # REMEMBER_COOKIE_SECURE follows SESSION_COOKIE_SECURE (see auth/login.py).
     REMEMBER_COOKIE_SAMESITE = "Lax"
+    # "Keep me signed in" lasts this many seconds (Flask-Login's default is a year). Signing
+    # out, a password change or `flask users revoke-token` ends it earlier, server-side.
+    REMEMBER_COOKIE_DURATION = 14 * 24 * 60 * 60
 
 
 # Environment names that differ from the Flask setting they feed.

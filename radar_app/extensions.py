@@ -1,5 +1,6 @@
 """Extension singletons, bound to an app in create_app()."""
 
+from flask import request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -19,9 +20,40 @@ migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 # Storage is Redis (RATELIMIT_STORAGE_URI, defaulting to REDIS_URL), so the limits hold
-# across every web process. If Redis is down the limit is skipped (swallow_errors), so
-# the request can still answer its own clear 503.
-limiter = Limiter(key_func=get_remote_address, headers_enabled=True, swallow_errors=True)
+# across every web process. While Redis is down or frozen the limits still hold, counted
+# in each process's memory (in_memory_fallback_enabled); Flask-Limiter probes Redis again
+# at growing intervals and goes back to it once it answers.
+limiter = Limiter(
+    key_func=get_remote_address,
+    headers_enabled=True,
+    in_memory_fallback_enabled=True,
+    # Only if the in-memory fallback itself failed: a request is not refused for that.
+    swallow_errors=True,
+)
+
+
+@limiter.request_filter
+def _reads_are_never_limited() -> bool:
+    # Every limit in the app is on a POST (sign-in, job creation). Exempting reads keeps
+    # them off the limiter's storage altogether: while Redis is down, Flask-Limiter's
+    # periodic "is Redis back?" probe would otherwise land on, and hold up by one
+    # timeout, whichever page is asked for next.
+    return request.method in ("GET", "HEAD", "OPTIONS")
+
+
+def init_limiter(app) -> None:  # noqa: ANN001 - flask.Flask, imported lazily by the factory
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"])
+    if app.config["RATELIMIT_STORAGE_URI"].startswith(("redis://", "rediss://", "unix://")):
+        # The Redis storage has no timeout of its own: a frozen Redis would hold every
+        # rate-limited request (sign-in, job creation) for as long as it stays frozen.
+        timeout = app.config["REDIS_WEB_TIMEOUT"]
+        options = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+        app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", options)
+    limiter.init_app(app)
+    # The limiter is one object for every app built in this process (the decorators
+    # need it at import time); a fallback that an earlier app's Redis outage switched on
+    # must not carry over to the new app's storage.
+    limiter._storage_dead = False
 
 
 def sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API objects

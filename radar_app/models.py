@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import secrets
 from datetime import UTC, datetime
 from typing import Any
 
@@ -58,6 +59,10 @@ class JobStatus(enum.StrEnum):
         return self in (JobStatus.PENDING, JobStatus.PROCESSING)
 
 
+def new_session_token() -> str:
+    return secrets.token_hex(16)
+
+
 class User(UserMixin, db.Model):
     __tablename__ = "users"
 
@@ -70,10 +75,25 @@ class User(UserMixin, db.Model):
     # Records this user may buy per calendar month (UTC); None = no budget set.
     monthly_export_budget: so.Mapped[int | None]
     created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
+    # Part of the id that every session and remember-me cookie carries (get_id); a cookie
+    # whose token no longer matches signs nobody in. Replacing it (end_sessions) is how
+    # signing out revokes copies of the cookies, which are otherwise valid until they expire.
+    session_token: so.Mapped[str] = so.mapped_column(sa.String(32), default=new_session_token)
+
+    def get_id(self) -> str:
+        # Flask-Login stores this in the session and the remember-me cookie.
+        return f"{self.id}:{self.session_token}"
+
+    def end_sessions(self) -> None:
+        """Sign this user out everywhere: every session and remember-me cookie issued so far
+        stops working on its next request."""
+        self.session_token = new_session_token()
 
     def set_password(self, password: str) -> None:
         # Werkzeug's default is scrypt, a memory-hard KDF.
         self.password_hash = generate_password_hash(password)
+        # Whoever knew the old password may hold a session; a new password ends it.
+        self.end_sessions()
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)

@@ -1,6 +1,8 @@
-"""Response headers that every page and API answer carries."""
+"""Response headers that every page and API answer carries; secrets kept out of pages."""
 
 from __future__ import annotations
+
+import re
 
 from flask import Flask
 from werkzeug.wrappers import Response
@@ -31,3 +33,26 @@ def add_security_headers(response: Response) -> Response:
 
 def init_app(app: Flask) -> None:
     app.after_request(add_security_headers)
+
+
+REDACTED = "***"
+# Query parameters that carry a credential in Redis and database URLs (?password=...).
+_SECRET_PARAM = re.compile(
+    r"([?&](?:password|passwd|pwd|token|secret|sslpassword|sslkey)=)[^&#]*", re.IGNORECASE
+)
+
+
+def redact_url(url: str) -> str:
+    """The URL with its credentials replaced by ***, for showing a Redis or database URL
+    on a page: user:password@ keeps the user, a lone user@ (the password, in a Redis URL)
+    is hidden whole, and so is any password= query parameter."""
+    scheme, separator, rest = url.partition("://")
+    if separator:
+        end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+        netloc, tail = rest[:end], rest[end:]
+        if "@" in netloc:
+            userinfo, _, host = netloc.rpartition("@")
+            user, has_password, _ = userinfo.partition(":")
+            netloc = f"{user}:{REDACTED}@{host}" if has_password else f"{REDACTED}@{host}"
+        url = f"{scheme}{separator}{netloc}{tail}"
+    return _SECRET_PARAM.sub(lambda m: m.group(1) + REDACTED, url)

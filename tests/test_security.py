@@ -13,6 +13,7 @@ Who may call what is tests/test_authz_matrix.py.
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import timedelta
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
@@ -529,3 +530,90 @@ def test_sign_in_is_rate_limited_after_failed_attempts(app, client, user):
     assert limited.headers["X-Frame-Options"] == "DENY"
     assert client.get("/jobs").status_code == 302  # not signed in
     assert client.get("/auth/login").status_code == 200  # the form itself is not limited
+
+
+def _failed_sign_in(client: FlaskClient, email: str, address: str, password: str = "wrong"):
+    environ = {"REMOTE_ADDR": address}
+    token = csrf_token_from(client.get("/auth/login", environ_base=environ).text)
+    return client.post(
+        "/auth/login",
+        data={"email": email, "password": password, "csrf_token": token},
+        environ_base=environ,
+    )
+
+
+def _without_csrf(html: str) -> str:
+    return re.sub(r'"X-CSRFToken": "[^"]+"', "", html)
+
+
+def test_failed_sign_ins_per_account_are_limited_across_addresses(app, client, user, other_user):
+    app.config["LOGIN_RATE_LIMIT"] = "100 per minute"  # the per-address limit stays out of it
+    app.config["LOGIN_ACCOUNT_RATE_LIMIT"] = "5 per 15 minutes"
+    addresses = [f"203.0.113.{n}" for n in range(1, 7)]  # one guess from each of 6 addresses
+    codes = [_failed_sign_in(client, user.email, address).status_code for address in addresses]
+    assert codes == [401] * 5 + [429]
+
+    limited = _failed_sign_in(client, user.email.upper(), "198.51.100.7", password=PASSWORD)
+    assert limited.status_code == 429  # the right password, from a new address, waits too
+    assert "Too many failed sign-ins for this email address" in limited.text
+    assert "15 minutes" in limited.text
+    assert int(limited.headers["Retry-After"]) > 0
+    assert client.get("/jobs").status_code == 302
+
+    # An address without an account is limited alike, with the same words: the 429 does
+    # not tell which addresses have accounts.
+    unknown = [_failed_sign_in(client, "nobody@example.com", a).status_code for a in addresses]
+    assert unknown == codes
+    nobody = _failed_sign_in(client, "nobody@example.com", "198.51.100.7")
+    assert (nobody.status_code, _without_csrf(nobody.text)) == (429, _without_csrf(limited.text))
+
+    # Other accounts sign in as usual, from the same addresses.
+    ok = _failed_sign_in(client, other_user.email, addresses[0], password=PASSWORD)
+    assert ok.status_code == 302
+
+
+def test_successful_sign_ins_do_not_count_against_the_account(app, client, user):
+    app.config["LOGIN_RATE_LIMIT"] = "100 per minute"
+    app.config["LOGIN_ACCOUNT_RATE_LIMIT"] = "2 per 15 minutes"
+    for _ in range(4):
+        assert _failed_sign_in(client, user.email, "203.0.113.1", PASSWORD).status_code == 302
+        client.post("/auth/logout", data={"csrf_token": AuthActions(client).csrf_token()})
+
+
+def test_unknown_and_known_emails_take_as_long_to_refuse(app, client, user):
+    """Timing must not tell which emails have an account (it was 8 ms against 153 ms)."""
+    import time
+
+    app.config["LOGIN_RATE_LIMIT"] = "1000 per minute"
+    app.config["LOGIN_ACCOUNT_RATE_LIMIT"] = "1000 per minute"
+    _failed_sign_in(client, "warm-up@example.com", "203.0.113.9")  # first hash of a process
+    durations: dict[str, list[float]] = {"known": [], "unknown": []}
+    for n in range(6):
+        for kind, email in (("known", user.email), ("unknown", f"nobody{n}@example.com")):
+            started = time.perf_counter()
+            assert _failed_sign_in(client, email, "203.0.113.9").status_code == 401
+            durations[kind].append(time.perf_counter() - started)
+    known, unknown = (sorted(durations[k])[len(durations[k]) // 2] for k in ("known", "unknown"))
+    assert 0.5 < unknown / known < 2.0, (
+        f"known {known * 1000:.0f} ms, unknown {unknown * 1000:.0f} ms"
+    )
+
+
+@pytest.mark.parametrize("email", ["a\x00b@example.com", "owner@example.com\x00", "\x00"])
+def test_a_nul_in_the_sign_in_email_is_a_400_with_a_field_error(client, user, email):
+    token = csrf_token_from(client.get("/auth/login").text)
+    response = client.post(
+        "/auth/login", data={"email": email, "password": PASSWORD, "csrf_token": token}
+    )
+    assert response.status_code == 400
+    assert "Enter an email address like name@example.com" in response.text
+    assert client.get("/jobs").status_code == 302
+
+
+def test_a_nul_in_the_password_is_a_plain_failed_sign_in(client, user):
+    token = csrf_token_from(client.get("/auth/login").text)
+    response = client.post(
+        "/auth/login",
+        data={"email": user.email, "password": "correct\x00horse", "csrf_token": token},
+    )
+    assert response.status_code == 401

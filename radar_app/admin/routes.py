@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+
 import sqlalchemy as sa
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
@@ -16,6 +19,7 @@ from radar_app.extensions import db
 from radar_app.importer import records_bought_this_month
 from radar_app.models import BatchJob, LedgerEntry, User
 from radar_app.queue import get_queue
+from radar_app.security import redact_url
 
 
 @bp.before_request
@@ -49,7 +53,9 @@ def queue() -> str | tuple[str, int]:
         health=health,
         redis_error=redis_error,
         by_status=by_status,
-        redis_url=current_app.config["REDIS_URL"],
+        # Shown for `rq info -u`, so never with the password a URL may carry.
+        redis_url=redact_url(current_app.config["REDIS_URL"]),
+        database_url=redact_url(current_app.config["SQLALCHEMY_DATABASE_URI"]),
     ), (200 if redis_error is None else 503)
 
 
@@ -109,9 +115,43 @@ def mark_failed(job_id: str) -> Response:
     return redirect(url_for("admin.stuck"))
 
 
+@dataclass(frozen=True)
+class BudgetError:
+    user_id: int
+    submitted: str
+    message: str
+
+
+MAX_BUDGET = 100_000_000
+BUDGET_MESSAGE = (
+    f"Enter a whole number of records from 0 to {MAX_BUDGET:,}, or leave it empty for none."
+)
+# ASCII digits only, optionally grouped with commas: str.isdigit() also accepts "²" and
+# other Unicode digits, which int() then rejects.
+BUDGET_PATTERN = re.compile(r"[0-9]{1,9}|[0-9]{1,3}(?:,[0-9]{3}){1,2}")
+
+
+def parse_budget(text: str) -> int | None:
+    """The budget typed in the form: None for empty; ValueError unless it is a whole
+    number of records within range."""
+    text = text.strip()
+    if not text:
+        return None
+    if not BUDGET_PATTERN.fullmatch(text):
+        raise ValueError(BUDGET_MESSAGE)
+    value = int(text.replace(",", ""))
+    if value > MAX_BUDGET:
+        raise ValueError(BUDGET_MESSAGE)
+    return value
+
+
 @bp.get("/usage")
 def usage() -> str:
     """Records bought and cost per user per month, from the purchase ledger."""
+    return _usage_page()
+
+
+def _usage_page(budget_error: BudgetError | None = None) -> str:
     month = sa.func.strftime("%Y-%m", LedgerEntry.created_at)
     if db.engine.dialect.name == "postgresql":
         month = sa.func.to_char(LedgerEntry.created_at, "YYYY-MM")
@@ -131,22 +171,26 @@ def usage() -> str:
     ).all()
     users = db.session.scalars(sa.select(User).order_by(User.email)).all()
     bought = {u.id: records_bought_this_month(db.session, u.id) for u in users}
-    return render_template("admin/usage.html", rows=rows, users=users, bought=bought)
+    return render_template(
+        "admin/usage.html", rows=rows, users=users, bought=bought, budget_error=budget_error
+    )
 
 
-@bp.post("/users/<int:user_id>/budget")
+# Larger ids would overflow the database integer (a 500) instead of finding no user (404).
+@bp.post("/users/<int(max=2147483647):user_id>/budget")
 def set_budget(user_id: int) -> Response | tuple[str, int]:
     """Set or clear a user's monthly export budget (records per calendar month)."""
     user = db.session.get(User, user_id) or abort(404, description="User not found")
-    text = (request.form.get("budget") or "").strip().replace(",", "")
-    if text and (not text.isdigit() or int(text) > 100_000_000):
-        flash("The budget must be a whole number of records (or empty for none).", "error")
-        return redirect(url_for("admin.usage")), 400  # type: ignore[return-value]
-    user.monthly_export_budget = int(text) if text else None
+    submitted = request.form.get("budget") or ""
+    try:
+        budget = parse_budget(submitted)
+    except ValueError as exc:
+        return _usage_page(BudgetError(user.id, submitted, str(exc))), 400
+    user.monthly_export_budget = budget
     db.session.commit()
     flash(
         f"Monthly budget of {user.email}: "
-        + (f"{user.monthly_export_budget:,} records." if text else "none."),
+        + (f"{budget:,} records." if budget is not None else "none."),
         "success",
     )
     return redirect(url_for("admin.usage"))

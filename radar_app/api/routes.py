@@ -113,7 +113,7 @@ def _parse_body(allowed: set[str]) -> dict[str, Any]:
 
 
 def _user_key() -> str:
-    return f"user:{current_user.get_id()}" if current_user.is_authenticated else request.remote_addr
+    return f"user:{current_user.id}" if current_user.is_authenticated else request.remote_addr
 
 
 @bp.post("/batch-jobs")

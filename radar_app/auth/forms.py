@@ -3,7 +3,11 @@ from wtforms import BooleanField, EmailField, PasswordField
 from wtforms.validators import DataRequired, Length, Regexp
 
 # Deliberately loose: the account must already exist, so deliverability checks add nothing.
-EMAIL_SHAPE = Regexp(r"^[^@\s]+@[^@\s]+$", message="Enter an email address like name@example.com")
+# Control characters are excluded too: PostgreSQL cannot even compare a text with a NUL.
+EMAIL_SHAPE = Regexp(
+    r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+$",
+    message="Enter an email address like name@example.com",
+)
 
 
 class LoginForm(FlaskForm):

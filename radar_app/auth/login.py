@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+
 import sqlalchemy as sa
 from flask import Flask, Request, jsonify, redirect, request, url_for
 from werkzeug.wrappers import Response
@@ -16,8 +18,8 @@ def init_app(app: Flask) -> None:
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please sign in to continue."
     login_manager.login_message_category = "info"
-    # The remember-me cookie signs its holder in for a year: Secure whenever the session
-    # cookie is (an HTTPS deployment), unless set explicitly.
+    # The remember-me cookie signs its holder in for REMEMBER_COOKIE_DURATION: Secure
+    # whenever the session cookie is (an HTTPS deployment), unless set explicitly.
     app.config.setdefault("REMEMBER_COOKIE_SECURE", app.config["SESSION_COOKIE_SECURE"])
 
 
@@ -28,7 +30,17 @@ def load_user(user_id: str) -> User | None:
     # call skip the API's CSRF check, which exempts Bearer calls.
     if bearer_token(request) is not None:
         return None
-    return db.session.get(User, int(user_id))
+    # user_id is User.get_id(): "<id>:<session token>". A cookie from before a sign-out
+    # (or from before the token existed: a bare id) carries a token that no longer matches.
+    raw_id, _, token = user_id.partition(":")
+    if not raw_id.isascii() or not raw_id.isdigit() or not token:
+        return None
+    user = db.session.get(User, int(raw_id))
+    if user is None or not user.session_token:
+        return None
+    if not hmac.compare_digest(user.session_token.encode(), token.encode()):
+        return None
+    return user
 
 
 def bearer_token(req: Request) -> str | None:

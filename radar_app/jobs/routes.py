@@ -175,7 +175,7 @@ def _client() -> PropertyRadarClient:
 
 def _user_key() -> str:
     if current_user.is_authenticated:
-        return f"user:{current_user.get_id()}"
+        return f"user:{current_user.id}"
     return request.remote_addr or "unknown"
 
 
