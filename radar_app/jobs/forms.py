@@ -146,7 +146,7 @@ class SearchForm(FlaskForm):
         "State",
         choices=[SelectChoice(code, f"{name} ({code})") for code, name in STATE_NAMES.items()],
         validate_choice=True,
-        description="Several with Ctrl or ⌘",
+        description="Hold Ctrl (⌘ on a Mac) to choose several",
     )
     county = StringField(
         "County",

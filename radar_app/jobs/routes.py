@@ -172,9 +172,14 @@ def _search_page(form: SearchForm, status: int = 200) -> tuple[str, int]:
         value_ranges=VALUE_RANGES,
         batch_size=current_app.config["PROPERTYRADAR_BATCH_SIZE"],
         freshness_days=current_app.config["LEAD_FRESHNESS_DAYS"],
-        # Valid codes only: the select may have been sent anything.
-        counties=counties_in([code for code in form.state.data or [] if code in STATE_NAMES]),
+        **_county_choices(form.state.data or []),
     ), status
+
+
+def _county_choices(states: list[str]) -> dict[str, Any]:
+    """The county suggestions for the chosen states, and those states' names."""
+    chosen = [code for code in states if code in STATE_NAMES]  # the select may send anything
+    return {"counties": counties_in(chosen), "chosen": [STATE_NAMES[code] for code in chosen]}
 
 
 def _client() -> PropertyRadarClient:
@@ -269,8 +274,7 @@ def new_search() -> tuple[str, int] | Response | str:
         and request.headers.get("HX-Target") == ("county-options")
     ):
         return render_template(
-            "jobs/_county_options.html",
-            counties=counties_in([c for c in request.args.getlist("state") if c in STATE_NAMES]),
+            "jobs/_county_options.html", oob=True, **_county_choices(request.args.getlist("state"))
         )
     form = SearchForm()
     if request.method == "GET" or _is_back_to_form():

@@ -20,6 +20,7 @@ from radar_app.extensions import db
 from radar_app.models import BatchJob, JobStatus, User, utcnow
 from radar_app.queue import get_queue
 from tests.browser.conftest import sign_in
+from tests.conftest import ARTIFACTS
 from tests.helpers import MULTNOMAH, count_rows, job_row, purchase_requests
 
 pytestmark = pytest.mark.browser
@@ -62,6 +63,8 @@ def test_run_search_without_preview_asks_before_buying(signed_in: Page, app, sim
     expect(page.locator("#confirm-cost")).to_have_text(f"${4000 * price:,.2f}")
     assert count_rows(app, BatchJob) == 0
     assert purchase_requests(simulator.stats(), status=None) == []
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "confirm.png"), full_page=True)
 
     # Back to the form: every value is kept, still nothing created.
     page.get_by_role("button", name="Back to the form").click()
@@ -96,6 +99,7 @@ def test_preview_is_marked_outdated_when_the_search_changes(signed_in: Page, sim
     expect(page.locator("#preview")).to_have_class(re.compile(r"\bis-stale\b"))
     expect(stale).to_be_visible()
     expect(stale).to_contain_text("Criteria changed — preview again")
+    page.locator("#preview").screenshot(path=str(ARTIFACTS / "preview-stale.png"))
 
     page.get_by_role("button", name="Preview count").click()
     expect(page.locator("#preview")).not_to_have_class(re.compile(r"\bis-stale\b"))
@@ -113,14 +117,17 @@ def test_counties_by_name_with_suggestions_for_the_chosen_states(
     page.goto("/search")
     options = page.locator("#county-options option")
     expect(options).to_have_count(0)  # no state chosen: nothing to suggest
+    expect(page.locator("#state-chosen")).to_have_text("No state chosen: any state")
     page.get_by_label("State", exact=True).select_option(["OR", "WA"])
     # Oregon's 36 counties and Washington's 39, values as the field accepts them.
     expect(options).to_have_count(36 + 39)
     values = options.evaluate_all("os => os.map(o => o.value)")
     assert "Multnomah County, OR" in values and "King County, WA" in values
     assert not any(value.endswith(", CA") for value in values)
+    expect(page.locator("#state-chosen")).to_have_text("Chosen: Oregon, Washington")
     page.get_by_label("State", exact=True).select_option(["OR"])
     expect(options).to_have_count(36)
+    expect(page.locator("#state-chosen")).to_have_text("Chosen: Oregon")
 
     # Typed by name, two states: the search sends FIPS codes.
     page.get_by_label("State", exact=True).select_option(["OR", "WA"])
@@ -131,6 +138,7 @@ def test_counties_by_name_with_suggestions_for_the_chosen_states(
     county.fill("Multnomah County, OR, King")
     page.get_by_role("button", name="Preview count").click()
     expect(page.locator("#preview-count")).to_have_text("5,500")  # 2,000 + 3,500
+    page.screenshot(path=str(ARTIFACTS / "search-counties.png"), full_page=True)
     page.get_by_role("button", name="Run search").click()
     expect(page.locator("#confirm-counties")).to_have_text(
         "Multnomah County, OR (41051); King County, WA (53033)"
