@@ -99,7 +99,7 @@ def test_preview_is_marked_outdated_when_the_search_changes(signed_in: Page, sim
     expect(page.locator("#preview")).to_have_class(re.compile(r"\bis-stale\b"))
     expect(stale).to_be_visible()
     expect(stale).to_contain_text("Criteria changed — preview again")
-    page.locator("#preview").screenshot(path=str(ARTIFACTS / "preview-stale.png"))
+    page.locator("aside .card").screenshot(path=str(ARTIFACTS / "preview-stale.png"))
 
     page.get_by_role("button", name="Preview count").click()
     expect(page.locator("#preview")).not_to_have_class(re.compile(r"\bis-stale\b"))
@@ -131,6 +131,7 @@ def test_counties_by_name_with_suggestions_for_the_chosen_states(
 
     # Typed by name, two states: the search sends FIPS codes.
     page.get_by_label("State", exact=True).select_option(["OR", "WA"])
+    expect(options).to_have_count(36 + 39)  # before typing: a new list can open suggestions
     county = page.get_by_label("County", exact=True)
     county.fill("Nowhere")
     page.get_by_role("button", name="Preview count").click()
