@@ -83,6 +83,22 @@ def test_run_search_shows_the_cost_and_buys_nothing_until_confirmed(app, signed_
     assert count_rows(app, BatchJob) == 1 and purchases(simulator) == []  # queued only
 
 
+def test_one_confirmation_starts_one_job(app, signed_in, simulator):
+    """A double click, or the browser resending the form, must not buy the search twice."""
+    asked = signed_in.post("/search", data=form(signed_in, state="OR", county="41051"))
+    confirm = confirmation_form(asked.text)
+    first = signed_in.post("/search", data=confirm)
+    again = signed_in.post("/search", data=confirm)
+    assert first.status_code == again.status_code == 302
+    assert again.headers["Location"] == first.headers["Location"]
+    assert count_rows(app, BatchJob) == 1
+    assert "This search was already started" in signed_in.get(again.headers["Location"]).text
+    # Asking again gives a new confirmation, which starts a new job.
+    fresh = signed_in.post("/search", data=form(signed_in, state="OR", county="41051"))
+    assert signed_in.post("/search", data=confirmation_form(fresh.text)).status_code == 302
+    assert count_rows(app, BatchJob) == 2
+
+
 def test_back_to_the_form_keeps_every_value_and_creates_nothing(app, signed_in):
     data = form(
         signed_in,

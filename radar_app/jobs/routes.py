@@ -10,6 +10,7 @@ listen for, so they refresh only when there is something new.
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -67,6 +68,8 @@ NOTIFIED_KEY = "notified_until"
 # How long a "Confirm and buy" button stays good; after that the search is priced again.
 SEARCH_CONFIRM_SECONDS = 15 * 60
 CONFIRM_SALT = "radar_app.search-confirm"
+# Redis key of a used confirmation; its value is the id of the job it started.
+CONFIRM_KEY_PREFIX = "radar:search-confirmed:"
 
 
 def is_htmx() -> bool:
@@ -210,26 +213,51 @@ def _search_spec(form: SearchForm) -> str:
     )
 
 
-def _confirmed(form: SearchForm) -> bool:
-    """Whether the POST carries the user's confirmation of the cost of exactly this search."""
+def _confirm_seconds() -> int:
+    return current_app.config.get("SEARCH_CONFIRM_SECONDS", SEARCH_CONFIRM_SECONDS)
+
+
+def _confirmation(form: SearchForm) -> str | None:
+    """The id of the user's confirmation of the cost of exactly this search, if the POST
+    carries a valid one (signed, theirs, not expired)."""
     token = request.form.get("confirm_token")
     if not token or request.form.get("action") != "confirm":
-        return False
-    max_age = current_app.config.get("SEARCH_CONFIRM_SECONDS", SEARCH_CONFIRM_SECONDS)
+        return None
     try:
-        signed = _confirmations().loads(token, max_age=max_age)
+        signed = _confirmations().loads(token, max_age=_confirm_seconds())
     except BadSignature:  # includes SignatureExpired
-        return False
-    return (
+        return None
+    if (
         isinstance(signed, dict)
         and signed.get("user") == current_user.id
         and signed.get("spec") == _search_spec(form)
-    )
+        and isinstance(signed.get("id"), str)
+    ):
+        return signed["id"]
+    return None
+
+
+def _claim_confirmation(confirmation: str) -> str | None:
+    """Mark the confirmation used; None if it was fresh, else the job it started ("" while
+    that job is still being created). One confirmation starts one job, however often a
+    double click or a browser's resend posts it.
+
+    Raises:
+        RedisError: Redis is down (the job could not be queued either).
+    """
+    key = f"{CONFIRM_KEY_PREFIX}{confirmation}"
+    redis = get_redis()
+    if redis.set(key, "", nx=True, ex=_confirm_seconds() + 60):
+        return None
+    started = redis.get(key)
+    return started.decode() if isinstance(started, bytes) else (started or "")
 
 
 def _confirm_page(form: SearchForm, priced: search.CostPreview, *, stale: bool) -> str:
     """The cost of the search and a Confirm button; Back returns to the form, values kept."""
-    token = _confirmations().dumps({"user": current_user.id, "spec": _search_spec(form)})
+    token = _confirmations().dumps(
+        {"user": current_user.id, "spec": _search_spec(form), "id": secrets.token_hex(16)}
+    )
     names = {f.name for f in form} - {"csrf_token"}
     # What the browser sent, as sent: Back and Confirm post the same form again.
     carried = [(key, value) for key in names for value in request.form.getlist(key)]
@@ -282,34 +310,61 @@ def new_search() -> tuple[str, int] | Response | str:
     if not form.validate_on_submit():
         return _search_page(form, 400)
 
-    if not _confirmed(form):
-        try:
-            get_redis().ping()  # no use asking to confirm a job that could not be queued
-            with _client() as client:
-                priced = search.preview_cost(
-                    db.session,
-                    client,
-                    form.criteria(),
-                    PreviewSettings.from_config(current_app.config),
-                    max_records=form.max_records.data,
-                    refresh_all=form.refresh_all.data,
-                )
-        except RedisError:
-            form.form_errors.append(
-                f"{search.QUEUE_DOWN}. Your search is still here; nothing was created."
+    confirmation = _confirmation(form)
+    if confirmation is not None:
+        return _start_confirmed(form, confirmation)
+    # Not confirmed: price it (free requests) and ask, unless it buys nothing.
+    try:
+        get_redis().ping()  # no use asking to confirm a job that could not be queued
+        with _client() as client:
+            priced = search.preview_cost(
+                db.session,
+                client,
+                form.criteria(),
+                PreviewSettings.from_config(current_app.config),
+                max_records=form.max_records.data,
+                refresh_all=form.refresh_all.data,
             )
-            return _search_page(form, 503)
-        except PropertyRadarError as exc:
-            form.form_errors.append(
-                f"Could not price this search: {exc.message}. Nothing was bought."
-            )
-            return _search_page(form, 502)
-        if priced.preview.to_buy > 0:
-            return _confirm_page(form, priced, stale="confirm_token" in request.form), 200
-    return _start_search(form)
+    except RedisError:
+        form.form_errors.append(
+            f"{search.QUEUE_DOWN}. Your search is still here; nothing was created."
+        )
+        return _search_page(form, 503)
+    except PropertyRadarError as exc:
+        form.form_errors.append(f"Could not price this search: {exc.message}. Nothing was bought.")
+        return _search_page(form, 502)
+    if priced.preview.to_buy > 0:
+        return _confirm_page(form, priced, stale="confirm_token" in request.form), 200
+    return _start_search(form)[0]  # buys nothing: no need to ask
 
 
-def _start_search(form: SearchForm) -> tuple[str, int] | Response:
+def _start_confirmed(form: SearchForm, confirmation: str) -> tuple[str, int] | Response:
+    key = f"{CONFIRM_KEY_PREFIX}{confirmation}"
+    try:
+        started = _claim_confirmation(confirmation)
+    except RedisError:
+        form.form_errors.append(
+            f"{search.QUEUE_DOWN}. Your search is still here; nothing was created."
+        )
+        return _search_page(form, 503)
+    if started is not None:
+        flash("This search was already started; here it is.", "info")
+        if started:
+            return redirect(url_for("jobs.detail", job_id=started))
+        return redirect(url_for("jobs.index"))
+    response, job_id = _start_search(form)
+    try:
+        if job_id:
+            get_redis().set(key, job_id, ex=_confirm_seconds() + 60)
+        else:  # nothing was created: the same confirmation may be tried again
+            get_redis().delete(key)
+    except RedisError:
+        pass  # the job is created; a resend would only be told it was started
+    return response
+
+
+def _start_search(form: SearchForm) -> tuple[tuple[str, int] | Response, str | None]:
+    """Create the job (and run it, inline); the response and the new job's id, if any."""
     batch_size = current_app.config["PROPERTYRADAR_BATCH_SIZE"]
     try:
         result = search.submit(
@@ -329,13 +384,13 @@ def _start_search(form: SearchForm) -> tuple[str, int] | Response:
         )
     except CriteriaError as exc:  # validated above; only a catalogue change could get here
         form.form_errors.extend(exc.errors.values())
-        return _search_page(form, 400)
+        return _search_page(form, 400), None
     except batches.QueueUnavailable as exc:
         form.form_errors.append(f"{exc}. Your search is still here; nothing was created.")
-        return _search_page(form, 503)
+        return _search_page(form, 503), None
     except PropertyRadarError as exc:
         form.form_errors.append(f"Could not count the matching records: {exc.message}")
-        return _search_page(form, 502)
+        return _search_page(form, 502), None
 
     job = result.job
     # A queued job needs no message: its status panel says "queued" while it is (and only
@@ -362,7 +417,7 @@ def _start_search(form: SearchForm) -> tuple[str, int] | Response:
             f"for {money(job.cost_total)}, {job.reused_count:,} reused at no cost.",
             "success",
         )
-    return redirect(url_for("jobs.detail", job_id=job.job_id))
+    return redirect(url_for("jobs.detail", job_id=job.job_id)), job.job_id
 
 
 @bp.post("/search/preview")
