@@ -180,7 +180,7 @@ def test_job_notices_go_when_the_job_finishes(
     expect(notices).to_be_hidden()
 
 
-def test_jobs_tab_fits_a_phone_screen(page: Page, app, user, admin) -> None:
+def test_jobs_tab_fits_a_phone_screen(page: Page, app, user, admin, simulator) -> None:
     long_name = "Absentee owners with 40%+ equity in Multnomah, Washington and Clackamas"
     now = utcnow()
     for n in range(6):
@@ -215,3 +215,10 @@ def test_jobs_tab_fits_a_phone_screen(page: Page, app, user, admin) -> None:
         row = page.locator(f"#job-row-{failed}")
         expect(row).to_contain_text("12,400 / 40,000")
         expect(row.locator("[data-label='Errors']")).to_have_text("3")
+
+    # The confirmation step fits too.
+    page.goto("/search")
+    page.get_by_label("State", exact=True).select_option("OR")
+    page.get_by_role("button", name="Run search").click()
+    expect(page.locator("#confirm-button")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
