@@ -83,6 +83,19 @@ def _list_of(pattern: str, message: str, *, limit: int = 50):
     return check
 
 
+MAX_COUNTIES = 50
+
+
+def _counties(form: FlaskForm, field: Field) -> None:
+    """County names are looked up in the chosen states; the search sends FIPS codes."""
+    try:
+        fips = resolve_counties(field.data, form.state.data or None)
+    except CountyError as exc:
+        raise ValidationError(str(exc)) from exc
+    if len(fips) > MAX_COUNTIES:
+        raise ValidationError(f"At most {MAX_COUNTIES} counties")
+
+
 @dataclass(frozen=True)
 class RangeSpec:
     """A min/max pair of form fields that becomes one ``[[min, max]]`` range criterion."""
@@ -117,19 +130,6 @@ VALUE_RANGES = RANGES[4:]
 
 def _between(lo: int, hi: int):
     return [Optional(), NumberRange(min=lo, max=hi, message=f"Between {lo:,} and {hi:,}")]
-
-
-MAX_COUNTIES = 50
-
-
-def _counties(form: FlaskForm, field: Field) -> None:
-    """County names are looked up in the chosen states; the search sends FIPS codes."""
-    try:
-        fips = resolve_counties(field.data, form.state.data or None)
-    except CountyError as exc:
-        raise ValidationError(str(exc)) from exc
-    if len(fips) > MAX_COUNTIES:
-        raise ValidationError(f"At most {MAX_COUNTIES} counties")
 
 
 def _no_nul(form: FlaskForm, field: Any) -> None:
