@@ -87,7 +87,7 @@ MATRIX = [Row(*row) for row in [
     ("GET",  "/",                                   PAGE, False, LOGIN,    JOBS,    JOBS,    JOBS),
     ("GET",  "/jobs",                               PAGE, False, LOGIN,    200,     200,     200),
     ("GET",  "/search",                             PAGE, False, LOGIN,    200,     200,     200),
-    ("POST", "/search",                             PAGE, True,  LOGIN,    NEW,     NEW,     NEW),
+    ("POST", "/search",                             PAGE, False, LOGIN,    200,     200,     200),
     ("POST", "/search/preview",                     HTMX, False, HX_LOGIN, 200,     200,     200),
     ("GET",  "/notifications",                      HTMX, False, HX_LOGIN, 200,     200,     200),
     ("GET",  "/jobs/{done}",                        PAGE, False, LOGIN,    200,     404,     200),

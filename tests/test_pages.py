@@ -22,10 +22,11 @@ from radar_app import batches, create_app
 from radar_app.devstack import free_port
 from radar_app.extensions import db
 from radar_app.importer import add_log
-from radar_app.models import BatchJob, JobStatus, User, utcnow
+from radar_app.models import BatchJob, JobPhase, JobStatus, User, utcnow
 from radar_app.queue import get_queue
 from tests.conftest import PASSWORD, csrf_token_from
 from tests.helpers import MULTNOMAH, OREGON, count_rows, job_row
+from tests.search_helpers import confirmation_form, is_confirmation, run_search
 
 HX = {"HX-Request": "true"}
 POLLS = 'hx-trigger="every 2s"'
@@ -135,7 +136,7 @@ def test_every_page_and_fragment_renders_for_the_owner(app, signed_in):
 
 def test_pages_need_no_inline_script_or_style(app, signed_in, run_worker, simulator):
     # The CSP (script-src 'self'; style-src 'self') would block them in the browser.
-    signed_in.post("/search", data=search_form(signed_in, state="ID", county="16027"))
+    run_search(signed_in, search_form(signed_in, state="ID", county="16027"))
     run_worker()
     job_id = job_row_ids(app)[0]
     make_job(app)
@@ -261,7 +262,7 @@ def test_sign_in_ignores_an_offsite_next(client, user):
 def test_search_form_has_every_criterion_and_background_ticked(signed_in):
     page = signed_in.get("/search").text
     labels = [
-        "State", "County FIPS", "City", "ZIP codes", "Property type", "Bedrooms", "Bathrooms",
+        "State", "County", "City", "ZIP codes", "Property type", "Bedrooms", "Bathrooms",
         "Square feet", "Year built", "Estimated value", "Equity", "Available equity",
         "In foreclosure", "Foreclosure stage", "Tax delinquent", "Listed for sale",
         "Owner-occupied", "Absentee", "Job name", "Max records",
@@ -314,7 +315,7 @@ def test_search_builds_the_criteria(app, signed_in):
         name="Everything",
         max_records="100",
     )
-    response = signed_in.post("/search", data=data)
+    response = run_search(signed_in, data)
     assert response.status_code == 302, response.text
     job = job_row(app, response.headers["Location"].rsplit("/", 1)[1])
     assert job.name == "Everything" and job.max_records == 100
@@ -360,7 +361,7 @@ def test_preview_lists_validation_errors(signed_in):
     response = signed_in.post("/search/preview", data=data, headers=HX)
     assert response.status_code == 422
     assert "Fix these first" in response.text
-    assert "County FIPS: County FIPS codes have 4 or 5 digits" in response.text
+    assert "County: County FIPS codes have 4 or 5 digits" in response.text
 
 
 def test_preview_shows_an_api_failure_as_a_message(signed_in, simulator):
@@ -374,7 +375,7 @@ def test_preview_shows_an_api_failure_as_a_message(signed_in, simulator):
 
 def test_background_submit_creates_a_queued_job_and_opens_it(app, signed_in):
     data = search_form(signed_in, state="OR", county="41051", name="Multnomah")
-    response = signed_in.post("/search", data=data)
+    response = run_search(signed_in, data)
     assert response.status_code == 302
     job_id = response.headers["Location"].rsplit("/", 1)[1]
     job = job_row(app, job_id)
@@ -386,7 +387,7 @@ def test_background_submit_creates_a_queued_job_and_opens_it(app, signed_in):
 
 def test_unticked_small_search_runs_inline_and_shows_the_leads(app, signed_in, simulator):
     data = search_form(signed_in, state="ID", county="16027", background=False)
-    response = signed_in.post("/search", data=data)
+    response = run_search(signed_in, data)
     assert response.status_code == 302
     job = job_row(app, response.headers["Location"].rsplit("/", 1)[1])
     assert job.status == JobStatus.COMPLETED and job.success_count == 100
@@ -399,7 +400,7 @@ def test_unticked_small_search_runs_inline_and_shows_the_leads(app, signed_in, s
 
 def test_unticked_big_search_goes_to_the_background_and_says_why(app, signed_in, simulator):
     data = search_form(signed_in, state="OR", background=False)
-    response = signed_in.post("/search", data=data, follow_redirects=True)
+    response = run_search(signed_in, data, follow_redirects=True)
     assert "matches 10,000 records, more than fit in one page of 400" in response.text
     assert queued(app) == 1
     assert [r for r in simulator.stats()["requests"] if r["purchase"] == 1] == []
@@ -410,7 +411,7 @@ def test_unticked_search_whose_count_fails_keeps_the_form(app, signed_in, simula
     data = search_form(signed_in, state="ID", county="16027", name="Canyon", background=False)
     response = signed_in.post("/search", data=data)
     assert response.status_code == 502
-    assert "Could not count the matching records" in response.text
+    assert "Could not price this search" in response.text
     assert 'value="Canyon"' in response.text
     assert count_rows(app, BatchJob) == 0
 
@@ -418,7 +419,7 @@ def test_unticked_search_whose_count_fails_keeps_the_form(app, signed_in, simula
 def test_unticked_search_whose_purchase_fails_opens_the_failed_job(app, signed_in, simulator):
     simulator.configure(scripted_faults=[{"kind": "503", "purchase": 1, "times": -1}])
     data = search_form(signed_in, state="ID", county="16027", background=False)
-    response = signed_in.post("/search", data=data, follow_redirects=True)
+    response = run_search(signed_in, data, follow_redirects=True)
     assert "The search failed" in response.text and "You can retry it below." in response.text
     assert 'data-status="FAILED"' in response.text and 'id="retry-button"' in response.text
     assert queued(app) == 0
@@ -468,14 +469,17 @@ def test_shared_rate_limit_without_redis_is_a_message_not_a_500(app, app_config,
 
 
 def test_job_creation_from_the_form_is_rate_limited_per_user(app, signed_in):
-    app.config["JOB_CREATE_RATE_LIMIT"] = "2 per minute"
-    for _ in range(2):
-        ok = signed_in.post("/search", data=search_form(signed_in, state="OR"))
-        assert ok.status_code == 302
-    refused = signed_in.post("/search", data=search_form(signed_in, state="OR"))
+    # Pricing a search and confirming it count; going back to the form does not.
+    app.config["JOB_CREATE_RATE_LIMIT"] = "3 per minute"
+    assert run_search(signed_in, search_form(signed_in, state="OR")).status_code == 302
+    asked = signed_in.post("/search", data=search_form(signed_in, state="OR"))
+    assert is_confirmation(asked)
+    back = signed_in.post("/search", data=confirmation_form(asked.text, "edit"))
+    assert back.status_code == 200
+    refused = signed_in.post("/search", data=confirmation_form(asked.text))
     assert refused.status_code == 429 and "Too Many Requests" in refused.text
     assert signed_in.get("/search").status_code == 200  # only submissions count
-    assert count_rows(app, BatchJob) == 2
+    assert count_rows(app, BatchJob) == 1
 
 
 def test_sign_in_attempts_are_rate_limited(app, client, user):
@@ -563,7 +567,7 @@ def test_progress_announces_changes_only(app, signed_in):
     # The URL the fragment polls next carries the version it shows.
     poll_url = html.unescape(re.search(r'hx-get="([^"]+)" hx-trigger="every 2s"', first.text)[1])
     assert "HX-Trigger" not in signed_in.get(poll_url, headers=HX).headers
-    set_status(app, job_id, JobStatus.PROCESSING)
+    set_status(app, job_id, JobStatus.PROCESSING, phase=JobPhase.PURCHASE)
     changed = signed_in.get(poll_url, headers=HX)
     assert changed.headers["HX-Trigger"] == "job-updated"
     assert "800 of 2,000 records" in changed.text and "rec/s" in changed.text
@@ -651,7 +655,7 @@ def test_failed_job_shows_why(app, signed_in):
 
 
 def test_log_leads_and_csv_after_a_run(app, signed_in, run_worker, simulator):
-    response = signed_in.post("/search", data=search_form(signed_in, state="OR", county="41051"))
+    response = run_search(signed_in, search_form(signed_in, state="OR", county="41051"))
     job_id = response.headers["Location"].rsplit("/", 1)[1]
     run_worker()
     assert job_row(app, job_id).status == JobStatus.COMPLETED

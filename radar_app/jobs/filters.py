@@ -20,14 +20,18 @@ def number(value: float | int | None, places: int = 0) -> str:
     return f"{value:,.{places}f}"
 
 
-def money(value: float | int | None, unit_price: bool = False) -> str:
+def money(value: float | int | None, unit_price: bool = False, cents: bool = True) -> str:
     """Dollars with cents: 1234.5 -> "$1,234.50"; None -> an en dash.
 
-    A unit price keeps up to four decimals, so 0.025 shows as "$0.025", not "$0.03".
+    The one way money is shown, in pages and messages alike. A unit price keeps up to four
+    decimals, so 0.025 shows as "$0.025", not "$0.03"; ``cents=False`` rounds to whole
+    dollars, for property values ("$850,000").
     """
     if value is None:
         return "–"
     sign = "-" if value < 0 else ""
+    if not cents:
+        return f"{sign}${abs(value):,.0f}"
     text = f"{abs(value):,.4f}" if unit_price else f"{abs(value):,.2f}"
     if unit_price:
         whole, cents = text.split(".")

@@ -29,6 +29,7 @@ from wtforms.validators import Length, NumberRange, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from radar_app.propertyradar.coerce import US_STATES
+from radar_app.propertyradar.counties import CountyError, resolve_counties
 from radar_app.propertyradar.criteria import (
     FORECLOSURE_STAGES,
     LEAD_FIELDS,
@@ -82,6 +83,19 @@ def _list_of(pattern: str, message: str, *, limit: int = 50):
             raise ValidationError(f"At most {limit} values")
 
     return check
+
+
+MAX_COUNTIES = 50
+
+
+def _counties(form: FlaskForm, field: Field) -> None:
+    """County names are looked up in the chosen states; the search sends FIPS codes."""
+    try:
+        fips = resolve_counties(field.data, form.state.data or None)
+    except CountyError as exc:
+        raise ValidationError(str(exc)) from exc
+    if len(fips) > MAX_COUNTIES:
+        raise ValidationError(f"At most {MAX_COUNTIES} counties")
 
 
 @dataclass(frozen=True)
@@ -143,18 +157,16 @@ class SearchForm(FlaskForm):
     """Every field is optional except that some location must be given."""
 
     # Location
-    state = SelectField(
+    state = SelectMultipleField(
         "State",
-        choices=[SelectChoice("", "Any state")]
-        + [SelectChoice(code, f"{name} ({code})") for code, name in STATE_NAMES.items()],
+        choices=[SelectChoice(code, f"{name} ({code})") for code, name in STATE_NAMES.items()],
+        validate_choice=True,
+        description="Hold Ctrl (⌘ on a Mac) to choose several",
     )
     county = StringField(
-        "County FIPS",
-        validators=[
-            Length(max=300),
-            _list_of(r"\d{4,5}", "County FIPS codes have 4 or 5 digits, like 41051"),
-        ],
-        description="5-digit FIPS code, e.g. 41051 for Multnomah County, OR",
+        "County",
+        validators=[Length(max=1000), _counties],
+        description="Names or 5-digit FIPS codes, e.g. Multnomah or 41051; separate with commas",
     )
     city = StringField(
         "City",
@@ -292,8 +304,8 @@ class SearchForm(FlaskForm):
             items.append((field, {"name": name, "value": value}))
 
         if self.state.data:
-            add("state", "State", [self.state.data])
-        if counties := split_list(self.county.data):
+            add("state", "State", list(self.state.data))
+        if counties := self.county_fips():
             add("county", "County", counties)
         # City names contain spaces ("Lake Oswego"), so only commas separate them.
         if cities := split_list(self.city.data, on_whitespace=False):
@@ -318,6 +330,13 @@ class SearchForm(FlaskForm):
         if self.listed_for_sale.data in ("0", "1"):
             add("listed_for_sale", "isListedForSale", [int(self.listed_for_sale.data)])
         return items
+
+    def county_fips(self) -> list[str]:
+        """The County criterion's FIPS codes (names resolved); [] when none or invalid."""
+        try:
+            return resolve_counties(self.county.data, self.state.data or None)
+        except CountyError:
+            return []  # the field's validator has said why
 
     def _add_range(self, spec: RangeSpec, add: Any) -> None:
         lo, hi = _plain(self[spec.min_field].data), _plain(self[spec.max_field].data)

@@ -10,6 +10,7 @@ listen for, so they refresh only when there is something new.
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,16 +29,19 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from redis.exceptions import RedisError
 
 from radar_app import batches
 from radar_app.export import csv_download
 from radar_app.extensions import db, limiter, login_manager
-from radar_app.jobs import bp, search
-from radar_app.jobs.forms import PROPERTY_RANGES, VALUE_RANGES, SearchForm
+from radar_app.jobs import bp, pace, search
+from radar_app.jobs.filters import money
+from radar_app.jobs.forms import PROPERTY_RANGES, STATE_NAMES, VALUE_RANGES, SearchForm
 from radar_app.models import (
     BatchJob,
     BatchJobLog,
+    JobPhase,
     JobProperty,
     JobStatus,
     LedgerEntry,
@@ -47,6 +51,7 @@ from radar_app.models import (
 from radar_app.pagination import PageArgs, page_args
 from radar_app.preview import PreviewSettings
 from radar_app.propertyradar.client import PropertyRadarClient
+from radar_app.propertyradar.counties import by_fips, counties_in
 from radar_app.propertyradar.errors import CriteriaError, PropertyRadarError
 from radar_app.queue import get_queue, get_redis
 from radar_app.tasks import build_client
@@ -60,6 +65,11 @@ MAX_UNSURE_PAGES = 5
 # Toasts shown per poll; the rest follow on the next polls.
 MAX_TOASTS = 5
 NOTIFIED_KEY = "notified_until"
+# How long a "Confirm and buy" button stays good; after that the search is priced again.
+SEARCH_CONFIRM_SECONDS = 15 * 60
+CONFIRM_SALT = "radar_app.search-confirm"
+# Redis key of a used confirmation; its value is the id of the job it started.
+CONFIRM_KEY_PREFIX = "radar:search-confirmed:"
 
 
 def is_htmx() -> bool:
@@ -165,7 +175,14 @@ def _search_page(form: SearchForm, status: int = 200) -> tuple[str, int]:
         value_ranges=VALUE_RANGES,
         batch_size=current_app.config["PROPERTYRADAR_BATCH_SIZE"],
         freshness_days=current_app.config["LEAD_FRESHNESS_DAYS"],
+        **_county_choices(form.state.data or []),
     ), status
+
+
+def _county_choices(states: list[str]) -> dict[str, Any]:
+    """The county suggestions for the chosen states, and those states' names."""
+    chosen = [code for code in states if code in STATE_NAMES]  # the select may send anything
+    return {"counties": counties_in(chosen), "chosen": [STATE_NAMES[code] for code in chosen]}
 
 
 def _client() -> PropertyRadarClient:
@@ -179,17 +196,175 @@ def _user_key() -> str:
     return request.remote_addr or "unknown"
 
 
-@bp.route("/search", methods=["GET", "POST"])
-# The same per-user budget as job creation through the API.
-@limiter.limit(
-    lambda: current_app.config["JOB_CREATE_RATE_LIMIT"], key_func=_user_key, methods=["POST"]
-)
-def new_search() -> tuple[str, int] | Response:
-    """The search form; submitting it creates a batch job."""
-    form = SearchForm()
-    if request.method == "GET" or not form.validate_on_submit():
-        return _search_page(form, 200 if request.method == "GET" else 400)
+def _is_back_to_form() -> bool:
+    return request.method == "POST" and request.form.get("action") == "edit"
 
+
+def _confirmations() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key, salt=CONFIRM_SALT)
+
+
+def _search_spec(form: SearchForm) -> str:
+    return search.fingerprint(
+        form.criteria(),
+        fields=form.chosen_fields(),
+        max_records=form.max_records.data,
+        refresh_all=form.refresh_all.data,
+    )
+
+
+def _confirm_seconds() -> int:
+    return current_app.config.get("SEARCH_CONFIRM_SECONDS", SEARCH_CONFIRM_SECONDS)
+
+
+def _confirmation(form: SearchForm) -> str | None:
+    """The id of the user's confirmation of the cost of exactly this search, if the POST
+    carries a valid one (signed, theirs, not expired)."""
+    token = request.form.get("confirm_token")
+    if not token or request.form.get("action") != "confirm":
+        return None
+    try:
+        signed = _confirmations().loads(token, max_age=_confirm_seconds())
+    except BadSignature:  # includes SignatureExpired
+        return None
+    if (
+        isinstance(signed, dict)
+        and signed.get("user") == current_user.id
+        and signed.get("spec") == _search_spec(form)
+        and isinstance(signed.get("id"), str)
+    ):
+        return signed["id"]
+    return None
+
+
+def _claim_confirmation(confirmation: str) -> str | None:
+    """Mark the confirmation used; None if it was fresh, else the job it started ("" while
+    that job is still being created). One confirmation starts one job, however often a
+    double click or a browser's resend posts it.
+
+    Raises:
+        RedisError: Redis is down (the job could not be queued either).
+    """
+    key = f"{CONFIRM_KEY_PREFIX}{confirmation}"
+    redis = get_redis()
+    if redis.set(key, "", nx=True, ex=_confirm_seconds() + 60):
+        return None
+    started = redis.get(key)
+    return started.decode() if isinstance(started, bytes) else (started or "")
+
+
+def _confirm_page(form: SearchForm, priced: search.CostPreview, *, stale: bool) -> str:
+    """The cost of the search and a Confirm button; Back returns to the form, values kept."""
+    token = _confirmations().dumps(
+        {"user": current_user.id, "spec": _search_spec(form), "id": secrets.token_hex(16)}
+    )
+    names = {f.name for f in form} - {"csrf_token"}
+    # What the browser sent, as sent: Back and Confirm post the same form again.
+    carried = [(key, value) for key in names for value in request.form.getlist(key)]
+    counties = [
+        f"{county.label} ({code})" if (county := by_fips(code)) else code
+        for code in form.county_fips()
+    ]
+    batch_size = current_app.config["PROPERTYRADAR_BATCH_SIZE"]
+    return render_template(
+        "jobs/confirm.html",
+        form=form,
+        estimate=priced,
+        preview=priced.preview,
+        carried=sorted(carried),
+        confirm_token=token,
+        counties=counties,
+        criteria=form.criteria(),
+        inline=not form.background.data and priced.preview.matches <= batch_size,
+        stale=stale,
+    )
+
+
+@bp.route("/search", methods=["GET", "POST"])
+# The same per-user budget as job creation through the API. Pricing a search and
+# confirming it are both counted (each makes PropertyRadar requests); Back is not.
+@limiter.limit(
+    lambda: current_app.config["JOB_CREATE_RATE_LIMIT"],
+    key_func=_user_key,
+    methods=["POST"],
+    exempt_when=_is_back_to_form,
+)
+def new_search() -> tuple[str, int] | Response | str:
+    """The search form; submitting it shows the cost and asks before buying anything.
+
+    A search that would buy records needs a confirmation naming exactly that search
+    (signed, per user, for SEARCH_CONFIRM_SECONDS); one that would buy nothing starts at
+    once. Either way the job is created by :func:`search.submit`.
+    """
+    if (
+        request.method == "GET"
+        and is_htmx()
+        and request.headers.get("HX-Target") == ("county-options")
+    ):
+        return render_template(
+            "jobs/_county_options.html", oob=True, **_county_choices(request.args.getlist("state"))
+        )
+    form = SearchForm()
+    if request.method == "GET" or _is_back_to_form():
+        return _search_page(form, 200)
+    if not form.validate_on_submit():
+        return _search_page(form, 400)
+
+    confirmation = _confirmation(form)
+    if confirmation is not None:
+        return _start_confirmed(form, confirmation)
+    # Not confirmed: price it (free requests) and ask, unless it buys nothing.
+    try:
+        get_redis().ping()  # no use asking to confirm a job that could not be queued
+        with _client() as client:
+            priced = search.preview_cost(
+                db.session,
+                client,
+                form.criteria(),
+                PreviewSettings.from_config(current_app.config),
+                max_records=form.max_records.data,
+                refresh_all=form.refresh_all.data,
+            )
+    except RedisError:
+        form.form_errors.append(
+            f"{search.QUEUE_DOWN}. Your search is still here; nothing was created."
+        )
+        return _search_page(form, 503)
+    except PropertyRadarError as exc:
+        form.form_errors.append(f"Could not price this search: {exc.message}. Nothing was bought.")
+        return _search_page(form, 502)
+    if priced.preview.to_buy > 0:
+        return _confirm_page(form, priced, stale="confirm_token" in request.form), 200
+    return _start_search(form)[0]  # buys nothing: no need to ask
+
+
+def _start_confirmed(form: SearchForm, confirmation: str) -> tuple[str, int] | Response:
+    key = f"{CONFIRM_KEY_PREFIX}{confirmation}"
+    try:
+        started = _claim_confirmation(confirmation)
+    except RedisError:
+        form.form_errors.append(
+            f"{search.QUEUE_DOWN}. Your search is still here; nothing was created."
+        )
+        return _search_page(form, 503)
+    if started is not None:
+        flash("This search was already started; here it is.", "info")
+        if started:
+            return redirect(url_for("jobs.detail", job_id=started))
+        return redirect(url_for("jobs.index"))
+    response, job_id = _start_search(form)
+    try:
+        if job_id:
+            get_redis().set(key, job_id, ex=_confirm_seconds() + 60)
+        else:  # nothing was created: the same confirmation may be tried again
+            get_redis().delete(key)
+    except RedisError:
+        pass  # the job is created; a resend would only be told it was started
+    return response
+
+
+def _start_search(form: SearchForm) -> tuple[tuple[str, int] | Response, str | None]:
+    """Create the job (and run it, inline); the response and the new job's id, if any."""
     batch_size = current_app.config["PROPERTYRADAR_BATCH_SIZE"]
     try:
         result = search.submit(
@@ -209,17 +384,20 @@ def new_search() -> tuple[str, int] | Response:
         )
     except CriteriaError as exc:  # validated above; only a catalogue change could get here
         form.form_errors.extend(exc.errors.values())
-        return _search_page(form, 400)
+        return _search_page(form, 400), None
     except batches.QueueUnavailable as exc:
         form.form_errors.append(f"{exc}. Your search is still here; nothing was created.")
-        return _search_page(form, 503)
+        return _search_page(form, 503), None
     except PropertyRadarError as exc:
         form.form_errors.append(f"Could not count the matching records: {exc.message}")
-        return _search_page(form, 502)
+        return _search_page(form, 502), None
 
     job = result.job
+    # A queued job needs no message: its status panel says "queued" while it is (and only
+    # then). The messages below go in the job page's notices, which the panel clears once
+    # the job has finished (see _progress).
     if result.mode is search.Mode.BACKGROUND:
-        flash("Your job is queued. This page updates as it runs.", "success")
+        pass
     elif result.mode is search.Mode.TOO_BIG:
         sized = result.estimate
         assert sized is not None
@@ -236,10 +414,10 @@ def new_search() -> tuple[str, int] | Response:
     else:
         flash(
             f"Done: {job.success_count:,} leads, listed below. {job.purchased_count:,} bought "
-            f"for ${job.cost_total:,.2f}, {job.reused_count:,} reused at no cost.",
+            f"for {money(job.cost_total)}, {job.reused_count:,} reused at no cost.",
             "success",
         )
-    return redirect(url_for("jobs.detail", job_id=job.job_id))
+    return redirect(url_for("jobs.detail", job_id=job.job_id)), job.job_id
 
 
 @bp.post("/search/preview")
@@ -347,17 +525,58 @@ def job_version(job: BatchJob) -> str:
     return f"{job.status}.{job.processed_records}.{int(job.cancel_requested)}.{stamp}"
 
 
+# The importer's log line that closes the free snapshot; its time starts the purchase rate.
+SNAPSHOT_DONE_PREFIX = "Snapshot complete"
+
+
+def _pace(job: BatchJob, now: datetime) -> pace.Pace:
+    """The purchase rate and time left of a running job (see pace.py)."""
+    started = None
+    if job.status == JobStatus.PROCESSING and job.phase == JobPhase.PURCHASE:
+        started = db.session.scalar(
+            sa.select(BatchJobLog.created_at)
+            .where(
+                BatchJobLog.batch_job_id == job.id,
+                BatchJobLog.message.like(f"{SNAPSHOT_DONE_PREFIX}%"),
+            )
+            .order_by(BatchJobLog.id.desc())
+            .limit(1)
+        )
+    return pace.purchase_pace(
+        job,
+        now,
+        purchase_started_at=started,
+        batch_size=current_app.config["PROPERTYRADAR_BATCH_SIZE"],
+    )
+
+
+def _finished_since_shown(job: BatchJob) -> bool:
+    """Whether the page polling this fragment last showed the job still active."""
+    shown = request.args.get("v", "").split(".", 1)[0]
+    return shown in {s.value for s in JobStatus if s.is_active} and not job.is_active
+
+
 def _progress(
-    job: BatchJob, *, notice: str | None = None, level: str = "info", status: int = 200
+    job: BatchJob,
+    *,
+    notice: str | None = None,
+    level: str = "info",
+    status: int = 200,
+    acted: bool = False,
 ) -> Response:
+    now = utcnow()
     response = make_response(
         render_template(
             "jobs/_progress.html",
             job=job,
-            now=utcnow(),
+            now=now,
+            pace=_pace(job, now),
             version=job_version(job),
             notice=notice,
             notice_level=level,
+            # The page's notices ("running in the background…", "the search failed…")
+            # describe the job as it was: gone once it has finished, or the user acted.
+            clear_notices=acted or _finished_since_shown(job),
         ),
         status,
     )
@@ -370,10 +589,12 @@ def _progress(
 def detail(job_id: str) -> str:
     """A job's progress, timings, log and leads."""
     job = _job_or_404(job_id)
+    now = utcnow()
     return render_template(
         "jobs/detail.html",
         job=job,
-        now=utcnow(),
+        now=now,
+        pace=_pace(job, now),
         version=job_version(job),
         **_log_page(job, _paging("log_page", LOG_PER_PAGE).page),
         **_leads_page(job, _paging("leads_page", LEADS_PER_PAGE).page),
@@ -424,7 +645,7 @@ def leads_csv(job_id: str) -> Response:
 
 def _action_done(job: BatchJob, message: str) -> Response:
     if is_htmx():
-        return _progress(job, notice=message, level="success")
+        return _progress(job, notice=message, level="success", acted=True)
     flash(message, "success")
     return redirect(url_for("jobs.detail", job_id=job.job_id))
 
@@ -433,7 +654,7 @@ def _action_refused(job: BatchJob, message: str, status: int) -> Response:
     """The action was not possible (409) or the queue is down (503): say so, change nothing."""
     db.session.refresh(job)
     if is_htmx():
-        return _progress(job, notice=message, level="error", status=status)
+        return _progress(job, notice=message, level="error", status=status, acted=True)
     flash(message, "error")
     return make_response(detail(job.job_id), status)
 

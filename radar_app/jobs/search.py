@@ -7,6 +7,8 @@ searches run inline, big ones always go to the background") live in one place.
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -96,6 +98,29 @@ def preview_cost(
         session, client, criteria, settings, max_records=max_records, refresh_all=refresh_all
     )
     return CostPreview(result, settings.batch_size)
+
+
+def fingerprint(
+    criteria: list[dict[str, Any]],
+    *,
+    fields: list[str] | None,
+    max_records: int | None,
+    refresh_all: bool,
+) -> str:
+    """Everything that decides what a job buys, as one digest.
+
+    A confirmation names the digest of the search it priced, so the job it starts is
+    exactly the search the user saw the cost of: change any of these and it is priced
+    (and confirmed) again.
+    """
+    spec = {
+        "criteria": criteria,
+        "fields": fields,
+        "max_records": max_records,
+        "refresh_all": refresh_all,
+    }
+    text = json.dumps(spec, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class Mode(enum.StrEnum):

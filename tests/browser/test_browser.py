@@ -37,12 +37,17 @@ def submit_search(
     page.goto("/search")
     page.get_by_label("State", exact=True).select_option(state)
     if county:
-        page.get_by_label("County FIPS").fill(county)
+        page.get_by_label("County", exact=True).fill(county)
     if name:
         page.get_by_label("Job name").fill(name)
     if not background:
         page.get_by_label("Process in background").uncheck()
     page.get_by_role("button", name="Run search").click()
+    # A search that buys records asks first; one that buys nothing starts at once.
+    confirm = page.locator("#confirm-button")
+    expect(page.locator("#confirm-button, #job-progress").first).to_be_visible()
+    if confirm.count():
+        confirm.click()
     expect(page).to_have_url(JOB_URL)
     return page.url.rsplit("/", 1)[1]
 
@@ -84,7 +89,7 @@ def test_preview_a_search_without_reloading(signed_in: Page, simulator) -> None:
     expect(page.locator("#preview")).to_contain_text("Choose where to search")
 
     page.get_by_label("State", exact=True).select_option("OR")
-    page.get_by_label("County FIPS").fill("41051")
+    page.get_by_label("County", exact=True).fill("41051")
     page.get_by_role("button", name="Preview count").click()
     expect(page.locator("#preview-count")).to_have_text("2,000")
     expect(page.locator("#preview-pages")).to_have_text("5 pages of 400")
@@ -222,7 +227,7 @@ def test_screenshots_for_the_docs(
 
     page.goto("/search")
     page.get_by_label("State", exact=True).select_option("OR")
-    page.get_by_label("County FIPS").fill("41051")
+    page.get_by_label("County", exact=True).fill("41051")
     page.get_by_text("Single Family").click()
     page.get_by_label("Bedrooms minimum").fill("3")
     page.get_by_text("Absentee owner").click()
