@@ -24,6 +24,7 @@ from rq import SimpleWorker
 
 from radar_app import create_app, tasks
 from radar_app.auth.tokens import hash_token, new_token
+from radar_app.config import Config
 from radar_app.devstack import RedisServer
 from radar_app.extensions import db
 from radar_app.models import User
@@ -64,6 +65,14 @@ def simulator(simulator_server: tuple[Simulator, str]) -> Iterator[Simulator]:
         total_drift=0,
         retry_after=0.01,
         slow_seconds=0.5,
+        price_per_record=Config.PRICE_PER_EXPORT,
+        total_after_first=None,
+        limit_cap=None,
+        missing_radar_id_every=0,
+        oversize_field=None,
+        oversize_length=1000,
+        trickle_seconds=0.0,
+        rotate_token_after=None,
     )
     sim.reset()
     yield sim

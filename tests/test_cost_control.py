@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 
+from radar_app.config import Config
 from radar_app.extensions import db
 from radar_app.models import JobStatus, Property, User, utcnow
 from tests.helpers import MULTNOMAH, OREGON, job_row, purchase_requests, stored_radar_ids
@@ -36,7 +38,9 @@ def test_superset_search_buys_only_the_difference(app, api, run_worker, simulato
     # The ledger and the simulator agree exactly.
     billed = sum(e["result_count"] for j in (county, state) for e in ledger(api, j)["items"])
     assert billed == stats["billed_records"]
-    assert state["cost_total"] == 8000.0  # the simulator charges 1 per record
+    # The simulator bills the configured price, the one the preview estimates with.
+    assert state["cost_total"] == pytest.approx(8000 * Config.PRICE_PER_EXPORT)
+    assert county["cost_total"] + state["cost_total"] == pytest.approx(stats["billed_cost"])
 
 
 def test_rerun_within_freshness_buys_nothing(app, api, run_worker, simulator):

@@ -223,7 +223,7 @@ def test_job_page_shows_reused_bought_cost_and_the_ledger(app, signed_in, api, r
     assert text_of(page, "job-reused") == "2,000"
     assert text_of(page, "job-bought") == "8,000"
     assert text_of(page, "job-vanished") == "0"
-    assert text_of(page, "job-cost") == "$8,000.00"  # the simulator charges 1 per record
+    assert text_of(page, "job-cost") == "$800.00"  # 8,000 at the configured $0.10
     assert 'id="job-phase"' not in page  # the snapshot is over
     assert " style=" not in page  # the CSP allows no inline styles
 
@@ -231,7 +231,7 @@ def test_job_page_shows_reused_bought_cost_and_the_ledger(app, signed_in, api, r
     ledger = api.get(f"/api/batch-jobs/{job_id}/ledger").json["items"]
     assert len(ledger) == 20
     summary = text_of(page, "purchases-summary")
-    assert summary == "8,000 records bought for $8,000.00 · 2,000 reused at no cost"
+    assert summary == "8,000 records bought for $800.00 · 2,000 reused at no cost"
     assert f'href="/api/batch-jobs/{job_id}/ledger"' in page
     assert "Page 1 of 2 · 20 purchases" in page
     rows = page.split('id="purchases-table"')[1].split("</table>")[0]
@@ -239,7 +239,7 @@ def test_job_page_shows_reused_bought_cost_and_the_ledger(app, signed_in, api, r
     for entry in ledger[10:]:
         assert entry["request_id"] in rows
     assert ledger[0]["request_id"] not in rows  # the oldest is on page 2
-    assert "$400.00" in rows
+    assert "$40.00" in rows
 
     second = signed_in.get(f"/jobs/{job_id}/purchases?page=2", headers=HX)
     assert second.status_code == 200 and "<html" not in second.text
@@ -250,7 +250,7 @@ def test_job_page_shows_reused_bought_cost_and_the_ledger(app, signed_in, api, r
 
     # The live fragment carries the same counts.
     live = signed_in.get(f"/jobs/{job_id}/progress", headers=HX).text
-    assert text_of(live, "job-reused") == "2,000" and text_of(live, "job-cost") == "$8,000.00"
+    assert text_of(live, "job-reused") == "2,000" and text_of(live, "job-cost") == "$800.00"
 
 
 def test_a_rerun_shows_everything_reused_at_no_cost(app, signed_in, run_worker, simulator):
@@ -322,7 +322,7 @@ def test_an_inline_run_says_what_it_bought_and_reused(app, signed_in, simulator)
     data = form(signed_in, **canyon)
     del data["background"]
     first = signed_in.post("/search", data=data, follow_redirects=True).text
-    assert "Done: 100 leads, listed below. 100 bought for $100.00, 0 reused at no cost." in first
+    assert "Done: 100 leads, listed below. 100 bought for $10.00, 0 reused at no cost." in first
     data["csrf_token"] = csrf_token_from(first)
     again = signed_in.post("/search", data=data, follow_redirects=True).text
     assert "Done: 100 leads, listed below. 0 bought for $0.00, 100 reused at no cost." in again

@@ -21,6 +21,7 @@ import pytest
 import requests
 from werkzeug.test import Client
 
+from radar_app.config import Config
 from radar_app.propertyradar.simulator import (
     ALL_FIELDS,
     FIELDSETS,
@@ -302,7 +303,8 @@ def test_purchase_zero_is_free_and_returns_only_radar_ids(sim):
 def test_purchase_one_bills_every_returned_record(sim):
     simulator, url = sim
     body = post(url, OR, purchase=1, limit=50, start=100).json()
-    assert body["totalCost"] == "50" and body["resultCount"] == 50
+    # 50 records at the app's configured price (Config.PRICE_PER_EXPORT = 0.10).
+    assert body["totalCost"] == "5" and body["resultCount"] == 50
     assert body["totalResultCount"] == 10_000
     ids = [r["RadarID"] for r in body["results"]]
     stats = simulator.stats()
@@ -313,7 +315,7 @@ def test_purchase_one_bills_every_returned_record(sim):
     again = post(url, OR, purchase="true", limit=50, start=100).json()
     assert [r["RadarID"] for r in again["results"]] == ids
     stats = simulator.stats()
-    assert stats["billed_records"] == 100
+    assert stats["billed_records"] == 100 and stats["billed_cost"] == 10.0
     assert set(stats["billed_radar_ids"].values()) == {2}
     log = stats["requests"]
     assert [
@@ -381,7 +383,7 @@ def test_get_single_property(sim):
     body = resp.json()
     assert resp.status_code == 200
     assert body["results"] == [{"RadarID": rid, "State": "OR", "AVM": body["results"][0]["AVM"]}]
-    assert body["resultCount"] == 1 and body["totalCost"] == "1"
+    assert body["resultCount"] == 1 and body["totalCost"] == "0.1"
     assert simulator.stats()["billed_radar_ids"] == {rid: 1}
     free = requests.get(
         f"{url}/v1/properties/{rid}", params={"Purchase": 0}, headers=AUTH, timeout=10
@@ -771,6 +773,217 @@ def test_concurrent_purchases_are_counted_exactly(sim):
     assert set(stats["billed_radar_ids"]) == set(ids)
 
 
+# -- standing fault modes (issue 9) ----------------------------------------------------
+
+
+def test_price_is_the_apps_configured_price(sim):
+    simulator, url = sim
+    assert SimulatorConfig().price_per_record == Config.PRICE_PER_EXPORT == 0.10
+    body = post(url, OR, purchase=1, limit=400).json()
+    assert body["totalCost"] == "40"  # not "400": the demo bills what the preview estimates
+    assert post(url, OR, purchase=0, limit=400).json()["totalCost"] == "0"
+    simulator.configure(price_per_record=0.025)
+    assert post(url, OR, purchase=1, limit=3).json()["totalCost"] == "0.075"
+    stats = requests.get(f"{url}/_sim/stats", timeout=10).json()
+    assert stats["billed_records"] == 403
+    assert stats["billed_cost"] == pytest.approx(40.075)
+    assert stats["price_per_record"] == 0.025
+    for bad in (-1, "cheap", float("inf"), True):
+        with pytest.raises(ValueError):
+            simulator.configure(price_per_record=bad)
+
+
+def ids_of(resp):
+    assert resp.status_code == 200, resp.text
+    return [r["RadarID"] for r in resp.json()["results"]]
+
+
+def test_total_after_first_shrinks_the_search_after_its_first_page(sim):
+    simulator, url = sim
+    clean = ids_of(post(url, OR, limit=1000, start=1000))
+    simulator.configure(total_after_first=3000)
+    first = post(url, OR, limit=1000, start=0).json()
+    assert first["totalResultCount"] == 10_000 and first["resultCount"] == 1000
+    second = post(url, OR, limit=1000, start=1000).json()
+    assert second["totalResultCount"] == 3000
+    assert [r["RadarID"] for r in second["results"]] == clean
+    bought = post(url, OR, purchase=1, limit=1000, start=2500).json()
+    assert (bought["resultCount"], bought["totalResultCount"]) == (500, 3000)
+    past_the_end = post(url, OR, purchase=1, limit=400, start=3000).json()
+    assert past_the_end["results"] == [] and past_the_end["totalCost"] == "0"
+    assert post(url, OR, limit=1).json()["totalResultCount"] == 3000  # a repeated first page
+    assert simulator.stats()["billed_records"] == 500
+    # Another search keeps its size until its own first page has been served.
+    county = [{"name": "County", "value": ["41051"]}]
+    assert post(url, county, limit=10, start=100).json()["totalResultCount"] == 2000
+    assert post(url, county, limit=1).json()["totalResultCount"] == 2000
+    assert post(url, county, limit=1, start=5).json()["totalResultCount"] == 3000
+    simulator.reset()  # re-arms: every search starts at its real size again
+    assert post(url, OR, limit=1).json()["totalResultCount"] == 10_000
+
+
+def test_total_after_first_grows_the_search_with_new_records(sim):
+    simulator, url = sim
+    simulator.configure(total_after_first=10_600)
+    assert post(url, OR, limit=1).json()["totalResultCount"] == 10_000
+    page = post(url, OR, purchase=1, limit=1000, start=9500, fields="RadarID,State").json()
+    assert (page["totalResultCount"], page["resultCount"]) == (10_600, 1000)
+    ids = [r["RadarID"] for r in page["results"]]
+    assert len(set(ids)) == 1000 and all(RADAR_ID_RE.match(i) for i in ids)
+    assert {r["State"] for r in page["results"]} == {"OR"}
+    originals = set(ids_of(post(url, [{"name": "State", "value": ["OR", "ID"]}], limit=1000)))
+    assert not set(ids[500:]) & originals  # the grown records are new RadarIDs
+    assert len(ids_of(post(url, OR, limit=1000, start=10_500))) == 100
+    assert simulator.stats()["billed_records"] == 1000
+
+
+def test_limit_cap_returns_fewer_rows_than_asked_and_bills_only_those(sim):
+    simulator, url = sim
+    simulator.configure(limit_cap=500)
+    bought = post(url, OR, purchase=1, limit=1000).json()
+    assert (bought["resultCount"], bought["totalResultCount"]) == (500, 10_000)
+    assert bought["totalCost"] == "50"
+    assert len(ids_of(post(url, OR, purchase=0, limit=1000, start=200))) == 500
+    assert len(ids_of(post(url, OR, purchase=0, limit=20))) == 20  # under the cap: as asked
+    stats = simulator.stats()
+    assert stats["billed_records"] == 500 and len(stats["billed_radar_ids"]) == 500
+    with pytest.raises(ValueError):
+        simulator.configure(limit_cap=0)
+
+
+def test_missing_radar_id_every_nth_purchased_record_is_still_billed(sim):
+    simulator, url = sim
+    expected = ids_of(post(url, OR, purchase=0, limit=10))
+    simulator.configure(missing_radar_id_every=3)
+    rows = purchase_rows(url, OR, limit=10, fields="RadarID,APN")
+    without = [n for n, row in enumerate(rows, 1) if "RadarID" not in row]
+    assert without == [3, 6, 9]
+    assert all("APN" in row for row in rows)
+    assert [row["RadarID"] for row in rows if "RadarID" in row] == [
+        rid for n, rid in enumerate(expected, 1) if n % 3
+    ]
+    stats = simulator.stats()
+    assert stats["billed_records"] == 10 and set(stats["billed_radar_ids"]) == set(expected)
+    assert ids_of(post(url, OR, purchase=0, limit=10)) == expected  # free pages keep them
+
+
+def test_oversize_field_holds_exactly_the_configured_length(sim):
+    simulator, url = sim
+    clean = purchase_rows(url, OR, limit=5, fields="RadarID,APN,Owner")
+    simulator.configure(oversize_field="APN", oversize_length=300)
+    rows = purchase_rows(url, OR, limit=5, fields="RadarID,APN,Owner")
+    for before, after in zip(clean, rows, strict=True):
+        assert len(after["APN"]) == 300 and after["APN"].startswith(before["APN"])
+        assert (after["RadarID"], after["Owner"]) == (before["RadarID"], before["Owner"])
+    assert len({row["APN"] for row in rows}) == 5  # still one value per record
+    simulator.configure(oversize_field="Owner", oversize_length=70_000)
+    (row,) = purchase_rows(url, OR, limit=1, fields="Owner")
+    assert len(row["Owner"]) == 70_000
+    with pytest.raises(ValueError):
+        simulator.configure(oversize_field="NoSuchField")
+    with pytest.raises(ValueError):
+        simulator.configure(oversize_length=0)
+
+
+def test_trickled_body_never_trips_a_per_read_timeout(sim):
+    simulator, url = sim
+    simulator.configure(trickle_seconds=1.5)
+    began = time.monotonic()
+    # The per-read timeout is 0.5 s, a third of the trickle: it never fires.
+    resp = requests.post(
+        f"{url}/v1/properties",
+        params={"Purchase": 1, "Limit": 400},
+        json={"Criteria": OR},
+        headers=AUTH,
+        timeout=0.5,
+        stream=True,
+    )
+    headers_at = time.monotonic() - began
+    # Processed and billed before the first piece of the body goes out.
+    assert simulator.stats()["billed_records"] == 400
+    arrivals, body = [], b""
+    while piece := resp.raw.read1(1 << 16):
+        arrivals.append(time.monotonic() - began)
+        body += piece
+    assert headers_at < 0.5
+    assert 1.4 <= arrivals[-1] < 3.0
+    assert len(arrivals) >= 10
+    gaps = [b - a for a, b in zip([headers_at, *arrivals], arrivals, strict=False)]
+    assert max(gaps) < 0.4
+    assert len(json.loads(body)["results"]) == 400
+    assert int(resp.headers["Content-Length"]) == len(body)
+    simulator.configure(trickle_seconds=0)
+    began = time.monotonic()
+    assert post(url, OR, purchase=1, limit=400).status_code == 200
+    assert time.monotonic() - began < 1.0
+
+
+def test_token_rotation_revokes_the_token_until_a_new_one_is_set(sim):
+    simulator, url = sim
+    simulator.configure(rotate_token_after=2)
+    assert post(url, OR).status_code == 200
+    assert post(url, OR, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert post(url, OR, purchase=1, limit=5).status_code == 200
+    # The third authenticated request: the same 401 as any bad token; nothing billed.
+    for _ in range(2):
+        assert_error(post(url, OR, purchase=1, limit=5), 401, "Unauthorized")
+    stats = simulator.stats()
+    assert stats["token_revoked"] is True and stats["billed_records"] == 5
+    resp = requests.post(f"{url}/_sim/config", json={"token": "rotated-token"}, timeout=10)
+    assert resp.json()["token"] == "rotated-token" and resp.json()["rotate_token_after"] is None
+    assert post(url, OR).status_code == 401  # the old token stays dead
+    new = {"Authorization": "Bearer rotated-token"}
+    assert [post(url, OR, headers=new).status_code for _ in range(5)] == [200] * 5
+    assert simulator.stats()["token_revoked"] is False
+    # reset() re-arms a configured rotation.
+    simulator.configure(token=TOKEN, rotate_token_after=0)
+    assert post(url, OR).status_code == 401
+    simulator.reset()
+    assert post(url, OR).status_code == 401
+    simulator.configure(rotate_token_after=None)
+    assert post(url, OR).status_code == 200
+
+
+def test_fault_modes_over_the_control_endpoint(sim):
+    simulator, url = sim
+    modes = {
+        "total_after_first": 3000,
+        "limit_cap": 250,
+        "missing_radar_id_every": 7,
+        "oversize_field": "APN",
+        "oversize_length": 200,
+        "trickle_seconds": 0.25,
+        "rotate_token_after": 50,
+        "price_per_record": 0.2,
+    }
+    cfg = requests.post(f"{url}/_sim/config", json=modes, timeout=10).json()
+    assert {k: cfg[k] for k in modes} == modes
+    assert requests.get(f"{url}/_sim/config", timeout=10).json() == cfg
+    off = {k: dataclasses.asdict(SimulatorConfig())[k] for k in modes}
+    assert off == {
+        "total_after_first": None,
+        "limit_cap": None,
+        "missing_radar_id_every": 0,
+        "oversize_field": None,
+        "oversize_length": 1000,
+        "trickle_seconds": 0.0,
+        "rotate_token_after": None,
+        "price_per_record": Config.PRICE_PER_EXPORT,
+    }
+    for bad in (
+        {"total_after_first": -1},
+        {"limit_cap": "many"},
+        {"missing_radar_id_every": 1.5},
+        {"oversize_field": "Nope"},
+        {"trickle_seconds": -0.1},
+        {"rotate_token_after": True},
+        {"price_per_record": -0.1},
+    ):
+        resp = requests.post(f"{url}/_sim/config", json=bad, timeout=10)
+        assert resp.status_code == 400, bad
+    assert requests.get(f"{url}/_sim/config", timeout=10).json() == cfg  # nothing applied
+
+
 # -- control endpoints ------------------------------------------------------------------
 
 
@@ -841,7 +1054,7 @@ def test_direct_wsgi_client():
         headers={"Authorization": "Bearer t0k"},
     )
     assert resp.status_code == 200
-    assert resp.json["totalResultCount"] == 2000 and resp.json["totalCost"] == "3"
+    assert resp.json["totalResultCount"] == 2000 and resp.json["totalCost"] == "0.3"
     assert all(r["County"] == "41051" for r in resp.json["results"])
     assert sim.stats()["billed_records"] == 3
     resp = client.post(
@@ -874,6 +1087,8 @@ def test_command_line_entry_point():
             "0.01",
             "--token",
             "cli-token",
+            "--price",
+            "0.5",
         ],
         cwd=root,
         stdout=subprocess.PIPE,
@@ -892,6 +1107,15 @@ def test_command_line_entry_point():
             timeout=10,
         )
         assert resp.json()["totalResultCount"] == 100
+        bought = requests.post(
+            f"{url}/v1/properties?Purchase=1&Limit=3",
+            json={"Criteria": OR},
+            headers={"Authorization": "Bearer cli-token"},
+            timeout=10,
+        )
+        assert bought.json()["totalCost"] == "1.5"
+        stats = requests.get(f"{url}/_sim/stats", timeout=10).json()
+        assert (stats["billed_records"], stats["billed_cost"]) == (3, 1.5)
     finally:
         proc.terminate()
         proc.wait(timeout=10)

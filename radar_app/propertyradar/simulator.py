@@ -11,8 +11,9 @@ Where the notes say UNCONFIRMED the simulator makes the documented best guess:
 ``Start`` is a 0-based row offset, ``Limit`` defaults to 100 and is capped at
 ``max_limit`` (1000), a repeated ``Purchase=1`` of the same record is billed again.
 
-It deliberately imports only the standard library and Werkzeug (no Flask, no database,
-nothing from ``radar_app``) so it can run in a thread inside a test, or on its own::
+It deliberately imports only the standard library, Werkzeug and ``radar_app.config`` (for
+the one configured price; that module is Flask-free) so it can run in a thread inside a
+test, or on its own::
 
     python -m radar_app.propertyradar.simulator --port 5001
 
@@ -70,6 +71,30 @@ pages through it: after each served search purchase, ``total_drift`` new records
 at the front of every non-empty result set (clones of matching records with fresh
 RadarIDs), or, when negative, that many records disappear from the front.
 
+Standing fault modes (each off by default; set with ``configure`` or ``/_sim/config``):
+
+* ``total_after_first=N``: once the first page (``Start=0``) of a search has been served,
+  that search holds N records: later pages, and a repeated first page, report
+  ``totalResultCount`` N and hold only records up to it (fewer: shrinking; more: growing,
+  with clones of matching records under fresh RadarIDs).
+* ``limit_cap=N``: at most N results per request whatever ``Limit`` asked for;
+  ``totalResultCount`` is unchanged and only returned rows are billed.
+* ``missing_radar_id_every=N``: in ``Purchase=1`` responses the N-th, 2N-th, ... record
+  of the response has no ``RadarID`` key; it is billed all the same.
+* ``oversize_field="APN"``, ``oversize_length=L``: in ``Purchase=1`` responses that field,
+  where the response has it, holds exactly L characters (its value padded with "x").
+* ``trickle_seconds=S``: the body of every API response is sent in small pieces spread
+  evenly over S seconds, each within 0.1 s of the last, so no per-read timeout fires.
+  The request is processed and billed before the first piece goes out.
+* ``rotate_token_after=N``: after N further authenticated requests the token stops
+  working: every API request gets the 401 of a bad token until ``configure(token=NEW)``
+  (which also ends the rotation; ``reset()`` re-arms it).
+
+Price: every billed record costs ``price_per_record`` (default: the app's
+``Config.PRICE_PER_EXPORT``, so the demo's estimate and its bill agree); ``totalCost``
+is that price times the rows billed, and ``/_sim/stats`` reports ``billed_records`` and
+``billed_cost``.
+
 Control endpoints (no auth, for tests and demos): ``GET /_sim/stats``,
 ``GET|POST /_sim/config``, ``POST /_sim/reset``, ``GET /_sim/health``.
 """
@@ -89,12 +114,15 @@ import time
 from array import array
 from bisect import bisect_right
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
+
+from radar_app.config import Config
 
 __all__ = [
     "ALL_FIELDS",
@@ -1534,6 +1562,16 @@ class SimulatorConfig:
     scripted_faults: list[dict] = field(default_factory=list)
     total_drift: int = 0
     seed: int = 42
+    # One price for the demo: the app estimates with Config.PRICE_PER_EXPORT too.
+    price_per_record: float = Config.PRICE_PER_EXPORT
+    # Standing fault modes (module docstring); None / 0 / 0.0 = off.
+    total_after_first: int | None = None
+    limit_cap: int | None = None
+    missing_radar_id_every: int = 0
+    oversize_field: str | None = None
+    oversize_length: int = 1000
+    trickle_seconds: float = 0.0
+    rotate_token_after: int | None = None
 
 
 _CONFIG_FIELDS = {f.name for f in dataclasses.fields(SimulatorConfig)}
@@ -1573,9 +1611,39 @@ def _coerce_config(changes: dict[str, Any]) -> dict[str, Any]:
         try:
             if key == "token":
                 out[key] = None if value in (None, "") else str(value)
-            elif key in ("latency_ms", "retry_after", "slow_seconds"):
+            elif key in (
+                "latency_ms",
+                "retry_after",
+                "slow_seconds",
+                "price_per_record",
+                "trickle_seconds",
+            ):
+                if isinstance(value, bool):
+                    raise ValueError
                 out[key] = float(value)
-                if out[key] < 0:
+                if not 0 <= out[key] < math.inf:
+                    raise ValueError
+            elif key in ("total_after_first", "limit_cap", "rotate_token_after"):
+                if value is None:
+                    out[key] = None
+                    continue
+                if isinstance(value, bool) or int(value) != value:
+                    raise ValueError
+                out[key] = int(value)
+                if out[key] < (1 if key == "limit_cap" else 0):
+                    raise ValueError
+            elif key in ("missing_radar_id_every", "oversize_length"):
+                if isinstance(value, bool) or int(value) != value:
+                    raise ValueError
+                out[key] = int(value)
+                if out[key] < (1 if key == "oversize_length" else 0):
+                    raise ValueError
+            elif key == "oversize_field":
+                if value in (None, ""):
+                    out[key] = None
+                elif value in _ALL_FIELD_SET:
+                    out[key] = value
+                else:
                     raise ValueError
             elif key == "fault_rate":
                 out[key] = float(value)
@@ -1599,6 +1667,57 @@ def _coerce_config(changes: dict[str, Any]) -> dict[str, Any]:
                 raise ValueError(str(exc)) from None
             raise ValueError(f"invalid value for {key}: {value!r}") from None
     return out
+
+
+# RadarIDs of records grown by total_after_first sit far past the dataset and drift clones.
+_GROWN_ID_OFFSET = 10_000_000
+# trickle_seconds: the most time between two pieces of a trickled body.
+_TRICKLE_GAP = 0.1
+
+
+def _price(price_per_record: float) -> Decimal:
+    # repr() gives the shortest exact text of the float: 0.1 -> Decimal("0.1"), not 0.1000...0055
+    return Decimal(repr(price_per_record))
+
+
+def _cost_text(records: int, price_per_record: float) -> str:
+    """``totalCost`` as the API sends it, a string: "40" for 400 records at 0.1."""
+    if records == 0:
+        return "0"
+    text = format(_price(price_per_record) * records, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _spoil_records(results: list[dict[str, Any]], cfg: SimulatorConfig) -> None:
+    """Apply the record-level faults (missing RadarID, oversize field) to purchased rows."""
+    every = cfg.missing_radar_id_every
+    name, length = cfg.oversize_field, cfg.oversize_length
+    for number, record in enumerate(results, 1):
+        if every and number % every == 0:
+            record.pop("RadarID", None)
+        if name is not None and name in record:
+            base = "" if record[name] is None else str(record[name])
+            record[name] = (base + "x" * length)[:length]
+
+
+def _trickle(response: Response, seconds: float) -> None:
+    """Send ``response``'s body in pieces spread evenly over ``seconds``: the headers go
+    at once, then a piece at most every ``_TRICKLE_GAP`` s (a per-read timeout never
+    fires; only a deadline on the whole request does)."""
+    body = response.get_data()
+    count = max(1, min(len(body), math.ceil(seconds / _TRICKLE_GAP)))
+    size = math.ceil(len(body) / count) if body else 1
+    pieces = [body[i : i + size] for i in range(0, len(body), size)] or [b""]
+    gap = seconds / len(pieces)
+
+    def stream() -> Iterator[bytes]:
+        yield b""  # Werkzeug sends the status line and headers on the first write
+        for piece in pieces:
+            time.sleep(gap)
+            yield piece
+
+    response.response = stream()
+    response.headers["Content-Length"] = str(len(body))
 
 
 class _ApiError(Exception):
@@ -1638,7 +1757,13 @@ class Simulator:
         self._billed_records = 0
         self._billed_ids: dict[str, int] = {}
         self._faults: dict[str, int] = {}
+        self._billed_cost = Decimal(0)
         self._drift_steps = 0
+        # Searches (canonical criteria) whose first page was served: total_after_first.
+        self._first_page_served: set[str] = set()
+        # rotate_token_after: authenticated requests left before the token is revoked.
+        self._token_uses_left = self.config.rotate_token_after
+        self._token_revoked = False
         self._rng.seed(self.config.seed)
         self._sync_script(force=True)
 
@@ -1651,18 +1776,28 @@ class Simulator:
 
     def configure(self, **changes: Any) -> None:
         """Apply config changes atomically. Replacing ``scripted_faults`` re-arms them;
-        changing ``seed`` re-seeds the fault RNG (the dataset is not rebuilt)."""
+        changing ``seed`` re-seeds the fault RNG (the dataset is not rebuilt); setting
+        ``total_after_first`` starts every search afresh; setting ``rotate_token_after``
+        arms the rotation, and setting ``token`` alone (the rotated-in token) ends it."""
         clean = _coerce_config(changes)
         with self._lock:
+            if "token" in clean and "rotate_token_after" not in clean:
+                clean["rotate_token_after"] = None
             for key, value in clean.items():
                 setattr(self.config, key, value)
             if "scripted_faults" in clean:
                 self._sync_script(force=True)
             if "seed" in clean:
                 self._rng.seed(clean["seed"])
+            if "total_after_first" in clean:
+                self._first_page_served.clear()
+            if "rotate_token_after" in clean:
+                self._token_uses_left = clean["rotate_token_after"]
+                self._token_revoked = False
 
     def reset(self) -> None:
-        """Clear statistics, drift and scripted fault counters; keep config and dataset."""
+        """Clear statistics, drift and scripted fault counters; re-arm the standing fault
+        modes (first pages served, token rotation); keep config and dataset."""
         with self._lock:
             self._reset_state()
 
@@ -1678,8 +1813,10 @@ class Simulator:
         ``purchase_requests`` (Purchase=1 requests the server processed with a 200,
         including slow and malformed deliveries); ``count_requests`` (the same for
         Purchase=0); ``billed_records`` and ``billed_radar_ids`` (every billed row, also
-        for slow/malformed answers the client never saw); ``faults`` (kind -> count);
-        ``drift`` (current result-set offset from ``total_drift``).
+        for slow/malformed answers the client never saw); ``billed_cost`` (what those
+        rows cost at ``price_per_record``) and ``price_per_record``; ``faults`` (kind ->
+        count); ``drift`` (current result-set offset from ``total_drift``);
+        ``token_revoked`` (``rotate_token_after`` has fired and no new token was set).
         """
         with self._lock:
             log = list(self._log)
@@ -1690,9 +1827,12 @@ class Simulator:
                 "purchase_requests": self._purchase_requests,
                 "count_requests": self._count_requests,
                 "billed_records": self._billed_records,
+                "billed_cost": float(self._billed_cost),
+                "price_per_record": self.config.price_per_record,
                 "billed_radar_ids": dict(self._billed_ids),
                 "faults": dict(self._faults),
                 "drift": self._drift_steps * self.config.total_drift,
+                "token_revoked": self._token_revoked,
             }
 
     # -- WSGI --------------------------------------------------------------------------
@@ -1738,6 +1878,14 @@ class Simulator:
     # -- the API -----------------------------------------------------------------------
 
     def _api(self, request: Request) -> Response:
+        with self._lock:
+            trickle = self.config.trickle_seconds
+        response = self._api_response(request)
+        if trickle > 0 and request.path.startswith("/v1/"):
+            _trickle(response, trickle)
+        return response
+
+    def _api_response(self, request: Request) -> Response:
         started = time.time()
         rid = "-".join(secrets.token_hex(2)[:3] for _ in range(3))
         with self._lock:
@@ -1778,7 +1926,7 @@ class Simulator:
             time.sleep(cfg.latency_ms / 1000)
 
         # Faults are per API key, so a request without a valid key never gets one.
-        authorized = self._authorized(request, cfg)
+        authorized = self._authorized(request, cfg) and self._token_still_valid()
         fault = None
         if authorized:
             fault = self._pick_fault(
@@ -1833,6 +1981,7 @@ class Simulator:
             elif served_kind in ("count_search", "count_get"):
                 self._count_requests += 1
             self._billed_records += len(billed)
+            self._billed_cost += _price(self.config.price_per_record) * len(billed)
             ids = self._billed_ids
             for radar_id in billed:
                 ids[radar_id] = ids.get(radar_id, 0) + 1
@@ -1851,6 +2000,20 @@ class Simulator:
             return int(value) if value is not None else None
         except ValueError:
             return None
+
+    def _token_still_valid(self) -> bool:
+        """Count one authenticated request against ``rotate_token_after``; False once the
+        token has been rotated out (until ``configure(token=...)``)."""
+        with self._lock:
+            if self._token_revoked:
+                return False
+            if self._token_uses_left is None:
+                return True
+            if self._token_uses_left == 0:
+                self._token_revoked = True
+                return False
+            self._token_uses_left -= 1
+            return True
 
     @staticmethod
     def _authorized(request: Request, cfg: SimulatorConfig) -> bool:
@@ -1945,7 +2108,7 @@ class Simulator:
                     "This endpoint only accepts GET.",
                     "Method not allowed",
                 )
-            return self._get_one(request, parts[3])
+            return self._get_one(request, parts[3], cfg)
         raise _ApiError(
             404, f"Not Found: {request.path}", "The requested resource does not exist.", "Not found"
         )
@@ -2007,6 +2170,8 @@ class Simulator:
         start = self._peek_int(start_raw) if start_raw is not None else 0
         if start is None or start < 0:
             raise _bad_request(f"Invalid value for param Start: {start_raw}")
+        if cfg.limit_cap is not None:
+            limit = min(limit, cfg.limit_cap)  # silently, as the fault's name says
         fields = self._parse_fields(request.args.get("Fields"))
 
         try:
@@ -2027,15 +2192,19 @@ class Simulator:
         except CriteriaError as exc:
             raise _bad_request(exc.error, exc.message, exc.title) from None
 
-        rows = self._page(matches, drift, start, limit)
+        size_after_first = self._size_after_first(cfg, body["Criteria"], start)
+        rows = self._page(matches, drift, start, limit, size_after_first)
         total = len(matches) + (drift if matches else 0)
         total = max(total, 0)
+        if size_after_first is not None and matches:
+            total = size_after_first
         ds = self.dataset
         if purchase:
             results = []
             for idx, radar_id in rows:
                 full = ds.record(idx, radar_id)
                 results.append({f: full[f] for f in fields})
+            _spoil_records(results, cfg)
             billed = [rid for _idx, rid in rows]
             kind = "purchase_search"
         else:
@@ -2045,20 +2214,43 @@ class Simulator:
             "results": results,
             "resultCount": len(results),
             "totalResultCount": total,
-            "totalCost": str(len(billed)),
+            "totalCost": _cost_text(len(billed), cfg.price_per_record),
         }
         return payload, billed, kind
 
-    def _page(self, matches: array, drift: int, start: int, limit: int) -> list[tuple[int, str]]:
+    def _size_after_first(self, cfg: SimulatorConfig, criteria: Any, start: int) -> int | None:
+        """``total_after_first`` for this request: None while the search's first page
+        (Start=0) has not been served yet; this request, if it is that page, marks it."""
+        if cfg.total_after_first is None:
+            return None
+        key = json.dumps(criteria, sort_keys=True, separators=(",", ":"))
+        with self._lock:
+            if key in self._first_page_served:
+                return cfg.total_after_first
+            if start == 0:
+                self._first_page_served.add(key)
+        return None
+
+    def _page(
+        self, matches: array, drift: int, start: int, limit: int, size: int | None = None
+    ) -> list[tuple[int, str]]:
         """The rows [start, start+limit) of the (possibly drifted) result set.
 
         Positive drift prepends ``drift`` phantom records (newest first) cloned from the
-        matches with fresh RadarIDs; negative drift drops records from the front.
+        matches with fresh RadarIDs; negative drift drops records from the front. ``size``
+        (``total_after_first``) cuts the set to that many rows, or grows it with clones.
         """
         ds = self.dataset
         n = len(matches)
         if n == 0:
             return []
+        if size is not None:
+            rows = self._page(matches, drift, start, min(limit, max(size - start, 0)))
+            have = max(n + drift, 0)
+            for pos in range(max(start, have), min(start + limit, size)):
+                # Grown records: clones of the matches under RadarIDs no other record uses.
+                rows.append((matches[pos % n], ds.radar_id(ds.size + _GROWN_ID_OFFSET + pos)))
+            return rows
         if drift < 0:
             shift = min(-drift, n)
             sel = range(start + shift, min(start + shift + limit, n))
@@ -2073,7 +2265,9 @@ class Simulator:
                 rows.append((idx, ds.radar_id(idx)))
         return rows
 
-    def _get_one(self, request: Request, radar_id: str) -> tuple[dict[str, Any], list[str], str]:
+    def _get_one(
+        self, request: Request, radar_id: str, cfg: SimulatorConfig
+    ) -> tuple[dict[str, Any], list[str], str]:
         purchase = self._parse_purchase(request)
         fields = self._parse_fields(request.args.get("Fields"))
         idx = self.dataset.index_of(radar_id.upper())
@@ -2088,13 +2282,14 @@ class Simulator:
         if purchase:
             full = self.dataset.record(idx)
             results, billed, kind = [{f: full[f] for f in fields}], [canonical], "purchase_get"
+            _spoil_records(results, cfg)
         else:
             results, billed, kind = [{"RadarID": canonical}], [], "count_get"
         payload = {
             "results": results,
             "resultCount": 1,
             "totalResultCount": 1,
-            "totalCost": str(len(billed)),
+            "totalCost": _cost_text(len(billed), cfg.price_per_record),
         }
         return payload, billed, kind
 
@@ -2181,12 +2376,21 @@ def main(argv: list[str] | None = None) -> None:
         "--scale", type=float, default=1.0, help="dataset size multiplier (1.0 = 121,400 records)"
     )
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--price",
+        type=float,
+        default=Config.PRICE_PER_EXPORT,
+        help="price billed per record (default: the app's PRICE_PER_EXPORT, %(default)s)",
+    )
     args = parser.parse_args(argv)
+    if not 0 <= args.price < math.inf:
+        parser.error("--price must be a number >= 0")
     config = SimulatorConfig(
         token=args.token or None,
         latency_ms=args.latency_ms,
         fault_rate=args.fault_rate,
         seed=args.seed,
+        price_per_record=args.price,
     )
     serve(args.host, args.port, config, scale=args.scale)
 
