@@ -42,6 +42,8 @@ def job_json(job: BatchJob) -> dict[str, Any]:
         "fields": job.fields,
         "cancel_requested": job.cancel_requested,
         "error_details": job.error_details,
+        # Set when the leads stored differ from what the search first reported, with figures.
+        "warning": job.warning,
         "created_by": job.owner.email,
         "created_at": _iso(job.created_at),
         "updated_at": _iso(job.updated_at),
