@@ -215,6 +215,8 @@ def test_a_write_lock_held_by_another_process_is_waited_out(
     finally:
         if locker.poll() is None:
             locker.kill()
+            locker.wait()
+        locker.stdout.close()
     job = wait_for(
         lambda: not (j := job_row(app, job_id)).is_active and j, timeout=60, what="the job"
     )
