@@ -16,8 +16,10 @@ import sqlalchemy as sa
 from flask import Flask
 
 from radar_app.extensions import db
+from radar_app.importer import run_import
 from radar_app.models import BatchJob, BatchJobLog, JobStatus, LedgerEntry, Property, PurchaseClaim
-from tests.conftest import ApiClient, issue_token, make_user
+from radar_app.propertyradar.client import PropertyRadarClient
+from tests.conftest import SIM_TOKEN, ApiClient, issue_token, make_user
 from tests.helpers import (
     MULTNOMAH,
     count_rows,
@@ -390,3 +392,51 @@ def test_chunk_numbers_advance_when_everything_is_reused_and_on_resume(
     chunks = [m.split(":")[0] for m in messages[retry_at:] if m.startswith("Chunk ")]
     assert chunks == [f"Chunk {n}" for n in range(7, 21)]
     assert job_row(app, resumed).success_count == 8000
+
+
+# -- a run that loses its job while buying ----------------------------------------------
+
+
+class RequeuedDuringFirstPurchase(PropertyRadarClient):
+    """The real client, but while its first purchase is on the wire the job is requeued
+    under a new RQ id, as recovery does when it believes the worker is gone (e.g. its
+    heartbeat could not be written while another process locked the database)."""
+
+    def __init__(self, *args: Any, engine: sa.Engine, batch_id: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.engine, self.batch_id, self.requeued = engine, batch_id, False
+
+    def fetch_page(self, *args: Any, **kwargs: Any):
+        page = super().fetch_page(*args, **kwargs)
+        if not self.requeued:
+            self.requeued = True
+            with self.engine.begin() as conn:
+                conn.execute(
+                    sa.update(BatchJob)
+                    .where(BatchJob.id == self.batch_id)
+                    .values(status=JobStatus.PENDING, rq_job_id="requeued-run")
+                )
+        return page
+
+
+def test_a_chunk_bought_by_a_run_that_lost_its_job_is_not_bought_again(
+    app, api, simulator, simulator_url
+):
+    """The bought chunk is stored for reuse even though this run may no longer write to
+    the job: the run that owns the job now reuses those 400 records instead of buying."""
+    job_id = create(api, MULTNOMAH)
+    batch_id = job_row(app, job_id).id
+    with app.app_context():
+        lost = RequeuedDuringFirstPurchase(
+            SIM_TOKEN, simulator_url, engine=db.engine, batch_id=batch_id
+        )
+        assert run_import(db.session, lost, batch_id) == JobStatus.PROCESSING
+        db.session.remove()
+        owner = PropertyRadarClient(SIM_TOKEN, simulator_url)
+        assert run_import(db.session, owner, batch_id, run_id="requeued-run") == "COMPLETED"
+    job = job_row(app, job_id)
+    assert (job.success_count, job.reused_count, job.purchased_count) == (2000, 400, 1600)
+    assert_billed_equals_stored(app, simulator, job_id)
+    assert "were stored, so they are reused, not bought again" in "\n".join(
+        log_messages(app, job_id)
+    )
