@@ -909,45 +909,61 @@ class _Run:
         if not radar_ids:
             return set()
         now = utcnow()
-        live_jobs = sa.select(BatchJob.id).where(
-            BatchJob.status == JobStatus.PROCESSING,
-            BatchJob.heartbeat_at >= now - timedelta(seconds=self.settings.heartbeat_stale_after),
-        )
-        session.execute(
-            sa.update(PurchaseClaim)
-            .where(
-                PurchaseClaim.radar_id.in_(radar_ids),
-                PurchaseClaim.batch_job_id != job.id,
-                sa.or_(
-                    PurchaseClaim.claimed_at
-                    < now - timedelta(seconds=self.settings.claim_stale_after),
-                    PurchaseClaim.batch_job_id.not_in(live_jobs),
-                ),
-            )
-            .values(batch_job_id=job.id, claimed_at=now)
-            .execution_options(synchronize_session=False)
-        )
+        table = PurchaseClaim.__table__
+        insert = _insert(session, table)
         # Sorted: two transactions inserting overlapping RadarIDs in the same order cannot
-        # deadlock on PostgreSQL (one waits for the other's commit, then skips).
+        # deadlock on PostgreSQL (one waits for the other's commit, then skips). A claim
+        # this job already holds (left by a run that died) is renewed, so that nobody
+        # takes it over as stale while this run buys.
         session.execute(
-            _insert(session, PurchaseClaim.__table__).on_conflict_do_nothing(),
+            insert.on_conflict_do_update(
+                index_elements=[table.c.radar_id],
+                set_={"claimed_at": insert.excluded.claimed_at},
+                where=table.c.batch_job_id == insert.excluded.batch_job_id,
+            ),
             [
                 {"radar_id": rid, "batch_job_id": job.id, "claimed_at": now}
                 for rid in sorted(radar_ids)
             ],
         )
-        held = set(
-            session.scalars(
-                sa.select(PurchaseClaim.radar_id).where(
-                    PurchaseClaim.radar_id.in_(radar_ids), PurchaseClaim.batch_job_id != job.id
-                )
+        held = self._held_by_others(radar_ids)
+        if held:
+            live_jobs = sa.select(BatchJob.id).where(
+                BatchJob.status == JobStatus.PROCESSING,
+                BatchJob.heartbeat_at
+                >= now - timedelta(seconds=self.settings.heartbeat_stale_after),
             )
-        )
+            taken_over = session.execute(
+                sa.update(PurchaseClaim)
+                .where(
+                    PurchaseClaim.radar_id.in_(sorted(held)),
+                    sa.or_(
+                        PurchaseClaim.claimed_at
+                        < now - timedelta(seconds=self.settings.claim_stale_after),
+                        PurchaseClaim.batch_job_id.not_in(live_jobs),
+                    ),
+                )
+                .values(batch_job_id=job.id, claimed_at=now)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if taken_over:
+                logger.info("took over %d claims of stopped jobs", taken_over)
+                held = self._held_by_others(radar_ids)
         if held:
             session.rollback()
         else:
             session.commit()
         return held
+
+    def _held_by_others(self, radar_ids: list[str]) -> set[str]:
+        return set(
+            self.session.scalars(
+                sa.select(PurchaseClaim.radar_id).where(
+                    PurchaseClaim.radar_id.in_(radar_ids),
+                    PurchaseClaim.batch_job_id != self.batch_id,
+                )
+            )
+        )
 
     def _release(self, radar_ids: set[str]) -> None:
         self.session.execute(
