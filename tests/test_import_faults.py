@@ -92,8 +92,9 @@ def test_three_identical_searches_at_once_buy_each_record_once(
 ):
     """3 users, 3 worker processes, the same 5,000-record search at the same moment:
     before, 14,200 records were billed for 5,000 distinct (15,000 in the issue); now
-    5,000 are billed, and every job has all 5,000 leads. With prefetch a run holding a bought chunk never
-    waits for another job (they could wait for each other): it stores its chunk first."""
+    5,000 are billed, and every job has all 5,000 leads. With prefetch, a run holding a
+    bought chunk never waits for another job (two could wait for each other): it stores
+    its chunk first."""
     simulator.configure(latency_ms=150)  # purchases overlap across the three workers
     apis = []
     for n in range(3):
