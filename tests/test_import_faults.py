@@ -95,7 +95,7 @@ def test_three_identical_searches_at_once_buy_each_record_once(
     5,000 are billed, and every job has all 5,000 leads. With prefetch, a run holding a
     bought chunk never waits for another job (two could wait for each other): it stores
     its chunk first."""
-    simulator.configure(latency_ms=150)  # purchases overlap across the three workers
+    simulator.configure(latency_ms=250)  # purchases overlap across the three workers
     apis = []
     for n in range(3):
         email = f"investor{n}@example.com"
