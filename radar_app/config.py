@@ -55,6 +55,17 @@ class Config:
     PREVIEW_SNAPSHOT_LIMIT = 5000
     # Processing-time estimates in the preview: seconds per PropertyRadar request.
     ESTIMATED_SECONDS_PER_PAGE = 1.0
+    # A job that finds a RadarID being bought by another job waits for it (checking every
+    # PURCHASE_CLAIM_POLL_INTERVAL s) and reuses it instead of buying it too. A claim
+    # whose job stopped (not PROCESSING, or its heartbeat older than RECOVERY_STALE_AFTER)
+    # or older than PURCHASE_CLAIM_STALE_AFTER s is taken over.
+    PURCHASE_CLAIM_POLL_INTERVAL = 1.0
+    PURCHASE_CLAIM_STALE_AFTER = 900.0
+    # SQLite waits this long for another connection's write lock before "database is locked".
+    SQLITE_BUSY_TIMEOUT_MS = 15000
+    # A busy or unreachable database does not lose a bought chunk: the import keeps it in
+    # memory and retries the transaction, with backoff, for up to this many seconds.
+    DATABASE_RETRY_SECONDS = 600.0
     # Deadline for one whole PropertyRadar request (connect, headers, body), not per read:
     # a body that trickles in must not hold a worker for minutes.
     PROPERTYRADAR_TIMEOUT = 30.0

@@ -16,6 +16,17 @@ A job runs in two phases, each resumable from a checkpoint on the job row:
 Per chunk, the properties, the job links, the ledger row, the checkpoint, the counters
 and the log row are committed in ONE transaction: a chunk is either fully stored and
 never bought again, or not stored at all and bought again on resume.
+
+What a bought chunk survives (issue 9):
+- another job buying the same records: RadarIDs are claimed (purchase_claims) before a
+  purchase is sent; a job never buys what another active job has claimed, it waits for
+  the record to be stored and reuses it;
+- a busy or unreachable database: the response stays in memory and the store
+  transaction is retried with backoff for up to db_retry_for seconds;
+- a page shorter than asked (the API capping Limit): the rest of the chunk is asked for
+  again instead of being called vanished; the snapshot follows the records returned;
+- oversize values (unbounded TEXT columns) and records without a RadarID (billed,
+  counted as such, never called vanished).
 """
 
 from __future__ import annotations
@@ -23,13 +34,15 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import logging
+import sqlite3
 import threading
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -44,15 +57,19 @@ from radar_app.models import (
     JobStatus,
     LedgerEntry,
     Property,
+    PurchaseClaim,
     SnapshotItem,
     User,
     utcnow,
 )
 from radar_app.propertyradar.client import Page, PropertyRadarClient, RetryEvent
-from radar_app.propertyradar.coerce import lead_columns
+from radar_app.propertyradar.coerce import lead_columns, radar_id_of
+from radar_app.propertyradar.criteria import LEAD_FIELDS
 from radar_app.propertyradar.errors import PropertyRadarError
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # Set by the work horse's SIGTERM handler (tasks.run_batch_job) when the app is stopping:
 # the run stores the chunk it has already paid for, buys nothing more and leaves the job
@@ -75,6 +92,15 @@ class ImportSettings:
     fields: Sequence[str] | None = None
     # Overlap the next purchase with storing the current chunk (see _Run._purchase).
     prefetch_purchases: bool = False
+    # Records claimed by another active job: check this often whether they are stored.
+    claim_poll_interval: float = 1.0
+    # A claim this old is taken over whatever its job's state (a safety net; a stopped
+    # job's claims are taken over at once, see _claim).
+    claim_stale_after: float = 900.0
+    # A claiming job whose heartbeat is older than this has stopped (recovery's bound).
+    heartbeat_stale_after: float = 30.0
+    # How long a transaction is retried while the database is busy or unreachable.
+    db_retry_for: float = 600.0
 
     @classmethod
     def from_config(cls, config: Any) -> ImportSettings:
@@ -83,6 +109,10 @@ class ImportSettings:
             snapshot_page_size=config["PROPERTYRADAR_SNAPSHOT_PAGE_SIZE"],
             freshness=timedelta(days=config["LEAD_FRESHNESS_DAYS"]),
             prefetch_purchases=config["PROPERTYRADAR_PREFETCH_PURCHASES"],
+            claim_poll_interval=config["PURCHASE_CLAIM_POLL_INTERVAL"],
+            claim_stale_after=config["PURCHASE_CLAIM_STALE_AFTER"],
+            heartbeat_stale_after=config["RECOVERY_STALE_AFTER"],
+            db_retry_for=config["DATABASE_RETRY_SECONDS"],
         )
 
 
@@ -93,6 +123,44 @@ class LostOwnership(Exception):
 
 class BudgetExceeded(Exception):
     """Buying the next chunk would cross the owner's monthly export budget."""
+
+
+class _MustWait(Exception):
+    """The next chunk holds records another job is buying, and this run may not wait for
+    them yet (it holds a bought chunk that is not stored)."""
+
+
+class _Stopped(Exception):
+    """The run stopped while waiting (cancelled); the job row says why."""
+
+
+def is_transient_db_error(exc: BaseException) -> bool:
+    """A database error worth waiting out: SQLite's "database is locked" (another process
+    held the write lock past busy_timeout), or on PostgreSQL a lost connection, a
+    serialization failure, a deadlock or a lock timeout (all OperationalError)."""
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if not isinstance(exc, sa.exc.OperationalError):
+        return False
+    if isinstance(exc.orig, sqlite3.Error):
+        text = str(exc.orig).lower()
+        return "locked" in text or "busy" in text
+    return True
+
+
+def failure_message(exc: BaseException) -> str:
+    """What the user is told about an unexpected error: never SQL, parameters or a stack
+    trace (those go to the server log only)."""
+    if isinstance(exc, PropertyRadarError | BudgetExceeded):
+        return str(exc)
+    if isinstance(exc, sa.exc.SQLAlchemyError | sqlite3.Error):
+        if is_transient_db_error(exc):
+            return (
+                "The database stayed busy or unreachable for too long; what was bought "
+                "before is stored"
+            )
+        return "A database error stopped the import (details are in the server log)"
+    return f"Internal error ({exc.__class__.__name__}; details are in the server log)"
 
 
 def add_log(
@@ -162,24 +230,37 @@ def store_page(
         (records linked to the job for the first time, records without a RadarID,
         RadarIDs stored)
     """
-    rows: dict[str, dict[str, Any]] = {}
     link_positions: dict[str, int] = {}
-    missing_id = 0
+    rows, missing_id = upsert_records(session, page, now)
     for index, record in enumerate(page.results):
-        columns = lead_columns(record) if isinstance(record, dict) else {"radar_id": None}
-        radar_id = columns.get("radar_id")
-        if not radar_id:
+        radar_id = radar_id_of(record)
+        if radar_id is not None:
+            fallback = page.start + index
+            link_positions.setdefault(radar_id, (positions or {}).get(radar_id, fallback))
+    return _link(session, job, link_positions), missing_id, rows
+
+
+def upsert_records(session: Session, page: Page, now: datetime) -> tuple[set[str], int]:
+    """Upsert a page's records into properties (no commit).
+
+    Returns:
+        (RadarIDs stored, records without a usable RadarID: not stored)
+    """
+    rows: dict[str, dict[str, Any]] = {}
+    missing_id = 0
+    for record in page.results:
+        columns = lead_columns(record)
+        radar_id = columns["radar_id"]
+        if radar_id is None:
             missing_id += 1
             continue
         columns.update(raw=record, first_seen_at=now, last_seen_at=now)
         # A RadarID twice in one page: keep the last copy. PostgreSQL refuses an upsert
         # that touches the same row twice in one statement.
         rows[radar_id] = columns
-        fallback = page.start + index
-        link_positions.setdefault(radar_id, (positions or {}).get(radar_id, fallback))
     if rows:
         session.execute(_upsert_properties(session), list(rows.values()))
-    return _link(session, job, link_positions), missing_id, set(rows)
+    return set(rows), missing_id
 
 
 def claim(session: Session, batch_id: int, run_id: str | None = None) -> BatchJob | None:
@@ -224,6 +305,8 @@ def _finish(
     job.completed_at = utcnow()
     job.cancel_requested = False
     add_log(session, job, level, message)
+    # A finished job buys nothing more: its claims (left by a failed chunk) are free.
+    session.execute(sa.delete(PurchaseClaim).where(PurchaseClaim.batch_job_id == job.id))
     session.commit()
 
 
@@ -311,6 +394,15 @@ def run_import(
 
 
 @dataclass
+class _Bought:
+    """What one chunk's purchase brought back: every page billed (a capped page is
+    followed by more requests for the rest), and the error that stopped it, if any."""
+
+    pages: list[Page] = field(default_factory=list)
+    error: Exception | None = None
+
+
+@dataclass
 class _Chunk:
     """Up to batch_size snapshot positions, and the purchase for those not reusable."""
 
@@ -319,9 +411,11 @@ class _Chunk:
     reusable: set[str]
     to_buy: list[str]
     last_position: int
-    purchase: Future[Page] | None
+    purchase: Future[_Bought] | None
+    # Stored leads not reused because they lack fields this job asks for.
+    lacking_fields: int = 0
 
-    def page(self) -> Page | None:
+    def bought(self) -> _Bought | None:
         return self.purchase.result() if self.purchase is not None else None
 
 
@@ -339,29 +433,40 @@ class _Run:
         self.batch_id, self.run_id = job.id, job.rq_job_id or ""
         self.owner_id = job.created_by
         self.current_page: int | None = None
-        self._next_page_number = job.pages_fetched + 1
+        self._next_chunk_number = 1
+        # Read once here: the purchase thread must not touch the session's objects.
+        self.criteria: list[dict[str, Any]] = list(job.criteria)
+        self.fields = job.fields or settings.fields
+        # A stored lead is reused only if its raw record has every field the job asks for
+        # beyond the essentials (responses carry each requested field, null when unknown,
+        # as in the documented example). The essentials come with every purchase, so
+        # requiring them would re-buy every stored lead whenever that list grows.
+        self.required_fields = frozenset(self.fields or ()) - frozenset(LEAD_FIELDS)
         # Resolved here: the prefetch thread has no Flask app context to find it through.
         self.engine = session.get_bind()
 
     def run(self) -> str:
         session, job = self.session, self.job
-        logger.info("attempt %d started (%s phase)", job.attempts, job.phase)
-        resume = ""
-        if job.phase == JobPhase.PURCHASE and job.next_start:
-            resume = f", resuming at record {job.processed_records + 1}"
-        elif job.snapshot_next_start:
-            resume = f", resuming the snapshot at record {job.snapshot_next_start + 1}"
-        add_log(session, job, "INFO", f"Attempt {job.attempts} started{resume}")
-        session.commit()
+
+        def start() -> None:
+            logger.info("attempt %d started (%s phase)", job.attempts, job.phase)
+            resume = ""
+            if job.phase == JobPhase.PURCHASE and job.next_start:
+                resume = f", resuming at record {job.processed_records + 1}"
+            elif job.snapshot_next_start:
+                resume = f", resuming the snapshot at record {job.snapshot_next_start + 1}"
+            add_log(session, job, "INFO", f"Attempt {job.attempts} started{resume}")
+            session.commit()
 
         previous_on_retry = getattr(self.client, "on_retry", None)
         self.client.on_retry = self._record_retry
         try:
+            self._retry_db("start", start)
             if job.phase == JobPhase.SNAPSHOT and not self._snapshot():
                 return job.status
             if not self._purchase():
                 return job.status
-            self._finish(JobStatus.COMPLETED, self._summary(), "INFO")
+            self._retry_db("completion", self._complete)
             logger.info("completed: %s", self._summary())
             return job.status
         except LostOwnership:
@@ -378,7 +483,9 @@ class _Run:
             raise
         except Exception as exc:
             session.rollback()
-            self._fail(f"Internal error: {exc.__class__.__name__}: {exc}")
+            # The full error (SQL and parameters included) goes to the server log only.
+            logger.exception("import failed")
+            self._fail(failure_message(exc))
             raise
         finally:
             self.client.on_retry = previous_on_retry
@@ -388,6 +495,8 @@ class _Run:
     def _snapshot(self) -> bool:
         """Collect every matching RadarID for free. False when the run stopped (cancel).
 
+        Paging follows the records actually returned: a page shorter than asked (the API
+        may cap Limit) is not the end while the total says more remain; an empty page is.
         Like the purchases, the next page is requested while the current one is stored.
         A prefetched page that turns out not to be needed is simply dropped: it was free.
         """
@@ -412,7 +521,7 @@ class _Run:
                     page = client.radar_ids(job.criteria, start, limit)
                 prefetched = None
                 following = start + len(page.results)
-                more = len(page.results) >= limit and following < page.total_result_count
+                more = bool(page.results) and following < page.total_result_count
                 if more:
                     guess = next_limit(job.snapshot_count + len(page.results))
                     if guess > 0:
@@ -424,55 +533,68 @@ class _Run:
                             guess,
                         )
                         prefetched = (following, guess, future)
-                now = utcnow()
-                _assert_owner(session, job, self.run_id, now)
-                if start == 0:
-                    cap = f" (capped at {job.max_records:,})" if job.max_records else ""
-                    add_log(
-                        session,
-                        job,
-                        "INFO",
-                        f"Search matches {page.total_result_count:,} records{cap}; "
-                        "taking a free snapshot of their RadarIDs",
-                    )
-                if job.total_records is None or start == 0:
-                    job.total_records = (
-                        min(page.total_result_count, job.max_records)
-                        if job.max_records
-                        else page.total_result_count
-                    )
-                added, missing = self._store_snapshot(page)
-                job.snapshot_count += added
-                job.error_count += missing
-                job.snapshot_next_start = following
-                session.commit()
-                logger.info("snapshot start=%d ids=%d new=%d", start, len(page.results), added)
+                self._retry_db(
+                    "snapshot page",
+                    lambda page=page, start=start: self._store_snapshot_page(page, start),
+                )
+                logger.info("snapshot start=%d ids=%d", start, len(page.results))
                 if not more:
                     break
 
-        _assert_owner(session, job, self.run_id, utcnow())
-        job.total_records = job.snapshot_count
-        job.phase = JobPhase.PURCHASE
-        job.next_start = 0
-        add_log(
-            session,
-            job,
-            "INFO",
-            f"Snapshot complete: {job.snapshot_count:,} RadarIDs, at no cost",
-        )
-        session.commit()
+        def close() -> None:
+            _assert_owner(session, job, self.run_id, utcnow())
+            job.total_records = job.snapshot_count
+            job.phase = JobPhase.PURCHASE
+            job.next_start = 0
+            add_log(
+                session,
+                job,
+                "INFO",
+                f"Snapshot complete: {job.snapshot_count:,} RadarIDs, at no cost",
+            )
+            session.commit()
+
+        self._retry_db("snapshot", close)
         return True
+
+    def _store_snapshot_page(self, page: Page, start: int) -> None:
+        """One transaction: the page's RadarIDs, the counters and the snapshot checkpoint."""
+        session, job = self.session, self.job
+        _assert_owner(session, job, self.run_id, utcnow())
+        if start == 0:
+            cap = f" (capped at {job.max_records:,})" if job.max_records else ""
+            add_log(
+                session,
+                job,
+                "INFO",
+                f"Search matches {page.total_result_count:,} records{cap}; "
+                "taking a free snapshot of their RadarIDs",
+            )
+        if job.search_total is None:
+            # What the user was told the search matches; compared with what was stored.
+            job.search_total = page.total_result_count
+        # The total may change while paging (the snapshot follows it), so show the latest.
+        job.total_records = (
+            min(page.total_result_count, job.max_records)
+            if job.max_records
+            else page.total_result_count
+        )
+        added, missing = self._store_snapshot(page)
+        job.snapshot_count += added
+        job.error_count += missing
+        job.snapshot_next_start = start + len(page.results)
+        session.commit()
 
     def _store_snapshot(self, page: Page) -> tuple[int, int]:
         session, job = self.session, self.job
         items: dict[str, int] = {}
         missing = 0
         for index, record in enumerate(page.results):
-            radar_id = record.get("RadarID") if isinstance(record, dict) else None
-            if not isinstance(radar_id, str) or not radar_id.strip():
+            radar_id = radar_id_of(record)
+            if radar_id is None:
                 missing += 1
                 continue
-            items.setdefault(radar_id.strip(), page.start + index)
+            items.setdefault(radar_id, page.start + index)
         if not items:
             return 0, missing
         # A RadarID seen on an earlier page (the result set shifted) keeps its first place.
@@ -503,44 +625,78 @@ class _Run:
         """
         if self._stopped_for_shutdown():
             return False
+        self._next_chunk_number = self._chunks_done(self.job.next_start) + 1
+        try:
+            return self._purchase_chunks()
+        except _Stopped:
+            return False
+
+    def _purchase_chunks(self) -> bool:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") as executor:
             current = self._plan(self.job.next_start, executor, in_flight=0)
             while current is not None:
-                page = current.page()  # re-raises the purchase's error, if any
+                bought = current.bought()
                 cancelled = _cancel_requested(self.session, self.job)
                 if cancelled:
                     # A chunk that was bought is stored even when a cancel arrived
                     # meanwhile: it has been paid for.
-                    self._store_chunk(current, page)
+                    self._store_chunk(current, bought)
                     self._cancelled()
                     return False
                 if shutdown_requested.is_set():
-                    self._store_chunk(current, page)  # paid for: keep it, then buy no more
+                    self._store_chunk(current, bought)  # paid for: keep it, then buy no more
                     self._stopped_for_shutdown()
                     return False
-                if not self.settings.prefetch_purchases:
-                    self._store_chunk(current, page)
+                if not self.settings.prefetch_purchases or (bought and bought.error):
+                    self._store_chunk(current, bought)
                     if self._stopped_for_shutdown():
                         return False
                     current = self._plan(current.last_position + 1, executor, in_flight=0)
                     continue
                 try:
                     upcoming = self._plan(
-                        current.last_position + 1, executor, in_flight=len(current.to_buy)
+                        current.last_position + 1,
+                        executor,
+                        in_flight=len(current.to_buy),
+                        may_wait=False,
                     )
-                except BudgetExceeded:
+                except (BudgetExceeded, _MustWait):
                     # Store the chunk already paid for, then decide again with nothing in
-                    # flight: that raises with the exact figures, or goes on if it fits.
-                    self._store_chunk(current, page)
+                    # flight: that raises with the exact figures, or goes on (or waits for
+                    # another job's purchase) once nothing of ours is left unstored.
+                    self._store_chunk(current, bought)
                     current = self._plan(current.last_position + 1, executor, in_flight=0)
                     continue
-                self._store_chunk(current, page)
+                self._store_chunk(current, bought)
                 current = upcoming
         return True
 
-    def _plan(self, cursor: int, executor: ThreadPoolExecutor, *, in_flight: int) -> _Chunk | None:
-        """Select the chunk starting at `cursor`, decide what to reuse, and start buying the
-        rest in the background. None when the snapshot is exhausted."""
+    def _chunks_done(self, cursor: int) -> int:
+        """Chunks before `cursor`: chunk N holds snapshot rows (N-1)*batch_size onwards, so
+        a resumed job numbers its chunks on from where it stopped."""
+        done = self.session.scalar(
+            sa.select(sa.func.count())
+            .select_from(SnapshotItem)
+            .where(SnapshotItem.batch_job_id == self.job.id, SnapshotItem.position < cursor)
+        )
+        self.session.commit()
+        return -(-int(done or 0) // self.settings.batch_size)
+
+    def _plan(
+        self,
+        cursor: int,
+        executor: ThreadPoolExecutor,
+        *,
+        in_flight: int,
+        may_wait: bool = True,
+    ) -> _Chunk | None:
+        """Select the chunk starting at `cursor`, decide what to reuse, claim the rest and
+        start buying it in the background. None when the snapshot is exhausted.
+
+        Records another active job is buying are not bought here: the run waits (heart
+        beating, checking for a cancel) until they are stored and reuses them, or until
+        their claim is released or goes stale and it may buy them itself.
+        """
         session, job = self.session, self.job
         rows = session.execute(
             sa.select(SnapshotItem.position, SnapshotItem.radar_id)
@@ -551,90 +707,352 @@ class _Run:
         session.commit()  # end the read transaction; the worker thread must not wait on it
         if not rows:
             return None
+        number = self._next_chunk_number
         positions = {radar_id: position for position, radar_id in rows}
-        reusable = self._reusable(list(positions))
-        to_buy = [rid for rid in positions if rid not in reusable]
-        number = self._next_page_number
-        self._next_page_number += 1 if to_buy else 0
+        waited_for: int | None = None
+        while True:
+            reusable, lacking = self._reusable(list(positions))
+            to_buy = [rid for rid in positions if rid not in reusable]
+            if to_buy:
+                self._check_budget(len(to_buy) + in_flight)
+            held = self._retry_db("claim", lambda to_buy=to_buy: self._claim(to_buy))
+            session.commit()
+            if not held:
+                break
+            if not may_wait:
+                raise _MustWait
+            if waited_for is None:
+                waited_for = len(held)
+                self._retry_db("wait", lambda count=waited_for: self._log_wait(number, count))
+                logger.info(
+                    "chunk %d: waiting for %d records another job is buying", number, waited_for
+                )
+            time.sleep(self.settings.claim_poll_interval)
+            if self._cancelled() or self._stopped_for_shutdown():
+                raise _Stopped
+            # Still ours? (Also a heartbeat, for runs without the heartbeat thread.)
+            self._retry_db("wait", self._beat)
+        if to_buy:
+            # Stored by the job whose claim was released between our check and our claim:
+            # now that the claim is ours nobody else can store them, so this check is final.
+            late, _ = self._reusable(to_buy)
+            if late:
+                self._retry_db("claim", lambda late=late: self._release(late))
+                reusable |= late
+                to_buy = [rid for rid in to_buy if rid not in late]
+        self._next_chunk_number += 1
         future = None
         if to_buy:
-            self._check_budget(len(to_buy) + in_flight)
             self.current_page = number
             # copy_context: the prefetch thread's log lines keep this job's id.
-            future = executor.submit(
-                contextvars.copy_context().run,
-                self.client.fetch_page,
-                purchase_criteria(job.criteria, to_buy),
-                0,
-                len(to_buy),
-                job.fields or self.settings.fields,
-            )
-        return _Chunk(number, positions, reusable, to_buy, rows[-1][0], future)
+            future = executor.submit(contextvars.copy_context().run, self._buy, to_buy)
+        return _Chunk(number, positions, reusable, to_buy, rows[-1][0], future, lacking)
 
-    def _store_chunk(self, chunk: _Chunk, page: Page | None) -> None:
-        """One transaction: links, bought properties, ledger, counters, checkpoint, log."""
+    def _buy(self, radar_ids: list[str]) -> _Bought:
+        """Buy these RadarIDs. A response with fewer records than asked although its total
+        says more match (the API silently capping Limit) is followed by a request for the
+        rest, so they are not called vanished. Never raises: what was bought before an
+        error must still be stored."""
+        bought = _Bought()
+        wanted = list(radar_ids)
+        matching: int | None = None  # how many of the chunk still match (first total)
+        received = 0
+        try:
+            while wanted:
+                limit = len(wanted) if matching is None else min(len(wanted), matching - received)
+                page = self.client.fetch_page(
+                    purchase_criteria(self.criteria, wanted), 0, limit, self.fields
+                )
+                bought.pages.append(page)
+                if matching is None:
+                    matching = min(page.total_result_count, len(radar_ids))
+                received += len(page.results)
+                got = {radar_id_of(record) for record in page.results}
+                wanted = [rid for rid in wanted if rid not in got]
+                if not page.results or received >= matching:
+                    break
+                logger.info(
+                    "purchase returned %d of %d matching records; asking for the rest",
+                    received,
+                    matching,
+                )
+        except Exception as exc:  # noqa: BLE001 - handed to the caller with what was bought
+            bought.error = exc
+        return bought
+
+    def _store_chunk(self, chunk: _Chunk, bought: _Bought | None) -> None:
+        """Store what the chunk brought, retrying while the database is busy, then raise
+        the purchase's error if it had one (what was bought before it is kept)."""
+        if bought is not None and bought.error is not None and not bought.pages:
+            raise bought.error
+        try:
+            self._retry_db("chunk", lambda: self._store_chunk_once(chunk, bought))
+        except LostOwnership:
+            self.session.rollback()
+            if bought is not None and bought.pages:
+                self._retry_db("orphaned chunk", lambda: self._store_orphaned(chunk, bought))
+            raise
+        if bought is not None and bought.error is not None:
+            raise bought.error
+
+    def _store_chunk_once(self, chunk: _Chunk, bought: _Bought | None) -> None:
+        """One transaction: links, bought properties, ledger, counters, checkpoint, log,
+        and the release of the chunk's claims. A chunk whose purchase failed part way
+        stores what was bought but keeps the checkpoint, so a retry reuses it."""
         session, job = self.session, self.job
         now = utcnow()
         _assert_owner(session, job, self.run_id, now)
         positions = chunk.positions
         reused = _link(session, job, {rid: positions[rid] for rid in chunk.reusable})
         bought_linked, missing, stored = 0, 0, set()
-        if page is not None:
-            bought_linked, missing, stored = store_page(session, job, page, now, positions)
-            session.add(
-                LedgerEntry(
-                    batch_job_id=job.id,
-                    user_id=self.owner_id,
-                    page=chunk.number,
-                    outcome=LedgerEntry.BILLED,
-                    requested=len(chunk.to_buy),
-                    result_count=page.result_count,
-                    total_cost=page.total_cost,
-                    request_id=page.request_id,
+        pages = bought.pages if bought is not None else []
+        for page in pages:
+            linked, page_missing, page_stored = store_page(session, job, page, now, positions)
+            bought_linked, missing, stored = (
+                bought_linked + linked,
+                missing + page_missing,
+                stored | page_stored,
+            )
+            self._add_ledger(chunk.number, len(chunk.to_buy), page)
+        job.cost_total += sum(page.total_cost or 0.0 for page in pages)
+        job.pages_fetched += len(pages)
+        if chunk.to_buy:
+            session.execute(
+                sa.delete(PurchaseClaim).where(
+                    PurchaseClaim.radar_id.in_(chunk.to_buy),
+                    PurchaseClaim.batch_job_id == job.id,
                 )
             )
-            job.cost_total += page.total_cost or 0.0
-            job.pages_fetched += 1
-        vanished = len([rid for rid in chunk.to_buy if rid not in stored])
-        job.processed_records += len(positions)
+        complete = bought is None or bought.error is None
+        # A record without a RadarID was one of those asked for: it was bought, not lost.
+        vanished = max(0, len([rid for rid in chunk.to_buy if rid not in stored]) - missing)
+        if complete:
+            job.processed_records += len(positions)
+            job.vanished_count += vanished
+            job.next_start = chunk.last_position + 1
         job.reused_count += reused
         job.purchased_count += len(stored)
-        job.vanished_count += vanished
-        job.error_count += missing
+        job.unidentified_count += missing
         job.success_count += reused + bought_linked
-        job.next_start = chunk.last_position + 1
         job.heartbeat_at = now
+        message = self._chunk_message(
+            chunk, reused, len(stored), missing, vanished if complete else 0, pages
+        )
+        if not complete:
+            message += "; the purchase failed part way, the rest is bought on retry"
         add_log(
             session,
             job,
-            "WARNING" if vanished or missing else "INFO",
-            self._chunk_message(chunk.number, len(positions), reused, len(stored), vanished, page),
-            page=chunk.number if page is not None else None,
+            "WARNING" if vanished or missing or not complete else "INFO",
+            message,
+            page=chunk.number if pages else None,
         )
         session.commit()
         logger.info(
-            "chunk %d positions=%d reused=%d bought=%d vanished=%d request=%s",
+            "chunk %d positions=%d reused=%d bought=%d no_radar_id=%d vanished=%d requests=%s",
             chunk.number,
             len(positions),
             reused,
             len(stored),
+            missing,
             vanished,
-            page.request_id if page else None,
+            [page.request_id for page in pages],
         )
 
-    # -- helpers ------------------------------------------------------------------
+    def _store_orphaned(self, chunk: _Chunk, bought: _Bought) -> None:
+        """This run lost the job (recovery requeued it, e.g. while the database was locked)
+        but holds a paid chunk: store the records and the ledger rows anyway, so the run
+        that owns the job now reuses them instead of buying them again."""
+        session, now = self.session, utcnow()
+        stored: set[str] = set()
+        for page in bought.pages:
+            stored |= upsert_records(session, page, now)[0]
+            self._add_ledger(chunk.number, len(chunk.to_buy), page)
+        session.execute(
+            sa.delete(PurchaseClaim).where(
+                PurchaseClaim.radar_id.in_(chunk.to_buy),
+                PurchaseClaim.batch_job_id == self.batch_id,
+            )
+        )
+        session.add(
+            BatchJobLog(
+                batch_job_id=self.batch_id,
+                level="WARNING",
+                page=chunk.number,
+                message=f"Chunk {chunk.number}: {len(stored):,} records bought by a run that "
+                "lost the job were stored, so they are reused, not bought again",
+            )
+        )
+        session.commit()
+        logger.warning("stored %d records of an orphaned purchase", len(stored))
 
-    def _reusable(self, radar_ids: list[str]) -> set[str]:
-        if self.job.refresh_all:
+    def _add_ledger(self, chunk_number: int, requested: int, page: Page) -> None:
+        self.session.add(
+            LedgerEntry(
+                batch_job_id=self.batch_id,
+                user_id=self.owner_id,
+                page=chunk_number,
+                outcome=LedgerEntry.BILLED,
+                requested=requested,
+                result_count=page.result_count,
+                total_cost=page.total_cost,
+                request_id=page.request_id,
+            )
+        )
+
+    def _complete(self) -> None:
+        warning = self._shortfall()
+        if warning:
+            self.job.warning = warning
+            add_log(self.session, self.job, "WARNING", warning)
+        # Module-level _finish: this whole function is one retried transaction.
+        _finish(self.session, self.job, self.run_id, JobStatus.COMPLETED, self._summary(), "INFO")
+
+    # -- purchase claims ----------------------------------------------------------
+
+    def _claim(self, radar_ids: list[str]) -> set[str]:
+        """Claim these RadarIDs for this job, all or none, in one short transaction
+        committed before the purchase is sent. Returns those held by another active job
+        (then nothing is claimed: a run never waits while holding claims, so two jobs
+        cannot wait for each other).
+
+        A claim is taken over when its job is no longer PROCESSING, its heartbeat is
+        stale, or the claim is older than claim_stale_after.
+        """
+        session, job = self.session, self.job
+        if not radar_ids:
             return set()
-        fresh_since = utcnow() - self.settings.freshness
+        now = utcnow()
+        table = PurchaseClaim.__table__
+        insert = _insert(session, table)
+        # Sorted: two transactions inserting overlapping RadarIDs in the same order cannot
+        # deadlock on PostgreSQL (one waits for the other's commit, then skips). A claim
+        # this job already holds (left by a run that died) is renewed, so that nobody
+        # takes it over as stale while this run buys.
+        session.execute(
+            insert.on_conflict_do_update(
+                index_elements=[table.c.radar_id],
+                set_={"claimed_at": insert.excluded.claimed_at},
+                where=table.c.batch_job_id == insert.excluded.batch_job_id,
+            ),
+            [
+                {"radar_id": rid, "batch_job_id": job.id, "claimed_at": now}
+                for rid in sorted(radar_ids)
+            ],
+        )
+        held = self._held_by_others(radar_ids)
+        if held:
+            live_jobs = sa.select(BatchJob.id).where(
+                BatchJob.status == JobStatus.PROCESSING,
+                BatchJob.heartbeat_at
+                >= now - timedelta(seconds=self.settings.heartbeat_stale_after),
+            )
+            taken_over = session.execute(
+                sa.update(PurchaseClaim)
+                .where(
+                    PurchaseClaim.radar_id.in_(sorted(held)),
+                    sa.or_(
+                        PurchaseClaim.claimed_at
+                        < now - timedelta(seconds=self.settings.claim_stale_after),
+                        PurchaseClaim.batch_job_id.not_in(live_jobs),
+                    ),
+                )
+                .values(batch_job_id=job.id, claimed_at=now)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if taken_over:
+                logger.info("took over %d claims of stopped jobs", taken_over)
+                held = self._held_by_others(radar_ids)
+        if held:
+            session.rollback()
+        else:
+            session.commit()
+        return held
+
+    def _held_by_others(self, radar_ids: list[str]) -> set[str]:
         return set(
             self.session.scalars(
-                sa.select(Property.radar_id).where(
-                    Property.radar_id.in_(radar_ids), Property.last_seen_at >= fresh_since
+                sa.select(PurchaseClaim.radar_id).where(
+                    PurchaseClaim.radar_id.in_(radar_ids),
+                    PurchaseClaim.batch_job_id != self.batch_id,
                 )
             )
         )
+
+    def _release(self, radar_ids: set[str]) -> None:
+        self.session.execute(
+            sa.delete(PurchaseClaim).where(
+                PurchaseClaim.radar_id.in_(list(radar_ids)),
+                PurchaseClaim.batch_job_id == self.batch_id,
+            )
+        )
+        self.session.commit()
+
+    def _log_wait(self, number: int, held: int) -> None:
+        _assert_owner(self.session, self.job, self.run_id, utcnow())
+        add_log(
+            self.session,
+            self.job,
+            "INFO",
+            f"Chunk {number}: waiting for {held:,} records another job is buying right now; "
+            "they will be reused, not bought twice",
+        )
+        self.session.commit()
+
+    def _beat(self) -> None:
+        _assert_owner(self.session, self.job, self.run_id, utcnow())
+        self.session.commit()
+
+    # -- helpers ------------------------------------------------------------------
+
+    def _retry_db(self, what: str, work: Callable[[], T]) -> T:
+        """Run one transaction, retrying it with backoff while the database is busy or
+        unreachable (up to db_retry_for seconds). Each try starts from a rollback, so
+        `work` sees the committed state again (the job row is reloaded)."""
+        deadline = time.monotonic() + self.settings.db_retry_for
+        delay, tries = 0.05, 0
+        while True:
+            try:
+                result = work()
+            except sa.exc.DBAPIError as exc:
+                try:
+                    self.session.rollback()
+                except sa.exc.DBAPIError:  # the connection is gone; the pool replaces it
+                    logger.debug("rollback after a database error failed", exc_info=True)
+                remaining = deadline - time.monotonic()
+                if not is_transient_db_error(exc) or remaining <= 0:
+                    raise
+                tries += 1
+                if tries == 1:
+                    logger.warning(
+                        "%s: database busy or unreachable (%s); retrying for up to %.0f s",
+                        what,
+                        exc.orig,
+                        remaining,
+                    )
+                time.sleep(min(delay, remaining))
+                delay = min(delay * 2, 2.0)
+                continue
+            if tries:
+                logger.warning("%s: stored after %d database retries", what, tries)
+            return result
+
+    def _reusable(self, radar_ids: list[str]) -> tuple[set[str], int]:
+        """(RadarIDs stored fresh enough, and with every field the job asks for; how many
+        stored ones were passed over because they lack some of those fields)."""
+        if self.job.refresh_all:
+            return set(), 0
+        fresh_since = utcnow() - self.settings.freshness
+        fresh = sa.and_(Property.radar_id.in_(radar_ids), Property.last_seen_at >= fresh_since)
+        if not self.required_fields:
+            return set(self.session.scalars(sa.select(Property.radar_id).where(fresh))), 0
+        rows = self.session.execute(sa.select(Property.radar_id, Property.raw).where(fresh)).all()
+        complete = {
+            radar_id
+            for radar_id, raw in rows
+            if isinstance(raw, dict) and self.required_fields <= raw.keys()
+        }
+        return complete, len(rows) - len(complete)
 
     def _check_budget(self, wanted: int) -> None:
         budget = self.session.scalar(
@@ -686,33 +1104,81 @@ class _Run:
         PROCESSING, and recovery requeues it from its checkpoint once its heartbeat is stale."""
         if not shutdown_requested.is_set():
             return False
-        _assert_owner(self.session, self.job, self.run_id, utcnow())
-        add_log(
-            self.session,
-            self.job,
-            "WARNING",
-            f"Stopped after {self.job.processed_records:,} records because the app is shutting "
-            "down; nothing more was bought. The job resumes from here when a worker runs again",
-        )
-        self.session.commit()
+
+        def log_stop() -> None:
+            _assert_owner(self.session, self.job, self.run_id, utcnow())
+            add_log(
+                self.session,
+                self.job,
+                "WARNING",
+                f"Stopped after {self.job.processed_records:,} records because the app is "
+                "shutting down; nothing more was bought. The job resumes from here when a "
+                "worker runs again",
+            )
+            self.session.commit()
+
+        self._retry_db("shutdown", log_stop)
         logger.warning("stopped for shutdown at record %d", self.job.next_start)
         return True
 
     def _finish(self, status: JobStatus, message: str, level: str) -> None:
-        _finish(self.session, self.job, self.run_id, status, message, level)
+        self._retry_db(
+            "finish", lambda: _finish(self.session, self.job, self.run_id, status, message, level)
+        )
 
     def _fail(self, message: str) -> None:
-        session = self.session
-        job = session.get(BatchJob, self.batch_id, populate_existing=True)
-        if job is None or job.rq_job_id != self.run_id or job.status != JobStatus.PROCESSING:
-            return  # not ours any more: the run that owns it decides its fate
-        self.job = job
-        job.error_details = message
-        logger.error("failed at record %d: %s", job.processed_records, message)
-        self._finish(
-            JobStatus.FAILED,
-            f"Failed at record {job.processed_records + 1}: {message}. Retry resumes from there.",
-            "ERROR",
+        def fail() -> None:
+            session = self.session
+            job = session.get(BatchJob, self.batch_id, populate_existing=True)
+            if job is None or job.rq_job_id != self.run_id or job.status != JobStatus.PROCESSING:
+                return  # not ours any more: the run that owns it decides its fate
+            self.job = job
+            job.error_details = message
+            logger.error("failed at record %d: %s", job.processed_records, message)
+            _finish(
+                session,
+                job,
+                self.run_id,
+                JobStatus.FAILED,
+                f"Failed at record {job.processed_records + 1}: {message}. "
+                "Retry resumes from there.",
+                "ERROR",
+            )
+
+        try:
+            self._retry_db("failure", fail)
+        except sa.exc.SQLAlchemyError:
+            # The job stays PROCESSING; recovery requeues it once its heartbeat stops.
+            logger.exception("could not record the failure")
+
+    def _shortfall(self) -> str | None:
+        """A warning, with the figures, when the leads stored differ from what the search
+        reported at the start; None when they agree."""
+        job = self.job
+        if job.search_total is None:
+            return None
+        expected = min(job.search_total, job.max_records) if job.max_records else job.search_total
+        if job.success_count == expected:
+            return None
+        cap = f" (capped at {job.max_records:,})" if job.max_records else ""
+        reasons = []
+        if job.snapshot_count != expected:
+            reasons.append(
+                f"PropertyRadar listed {job.snapshot_count:,} RadarIDs when paged through "
+                "the search (its total changed while the job ran)"
+            )
+        if job.error_count:
+            reasons.append(f"{job.error_count:,} were listed without a RadarID (not bought)")
+        if job.vanished_count:
+            reasons.append(f"{job.vanished_count:,} no longer matched when bought (not billed)")
+        if job.unidentified_count:
+            reasons.append(
+                f"{job.unidentified_count:,} were bought without a RadarID (billed, not stored)"
+            )
+        because = "; ".join(reasons) if reasons else "see the log"
+        return (
+            f"The search matched {job.search_total:,} records when the job started{cap}, "
+            f"but {job.success_count:,} leads were stored: {because}"
         )
 
     def _summary(self) -> str:
@@ -723,19 +1189,33 @@ class _Run:
         )
         if job.vanished_count:
             text += f", {job.vanished_count:,} no longer matched"
+        if job.unidentified_count:
+            text += f", {job.unidentified_count:,} bought without a RadarID (billed, not stored)"
         if job.error_count:
             text += f", {job.error_count:,} records skipped"
         return text
 
     @staticmethod
     def _chunk_message(
-        number: int, size: int, reused: int, bought: int, vanished: int, page: Page | None
+        chunk: _Chunk, reused: int, bought: int, missing: int, vanished: int, pages: list[Page]
     ) -> str:
-        parts = [f"Chunk {number}: {size} records"]
-        if page is not None:
+        parts = [f"Chunk {chunk.number}: {len(chunk.positions)} records"]
+        if pages:
             parts.append(f"{bought} bought")
+        if len(pages) > 1:
+            parts.append(f"in {len(pages)} requests (PropertyRadar returned fewer than asked)")
         if reused:
             parts.append(f"{reused} reused (already stored)")
+        if chunk.lacking_fields:
+            parts.append(
+                f"{chunk.lacking_fields} stored leads lacked fields this job asks for, "
+                "so they were bought again"
+            )
+        if missing:
+            parts.append(
+                f"{missing} bought without a RadarID (billed, but a lead cannot be stored "
+                "without one)"
+            )
         if vanished:
             parts.append(f"{vanished} no longer match the search (not bought)")
         return ", ".join(parts)

@@ -150,6 +150,15 @@ class BatchJob(db.Model):
     purchased_count: so.Mapped[int] = so.mapped_column(default=0)
     vanished_count: so.Mapped[int] = so.mapped_column(default=0)
     cost_total: so.Mapped[float] = so.mapped_column(default=0.0)
+    # Bought and billed, but not stored: the record came back without a RadarID, and a
+    # lead cannot be kept (or reused, or linked) without one.
+    unidentified_count: so.Mapped[int] = so.mapped_column(default=0)
+    # totalResultCount of the search's first page, as the user was told it; the snapshot
+    # follows the records actually returned, so the two can differ (see `warning`).
+    search_total: so.Mapped[int | None]
+    # Why the job stored fewer (or more) leads than the search first reported, with the
+    # figures; None when they agree. Shown on the job page and in the API.
+    warning: so.Mapped[str | None] = so.mapped_column(sa.Text)
 
     owner: so.Mapped[User] = so.relationship(lazy="joined", innerjoin=True)
 
@@ -219,27 +228,33 @@ class BatchJobLog(db.Model):
 
 
 class Property(db.Model):
-    """One PropertyRadar record per RadarID, shared by every job that found it."""
+    """One PropertyRadar record per RadarID, shared by every job that found it.
+
+    The lead columns are unbounded TEXT: a record has been paid for before it is stored,
+    so no column may reject a value because of its length (PostgreSQL would fail the whole
+    chunk with StringDataRightTruncation). ``raw`` keeps the record exactly as bought.
+    The RadarID is the only bounded column; coerce.radar_id_of() refuses longer ones.
+    """
 
     __tablename__ = "properties"
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
     radar_id: so.Mapped[str] = so.mapped_column(sa.String(32), unique=True)
-    address: so.Mapped[str | None] = so.mapped_column(sa.String(200))
-    city: so.Mapped[str | None] = so.mapped_column(sa.String(100))
-    state: so.Mapped[str | None] = so.mapped_column(sa.String(2))
-    zip_code: so.Mapped[str | None] = so.mapped_column(sa.String(10))
-    county: so.Mapped[str | None] = so.mapped_column(sa.String(10))
-    apn: so.Mapped[str | None] = so.mapped_column(sa.String(64))
-    owner_name: so.Mapped[str | None] = so.mapped_column(sa.String(200))
-    owner2: so.Mapped[str | None] = so.mapped_column(sa.String(200))
-    owner_first_name: so.Mapped[str | None] = so.mapped_column(sa.String(100))
-    owner_last_name: so.Mapped[str | None] = so.mapped_column(sa.String(100))
-    mail_address: so.Mapped[str | None] = so.mapped_column(sa.String(200))
-    mail_city: so.Mapped[str | None] = so.mapped_column(sa.String(100))
-    mail_state: so.Mapped[str | None] = so.mapped_column(sa.String(2))
-    mail_zip: so.Mapped[str | None] = so.mapped_column(sa.String(10))
-    property_type: so.Mapped[str | None] = so.mapped_column(sa.String(64))
+    address: so.Mapped[str | None] = so.mapped_column(sa.Text)
+    city: so.Mapped[str | None] = so.mapped_column(sa.Text)
+    state: so.Mapped[str | None] = so.mapped_column(sa.Text)
+    zip_code: so.Mapped[str | None] = so.mapped_column(sa.Text)
+    county: so.Mapped[str | None] = so.mapped_column(sa.Text)
+    apn: so.Mapped[str | None] = so.mapped_column(sa.Text)
+    owner_name: so.Mapped[str | None] = so.mapped_column(sa.Text)
+    owner2: so.Mapped[str | None] = so.mapped_column(sa.Text)
+    owner_first_name: so.Mapped[str | None] = so.mapped_column(sa.Text)
+    owner_last_name: so.Mapped[str | None] = so.mapped_column(sa.Text)
+    mail_address: so.Mapped[str | None] = so.mapped_column(sa.Text)
+    mail_city: so.Mapped[str | None] = so.mapped_column(sa.Text)
+    mail_state: so.Mapped[str | None] = so.mapped_column(sa.Text)
+    mail_zip: so.Mapped[str | None] = so.mapped_column(sa.Text)
+    property_type: so.Mapped[str | None] = so.mapped_column(sa.Text)
     beds: so.Mapped[int | None]
     baths: so.Mapped[float | None]
     sqft: so.Mapped[int | None]
@@ -249,7 +264,7 @@ class Property(db.Model):
     equity_percent: so.Mapped[float | None]
     owner_occupied: so.Mapped[bool | None]
     in_foreclosure: so.Mapped[bool | None]
-    foreclosure_stage: so.Mapped[str | None] = so.mapped_column(sa.String(64))
+    foreclosure_stage: so.Mapped[str | None] = so.mapped_column(sa.Text)
     tax_delinquent: so.Mapped[bool | None]
     listed_for_sale: so.Mapped[bool | None]
     raw: so.Mapped[dict[str, Any]] = so.mapped_column(JSONType)
@@ -317,3 +332,20 @@ class LedgerEntry(db.Model):
     total_cost: so.Mapped[float | None]
     request_id: so.Mapped[str | None] = so.mapped_column(sa.String(64))
     note: so.Mapped[str | None] = so.mapped_column(sa.String(300))
+
+
+class PurchaseClaim(db.Model):
+    """A RadarID some job is buying right now. Two jobs never buy the same record at once:
+    a job claims what it is about to buy (INSERT ... ON CONFLICT DO NOTHING, committed on
+    its own before the purchase is sent), and a job that finds a RadarID claimed by
+    another active job waits until it is stored and then reuses it. The claim is deleted
+    in the transaction that stores the record (see importer.py)."""
+
+    __tablename__ = "purchase_claims"
+    __table_args__ = (sa.Index("ix_purchase_claims_job", "batch_job_id"),)
+
+    radar_id: so.Mapped[str] = so.mapped_column(sa.String(32), primary_key=True)
+    batch_job_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("batch_jobs.id", ondelete="CASCADE")
+    )
+    claimed_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)

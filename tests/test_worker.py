@@ -77,7 +77,7 @@ def test_max_records_caps_the_purchase(app, api, run_worker, simulator):
     assert simulator.stats()["billed_records"] == 1000
 
 
-def test_records_without_radar_id_are_counted_as_errors(app, user, requests_mock):
+def test_records_without_radar_id_are_reported_as_such(app, user, requests_mock):
     ids = ["PAAAA001", "PBBBB000", "PBBBB001", "PBBBB002"]
     snapshot = {
         "results": [{"RadarID": ids[0]}, {"RadarID": ""}] + [{"RadarID": i} for i in ids[1:]],
@@ -102,14 +102,17 @@ def test_records_without_radar_id_are_counted_as_errors(app, user, requests_mock
         status = run_import(db.session, client, job.id, batch_size=400)
         db.session.refresh(job)
         assert status == JobStatus.COMPLETED
-        # One snapshot row had no RadarID, and one bought record came back without one;
-        # the fourth RadarID was not returned by the purchase, so it is reported as vanished.
-        assert (job.snapshot_count, job.success_count, job.error_count) == (4, 3, 2)
-        assert job.vanished_count == 1
+        # One snapshot row had no RadarID (skipped, not bought); one bought record came
+        # back without one: bought and billed but not stored, and not called vanished.
+        assert (job.snapshot_count, job.success_count, job.error_count) == (4, 3, 1)
+        assert (job.unidentified_count, job.vanished_count, job.purchased_count) == (1, 0, 3)
         warning = db.session.scalar(
-            sa.select(BatchJobLog.message).where(BatchJobLog.level == "WARNING")
+            sa.select(BatchJobLog.message).where(
+                BatchJobLog.level == "WARNING", BatchJobLog.page.is_not(None)
+            )
         )
-    assert "1 no longer match" in warning
+    assert "1 bought without a RadarID (billed" in warning
+    assert "no longer match" not in warning
 
 
 def test_cancel_mid_job_keeps_stored_pages(app, api, start_worker, simulator):

@@ -404,6 +404,10 @@ _SCHEMAS: dict[str, Schema] = {
             "reused_count": {**COUNT, "description": "Matches already stored, not bought"},
             "purchased_count": {**COUNT, "description": "Records bought"},
             "vanished_count": {**COUNT, "description": "Listed, but gone when bought"},
+            "unidentified_count": {
+                **COUNT,
+                "description": "Bought and billed, but returned without a RadarID: not stored",
+            },
             "cost_total": {**NUMBER, "description": "Billed so far, dollars"},
             "refresh_all": BOOLEAN,
             "fields": _nullable(
@@ -415,6 +419,11 @@ _SCHEMAS: dict[str, Schema] = {
             ),
             "cancel_requested": BOOLEAN,
             "error_details": _nullable(STRING),
+            "warning": {
+                **_nullable(STRING),
+                "description": "Set when what was stored differs from what the search first "
+                "reported, with the figures",
+            },
             "created_by": {**STRING, "description": "Owner's email"},
             "created_at": TIMESTAMP,
             "updated_at": TIMESTAMP,

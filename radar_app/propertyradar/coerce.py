@@ -113,6 +113,13 @@ def to_bool(v: object) -> bool | None:
     return None
 
 
+def _storable(text: str) -> str:
+    """Text every database accepts: PostgreSQL's text type cannot hold NUL, and no driver
+    can encode a lone surrogate ("\\udfff" decoded from JSON). raw keeps the original."""
+    text = text.replace("\x00", "")
+    return text.encode("utf-8", "replace").decode("utf-8").strip()
+
+
 def to_str(v: object) -> str | None:
     """A stripped string, or None for None/empty. Numbers become their text
     (an APN or ZIP sent as a number); containers and bools give None."""
@@ -120,6 +127,8 @@ def to_str(v: object) -> str | None:
         return None
     if isinstance(v, str):
         text = v.strip()
+        if not text.isascii() or "\x00" in text:
+            text = _storable(text)
         return text or None
     if isinstance(v, int):
         return str(v)
@@ -199,6 +208,23 @@ def to_property_type(v: object) -> str | None:
     return PROPERTY_TYPES.get(text.upper(), text)
 
 
+# properties.radar_id and the snapshot/claim tables hold RadarIDs as varchar(32). Real
+# ones are short ("P1A2B3C4" in the documented example); anything longer is not a
+# RadarID we could look up again, so it is refused here rather than by the database.
+RADAR_ID_MAX_LENGTH = 32
+
+
+def radar_id_of(record: object) -> str | None:
+    """The record's RadarID, or None when it has none usable (absent, empty, not text or
+    number, or longer than RADAR_ID_MAX_LENGTH). The one reader of RadarIDs in results."""
+    if not isinstance(record, Mapping):
+        return None
+    radar_id = to_str(record.get("RadarID"))
+    if radar_id is None or len(radar_id) > RADAR_ID_MAX_LENGTH:
+        return None
+    return radar_id
+
+
 def lead_columns(record: object) -> dict[str, Any]:
     """Map one PropertyRadar result record to typed lead columns.
 
@@ -209,7 +235,7 @@ def lead_columns(record: object) -> dict[str, Any]:
     r: Mapping[str, Any] = record if isinstance(record, Mapping) else {}
     g = r.get
     return {
-        "radar_id": to_str(g("RadarID")),
+        "radar_id": radar_id_of(r),
         "address": to_str(g("Address")),
         "city": to_str(g("City")),
         "state": to_state(g("State")),
@@ -245,7 +271,9 @@ LEAD_COLUMNS: tuple[str, ...] = tuple(lead_columns({}))
 __all__ = [
     "LEAD_COLUMNS",
     "US_STATES",
+    "RADAR_ID_MAX_LENGTH",
     "lead_columns",
+    "radar_id_of",
     "to_bool",
     "to_fips",
     "to_float",
