@@ -94,6 +94,9 @@ class Config:
     # guessing spread over many addresses. Counted the same for unknown addresses, so the
     # answer never says whether an account exists.
     LOGIN_ACCOUNT_RATE_LIMIT = "10 per 15 minutes"
+    # How long a "Confirm and buy" button on the search form stays good; after that the
+    # search is priced and asked again.
+    SEARCH_CONFIRM_SECONDS = 15 * 60
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = False

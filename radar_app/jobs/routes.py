@@ -65,8 +65,6 @@ MAX_UNSURE_PAGES = 5
 # Toasts shown per poll; the rest follow on the next polls.
 MAX_TOASTS = 5
 NOTIFIED_KEY = "notified_until"
-# How long a "Confirm and buy" button stays good; after that the search is priced again.
-SEARCH_CONFIRM_SECONDS = 15 * 60
 CONFIRM_SALT = "radar_app.search-confirm"
 # Redis key of a used confirmation; its value is the id of the job it started.
 CONFIRM_KEY_PREFIX = "radar:search-confirmed:"
@@ -214,7 +212,7 @@ def _search_spec(form: SearchForm) -> str:
 
 
 def _confirm_seconds() -> int:
-    return current_app.config.get("SEARCH_CONFIRM_SECONDS", SEARCH_CONFIRM_SECONDS)
+    return current_app.config["SEARCH_CONFIRM_SECONDS"]
 
 
 def _confirmation(form: SearchForm) -> str | None:
