@@ -202,3 +202,44 @@ def test_redis_restart_mid_job_loses_nothing(app, app_config, token, simulator, 
             db.engine.dispose()
     finally:
         redis.stop()
+
+
+@pytest.mark.slow
+def test_started_but_never_claimed_job_is_requeued_and_frees_its_worker(
+    app, api, simulator, start_worker, redis_url
+):
+    """Issue 9: a work horse hung before claiming its job left the row PENDING behind a
+    "started" RQ job, which recovery did not treat as lost: the job and its (only) worker
+    were stuck until RQ_JOB_TIMEOUT, 6 hours. Here the horse hangs for real (the RQ job
+    under the row's id just sleeps); recovery requeues the job under a new RQ id and
+    stops the hung horse, and the same single worker then runs the job."""
+    from rq import Queue
+    from rq.job import Job
+    from rq.job import JobStatus as RQJobStatus
+
+    job_id = create(api, MULTNOMAH)
+    hung_id = job_row(app, job_id).rq_job_id
+    connection = Redis.from_url(redis_url)
+    Job.fetch(hung_id, connection=connection).delete()
+    Queue(app.config["RQ_QUEUE"], connection=connection).enqueue(
+        "time.sleep", 600, job_id=hung_id, job_timeout=3600
+    )
+    start_worker(env=FAST_RECOVERY)
+    wait_for(
+        lambda: Job.fetch(hung_id, connection=connection).get_status() == RQJobStatus.STARTED,
+        what="the hung horse to start",
+    )
+    started_at = time.monotonic()
+
+    job = wait_for(lambda: finished(app, job_id), timeout=30, what="the job to run after all")
+    freed_after = time.monotonic() - started_at
+    assert job.status == JobStatus.COMPLETED and job.attempts == 1
+    assert freed_after < 3 + 0.5 + 10  # stale_after + interval + a job of 2,000 records
+    assert job.rq_job_id != hung_id
+    assert Job.fetch(hung_id, connection=connection).get_status() == RQJobStatus.STOPPED
+    ids = stored_radar_ids(app, job_id)
+    assert len(ids) == len(set(ids)) == 2000
+    assert simulator.stats()["billed_records"] == 2000
+    logs = api.get(f"/api/batch-jobs/{job_id}/logs?per_page=100").json["items"]
+    assert any("never began it" in entry["message"] for entry in logs)
+    connection.close()

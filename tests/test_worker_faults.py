@@ -102,3 +102,135 @@ def test_ten_kill_restart_cycles_with_one_worker_all_resume(app, api, simulator,
     billed = simulator.stats()["billed_records"]
     # At most the chunk in flight at each kill was bought and not stored.
     assert 10_000 <= billed <= 10_000 + 10 * CHUNK, billed
+
+
+def worker_log(tmp_path, number: int) -> str:
+    return (tmp_path / f"worker-{number}.log").read_text(errors="replace")
+
+
+def workers_seen_by_admin(queue_name: str, redis_url: str) -> list[str]:
+    from rq import Queue
+
+    from radar_app.admin.queue_health import queue_health
+
+    connection = Redis.from_url(redis_url)
+    try:
+        return [w.name for w in queue_health(Queue(queue_name, connection=connection)).workers]
+    finally:
+        connection.close()
+
+
+@pytest.mark.slow
+def test_redis_down_under_a_busy_worker_loses_and_duplicates_nothing(
+    app, app_config, token, admin, simulator, start_worker, tmp_path
+):
+    """Issue 9: with Redis stopped for 60 s every worker running a job quit ("unhandled
+    exception, quitting"), its horse ran on alone, queued jobs stayed PENDING for good and
+    the admin page said "Workers online (0)". Now: one worker, one job running and two
+    queued, Redis stopped for several heartbeat intervals and started again empty."""
+    from radar_app import create_app
+    from radar_app.devstack import RedisServer
+    from radar_app.extensions import db
+    from tests.conftest import ApiClient, AuthActions
+
+    redis = RedisServer().start()
+    try:
+        own_app = create_app({**app_config, "REDIS_URL": redis.url})
+        api = ApiClient(own_app.test_client(), token)
+        simulator.configure(latency_ms=300)
+        expected = {create(api, OREGON): 10_000}
+        worker = start_worker(
+            "--name", "survivor", "--job-monitoring-interval", "1",
+            env={**FAST, "REDIS_URL": redis.url},
+        )  # fmt: skip
+        running = next(iter(expected))
+        wait_for(lambda: job_row(app, running).processed_records >= 800, what="2 chunks")
+        expected[create(api, [{"name": "County", "value": ["53061"]}])] = 1000
+        expected[create(api, [{"name": "State", "value": ["ID"]}])] = 400
+
+        redis.stop()  # the queue entries of the two PENDING jobs go with it
+        down_at = time.monotonic()
+        # Several worker heartbeats (1 s) and reconciler passes (1 s) fail meanwhile.
+        time.sleep(5)
+        assert worker.poll() is None, worker_log(tmp_path, 1)[-3000:]
+        assert job_row(app, running).status == JobStatus.PROCESSING
+        redis = RedisServer(redis.port).start()
+        back_at = time.monotonic()
+
+        wait_for(
+            lambda: workers_seen_by_admin(app_config["RQ_QUEUE"], redis.url) == ["survivor"],
+            timeout=15,
+            what="the worker to register again",
+        )
+        for job_id in expected:
+            wait_for(lambda job_id=job_id: finished(app, job_id), timeout=60, what=job_id)
+        done_after = time.monotonic() - back_at
+        print(f"Redis down {back_at - down_at:.1f} s; all jobs done {done_after:.1f} s later")
+
+        for job_id, count in expected.items():
+            job = job_row(app, job_id)
+            assert job.status == JobStatus.COMPLETED, (job_id, job.status, job.error_details)
+            assert_exact(app, job_id, count)
+        stats = simulator.stats()
+        assert stats["billed_records"] == sum(expected.values())
+        assert max(stats["billed_radar_ids"].values()) == 1
+        assert worker.poll() is None, "the worker quit"
+
+        auth = AuthActions(own_app.test_client())
+        auth.login(admin.email)
+        page = auth.client.get("/admin/")
+        assert page.status_code == 200
+        assert "Workers online (1)" in page.text
+
+        log = worker_log(tmp_path, 1)
+        assert "Traceback" not in log and "quitting" not in log, log[-3000:]
+        # One line when each outage starts and one when it ends, not one per pass.
+        assert log.count("reconciliation skipped") == 1, log[-3000:]
+        with own_app.app_context():
+            db.engine.dispose()
+    finally:
+        redis.stop()
+
+
+@pytest.mark.slow
+def test_worker_waits_for_redis_and_stops_cleanly_without_it(
+    app, app_config, token, simulator, start_worker, tmp_path
+):
+    """Redis unreachable must never end worker.py with a traceback: started before Redis,
+    it waits and then works; stopped while Redis is down, it exits cleanly."""
+    from radar_app import create_app
+    from radar_app.devstack import RedisServer, free_port
+    from radar_app.extensions import db
+    from tests.conftest import ApiClient
+
+    redis = RedisServer(free_port())
+    worker = start_worker(env={**FAST, "REDIS_URL": redis.url})
+    try:
+        wait_for(
+            lambda: "Redis unreachable" in worker_log(tmp_path, 1), timeout=30, what="a warning"
+        )
+        assert worker.poll() is None
+        redis.start()
+        own_app = create_app({**app_config, "REDIS_URL": redis.url})
+        job_id = create(ApiClient(own_app.test_client(), token), MULTNOMAH)
+        job = wait_for(lambda: finished(app, job_id), timeout=30, what="the job")
+        assert job.status == JobStatus.COMPLETED
+        assert_exact(app, job_id, 2000)
+        with own_app.app_context():
+            db.engine.dispose()
+
+        redis.stop()
+        wait_for(
+            lambda: worker_log(tmp_path, 1).count("Redis unreachable") >= 2,
+            what="the worker to notice Redis is gone again",
+        )
+        children = psutil.Process(worker.pid).children(recursive=True)
+        assert children, "the reconciler process is missing"
+        worker.terminate()
+        assert worker.wait(timeout=20) == 0
+        _, alive = psutil.wait_procs(children, timeout=10)
+        assert not alive, "the reconciler outlived its worker"
+        log = worker_log(tmp_path, 1)
+        assert "Traceback" not in log, log[-3000:]
+    finally:
+        redis.stop()
