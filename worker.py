@@ -79,7 +79,10 @@ class Reconciler:
             return
         if self.process.exitcode is not None:
             logger.warning("reconciler exited (code %s); restarting it", self.process.exitcode)
-            self.start()
+            try:
+                self.start()
+            except OSError as exc:  # e.g. out of processes; the next heartbeat retries
+                logger.warning("reconciler not restarted: %s", exc)
 
     def stop(self, timeout: float = 10) -> None:
         if self.process is None or os.getpid() != self.owner:

@@ -243,3 +243,45 @@ def test_started_but_never_claimed_job_is_requeued_and_frees_its_worker(
     logs = api.get(f"/api/batch-jobs/{job_id}/logs?per_page=100").json["items"]
     assert any("never began it" in entry["message"] for entry in logs)
     connection.close()
+
+
+def test_reconciler_outlives_a_database_outage_with_one_warning(app, redis_url, tmp_path, caplog):
+    """The reconciler loop (worker.py runs it in its own process) keeps going while the
+    database cannot be opened: one warning when the outage starts, one when it ends, no
+    traceback."""
+    import logging
+
+    from radar_app.extensions import Base
+
+    missing_dir = tmp_path / "not-yet"
+    url = f"sqlite:///{missing_dir / 'radar.db'}"
+    settings = recovery.ReconcilerSettings(
+        database_url=url,
+        redis_url=redis_url,
+        queue_name=app.config["RQ_QUEUE"],
+        queue_settings=QueueSettings.from_config(app.config),
+        interval=0.05,
+        stale_after=3,
+        pending_grace=0,
+    )
+    ticks = 0
+
+    def should_stop() -> bool:
+        nonlocal ticks
+        ticks += 1
+        if ticks == 20:  # several failed passes in: the database comes back
+            missing_dir.mkdir()
+            engine = sa.create_engine(url)
+            Base.metadata.create_all(engine)
+            engine.dispose()
+        return "running again" in caplog.text or ticks > 2000
+
+    with caplog.at_level(logging.WARNING, logger="radar_app.recovery"):
+        recovery.reconcile_forever(settings, should_stop)
+    records = [r for r in caplog.records if r.name == "radar_app.recovery"]
+    assert [r.getMessage().split(":")[0] for r in records] == [
+        "reconciliation skipped, retrying every 0.05s",
+        "reconciliation running again (was",
+    ]
+    assert "unable to open database file" in records[0].getMessage()
+    assert not [r for r in records if r.exc_info]
