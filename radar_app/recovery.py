@@ -300,7 +300,7 @@ def reconcile_forever(settings: ReconcilerSettings, should_stop: Callable[[], bo
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", sqlite_pragmas)
     queue = Queue(settings.queue_name, connection=connect(settings.redis_url))
-    failing: str | None = None
+    failing: str | None = None  # the error type of the outage in progress, if any
     next_pass = time.monotonic() + settings.interval
     while not should_stop():
         if time.monotonic() < next_pass:
@@ -321,12 +321,15 @@ def reconcile_forever(settings: ReconcilerSettings, should_stop: Callable[[], bo
             if failing is None:
                 logger.exception("reconciliation pass failed")
         if error is not None:
-            description = _describe(error)
-            if description != failing:
+            # The same outage words its errors differently from pass to pass (connection
+            # reset, then refused): one warning per kind of failure, not per pass.
+            if type(error).__name__ != failing:
                 logger.warning(
-                    "reconciliation skipped, retrying every %ss: %s", settings.interval, description
+                    "reconciliation skipped, retrying every %ss: %s",
+                    settings.interval,
+                    _describe(error),
                 )
-            failing = description
+            failing = type(error).__name__
         elif failing is not None:
             logger.warning("reconciliation running again (was: %s)", failing)
             failing = None

@@ -48,18 +48,18 @@ def work_horse(worker: psutil.Process) -> psutil.Process | None:
 
 
 def kill_worker_and_horse(pid: int) -> None:
-    """SIGKILL a worker, its work horse and every other child, as the OOM killer or a lost
-    machine would: no cleanup. RQ starts each horse in its own session, so killing the
-    process group is not enough."""
+    """SIGKILL a worker and its work horse, as the OOM killer or a lost machine would: no
+    cleanup. RQ starts each horse in its own session, so killing the process group is not
+    enough. The worker's reconciler process, left behind, must notice and exit by itself."""
     worker = psutil.Process(pid)
-    assert work_horse(worker) is not None, "the worker has no work horse: is a job running?"
-    family = [worker, *worker.children(recursive=True)]
-    for process in family:
-        try:
-            process.send_signal(signal.SIGKILL)
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(family, timeout=10)
+    horse = work_horse(worker)
+    assert horse is not None, "the worker has no work horse: is a job running?"
+    others = [child for child in worker.children() if child != horse]
+    for process in (worker, horse):
+        process.send_signal(signal.SIGKILL)
+    psutil.wait_procs([worker, horse], timeout=10)
+    _, alive = psutil.wait_procs(others, timeout=10)
+    assert not alive, f"orphaned children of the killed worker still run: {alive}"
 
 
 def assert_exact(app, job_id: str, expected: int) -> None:
