@@ -104,25 +104,28 @@ class RadarWorker(Worker):
         restarted without persistence): without them `rq info` and the admin page count
         no worker, and `send_stop_job_command` cannot find this worker's job."""
         queue_sets = [registration.WORKERS_BY_QUEUE_KEY % name for name in self.queue_names()]
+        busy_with = self.execution.job_id if self.execution is not None and self.horse_pid else None
         with self.connection.pipeline() as pipeline:
-            pipeline.hexists(self.key, "birth")
+            pipeline.hmget(self.key, ["birth", "state", "current_job"])
             pipeline.sismember(self.redis_workers_keys, self.key)
             for key in queue_sets:
                 pipeline.sismember(key, self.key)
-            if all(pipeline.execute()):
+            (birth, state, current_job), *registered = pipeline.execute()
+            # RQ's own heartbeat writes back a bare hash (birth, pid, ...) without state or
+            # current job, so check those too: the admin page shows them.
+            intact = birth and state and (busy_with is None or current_job)
+            if intact and all(registered):
                 return
+            if self.birth_date is None or self.last_heartbeat is None:
+                return  # not born yet: register_birth() will do it
             self.log.warning(
                 "Worker %s: registration lost (Redis restarted?); re-registering", self.name
             )
-            if self.birth_date is None or self.last_heartbeat is None:
-                return  # not born yet: register_birth() will do it
-            fields: dict[str, Any] = {**self.serialize(), "state": self.get_state()}
-            fields["successful_job_count"] = self.successful_job_count
-            fields["failed_job_count"] = self.failed_job_count
-            if self.execution is not None and self.horse_pid:
-                fields["current_job"] = self.execution.job_id
-                fields["horse_pid"] = self.horse_pid
-            pipeline.hset(self.key, mapping={k: v for k, v in fields.items() if v is not None})
+            if not intact:  # the job counters are lost for good: RQ keeps them only here
+                fields: dict[str, Any] = {**self.serialize(), "state": self.get_state()}
+                if busy_with is not None:
+                    fields.update(current_job=busy_with, horse_pid=self.horse_pid)
+                pipeline.hset(self.key, mapping={k: v for k, v in fields.items() if v is not None})
             registration.register(self, pipeline)
             pipeline.expire(self.key, self.worker_ttl + 60)
             pipeline.execute()
