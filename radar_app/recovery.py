@@ -1,27 +1,38 @@
 """Reconciliation: find jobs nobody is working on and put them back in the queue.
 
-Two ways a job gets stranded:
+Three ways a job gets stranded:
 - its worker died (SIGKILL, OOM, machine lost): the row stays PROCESSING and its
   heartbeat stops. RQ only files the job as abandoned after its own, much longer, cleanup.
 - its queue entry vanished (Redis restarted or flushed): the row stays PENDING forever.
+- its work horse started but never claimed the row (it hung before its first database
+  statement): the row stays PENDING behind a "started" RQ job, which RQ would only give
+  up on after RQ_JOB_TIMEOUT (hours), keeping its worker busy all that time.
 
-Every worker runs reconcile() every RECOVERY_INTERVAL seconds; `flask jobs recover` runs
-it on demand. Each requeue is a conditional UPDATE, so several reconcilers can race
-safely: exactly one wins, and a requeued job resumes from its checkpoint.
+Every worker.py runs reconcile_forever() in a process of its own; `flask jobs recover`
+runs reconcile() on demand. Each requeue is a conditional UPDATE, so several reconcilers
+can race safely: exactly one wins, and a requeued job resumes from its checkpoint.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from redis.exceptions import RedisError
 from rq import Queue
+from rq.command import send_stop_job_command
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 from rq.job import JobStatus as RQJobStatus
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
 
 from radar_app.batches import QueueSettings, enqueue_job, new_rq_job_id
 from radar_app.importer import add_log
@@ -38,10 +49,16 @@ class RecoveryReport:
     requeued_stale: list[str] = field(default_factory=list)
     cancelled_stale: list[str] = field(default_factory=list)
     reenqueued_lost: list[str] = field(default_factory=list)
+    requeued_unclaimed: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
-        return bool(self.requeued_stale or self.cancelled_stale or self.reenqueued_lost)
+        return bool(
+            self.requeued_stale
+            or self.cancelled_stale
+            or self.reenqueued_lost
+            or self.requeued_unclaimed
+        )
 
 
 def stale_jobs(session: Session, stale_after: float, now: datetime | None = None) -> list[BatchJob]:
@@ -83,7 +100,22 @@ def requeue(
     session.refresh(job)
     enqueue_job(queue, job, settings)
     logger.warning("job=%s requeued (%s) as %s", public_id, reason, rq_job_id)
+    if old_rq_job_id:
+        stop_old_run(queue, old_rq_job_id)
     return True
+
+
+def stop_old_run(queue: Queue, rq_job_id: str) -> None:
+    """Ask the worker still running a replaced RQ job to kill its work horse, so that a
+    hung horse frees its worker for the new run. Best effort: the worker may be dead, or
+    the RQ job gone with Redis. The old run could not store anything anyway (it no longer
+    owns the row), so this only stops it wasting a worker and further purchases."""
+    try:
+        send_stop_job_command(queue.connection, rq_job_id)
+    except (InvalidJobOperation, NoSuchJobError, RedisError) as exc:
+        logger.debug("old run %s not stopped: %s", rq_job_id, exc)
+    else:
+        logger.warning("asked the worker of the replaced run %s to stop it", rq_job_id)
 
 
 def mark_failed(session: Session, job: BatchJob, reason: str) -> bool:
@@ -153,6 +185,37 @@ def lost_pending_jobs(
     return lost
 
 
+def unclaimed_started_jobs(
+    session: Session, queue: Queue, stale_after: float, now: datetime | None = None
+) -> list[BatchJob]:
+    """PENDING jobs whose RQ job started more than `stale_after` seconds ago but whose work
+    horse never claimed the row. A horse claims within a second of starting; one that has
+    not after `stale_after` is as silent as a stale heartbeat."""
+    now = now or utcnow()
+    cutoff = now - timedelta(seconds=stale_after)
+    candidates = list(
+        session.scalars(
+            sa.select(BatchJob).where(
+                BatchJob.status == JobStatus.PENDING, BatchJob.updated_at < cutoff
+            )
+        )
+    )
+    if not candidates:
+        return []
+    rq_jobs = Job.fetch_many(
+        [job.rq_job_id or "" for job in candidates], connection=queue.connection
+    )
+    unclaimed = []
+    for job, rq_job in zip(candidates, rq_jobs, strict=True):
+        if rq_job is None or rq_job.get_status(refresh=False) != RQJobStatus.STARTED:
+            continue
+        # Both are aware UTC datetimes (RQ's and models.utcnow()).
+        started_at = rq_job.started_at
+        if started_at is None or started_at < cutoff:
+            unclaimed.append(job)
+    return unclaimed
+
+
 def reconcile(
     session: Session,
     queue: Queue,
@@ -173,16 +236,122 @@ def reconcile(
     for job in lost_pending_jobs(session, queue, pending_grace, now):
         if requeue(session, queue, settings, job, "Queue entry was lost (Redis restarted?)"):
             report.reenqueued_lost.append(job.job_id)
+    for job in unclaimed_started_jobs(session, queue, stale_after, now):
+        reason = "Its worker started the job but never began it (work horse hung?)"
+        if requeue(session, queue, settings, job, reason):
+            report.requeued_unclaimed.append(job.job_id)
     return report
 
 
-def safe_reconcile(session: Session, queue: Queue, settings: QueueSettings, **kwargs) -> None:
-    """reconcile() for a background loop: logs failures instead of raising them."""
+def safe_reconcile(
+    session: Session, queue: Queue, settings: QueueSettings, **kwargs: Any
+) -> Exception | None:
+    """reconcile() for a background loop: returns the Redis or database error that cut the
+    pass short instead of raising it (the next pass tries again)."""
     try:
         report = reconcile(session, queue, settings, **kwargs)
     except (RedisError, sa.exc.SQLAlchemyError) as exc:
         session.rollback()
-        logger.warning("reconciliation skipped: %s", exc)
-        return
+        return exc
     if report.changed:
         logger.warning("reconciliation: %s", report)
+    return None
+
+
+@dataclass(frozen=True)
+class ReconcilerSettings:
+    """What the reconciler process needs: plain values, so they cross a spawn."""
+
+    database_url: str
+    redis_url: str
+    queue_name: str
+    queue_settings: QueueSettings
+    interval: float
+    stale_after: float
+    pending_grace: float
+
+    @classmethod
+    def from_config(cls, config: Any) -> ReconcilerSettings:
+        return cls(
+            database_url=config["SQLALCHEMY_DATABASE_URI"],
+            redis_url=config["REDIS_URL"],
+            queue_name=config["RQ_QUEUE"],
+            queue_settings=QueueSettings.from_config(config),
+            interval=config["RECOVERY_INTERVAL"],
+            stale_after=config["RECOVERY_STALE_AFTER"],
+            pending_grace=config["RECOVERY_PENDING_GRACE"],
+        )
+
+
+def _describe(exc: BaseException) -> str:
+    # The first line only: a database error's text goes on to quote the whole statement.
+    return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}"
+
+
+def reconcile_forever(settings: ReconcilerSettings, should_stop: Callable[[], bool]) -> None:
+    """Run reconcile() every `settings.interval` seconds until should_stop() says so.
+
+    Redis or the database being down costs a pass, never the loop: the first failure is
+    logged as one warning line, the recovery as another, and nothing in between."""
+    from radar_app.extensions import sqlite_pragmas
+    from radar_app.queue import connect
+
+    engine = sa.create_engine(settings.database_url, poolclass=NullPool)
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine, "connect", sqlite_pragmas)
+    queue = Queue(settings.queue_name, connection=connect(settings.redis_url))
+    failing: str | None = None  # the error type of the outage in progress, if any
+    next_pass = time.monotonic() + settings.interval
+    while not should_stop():
+        if time.monotonic() < next_pass:
+            time.sleep(min(0.2, max(0.0, next_pass - time.monotonic())))
+            continue
+        next_pass = time.monotonic() + settings.interval
+        try:
+            with Session(engine) as session:
+                error = safe_reconcile(
+                    session,
+                    queue,
+                    settings.queue_settings,
+                    stale_after=settings.stale_after,
+                    pending_grace=settings.pending_grace,
+                )
+        except Exception as exc:  # noqa: BLE001 - one bad pass must not end recovery
+            error = exc
+            if failing is None:
+                logger.exception("reconciliation pass failed")
+        if error is not None:
+            # The same outage words its errors differently from pass to pass (connection
+            # reset, then refused): one warning per kind of failure, not per pass.
+            if type(error).__name__ != failing:
+                logger.warning(
+                    "reconciliation skipped, retrying every %ss: %s",
+                    settings.interval,
+                    _describe(error),
+                )
+            failing = type(error).__name__
+        elif failing is not None:
+            logger.warning("reconciliation running again (was: %s)", failing)
+            failing = None
+    engine.dispose()
+    queue.connection.close()
+
+
+def run_reconciler_process(settings: ReconcilerSettings, parent_pid: int) -> None:
+    """Entry point of the reconciler process that worker.py spawns.
+
+    It lives exactly as long as its worker: SIGTERM (the worker stopping) ends it after
+    the pass in progress, and so does the worker vanishing (SIGKILL), noticed as a change
+    of parent. Ctrl-C reaches the whole terminal's process group; the worker decides."""
+    from radar_app import joblog
+
+    joblog.configure()
+    stopping = False
+
+    def stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    reconcile_forever(settings, lambda: stopping or os.getppid() != parent_pid)

@@ -68,6 +68,7 @@ class Heartbeat(threading.Thread):
         self.stopped = threading.Event()
 
     def run(self) -> None:
+        failing = False
         while not self.stopped.wait(self.interval):
             try:
                 with self.engine.begin() as conn:
@@ -80,8 +81,21 @@ class Heartbeat(threading.Thread):
                         )
                         .values(heartbeat_at=utcnow())
                     )
-            except Exception:  # noqa: BLE001 - a missed beat must not kill the import
-                logger.exception("heartbeat for batch %s failed", self.batch_id)
+            except Exception as exc:  # noqa: BLE001 - a missed beat must not kill the import
+                # Once per outage, not every beat: a database down for a minute would
+                # otherwise print a traceback twelve times a minute per running job.
+                if not failing:
+                    logger.warning(
+                        "heartbeat for batch %s failed (%s); retrying every %ss",
+                        self.batch_id,
+                        type(exc).__name__,
+                        self.interval,
+                    )
+                failing = True
+            else:
+                if failing:
+                    logger.warning("heartbeat for batch %s running again", self.batch_id)
+                failing = False
 
     def stop(self) -> None:
         self.stopped.set()

@@ -202,3 +202,86 @@ def test_redis_restart_mid_job_loses_nothing(app, app_config, token, simulator, 
             db.engine.dispose()
     finally:
         redis.stop()
+
+
+@pytest.mark.slow
+def test_started_but_never_claimed_job_is_requeued_and_frees_its_worker(
+    app, api, simulator, start_worker, redis_url
+):
+    """Issue 9: a work horse hung before claiming its job left the row PENDING behind a
+    "started" RQ job, which recovery did not treat as lost: the job and its (only) worker
+    were stuck until RQ_JOB_TIMEOUT, 6 hours. Here the horse hangs for real (the RQ job
+    under the row's id just sleeps); recovery requeues the job under a new RQ id and
+    stops the hung horse, and the same single worker then runs the job."""
+    from rq import Queue
+    from rq.job import Job
+    from rq.job import JobStatus as RQJobStatus
+
+    job_id = create(api, MULTNOMAH)
+    hung_id = job_row(app, job_id).rq_job_id
+    connection = Redis.from_url(redis_url)
+    Job.fetch(hung_id, connection=connection).delete()
+    Queue(app.config["RQ_QUEUE"], connection=connection).enqueue(
+        "time.sleep", 600, job_id=hung_id, job_timeout=3600
+    )
+    start_worker(env=FAST_RECOVERY)
+    wait_for(
+        lambda: Job.fetch(hung_id, connection=connection).get_status() == RQJobStatus.STARTED,
+        what="the hung horse to start",
+    )
+    started_at = time.monotonic()
+
+    job = wait_for(lambda: finished(app, job_id), timeout=30, what="the job to run after all")
+    freed_after = time.monotonic() - started_at
+    assert job.status == JobStatus.COMPLETED and job.attempts == 1
+    assert freed_after < 3 + 0.5 + 10  # stale_after + interval + a job of 2,000 records
+    assert job.rq_job_id != hung_id
+    assert Job.fetch(hung_id, connection=connection).get_status() == RQJobStatus.STOPPED
+    ids = stored_radar_ids(app, job_id)
+    assert len(ids) == len(set(ids)) == 2000
+    assert simulator.stats()["billed_records"] == 2000
+    logs = api.get(f"/api/batch-jobs/{job_id}/logs?per_page=100").json["items"]
+    assert any("never began it" in entry["message"] for entry in logs)
+    connection.close()
+
+
+def test_reconciler_outlives_a_database_outage_with_one_warning(app, redis_url, tmp_path, caplog):
+    """The reconciler loop (worker.py runs it in its own process) keeps going while the
+    database cannot be opened: one warning when the outage starts, one when it ends, no
+    traceback."""
+    import logging
+
+    from radar_app.extensions import Base
+
+    missing_dir = tmp_path / "not-yet"
+    url = f"sqlite:///{missing_dir / 'radar.db'}"
+    settings = recovery.ReconcilerSettings(
+        database_url=url,
+        redis_url=redis_url,
+        queue_name=app.config["RQ_QUEUE"],
+        queue_settings=QueueSettings.from_config(app.config),
+        interval=0.05,
+        stale_after=3,
+        pending_grace=0,
+    )
+    ticks = 0
+
+    def should_stop() -> bool:
+        nonlocal ticks
+        ticks += 1
+        if ticks == 20:  # several failed passes in: the database comes back
+            missing_dir.mkdir()
+            engine = sa.create_engine(url)
+            Base.metadata.create_all(engine)
+            engine.dispose()
+        return "running again" in caplog.text or ticks > 2000
+
+    with caplog.at_level(logging.WARNING, logger="radar_app.recovery"):
+        recovery.reconcile_forever(settings, should_stop)
+    records = [r for r in caplog.records if r.name == "radar_app.recovery"]
+    assert [r.getMessage().split(":")[0] for r in records] == [
+        "reconciliation skipped, retrying every 0.05s",
+        "reconciliation running again (was",
+    ]
+    assert "unable to open database file" in records[0].getMessage()
+    assert not [r for r in records if r.exc_info]

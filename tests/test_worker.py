@@ -238,3 +238,61 @@ def test_stock_rq_worker_command_runs_jobs_too(app, api, simulator, app_config):
     assert result.returncode == 0, result.stderr[-2000:]
     job = job_row(app, job_id)
     assert job.status == JobStatus.COMPLETED and job.success_count == 2000
+
+
+@pytest.mark.slow
+def test_worker_process_runs_no_thread_of_ours_and_never_opens_the_database(
+    app, api, simulator, start_worker, app_config
+):
+    """RQ forks a work horse per job, and a fork copies any lock another thread holds at
+    that instant, locked for ever: a reconciler thread inside SQLite left a horse hung in
+    sqlite3.connect (issue 9). The worker process has only RQ's own command thread, the
+    reconciler is a separate process, and the database is only ever opened by horses."""
+    import psutil
+
+    simulator.configure(latency_ms=100)
+    job_id = create(api, OREGON)
+    worker = psutil.Process(start_worker().pid)
+    wait_for(lambda: job_row(app, job_id).processed_records >= 800, what="2 chunks")
+    children = worker.children()
+    horses = [c for c in children if c.cmdline() == worker.cmdline()]
+    others = [c for c in children if c not in horses]
+    assert len(horses) == 1, "one work horse for the running job"
+    assert any("multiprocessing" in " ".join(c.cmdline()) for c in others), "no reconciler"
+    # The main thread and the thread RQ runs for its pubsub commands (stop-job, shutdown).
+    assert worker.num_threads() == 2
+    database = app_config["SQLALCHEMY_DATABASE_URI"]
+    if database.startswith("sqlite"):
+        path = database.removeprefix("sqlite:///")
+        assert not [f for f in worker.open_files() if f.path.startswith(path)]
+        assert [f for f in horses[0].open_files() if f.path.startswith(path)]
+    else:
+        port = sa.engine.make_url(database).port or 5432
+        assert not [c for c in worker.net_connections() if c.raddr and c.raddr.port == port]
+        assert [c for c in horses[0].net_connections() if c.raddr and c.raddr.port == port]
+    job = wait_for(
+        lambda: (j := job_row(app, job_id)).status == JobStatus.COMPLETED and j, timeout=60
+    )
+    assert job.success_count == 10_000
+
+
+def test_worker_process_refuses_database_connections_its_horses_may_open(app):
+    """The guard worker.py installs: a connection attempt in the worker process itself
+    fails loudly instead of creating a connection the next fork would share."""
+    import worker
+
+    engine = sa.create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+    worker.forbid_database_in_this_process(engine)
+    with pytest.raises(worker.ParentProcessTouchedDatabase):
+        engine.connect()
+    pid = os.fork()
+    if pid == 0:  # a work horse
+        try:
+            with engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except BaseException:  # noqa: BLE001
+            os._exit(1)
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    engine.dispose()
