@@ -283,6 +283,7 @@ def claim(session: Session, batch_id: int, run_id: str | None = None) -> BatchJo
             attempts=BatchJob.attempts + 1,
             started_at=sa.func.coalesce(BatchJob.started_at, now),
             run_started_at=now,
+            purchase_started_at=sa.case((BatchJob.phase == JobPhase.PURCHASE, now), else_=None),
             run_start_processed=BatchJob.processed_records,
             heartbeat_at=now,
             completed_at=None,
@@ -545,6 +546,7 @@ class _Run:
             _assert_owner(session, job, self.run_id, utcnow())
             job.total_records = job.snapshot_count
             job.phase = JobPhase.PURCHASE
+            job.purchase_started_at = utcnow()
             job.next_start = 0
             add_log(
                 session,

@@ -139,6 +139,9 @@ class BatchJob(db.Model):
     run_started_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime)
     run_start_processed: so.Mapped[int] = so.mapped_column(default=0)
     heartbeat_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime)
+    # When the current run began buying (the free snapshot's end, or the run's start if it
+    # resumed in the purchase phase): the time left is estimated from this, not run start.
+    purchase_started_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime)
     # Cost control (see importer.py): first a free snapshot of the matching RadarIDs, then
     # purchases of only those not already stored (or stale).
     phase: so.Mapped[str] = so.mapped_column(sa.String(16), default=JobPhase.SNAPSHOT)
@@ -197,14 +200,6 @@ class BatchJob(db.Model):
         if elapsed <= 0 or done <= 0:
             return None
         return round(done / elapsed, 1)
-
-    def eta_seconds(self, now: datetime | None = None) -> float | None:
-        if self.status != JobStatus.PROCESSING or self.total_records is None:
-            return None
-        rate = self.records_per_second(now)
-        if not rate:
-            return None
-        return round(max(0, self.total_records - self.processed_records) / rate, 1)
 
     def duration_seconds(self, now: datetime | None = None) -> float | None:
         if self.started_at is None:

@@ -19,10 +19,9 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from radar_app import batches
+from radar_app import batches, pace
 from radar_app.extensions import db
-from radar_app.jobs import pace
-from radar_app.jobs.filters import duration, money
+from radar_app.jobs.filters import money
 from radar_app.models import BatchJob, BatchJobLog, JobPhase, JobStatus, LedgerEntry, User, utcnow
 from radar_app.propertyradar.counties import (
     CountyError,
@@ -426,22 +425,32 @@ def test_eta_waits_for_a_meaningful_purchase_rate(app, signed_in):
     assert text_of(page, "job-eta") == "estimating…"
     assert text_of(page, "job-speed") == "estimating…"
 
-    # One chunk 1 s into the purchases: still estimating (the old model said 1 min 42 s).
-    log = [(snapshot_done, "Snapshot complete: 2,000 RadarIDs, at no cost")]
-    first_chunk = make_job(app, phase=JobPhase.PURCHASE, processed_records=400, logs=log, **common)
+    # One chunk 1 s into the purchases: still estimating (measured from the run's start, as
+    # before, 400 records in 41 s would have said 2 min 43 s).
+    first_chunk = make_job(
+        app,
+        phase=JobPhase.PURCHASE,
+        processed_records=400,
+        purchase_started_at=snapshot_done,
+        **common,
+    )
     page = signed_in.get(f"/jobs/{first_chunk}/progress", headers=HX).text
     assert text_of(page, "job-eta") == "estimating…"
-    with app.app_context():
-        old = db.session.scalar(sa.select(BatchJob).where(BatchJob.job_id == first_chunk))
-        assert duration(old.eta_seconds(now)) == "2 min 43 s"  # before: from the run's start
+    assert signed_in.get(f"/api/batch-jobs/{first_chunk}").json["eta_seconds"] is None
 
     # Two chunks over 8 s of buying: 100 records/s, 12 s left for the last 1,200.
-    log = [(now - timedelta(seconds=8), "Snapshot complete: 2,000 RadarIDs, at no cost")]
-    buying = make_job(app, phase=JobPhase.PURCHASE, processed_records=800, logs=log, **common)
+    buying = make_job(
+        app,
+        phase=JobPhase.PURCHASE,
+        processed_records=800,
+        purchase_started_at=now - timedelta(seconds=8),
+        **common,
+    )
     page = signed_in.get(f"/jobs/{buying}/progress", headers=HX).text
     # (The page reads the clock a few milliseconds after the test did.)
     assert 98 <= float(text_of(page, "job-speed").removesuffix(" rec/s")) <= 100
     assert text_of(page, "job-eta") == "12 s"
+    assert 11 <= signed_in.get(f"/api/batch-jobs/{buying}").json["eta_seconds"] <= 12.5
 
 
 def test_pace_rules_on_constructed_rows():
@@ -455,22 +464,18 @@ def test_pace_rules_on_constructed_rows():
         run_started_at=now - timedelta(seconds=100),
     )
     # The purchase phase began 4 s ago: too early, whatever was done.
-    early = pace.purchase_pace(
-        job, now, purchase_started_at=now - timedelta(seconds=4), batch_size=400
-    )
+    job.purchase_started_at = now - timedelta(seconds=4)
+    early = pace.purchase_pace(job, now, batch_size=400)
     assert early.estimating and early.seconds_left is None
-    # Unknown start (no snapshot line): measured from the run's start, never earlier.
-    unknown = pace.purchase_pace(job, now, purchase_started_at=None, batch_size=400)
+    # Unknown start: measured from the run's start, never earlier.
+    job.purchase_started_at = None
+    unknown = pace.purchase_pace(job, now, batch_size=400)
     assert unknown.records_per_second == 8.0 and unknown.seconds_left == 1150.0
-    stale = pace.purchase_pace(
-        job, now, purchase_started_at=now - timedelta(days=1), batch_size=400
-    )
-    assert stale == unknown
+    job.purchase_started_at = now - timedelta(days=1)
+    assert pace.purchase_pace(job, now, batch_size=400) == unknown
     # A resumed run: only what this run did counts.
+    job.purchase_started_at = None
     job.run_start_processed = 600
-    resumed = pace.purchase_pace(job, now, purchase_started_at=None, batch_size=400)
-    assert resumed.estimating
+    assert pace.purchase_pace(job, now, batch_size=400).estimating
     job.status = JobStatus.COMPLETED
-    assert pace.purchase_pace(job, now, purchase_started_at=None, batch_size=400) == (
-        pace.NOT_RUNNING
-    )
+    assert pace.purchase_pace(job, now, batch_size=400) == pace.NOT_RUNNING

@@ -42,6 +42,8 @@ def test_ten_thousand_records_in_exactly_25_purchases(app, api, run_worker, simu
     assert job.status == JobStatus.COMPLETED
     assert (job.total_records, job.processed_records, job.success_count) == (10_000, 10_000, 10_000)
     assert job.error_count == 0 and job.completed_at is not None
+    # Time left is estimated from when buying began, after the free snapshot.
+    assert job.run_started_at < job.purchase_started_at < job.completed_at
     ids = stored_radar_ids(app, job_id)
     assert len(ids) == len(set(ids)) == 10_000
     assert count_rows(app, Property) == 10_000

@@ -69,10 +69,14 @@ def upgrade():
         )
         batch_op.add_column(sa.Column("search_total", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("warning", sa.Text(), nullable=True))
+        batch_op.add_column(
+            sa.Column("purchase_started_at", sa.DateTime(timezone=True), nullable=True)
+        )
 
 
 def downgrade():
     with op.batch_alter_table("batch_jobs", schema=None) as batch_op:
+        batch_op.drop_column("purchase_started_at")
         batch_op.drop_column("warning")
         batch_op.drop_column("search_total")
         batch_op.drop_column("unidentified_count")

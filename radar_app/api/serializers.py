@@ -6,6 +6,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from flask import current_app
+
+from radar_app import pace
 from radar_app.export import CUSTOM_FIELDS_KEY, ESSENTIAL_COLUMNS, lead_values
 from radar_app.models import BatchJob, BatchJobLog, LedgerEntry, Property, utcnow
 
@@ -28,7 +31,10 @@ def job_json(job: BatchJob) -> dict[str, Any]:
         "error_count": job.error_count,
         "progress_percent": job.progress_percent,
         "records_per_second": job.records_per_second(now),
-        "eta_seconds": job.eta_seconds(now),
+        # The same estimate as the job page: none until buying has a meaningful rate.
+        "eta_seconds": pace.purchase_pace(
+            job, now, batch_size=current_app.config["PROPERTYRADAR_BATCH_SIZE"]
+        ).seconds_left,
         "duration_seconds": job.duration_seconds(now),
         "pages_fetched": job.pages_fetched,
         "next_start": job.next_start,

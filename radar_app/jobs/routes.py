@@ -32,16 +32,15 @@ from flask_login import current_user
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from redis.exceptions import RedisError
 
-from radar_app import batches
+from radar_app import batches, pace
 from radar_app.export import csv_download
 from radar_app.extensions import db, limiter, login_manager
-from radar_app.jobs import bp, pace, search
+from radar_app.jobs import bp, search
 from radar_app.jobs.filters import money
 from radar_app.jobs.forms import PROPERTY_RANGES, STATE_NAMES, VALUE_RANGES, SearchForm
 from radar_app.models import (
     BatchJob,
     BatchJobLog,
-    JobPhase,
     JobProperty,
     JobStatus,
     LedgerEntry,
@@ -523,29 +522,9 @@ def job_version(job: BatchJob) -> str:
     return f"{job.status}.{job.processed_records}.{int(job.cancel_requested)}.{stamp}"
 
 
-# The importer's log line that closes the free snapshot; its time starts the purchase rate.
-SNAPSHOT_DONE_PREFIX = "Snapshot complete"
-
-
 def _pace(job: BatchJob, now: datetime) -> pace.Pace:
-    """The purchase rate and time left of a running job (see pace.py)."""
-    started = None
-    if job.status == JobStatus.PROCESSING and job.phase == JobPhase.PURCHASE:
-        started = db.session.scalar(
-            sa.select(BatchJobLog.created_at)
-            .where(
-                BatchJobLog.batch_job_id == job.id,
-                BatchJobLog.message.like(f"{SNAPSHOT_DONE_PREFIX}%"),
-            )
-            .order_by(BatchJobLog.id.desc())
-            .limit(1)
-        )
-    return pace.purchase_pace(
-        job,
-        now,
-        purchase_started_at=started,
-        batch_size=current_app.config["PROPERTYRADAR_BATCH_SIZE"],
-    )
+    """The purchase rate and time left of a running job (see radar_app/pace.py)."""
+    return pace.purchase_pace(job, now, batch_size=current_app.config["PROPERTYRADAR_BATCH_SIZE"])
 
 
 def _finished_since_shown(job: BatchJob) -> bool:

@@ -32,18 +32,11 @@ class Pace:
 NOT_RUNNING = Pace(None, None, estimating=False)
 
 
-def purchase_pace(
-    job: BatchJob,
-    now: datetime,
-    *,
-    purchase_started_at: datetime | None,
-    batch_size: int,
-) -> Pace:
-    """The pace of a PROCESSING job's purchases in its current run.
+def purchase_pace(job: BatchJob, now: datetime, *, batch_size: int) -> Pace:
+    """The pace of a PROCESSING job's purchases in its current run, measured from
+    job.purchase_started_at (the run's start when unknown, never anything earlier).
 
     Args:
-        purchase_started_at: when this run's purchase phase began (the snapshot's end), or
-            None if unknown; the run's start is used then, and never anything earlier.
         batch_size: records per purchase chunk.
     """
     if job.status != JobStatus.PROCESSING:
@@ -51,8 +44,8 @@ def purchase_pace(
     if job.phase != JobPhase.PURCHASE or job.run_started_at is None or not job.total_records:
         return Pace(None, None, estimating=True)
     since = job.run_started_at
-    if purchase_started_at is not None and purchase_started_at > since:
-        since = purchase_started_at
+    if job.purchase_started_at is not None and job.purchase_started_at > since:
+        since = job.purchase_started_at
     elapsed = (now - since).total_seconds()
     done = job.processed_records - job.run_start_processed
     remaining = max(0, job.total_records - job.processed_records)
