@@ -172,6 +172,9 @@ def recover_jobs(stale_after: float | None) -> None:
     click.echo(f"Re-enqueued (queue entry lost): {len(report.reenqueued_lost)}")
     for job_id in report.reenqueued_lost:
         click.echo(f"  {job_id}")
+    click.echo(f"Requeued (work horse never claimed it): {len(report.requeued_unclaimed)}")
+    for job_id in report.requeued_unclaimed:
+        click.echo(f"  {job_id}")
 
 
 def init_app(app: Flask) -> None:
