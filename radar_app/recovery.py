@@ -161,11 +161,10 @@ def _cancel_stale(session: Session, job: BatchJob) -> bool:
     return True
 
 
-def lost_pending_jobs(
-    session: Session, queue: Queue, grace: float, now: datetime | None = None
-) -> list[BatchJob]:
-    """PENDING jobs (older than `grace` seconds) whose RQ job is gone or dead."""
-    cutoff = (now or utcnow()) - timedelta(seconds=grace)
+def _pending_with_rq_jobs(
+    session: Session, queue: Queue, cutoff: datetime
+) -> list[tuple[BatchJob, Job | None]]:
+    """PENDING jobs not touched since `cutoff`, each with its RQ job (None when gone)."""
     candidates = list(
         session.scalars(
             sa.select(BatchJob).where(
@@ -178,11 +177,19 @@ def lost_pending_jobs(
     rq_jobs = Job.fetch_many(
         [job.rq_job_id or "" for job in candidates], connection=queue.connection
     )
-    lost = []
-    for job, rq_job in zip(candidates, rq_jobs, strict=True):
-        if rq_job is None or rq_job.get_status(refresh=False) in _DEAD_RQ_STATES:
-            lost.append(job)
-    return lost
+    return list(zip(candidates, rq_jobs, strict=True))
+
+
+def lost_pending_jobs(
+    session: Session, queue: Queue, grace: float, now: datetime | None = None
+) -> list[BatchJob]:
+    """PENDING jobs (older than `grace` seconds) whose RQ job is gone or dead."""
+    cutoff = (now or utcnow()) - timedelta(seconds=grace)
+    return [
+        job
+        for job, rq_job in _pending_with_rq_jobs(session, queue, cutoff)
+        if rq_job is None or rq_job.get_status(refresh=False) in _DEAD_RQ_STATES
+    ]
 
 
 def unclaimed_started_jobs(
@@ -191,22 +198,9 @@ def unclaimed_started_jobs(
     """PENDING jobs whose RQ job started more than `stale_after` seconds ago but whose work
     horse never claimed the row. A horse claims within a second of starting; one that has
     not after `stale_after` is as silent as a stale heartbeat."""
-    now = now or utcnow()
-    cutoff = now - timedelta(seconds=stale_after)
-    candidates = list(
-        session.scalars(
-            sa.select(BatchJob).where(
-                BatchJob.status == JobStatus.PENDING, BatchJob.updated_at < cutoff
-            )
-        )
-    )
-    if not candidates:
-        return []
-    rq_jobs = Job.fetch_many(
-        [job.rq_job_id or "" for job in candidates], connection=queue.connection
-    )
+    cutoff = (now or utcnow()) - timedelta(seconds=stale_after)
     unclaimed = []
-    for job, rq_job in zip(candidates, rq_jobs, strict=True):
+    for job, rq_job in _pending_with_rq_jobs(session, queue, cutoff):
         if rq_job is None or rq_job.get_status(refresh=False) != RQJobStatus.STARTED:
             continue
         # Both are aware UTC datetimes (RQ's and models.utcnow()).

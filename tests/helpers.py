@@ -9,8 +9,10 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from flask import Flask
 
+from radar_app import batches
 from radar_app.extensions import db
-from radar_app.models import BatchJob, JobProperty, Property
+from radar_app.models import BatchJob, JobProperty, Property, User
+from radar_app.queue import get_queue
 
 T = TypeVar("T")
 
@@ -62,3 +64,24 @@ def purchase_requests(stats: dict[str, Any], status: int | None = 200) -> list[d
         for r in stats["requests"]
         if r["purchase"] == 1 and (status is None or r["status"] == status)
     ]
+
+
+def make_job(
+    app: Flask, email: str = "owner@example.com", criteria: Any = MULTNOMAH, **fields: Any
+) -> str:
+    """A job row created through batches.create_job (not queued), then given `fields`."""
+    with app.app_context():
+        owner = db.session.scalar(sa.select(User).where(User.email == email))
+        job = batches.create_job(
+            db.session,
+            get_queue(),
+            batches.QueueSettings.from_config(app.config),
+            owner=owner,
+            criteria=criteria,
+            name=fields.pop("name", None),
+            enqueue=False,
+        )
+        for key, value in fields.items():
+            setattr(job, key, value)
+        db.session.commit()
+        return job.job_id

@@ -18,14 +18,14 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from radar_app import batches, create_app
+from radar_app import create_app
 from radar_app.devstack import free_port
 from radar_app.extensions import db
 from radar_app.importer import add_log
 from radar_app.models import BatchJob, JobPhase, JobStatus, User, utcnow
 from radar_app.queue import get_queue
 from tests.conftest import PASSWORD, csrf_token_from
-from tests.helpers import MULTNOMAH, OREGON, count_rows, job_row
+from tests.helpers import MULTNOMAH, OREGON, count_rows, job_row, make_job
 from tests.search_helpers import confirmation_form, is_confirmation, run_search
 
 HX = {"HX-Request": "true"}
@@ -33,27 +33,6 @@ POLLS = 'hx-trigger="every 2s"'
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def make_job(
-    app: Flask, email: str = "owner@example.com", criteria: Any = MULTNOMAH, **fields: Any
-) -> str:
-    """A job row created through batches.create_job (not queued), then given `fields`."""
-    with app.app_context():
-        owner = db.session.scalar(sa.select(User).where(User.email == email))
-        job = batches.create_job(
-            db.session,
-            get_queue(),
-            batches.QueueSettings.from_config(app.config),
-            owner=owner,
-            criteria=criteria,
-            name=fields.pop("name", None),
-            enqueue=False,
-        )
-        for key, value in fields.items():
-            setattr(job, key, value)
-        db.session.commit()
-        return job.job_id
 
 
 def set_status(app: Flask, job_id: str, status: JobStatus, **fields: Any) -> None:

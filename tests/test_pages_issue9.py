@@ -16,22 +16,20 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask
 from flask.testing import FlaskClient
 
-from radar_app import batches, pace
+from radar_app import pace
 from radar_app.extensions import db
 from radar_app.jobs.filters import money
-from radar_app.models import BatchJob, BatchJobLog, JobPhase, JobStatus, LedgerEntry, User, utcnow
+from radar_app.models import BatchJob, JobPhase, JobStatus, LedgerEntry, User, utcnow
 from radar_app.propertyradar.counties import (
     CountyError,
     by_fips,
     counties_in,
     resolve_counties,
 )
-from radar_app.queue import get_queue
 from tests.conftest import csrf_token_from
-from tests.helpers import MULTNOMAH, count_rows, job_row, purchase_requests
+from tests.helpers import MULTNOMAH, count_rows, job_row, make_job, purchase_requests
 from tests.search_helpers import confirmation_form, is_confirmation, run_search
 
 HX = {"HX-Request": "true"}
@@ -317,29 +315,6 @@ def test_money_filter_is_the_one_format():
 
 
 # ------------------------------------------------------------------ 5. the job page
-
-
-def make_job(app: Flask, **fields: Any) -> str:
-    with app.app_context():
-        owner = db.session.scalar(sa.select(User).where(User.email == "owner@example.com"))
-        job = batches.create_job(
-            db.session,
-            get_queue(),
-            batches.QueueSettings.from_config(app.config),
-            owner=owner,
-            criteria=MULTNOMAH,
-            name=None,
-            enqueue=False,
-        )
-        logs = fields.pop("logs", [])
-        for key, value in fields.items():
-            setattr(job, key, value)
-        for at, message in logs:  # log lines written at a given time
-            db.session.add(
-                BatchJobLog(batch_job_id=job.id, level="INFO", message=message, created_at=at)
-            )
-        db.session.commit()
-        return job.job_id
 
 
 def test_queued_message_lasts_only_while_the_job_is_queued(app, signed_in):

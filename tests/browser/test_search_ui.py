@@ -8,44 +8,19 @@ fits a phone. Every wait is Playwright's auto-waiting `expect(...)`: no sleeps.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import pytest
-import sqlalchemy as sa
-from flask import Flask
 from playwright.sync_api import Page, expect
 
-from radar_app import batches
-from radar_app.extensions import db
-from radar_app.models import BatchJob, JobStatus, User, utcnow
-from radar_app.queue import get_queue
+from radar_app.models import BatchJob, JobStatus, utcnow
 from tests.browser.conftest import sign_in
 from tests.conftest import ARTIFACTS
-from tests.helpers import MULTNOMAH, count_rows, job_row, purchase_requests
+from tests.helpers import count_rows, job_row, make_job, purchase_requests
 
 pytestmark = pytest.mark.browser
 
 JOB_URL = re.compile(r"/jobs/[0-9a-f]{32}$")
 PHONE = {"width": 390, "height": 844}
-
-
-def add_job(app: Flask, email: str, **fields: Any) -> str:
-    """A job row (not queued) with `fields` set, as the worker would have left it."""
-    with app.app_context():
-        owner = db.session.scalar(sa.select(User).where(User.email == email))
-        job = batches.create_job(
-            db.session,
-            get_queue(),
-            batches.QueueSettings.from_config(app.config),
-            owner=owner,
-            criteria=fields.pop("criteria", MULTNOMAH),
-            name=fields.pop("name", None),
-            enqueue=False,
-        )
-        for key, value in fields.items():
-            setattr(job, key, value)
-        db.session.commit()
-        return job.job_id
 
 
 def test_run_search_without_preview_asks_before_buying(signed_in: Page, app, simulator) -> None:
@@ -184,12 +159,12 @@ def test_jobs_tab_fits_a_phone_screen(page: Page, app, user, admin, simulator) -
     long_name = "Absentee owners with 40%+ equity in Multnomah, Washington and Clackamas"
     now = utcnow()
     for n in range(6):
-        add_job(app, user.email, name=f"{long_name} #{n}", criteria=[
+        make_job(app, user.email, name=f"{long_name} #{n}", criteria=[
             {"name": "State", "value": ["OR", "WA"]},
             {"name": "County", "value": ["41051", "41067", "41005", "53033", "53053"]},
             {"name": "City", "value": ["Portland", "Lake Oswego", "Beaverton", "Gresham"]},
         ])  # fmt: skip
-    failed = add_job(
+    failed = make_job(
         app,
         user.email,
         name="x" * 80,  # no spaces to wrap at
