@@ -496,14 +496,27 @@ class DevStack:
 
 
 def _horses(workers: list[subprocess.Popen[bytes]]) -> list[Any]:
+    return [horse for worker in workers for horse in work_horses(worker.pid)]
+
+
+def work_horses(worker_pid: int) -> list[Any]:
+    """The work horses of a worker.py process: its children forked with the worker's own
+    command line. Its other children (the spawned reconciler, multiprocessing's resource
+    tracker) run `python -c …` and stop with the worker."""
     import psutil
 
+    try:
+        worker = psutil.Process(worker_pid)
+        command, children = worker.cmdline(), worker.children()
+    except psutil.Error:
+        return []
     horses = []
-    for worker in workers:
+    for child in children:
         try:
-            horses += psutil.Process(worker.pid).children()
-        except psutil.Error:
-            pass
+            if child.cmdline() == command:
+                horses.append(child)
+        except psutil.Error:  # it has just exited
+            continue
     return horses
 
 

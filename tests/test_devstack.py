@@ -27,7 +27,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from radar_app.devstack import DevStack, Ports, StartupError, free_port
+from radar_app.devstack import DevStack, Ports, StartupError, free_port, work_horses
 from radar_app.extensions import db
 from radar_app.models import BatchJob, BatchJobLog, JobStatus, Property
 from radar_app.propertyradar.simulator import Simulator
@@ -308,7 +308,7 @@ def test_sigterm_to_worker_and_horse_stores_the_chunk_in_flight_and_buys_no_more
     job_id = created.json["id"]
     worker = start_worker(env=settings)
     wait_for(lambda: job_row(app, job_id).processed_records >= 300, 30, "3 chunks stored")
-    horses = psutil.Process(worker.pid).children()
+    horses = work_horses(worker.pid)
     assert len(horses) == 1
     bought_at_signal = simulator.stats(tail=0)["purchase_requests"]
     worker.send_signal(signal.SIGTERM)
