@@ -8,6 +8,8 @@ drifts from the table (or the table from the essentials that are bought).
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -84,6 +86,19 @@ def test_the_outputs_follow_the_table():
         "AnnualTaxes",
         "PhotoURL1",
     ]
+
+
+def test_the_schema_imports_neither_flask_nor_the_models():
+    # The worker, the bench and plain scripts read the lead schema without an app.
+    probe = (
+        "import sys, radar_app.leads; "
+        "print(sorted(m for m in ('flask', 'flask_sqlalchemy', 'radar_app.models') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]"
 
 
 # ------------------------------------------------------------------- coercion
