@@ -1,9 +1,9 @@
-"""Lead outputs: what the CSV export and the JSON leads carry, and the CSV export itself.
+"""The CSV export of a job's leads.
 
-Both outputs carry every field the job bought, from one table: the lead essentials
-(typed Property columns, plus LastTransferRecDate, which has no column and is read from
-the raw record) and the job's custom fields (read from the raw record as PropertyRadar
-sent them). A field that was paid for and shown nowhere is money lost to the user.
+It carries every field the job bought, in radar_app.leads order: the lead essentials
+(typed Property columns, plus any without a column, read from the raw record) and the
+job's custom fields (read from the raw record as PropertyRadar sent them). A field that
+was paid for and shown nowhere is money lost to the user.
 """
 
 from __future__ import annotations
@@ -12,91 +12,19 @@ import csv
 import io
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from flask import Response, stream_with_context
 from sqlalchemy.orm import Session
 
+from radar_app import leads
 from radar_app.models import BatchJob, JobProperty, Property
-from radar_app.propertyradar.coerce import to_str
-
-
-@dataclass(frozen=True)
-class LeadColumn:
-    """One lead essential in both outputs."""
-
-    field: str  # the PropertyRadar field bought
-    key: str  # its JSON key
-    header: str  # its CSV header
-    column: str | None = None  # the Property attribute; None: read from the raw record
-
-
-# In the order a mail-merge or CRM import expects them; the JSON keys follow it too.
-ESSENTIAL_COLUMNS: list[LeadColumn] = [
-    LeadColumn("RadarID", "radar_id", "RadarID", "radar_id"),
-    LeadColumn("Address", "address", "Address", "address"),
-    LeadColumn("City", "city", "City", "city"),
-    LeadColumn("State", "state", "State", "state"),
-    LeadColumn("ZipFive", "zip_code", "ZIP", "zip_code"),
-    LeadColumn("County", "county", "County FIPS", "county"),
-    LeadColumn("APN", "apn", "APN", "apn"),
-    LeadColumn("Owner", "owner_name", "Owner", "owner_name"),
-    LeadColumn("Owner2", "owner2", "Owner 2", "owner2"),
-    LeadColumn("OwnerFirstName", "owner_first_name", "Owner First Name", "owner_first_name"),
-    LeadColumn("OwnerLastName", "owner_last_name", "Owner Last Name", "owner_last_name"),
-    LeadColumn("OwnerAddress", "mail_address", "Mailing Address", "mail_address"),
-    LeadColumn("OwnerCity", "mail_city", "Mailing City", "mail_city"),
-    LeadColumn("OwnerState", "mail_state", "Mailing State", "mail_state"),
-    LeadColumn("OwnerZipFive", "mail_zip", "Mailing ZIP", "mail_zip"),
-    LeadColumn("PType", "property_type", "Property Type", "property_type"),
-    LeadColumn("Beds", "beds", "Beds", "beds"),
-    LeadColumn("Baths", "baths", "Baths", "baths"),
-    LeadColumn("SqFt", "sqft", "Sq Ft", "sqft"),
-    LeadColumn("YearBuilt", "year_built", "Year Built", "year_built"),
-    LeadColumn("AVM", "avm", "AVM", "avm"),
-    LeadColumn("AvailableEquity", "available_equity", "Available Equity", "available_equity"),
-    LeadColumn("EquityPercent", "equity_percent", "Equity %", "equity_percent"),
-    LeadColumn("isSameMailingOrExempt", "owner_occupied", "Owner Occupied", "owner_occupied"),
-    LeadColumn("inForeclosure", "in_foreclosure", "In Foreclosure", "in_foreclosure"),
-    LeadColumn("ForeclosureStage", "foreclosure_stage", "Foreclosure Stage", "foreclosure_stage"),
-    LeadColumn("inTaxDelinquency", "tax_delinquent", "Tax Delinquent", "tax_delinquent"),
-    LeadColumn("isListedForSale", "listed_for_sale", "Listed For Sale", "listed_for_sale"),
-    # No column (adding one needs a migration); the text as PropertyRadar sent it, M/D/YYYY.
-    LeadColumn("LastTransferRecDate", "last_transfer_date", "Last Transfer Date"),
-]
-# tests/test_lead_outputs.py checks these are exactly criteria.LEAD_FIELDS: every
-# essential bought is exported.
-_ESSENTIAL_FIELDS = frozenset(column.field for column in ESSENTIAL_COLUMNS)
-
-# The JSON key under which a lead carries the job's custom fields, by PropertyRadar name.
-CUSTOM_FIELDS_KEY = "custom_fields"
 
 
 def custom_fields(job: BatchJob) -> list[str]:
     """The fields the job bought beyond the essentials, in the order it asked for them."""
-    return [field for field in job.fields or [] if field not in _ESSENTIAL_FIELDS]
-
-
-def _raw_value(raw: object, column: LeadColumn) -> str | None:
-    return to_str(raw.get(column.field)) if isinstance(raw, dict) else None
-
-
-def lead_values(prop: Property, custom: Sequence[str]) -> dict[str, Any]:
-    """A lead as the JSON API shows it: every essential by key, then the custom fields."""
-    raw = prop.raw if isinstance(prop.raw, dict) else {}
-    values: dict[str, Any] = {
-        column.key: getattr(prop, column.column) if column.column else _raw_value(raw, column)
-        for column in ESSENTIAL_COLUMNS
-    }
-    values[CUSTOM_FIELDS_KEY] = {field: raw.get(field) for field in custom}
-    return values
-
-
-def csv_header(custom: Sequence[str]) -> list[str]:
-    """The CSV's header row: the essentials' headers, then the custom fields' own names."""
-    return [column.header for column in ESSENTIAL_COLUMNS] + list(custom)
+    return leads.custom_fields(job.fields)
 
 
 # Rows per keyset page: big enough that the per-query cost vanishes, small enough that a
@@ -149,21 +77,23 @@ def iter_csv(session: Session, batch_job_id: int, custom: Sequence[str] = ()) ->
     """
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(csv_header(custom))
+    writer.writerow(leads.csv_header(custom))
     yield buffer.getvalue()
     cells: list[sa.ColumnElement[Any]] = [
-        _csv_expression(c.column) if c.column else Property.raw[c.field] for c in ESSENTIAL_COLUMNS
+        _csv_expression(f.name) if f.sql_type is not None else Property.raw[f.field]
+        for f in leads.FIELDS
     ]
     cells += [Property.raw[field] for field in custom]
-    # Raw essentials read as the JSON leads show them (text); custom fields as sent.
-    raw_essentials = [i for i, c in enumerate(ESSENTIAL_COLUMNS) if c.column is None]
-    raw_custom = range(len(ESSENTIAL_COLUMNS), len(cells))
+    # Essentials without a column read as the JSON leads show them (text); custom fields
+    # as sent.
+    raw_essentials = [i for i, f in enumerate(leads.FIELDS) if f.sql_type is None]
+    raw_custom = range(len(leads.FIELDS), len(cells))
 
     def finish(row: Sequence[Any]) -> list[Any]:
         # The position is the last column: slice it off.
         out = list(row[:-1])
         for i in raw_essentials:
-            out[i] = _raw_cell(to_str(out[i]))
+            out[i] = _raw_cell(leads.FIELDS[i].parse(out[i]))
         for i in raw_custom:
             out[i] = _raw_cell(out[i])
         return out

@@ -49,6 +49,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from radar_app.joblog import job_context
+from radar_app.leads import lead_columns
 from radar_app.models import (
     BatchJob,
     BatchJobLog,
@@ -63,7 +64,7 @@ from radar_app.models import (
     utcnow,
 )
 from radar_app.propertyradar.client import Page, PropertyRadarClient, RetryEvent
-from radar_app.propertyradar.coerce import lead_columns, radar_id_of
+from radar_app.propertyradar.coerce import radar_id_of
 from radar_app.propertyradar.criteria import LEAD_FIELDS
 from radar_app.propertyradar.errors import PropertyRadarError
 

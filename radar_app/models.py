@@ -13,6 +13,7 @@ from flask_login import UserMixin
 from sqlalchemy.dialects.postgresql import JSONB
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from radar_app import leads
 from radar_app.extensions import db
 
 # JSONB on PostgreSQL (indexable, compact), plain JSON text elsewhere.
@@ -222,49 +223,32 @@ class BatchJobLog(db.Model):
     message: so.Mapped[str] = so.mapped_column(sa.Text)
 
 
-class Property(db.Model):
+class _LeadColumns:
+    """One Property column per stored lead field of radar_app.leads, so the table follows
+    the lead schema. The RadarID is declared on Property itself: queries name it."""
+
+
+for _lead_field in leads.STORED_FIELDS:
+    if not _lead_field.identifies:
+        setattr(_LeadColumns, _lead_field.name, so.mapped_column(_lead_field.sql_type))
+
+
+class Property(_LeadColumns, db.Model):
     """One PropertyRadar record per RadarID, shared by every job that found it.
 
-    The lead columns are unbounded TEXT: a record has been paid for before it is stored,
-    so no column may reject a value because of its length (PostgreSQL would fail the whole
-    chunk with StringDataRightTruncation). ``raw`` keeps the record exactly as bought.
-    The RadarID is the only bounded column; coerce.radar_id_of() refuses longer ones.
+    The lead columns come from radar_app.leads (types and why text is unbounded there).
+    ``raw`` keeps the record exactly as bought.
     """
 
     __tablename__ = "properties"
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
-    radar_id: so.Mapped[str] = so.mapped_column(sa.String(32), unique=True)
-    address: so.Mapped[str | None] = so.mapped_column(sa.Text)
-    city: so.Mapped[str | None] = so.mapped_column(sa.Text)
-    state: so.Mapped[str | None] = so.mapped_column(sa.Text)
-    zip_code: so.Mapped[str | None] = so.mapped_column(sa.Text)
-    county: so.Mapped[str | None] = so.mapped_column(sa.Text)
-    apn: so.Mapped[str | None] = so.mapped_column(sa.Text)
-    owner_name: so.Mapped[str | None] = so.mapped_column(sa.Text)
-    owner2: so.Mapped[str | None] = so.mapped_column(sa.Text)
-    owner_first_name: so.Mapped[str | None] = so.mapped_column(sa.Text)
-    owner_last_name: so.Mapped[str | None] = so.mapped_column(sa.Text)
-    mail_address: so.Mapped[str | None] = so.mapped_column(sa.Text)
-    mail_city: so.Mapped[str | None] = so.mapped_column(sa.Text)
-    mail_state: so.Mapped[str | None] = so.mapped_column(sa.Text)
-    mail_zip: so.Mapped[str | None] = so.mapped_column(sa.Text)
-    property_type: so.Mapped[str | None] = so.mapped_column(sa.Text)
-    beds: so.Mapped[int | None]
-    baths: so.Mapped[float | None]
-    sqft: so.Mapped[int | None]
-    year_built: so.Mapped[int | None]
-    avm: so.Mapped[int | None] = so.mapped_column(sa.BigInteger)
-    available_equity: so.Mapped[int | None] = so.mapped_column(sa.BigInteger)
-    equity_percent: so.Mapped[float | None]
-    owner_occupied: so.Mapped[bool | None]
-    in_foreclosure: so.Mapped[bool | None]
-    foreclosure_stage: so.Mapped[str | None] = so.mapped_column(sa.Text)
-    tax_delinquent: so.Mapped[bool | None]
-    listed_for_sale: so.Mapped[bool | None]
-    raw: so.Mapped[dict[str, Any]] = so.mapped_column(JSONType)
-    first_seen_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
-    last_seen_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
+    radar_id: so.Mapped[str] = so.mapped_column(leads.RADAR_ID.sql_type, unique=True)
+    # sort_order 1: after the lead columns (which come from the base class), the order
+    # the migrations built the table in.
+    raw: so.Mapped[dict[str, Any]] = so.mapped_column(JSONType, sort_order=1)
+    first_seen_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow, sort_order=1)
+    last_seen_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow, sort_order=1)
 
 
 class JobProperty(db.Model):

@@ -25,8 +25,6 @@ from radar_app.propertyradar.client import (
     parse_retry_after,
 )
 from radar_app.propertyradar.coerce import (
-    LEAD_COLUMNS,
-    lead_columns,
     to_bool,
     to_float,
     to_int,
@@ -753,75 +751,6 @@ def test_str_state_zip_coercion() -> None:
     assert to_zip(2134) == "02134" and to_zip("97214-1234") == "97214"
     assert to_zip("0213") == "00213" and to_zip(97214.0) == "97214"
     assert to_zip("ABCDE") is None and to_zip(123456) is None and to_zip("1234567") is None
-
-
-def test_lead_columns_from_example_row() -> None:
-    cols = lead_columns(ROW)
-    assert cols == {
-        "radar_id": "P1A2B3C4", "address": "1234 SE Alder St", "city": "Portland",
-        "state": "OR", "zip_code": "97214", "county": None, "apn": "R123456",
-        "owner_name": "Doe Jane", "owner2": None, "owner_first_name": None,
-        "owner_last_name": None, "mail_address": "55 Pine Ave", "mail_city": "Bend",
-        "mail_state": "OR", "mail_zip": "97701", "property_type": "Single Family",
-        "beds": 3, "baths": 2.0, "sqft": 1640, "year_built": None, "avm": 612000,
-        "available_equity": 401000, "equity_percent": 65.0, "owner_occupied": False,
-        "in_foreclosure": False, "foreclosure_stage": None, "tax_delinquent": None,
-        "listed_for_sale": None,
-    }  # fmt: skip
-    assert tuple(cols) == LEAD_COLUMNS
-
-
-def test_lead_columns_messy_values_never_raise() -> None:
-    cols = lead_columns(
-        {
-            "RadarID": " PBD4D8F5 ",
-            "State": "California",
-            "ZipFive": "02134",
-            "County": 6037,
-            "OwnerState": "Oregon",
-            "OwnerZipFive": 2134,
-            "PType": "CND",
-            "Beds": "three",
-            "Baths": "2.5",
-            "SqFt": "1,640",
-            "YearBuilt": "1987",
-            "AVM": "$745,000",
-            "AvailableEquity": "N/A",
-            "EquityPercent": "65.5%",
-            "isSameMailingOrExempt": "1",
-            "inForeclosure": "Yes",
-            "ForeclosureStage": " Auction ",
-            "inTaxDelinquency": {},
-            "isListedForSale": "0",
-            "APN": 123456,
-            "Owner2": "",
-        }
-    )
-    assert cols["radar_id"] == "PBD4D8F5"
-    assert (cols["state"], cols["zip_code"], cols["county"]) == ("CA", "02134", "6037")
-    assert (cols["mail_state"], cols["mail_zip"]) == ("OR", "02134")
-    assert cols["property_type"] == "Condominium"
-    assert (cols["beds"], cols["baths"], cols["sqft"], cols["year_built"]) == (
-        None,
-        2.5,
-        1640,
-        1987,
-    )
-    assert (cols["avm"], cols["available_equity"], cols["equity_percent"]) == (745000, None, 65.5)
-    assert (
-        cols["owner_occupied"],
-        cols["in_foreclosure"],
-        cols["tax_delinquent"],
-        cols["listed_for_sale"],
-    ) == (True, True, None, False)
-    assert cols["foreclosure_stage"] == "Auction"
-    assert cols["apn"] == "123456" and cols["owner2"] is None
-    # County given as a name: fall back to FIPS, else None.
-    assert lead_columns({"County": "Multnomah", "FIPS": "41051"})["county"] == "41051"
-    assert lead_columns({"County": "Multnomah"})["county"] is None
-    # Not even a dict.
-    for junk in (None, [], "P1", 5):
-        assert set(lead_columns(junk).values()) == {None}
 
 
 def test_page_total_cost_coerced(client, mock) -> None:

@@ -15,9 +15,9 @@ from typing import Any
 from flask import jsonify
 from werkzeug.wrappers import Response
 
+from radar_app import leads
 from radar_app.api import bp
 from radar_app.api.routes import MAX_RECORDS_LIMIT
-from radar_app.export import CUSTOM_FIELDS_KEY
 from radar_app.models import JobPhase, JobStatus, LedgerEntry
 from radar_app.pagination import DEFAULT_PER_PAGE, MAX_PER_PAGE
 from radar_app.propertyradar import criteria
@@ -155,42 +155,18 @@ def _criterion_input(spec: criteria.CriterionSpec) -> Schema:
     }
 
 
-# Lead keys in serializer order (radar_app.api.serializers.LEAD_KEYS): (name, schema).
+def _lead_property(lead_field: leads.LeadField) -> Schema:
+    schema: Schema = {"type": lead_field.json_type}
+    if lead_field.description:
+        schema["description"] = lead_field.description
+    return schema if lead_field.identifies else _nullable(schema)
+
+
+# Lead keys in serializer order (radar_app.leads.JSON_KEYS): (name, schema).
 _LEAD_PROPERTIES: list[tuple[str, Schema]] = [
-    ("radar_id", {**STRING, "description": "PropertyRadar's id of the property"}),
-    ("address", _nullable(STRING)),
-    ("city", _nullable(STRING)),
-    ("state", _nullable({**STRING, "description": "2-letter state code"})),
-    ("zip_code", _nullable({**STRING, "description": "5-digit ZIP"})),
-    ("county", _nullable({**STRING, "description": "County FIPS code (4-5 digits)"})),
-    ("apn", _nullable(STRING)),
-    ("owner_name", _nullable(STRING)),
-    ("owner2", _nullable(STRING)),
-    ("owner_first_name", _nullable(STRING)),
-    ("owner_last_name", _nullable(STRING)),
-    ("mail_address", _nullable(STRING)),
-    ("mail_city", _nullable(STRING)),
-    ("mail_state", _nullable(STRING)),
-    ("mail_zip", _nullable(STRING)),
-    ("property_type", _nullable({**STRING, "description": "Display label, e.g. Single Family"})),
-    ("beds", _nullable(INTEGER)),
-    ("baths", _nullable(NUMBER)),
-    ("sqft", _nullable(INTEGER)),
-    ("year_built", _nullable(INTEGER)),
-    ("avm", _nullable({**INTEGER, "description": "Automated valuation, dollars"})),
-    ("available_equity", _nullable({**INTEGER, "description": "Dollars"})),
-    ("equity_percent", _nullable(NUMBER)),
-    ("owner_occupied", _nullable({**BOOLEAN, "description": "null when unknown"})),
-    ("in_foreclosure", _nullable(BOOLEAN)),
-    ("foreclosure_stage", _nullable(STRING)),
-    ("tax_delinquent", _nullable(BOOLEAN)),
-    ("listed_for_sale", _nullable(BOOLEAN)),
+    *((f.name, _lead_property(f)) for f in leads.FIELDS),
     (
-        "last_transfer_date",
-        _nullable({**STRING, "description": "Last recorded transfer, as PropertyRadar sends it"}),
-    ),
-    (
-        CUSTOM_FIELDS_KEY,
+        leads.CUSTOM_FIELDS_KEY,
         {
             "type": "object",
             "description": "The job's custom fields (its `fields` beyond the essentials), by "

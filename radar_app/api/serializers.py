@@ -8,8 +8,7 @@ from typing import Any
 
 from flask import current_app
 
-from radar_app import pace
-from radar_app.export import CUSTOM_FIELDS_KEY, ESSENTIAL_COLUMNS, lead_values
+from radar_app import leads, pace
 from radar_app.models import BatchJob, BatchJobLog, LedgerEntry, Property, utcnow
 
 
@@ -85,10 +84,18 @@ def log_json(entry: BatchJobLog) -> dict[str, Any]:
     }
 
 
-# A lead's JSON keys, in order: every essential, then the job's custom fields by name.
-LEAD_KEYS: list[str] = [column.key for column in ESSENTIAL_COLUMNS] + [CUSTOM_FIELDS_KEY]
+# A lead's JSON keys, in order (the OpenAPI Lead schema follows them).
+LEAD_KEYS: list[str] = leads.JSON_KEYS
 
 
 def lead_json(prop: Property, custom: Sequence[str] = ()) -> dict[str, Any]:
-    """One lead with every field its job bought (``custom``: radar_app.export.custom_fields)."""
-    return lead_values(prop, custom)
+    """One lead with every field its job bought: each essential by its key (from its column,
+    or parsed from the raw record when it has none), then the custom fields by
+    PropertyRadar name, as sent (``custom``: radar_app.export.custom_fields)."""
+    raw = prop.raw if isinstance(prop.raw, dict) else {}
+    lead: dict[str, Any] = {
+        f.name: getattr(prop, f.name) if f.sql_type is not None else leads.raw_value(raw, f)
+        for f in leads.FIELDS
+    }
+    lead[leads.CUSTOM_FIELDS_KEY] = {field: raw.get(field) for field in custom}
+    return lead

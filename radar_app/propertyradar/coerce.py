@@ -13,7 +13,6 @@ import math
 import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
-from typing import Any
 
 from .criteria import PROPERTY_TYPES
 
@@ -214,71 +213,33 @@ def to_property_type(v: object) -> str | None:
 RADAR_ID_MAX_LENGTH = 32
 
 
-def radar_id_of(record: object) -> str | None:
-    """The record's RadarID, or None when it has none usable (absent, empty, not text or
-    number, or longer than RADAR_ID_MAX_LENGTH). The one reader of RadarIDs in results."""
-    if not isinstance(record, Mapping):
-        return None
-    radar_id = to_str(record.get("RadarID"))
+def to_radar_id(v: object) -> str | None:
+    """A RadarID as text, or None when it is not usable (empty, not text or number, or
+    longer than RADAR_ID_MAX_LENGTH)."""
+    radar_id = to_str(v)
     if radar_id is None or len(radar_id) > RADAR_ID_MAX_LENGTH:
         return None
     return radar_id
 
 
-def lead_columns(record: object) -> dict[str, Any]:
-    """Map one PropertyRadar result record to typed lead columns.
+def radar_id_of(record: object) -> str | None:
+    """The record's RadarID, or None when it has none usable (see to_radar_id). The one
+    reader of RadarIDs in results; radar_app.leads parses the lead's other fields."""
+    if not isinstance(record, Mapping):
+        return None
+    return to_radar_id(record.get("RadarID"))
 
-    Missing keys and unreadable values become ``None``; this never raises, because the
-    record has already been paid for by the time it is parsed. ``county`` is the FIPS
-    code from ``County`` (or ``FIPS``), ``None`` when only a county name is present.
-    """
-    r: Mapping[str, Any] = record if isinstance(record, Mapping) else {}
-    g = r.get
-    return {
-        "radar_id": radar_id_of(r),
-        "address": to_str(g("Address")),
-        "city": to_str(g("City")),
-        "state": to_state(g("State")),
-        "zip_code": to_zip(g("ZipFive")),
-        "county": to_fips(g("County")) or to_fips(g("FIPS")),
-        "apn": to_str(g("APN")),
-        "owner_name": to_str(g("Owner")),
-        "owner2": to_str(g("Owner2")),
-        "owner_first_name": to_str(g("OwnerFirstName")),
-        "owner_last_name": to_str(g("OwnerLastName")),
-        "mail_address": to_str(g("OwnerAddress")),
-        "mail_city": to_str(g("OwnerCity")),
-        "mail_state": to_state(g("OwnerState")),
-        "mail_zip": to_zip(g("OwnerZipFive")),
-        "property_type": to_property_type(g("PType")),
-        "beds": to_int(g("Beds")),
-        "baths": to_float(g("Baths")),
-        "sqft": to_int(g("SqFt")),
-        "year_built": to_int(g("YearBuilt")),
-        "avm": to_int(g("AVM")),
-        "available_equity": to_int(g("AvailableEquity")),
-        "equity_percent": to_float(g("EquityPercent")),
-        "owner_occupied": to_bool(g("isSameMailingOrExempt")),
-        "in_foreclosure": to_bool(g("inForeclosure")),
-        "foreclosure_stage": to_str(g("ForeclosureStage")),
-        "tax_delinquent": to_bool(g("inTaxDelinquency")),
-        "listed_for_sale": to_bool(g("isListedForSale")),
-    }
-
-
-LEAD_COLUMNS: tuple[str, ...] = tuple(lead_columns({}))
 
 __all__ = [
-    "LEAD_COLUMNS",
     "US_STATES",
     "RADAR_ID_MAX_LENGTH",
-    "lead_columns",
     "radar_id_of",
     "to_bool",
     "to_fips",
     "to_float",
     "to_int",
     "to_property_type",
+    "to_radar_id",
     "to_state",
     "to_str",
     "to_zip",

@@ -228,8 +228,11 @@ _KNOWN_MISTAKES = {
     "fips": "County",
 }
 
-# The "lead essentials" fieldset requested on purchase. Price does not depend on the
-# number of fields (notes section 3), but the API caps a request at ~50 fields.
+# The "lead essentials": the Fields a purchase names when the job names none. Price does
+# not depend on the number of fields (notes section 3), but the API caps a request at ~50
+# fields. How each is stored and shown is radar_app.leads, one row per name here (it
+# refuses to import otherwise); this package imports nothing of the app, so the names
+# the client sends by default are kept here, in the order they are requested.
 LEAD_FIELDS: list[str] = [
     "RadarID",
     "APN",
