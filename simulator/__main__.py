@@ -19,7 +19,9 @@ def parse_args(
     estimates with, so a demo's bill matches its preview."""
     app_settings = settings_from_env(environ)
     price = app_settings.get("PRICE_PER_EXPORT", Config.PRICE_PER_EXPORT)
-    parser = argparse.ArgumentParser(description="Offline PropertyRadar API simulator")
+    parser = argparse.ArgumentParser(
+        prog="python -m simulator", description="Offline PropertyRadar API simulator"
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5001)
     parser.add_argument("--latency-ms", type=float, default=0.0)

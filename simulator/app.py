@@ -18,10 +18,10 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from simulator.config import SimulatorConfig, _coerce_config
+from simulator.config import SimulatorConfig, coerce_config
 from simulator.dataset import Dataset, get_dataset
-from simulator.faults import _spoil_records, _trickle
-from simulator.schema import _ALL_FIELD_SET, FIELDSETS, MAX_FIELDS, CriteriaError
+from simulator.faults import spoil_records, trickle_body
+from simulator.schema import ALL_FIELD_SET, FIELDSETS, MAX_FIELDS, CriteriaError
 
 _PRE_FAULTS = frozenset({"429", "500", "502", "503"})
 _LOG_MAX = 100_000
@@ -102,7 +102,7 @@ class Simulator:
         changing ``seed`` re-seeds the fault RNG (the dataset is not rebuilt); setting
         ``total_after_first`` starts every search afresh; setting ``rotate_token_after``
         arms the rotation, and setting ``token`` alone (the rotated-in token) ends it."""
-        clean = _coerce_config(changes)
+        clean = coerce_config(changes)
         with self._lock:
             if "token" in clean and "rotate_token_after" not in clean:
                 clean["rotate_token_after"] = None
@@ -205,7 +205,7 @@ class Simulator:
             trickle = self.config.trickle_seconds
         response = self._api_response(request)
         if trickle > 0 and request.path.startswith("/v1/"):
-            _trickle(response, trickle)
+            trickle_body(response, trickle)
         return response
 
     def _api_response(self, request: Request) -> Response:
@@ -460,7 +460,7 @@ class Simulator:
             if name in FIELDSETS:
                 names = list(FIELDSETS[name])
                 uses_all = uses_all or (name == "All" and not negate)
-            elif name in _ALL_FIELD_SET:
+            elif name in ALL_FIELD_SET:
                 names = [name]
             else:
                 raise _bad_request(
@@ -527,7 +527,7 @@ class Simulator:
             for idx, radar_id in rows:
                 full = ds.record(idx, radar_id)
                 results.append({f: full[f] for f in fields})
-            _spoil_records(results, cfg)
+            spoil_records(results, cfg)
             billed = [rid for _idx, rid in rows]
             kind = "purchase_search"
         else:
@@ -605,7 +605,7 @@ class Simulator:
         if purchase:
             full = self.dataset.record(idx)
             results, billed, kind = [{f: full[f] for f in fields}], [canonical], "purchase_get"
-            _spoil_records(results, cfg)
+            spoil_records(results, cfg)
         else:
             results, billed, kind = [{"RadarID": canonical}], [], "count_get"
         payload = {

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from radar_app.config import Config
-from simulator.schema import _ALL_FIELD_SET
+from simulator.schema import ALL_FIELD_SET
 
 FAULT_KINDS: tuple[str, ...] = ("429", "500", "502", "503", "slow", "malformed")
 
@@ -71,7 +71,7 @@ def _validate_script(entry: Any) -> dict:
     return out
 
 
-def _coerce_config(changes: dict[str, Any]) -> dict[str, Any]:
+def coerce_config(changes: dict[str, Any]) -> dict[str, Any]:
     """Validate and type-coerce config changes; raises ValueError on anything bad."""
     unknown = set(changes) - _CONFIG_FIELDS
     if unknown:
@@ -111,7 +111,7 @@ def _coerce_config(changes: dict[str, Any]) -> dict[str, Any]:
             elif key == "oversize_field":
                 if value in (None, ""):
                     out[key] = None
-                elif value in _ALL_FIELD_SET:
+                elif value in ALL_FIELD_SET:
                     out[key] = value
                 else:
                     raise ValueError

@@ -25,37 +25,37 @@ from simulator.schema import (
     _bad_value,
 )
 from simulator.tables import (
-    _CITIES,
-    _CITY_FIRST,
-    _CORP_SUFFIXES,
-    _COUNTIES,
-    _COUNTY_BY_FIPS,
-    _FC_AUCTION_STAGES,
-    _FC_STAGES,
-    _FIRST_NAMES,
-    _LAST_NAMES,
-    _LOAN_TYPES,
-    _OWN_CORPORATE,
-    _OWN_TRUST,
-    _OWNERSHIP_TYPES,
-    _PT_CND,
-    _PT_MFR,
-    _PT_MH,
-    _PT_SFR,
-    _PT_VL,
-    _PTYPE_BY_CODE,
-    _PTYPES,
-    _REMOTE_MAIL,
-    _STATE_BY_NAME,
-    _STATE_INDEX,
-    _STATES,
-    _STREET_DIRS,
-    _STREET_NAMES,
-    _STREET_SUFFIXES,
-    _TODAY,
-    _TRANSFER_TYPES,
-    _XFER_FIRST,
-    _XFER_LAST,
+    CITIES,
+    CITY_FIRST,
+    CORP_SUFFIXES,
+    COUNTIES,
+    COUNTY_BY_FIPS,
+    FC_AUCTION_STAGES,
+    FC_STAGES,
+    FIRST_NAMES,
+    LAST_NAMES,
+    LOAN_TYPES,
+    OWN_CORPORATE,
+    OWN_TRUST,
+    OWNERSHIP_TYPES,
+    PT_CND,
+    PT_MFR,
+    PT_MH,
+    PT_SFR,
+    PT_VL,
+    PTYPE_BY_CODE,
+    PTYPES,
+    REMOTE_MAIL,
+    STATE_BY_NAME,
+    STATE_INDEX,
+    STATES,
+    STREET_DIRS,
+    STREET_NAMES,
+    STREET_SUFFIXES,
+    TODAY,
+    TRANSFER_TYPES,
+    XFER_FIRST,
+    XFER_LAST,
 )
 
 _M64 = (1 << 64) - 1
@@ -126,17 +126,17 @@ class Dataset:
         self.state_counts: dict[str, int] = {}
         self.county_counts: dict[str, int] = {}
         county_n: list[int] = []
-        for code, _pool, _tax in _STATES:
-            state_total = round(sum(c.count for c in _COUNTIES if c.state == code) * scale)
-            members = [c for c in _COUNTIES if c.state == code]
+        for code, _pool, _tax in STATES:
+            state_total = round(sum(c.count for c in COUNTIES if c.state == code) * scale)
+            members = [c for c in COUNTIES if c.state == code]
             split = _allocate(state_total, [c.count for c in members])
             self.state_counts[code] = state_total
             for c, n in zip(members, split, strict=True):
                 self.county_counts[c.fips] = n
-        # Records are laid out county by county in _COUNTIES order (states are contiguous).
+        # Records are laid out county by county in COUNTIES order (states are contiguous).
         self._county_range: list[tuple[int, int]] = []
         pos = 0
-        for c in _COUNTIES:
+        for c in COUNTIES:
             n = self.county_counts[c.fips]
             county_n.append(n)
             self._county_range.append((pos, pos + n))
@@ -145,7 +145,7 @@ class Dataset:
         if self.size >= _ID_MOD // 2:
             raise ValueError("dataset too large for 7-hex-digit RadarIDs")
         self._state_range: dict[str, tuple[int, int]] = {}
-        for ci, c in enumerate(_COUNTIES):
+        for ci, c in enumerate(COUNTIES):
             lo, hi = self._county_range[ci]
             prev = self._state_range.get(c.state)
             self._state_range[c.state] = (prev[0], hi) if prev else (lo, hi)
@@ -194,51 +194,51 @@ class Dataset:
             "listed": array("B"),
             "dom": array("h"),
         }
-        ptype_cum = _cumulative(s for _c, _d, s in _PTYPES)
-        own_cum = _cumulative(w for _n, w in _OWNERSHIP_TYPES)
-        loan_cum = _cumulative(w for _n, w in _LOAN_TYPES)
-        fc_cum = _cumulative(w for _n, w in _FC_STAGES)
+        ptype_cum = _cumulative(s for _c, _d, s in PTYPES)
+        own_cum = _cumulative(w for _n, w in OWNERSHIP_TYPES)
+        loan_cum = _cumulative(w for _n, w in LOAN_TYPES)
+        fc_cum = _cumulative(w for _n, w in FC_STAGES)
         ptype_factor = (1.0, 0.65, 1.35, 0.25, 0.30)
-        xfer_span = _XFER_LAST - _XFER_FIRST
+        xfer_span = XFER_LAST - XFER_FIRST
         a = {k: v.append for k, v in cols.items()}
-        for ci, county in enumerate(_COUNTIES):
+        for ci, county in enumerate(COUNTIES):
             n = county_n[ci]
-            _code, pool_p, _tax = _STATES[_STATE_INDEX[county.state]]
-            first_city = _CITY_FIRST[ci]
+            _code, pool_p, _tax = STATES[STATE_INDEX[county.state]]
+            first_city = CITY_FIRST[ci]
             n_cities = len(county.cities)
             for _ in range(n):
                 # location: the first city of a county is the biggest
                 u = r()
                 k = 0 if (n_cities == 1 or u < 0.5) else 1 + int((u - 0.5) * 2 * (n_cities - 1))
                 city = first_city + min(k, n_cities - 1)
-                zips = _CITIES[city][2]
+                zips = CITIES[city][2]
                 a["county"](ci)
                 a["city"](city)
                 a["zip"](zips[int(r() * len(zips))])
                 # physical
                 pt = bisect_right(ptype_cum, r())
-                if pt == _PT_SFR:
+                if pt == PT_SFR:
                     beds = 2 + int(r() * 4)
                     baths2 = max(2, beds * 2 - 2 + int(r() * 3))
                     sqft = 600 + beds * 350 + int(r() * 900)
                     lot = 3000 + int(r() * 9000)
                     year = 1920 + int(r() * 103)
                     units = 1
-                elif pt == _PT_CND:
+                elif pt == PT_CND:
                     beds = 1 + int(r() * 3)
                     baths2 = 2 + int(r() * 3)
                     sqft = 450 + beds * 300 + int(r() * 400)
                     lot = 0
                     year = 1960 + int(r() * 63)
                     units = 1
-                elif pt == _PT_MFR:
+                elif pt == PT_MFR:
                     units = 2 + int(r() * 3)
                     beds = units * 2 + int(r() * 3) - 1
                     baths2 = units * 2 + int(r() * 3)
                     sqft = units * 800 + int(r() * 900)
                     lot = 4000 + int(r() * 8000)
                     year = 1900 + int(r() * 116)
-                elif pt == _PT_MH:
+                elif pt == PT_MH:
                     beds = 2 + int(r() * 2)
                     baths2 = 2 + int(r() * 3)
                     sqft = 800 + int(r() * 900)
@@ -256,14 +256,14 @@ class Dataset:
                 a["lot"](lot)
                 a["year"](year)
                 a["units"](units)
-                a["pool"](1 if (pt != _PT_VL and r() < pool_p) else 0)
+                a["pool"](1 if (pt != PT_VL and r() < pool_p) else 0)
                 # owner
                 own = bisect_right(own_cum, r())
                 a["own_type"](own)
-                absentee = r() < (0.85 if own == _OWN_CORPORATE else 0.225)
+                absentee = r() < (0.85 if own == OWN_CORPORATE else 0.225)
                 a["same_mail"](0 if absentee else 1)
                 a["mail_vac"](1 if r() < 0.02 else 0)
-                a["site_vac"](1 if r() < (0.25 if pt == _PT_VL else 0.02) else 0)
+                a["site_vac"](1 if r() < (0.25 if pt == PT_VL else 0.02) else 0)
                 # value and loans
                 avm = county.median_avm * ptype_factor[pt] * math.exp(gauss(0.0, 0.35))
                 avm = max(20000, int(round(avm, -3)))
@@ -289,7 +289,7 @@ class Dataset:
                 a["loan_type"](loan_type)
                 # transfer
                 frac = r()
-                a["xfer_day"](_XFER_FIRST + int(frac * xfer_span))
+                a["xfer_day"](XFER_FIRST + int(frac * xfer_span))
                 a["xfer_value"](int(round(avm * (0.35 + 0.6 * frac) * (0.9 + r() * 0.2), -3)))
                 # distress and listing
                 a["in_fc"](1 if in_fc else 0)
@@ -332,16 +332,16 @@ class Dataset:
         h = self._h(idx, 1)
         num = 100 + h % 19900
         h >>= 16
-        name = _STREET_NAMES[h % len(_STREET_NAMES)]
+        name = STREET_NAMES[h % len(STREET_NAMES)]
         h >>= 8
-        suffix = _STREET_SUFFIXES[h % len(_STREET_SUFFIXES)]
+        suffix = STREET_SUFFIXES[h % len(STREET_SUFFIXES)]
         h >>= 8
-        direction = _STREET_DIRS[h % len(_STREET_DIRS)]
+        direction = STREET_DIRS[h % len(STREET_DIRS)]
         return f"{num} {direction}{name} {suffix}"
 
     def apn(self, idx: int) -> str:
         ci = self._cols["county"][idx]
-        style = _COUNTIES[ci].apn_style
+        style = COUNTIES[ci].apn_style
         if style == "R":
             return f"R{(idx * 7919 + ci * 101) % 10**6:06d}"
         digits = f"{(idx * 7919 + ci * 1_000_003) % 10**10:010d}"
@@ -353,10 +353,10 @@ class Dataset:
         """Build the full result object for one record, with the API's wire types."""
         c = self._cols
         ci = c["county"][idx]
-        county = _COUNTIES[ci]
+        county = COUNTIES[ci]
         state = county.state
-        _code, _pool_p, tax_rate = _STATES[_STATE_INDEX[state]]
-        city_name = _CITIES[c["city"][idx]][0]
+        _code, _pool_p, tax_rate = STATES[STATE_INDEX[state]]
+        city_name = CITIES[c["city"][idx]][0]
         zip5 = c["zip"][idx]
         address = self.address(idx)
         pt = c["ptype"][idx]
@@ -373,17 +373,17 @@ class Dataset:
         lat = county.lat + ((h_geo & 0xFFFF) / 0xFFFF - 0.5) * 0.4
         lon = county.lon + (((h_geo >> 16) & 0xFFFF) / 0xFFFF - 0.5) * 0.5
 
-        first = _FIRST_NAMES[h_name % len(_FIRST_NAMES)]
-        last = _LAST_NAMES[(h_name >> 8) % len(_LAST_NAMES)]
-        other_first = _FIRST_NAMES[(h_name >> 16) % len(_FIRST_NAMES)]
-        other_last = _LAST_NAMES[(h_name >> 24) % len(_LAST_NAMES)]
+        first = FIRST_NAMES[h_name % len(FIRST_NAMES)]
+        last = LAST_NAMES[(h_name >> 8) % len(LAST_NAMES)]
+        other_first = FIRST_NAMES[(h_name >> 16) % len(FIRST_NAMES)]
+        other_last = LAST_NAMES[(h_name >> 24) % len(LAST_NAMES)]
         owner_first: str | None = first
         owner_last: str | None = last
         owner2: str | None = None
-        if own == _OWN_CORPORATE:
-            owner = f"{last} {_CORP_SUFFIXES[(h_name >> 32) % len(_CORP_SUFFIXES)]}"
+        if own == OWN_CORPORATE:
+            owner = f"{last} {CORP_SUFFIXES[(h_name >> 32) % len(CORP_SUFFIXES)]}"
             owner_first = owner_last = None
-        elif own == _OWN_TRUST:
+        elif own == OWN_TRUST:
             owner = f"{last} Family Trust"
         else:
             owner = f"{last} {first}"
@@ -401,10 +401,10 @@ class Dataset:
                 m_city, m_zips = county.cities[k]
                 m_state, m_zip = state, m_zips[(h_mail >> 16) % len(m_zips)]
             elif pick < 80:  # anywhere in the dataset
-                m_city, mci, m_zips = _CITIES[(h_mail >> 8) % len(_CITIES)]
-                m_state, m_zip = _COUNTIES[mci].state, m_zips[(h_mail >> 16) % len(m_zips)]
+                m_city, mci, m_zips = CITIES[(h_mail >> 8) % len(CITIES)]
+                m_state, m_zip = COUNTIES[mci].state, m_zips[(h_mail >> 16) % len(m_zips)]
             else:
-                m_city, m_state, m_zip = _REMOTE_MAIL[(h_mail >> 8) % len(_REMOTE_MAIL)]
+                m_city, m_state, m_zip = REMOTE_MAIL[(h_mail >> 8) % len(REMOTE_MAIL)]
             if (h_mail >> 24) % 100 < 15:
                 m_addr = f"PO Box {1 + (h_mail >> 32) % 9000}"
             else:
@@ -414,9 +414,9 @@ class Dataset:
         first_amount = int(round(bal * (1.05 + (h_misc % 20) / 100), -3)) if nloans else None
         first_day = max(xfer_day, xfer_day + (h_misc >> 8) % 3000) if nloans else None
         if first_day is not None:
-            first_day = min(first_day, _TODAY - 30)
-        fc_rec = _TODAY - 1 - (h_misc >> 20) % 300 if in_fc else None
-        auction = in_fc and stage in _FC_AUCTION_STAGES
+            first_day = min(first_day, TODAY - 30)
+        fc_rec = TODAY - 1 - (h_misc >> 20) % 300 if in_fc else None
+        auction = in_fc and stage in FC_AUCTION_STAGES
         return {
             "RadarID": radar_id or self.radar_id(idx),
             "PropertyKey": (idx * 2654435761 + self.seed) % 10**9 + 10**9,
@@ -430,7 +430,7 @@ class Dataset:
             "ZipFive": zip5,
             "Latitude": round(lat, 6),
             "Longitude": round(lon, 6),
-            "PType": _PTYPES[pt][1],
+            "PType": PTYPES[pt][1],
             "Beds": None if beds == _UNK_B else beds,
             "Baths": None
             if baths2 == _UNK_B
@@ -445,7 +445,7 @@ class Dataset:
             "Owner2": owner2,
             "OwnerFirstName": owner_first,
             "OwnerLastName": owner_last,
-            "OwnershipType": _OWNERSHIP_TYPES[own][0],
+            "OwnershipType": OWNERSHIP_TYPES[own][0],
             "OwnerAddress": m_addr,
             "OwnerCity": m_city,
             "OwnerState": m_state,
@@ -468,24 +468,24 @@ class Dataset:
             "TotalLoanBalance": str(bal),
             "NumberLoans": nloans,
             "AnnualTaxes": taxes,
-            "EstimatedRent": None if pt == _PT_VL else int(round(avm * 0.0045, -1)),
+            "EstimatedRent": None if pt == PT_VL else int(round(avm * 0.0045, -1)),
             "isFreeAndClear": 1 if bal == 0 else 0,
             "isHighEquity": 1 if eqp >= 50 else 0,
             "FirstAmount": first_amount,
             "FirstRate": None if rate == _UNK_H else rate / 100,
-            "FirstLoanType": None if nloans == 0 else _LOAN_TYPES[c["loan_type"][idx]][0],
+            "FirstLoanType": None if nloans == 0 else LOAN_TYPES[c["loan_type"][idx]][0],
             "FirstPurpose": None
             if nloans == 0
             else ("Purchase" if first_day == xfer_day else "Refinance"),
             "FirstDate": None if first_day is None else _mdy(first_day),
             "LastTransferRecDate": _mdy(xfer_day),
             "LastTransferValue": c["xfer_value"][idx],
-            "LastTransferType": _TRANSFER_TYPES[(h_misc >> 28) % len(_TRANSFER_TYPES)],
+            "LastTransferType": TRANSFER_TYPES[(h_misc >> 28) % len(TRANSFER_TYPES)],
             "inForeclosure": in_fc,
-            "ForeclosureStage": _FC_STAGES[stage][0] if in_fc else None,
+            "ForeclosureStage": FC_STAGES[stage][0] if in_fc else None,
             "ForeclosureRecDate": None if fc_rec is None else _mdy(fc_rec),
             "DefaultAmount": int(bal * (0.03 + (h_misc >> 36) % 8 / 100)) if in_fc else None,
-            "SaleDate": _mdy(_TODAY + 7 + (h_misc >> 44) % 80) if auction else None,
+            "SaleDate": _mdy(TODAY + 7 + (h_misc >> 44) % 80) if auction else None,
             "inTaxDelinquency": in_tax,
             "DelinquentAmount": int(taxes * (1 + (h_misc >> 52) % 200 / 100)) if in_tax else None,
             "DelinquentYear": 2019 + (h_misc >> 56) % 5 if in_tax else None,
@@ -565,7 +565,7 @@ class Dataset:
             for v in values:
                 if not isinstance(v, str):
                     raise _bad_value(name)
-                code = _STATE_BY_NAME.get(v.strip().upper(), v.strip().upper())
+                code = STATE_BY_NAME.get(v.strip().upper(), v.strip().upper())
                 if code in self._state_range:
                     ranges.append(self._state_range[code])
             return ("ranges", ranges)
@@ -577,7 +577,7 @@ class Dataset:
                 text = str(v).strip()
                 if not text.isdigit() or not 4 <= len(text) <= 5:
                     raise _bad_value(name)
-                ci = _COUNTY_BY_FIPS.get(text.zfill(5))
+                ci = COUNTY_BY_FIPS.get(text.zfill(5))
                 if ci is not None:
                     ranges.append(self._county_range[ci])
             return ("ranges", ranges)
@@ -596,7 +596,7 @@ class Dataset:
             wanted = {v.strip().upper() for v in values}
             return (
                 "in",
-                ("city", {i for i, (cn, _c, _z) in enumerate(_CITIES) if cn.upper() in wanted}),
+                ("city", {i for i, (cn, _c, _z) in enumerate(CITIES) if cn.upper() in wanted}),
             )
         if name == "ZipFive":
             zips = set()
@@ -625,9 +625,9 @@ class Dataset:
                         'PropertyType takes [{"name": "PType", "value": ["SFR", ...]}].',
                     )
                 for code in v["value"]:
-                    if not isinstance(code, str) or code.upper() not in _PTYPE_BY_CODE:
+                    if not isinstance(code, str) or code.upper() not in PTYPE_BY_CODE:
                         raise CriteriaError(f"Invalid PType value: {code}")
-                    codes.add(_PTYPE_BY_CODE[code.upper()])
+                    codes.add(PTYPE_BY_CODE[code.upper()])
             return ("in", ("ptype", codes))
         if name in _BOOL_CRITERIA:
             column, inverted = _BOOL_CRITERIA[name]

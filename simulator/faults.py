@@ -16,7 +16,7 @@ from simulator.config import SimulatorConfig
 _TRICKLE_GAP = 0.1
 
 
-def _spoil_records(results: list[dict[str, Any]], cfg: SimulatorConfig) -> None:
+def spoil_records(results: list[dict[str, Any]], cfg: SimulatorConfig) -> None:
     """Apply the record-level faults (missing RadarID, oversize field) to purchased rows."""
     every = cfg.missing_radar_id_every
     name, length = cfg.oversize_field, cfg.oversize_length
@@ -28,7 +28,7 @@ def _spoil_records(results: list[dict[str, Any]], cfg: SimulatorConfig) -> None:
             record[name] = (base + "x" * length)[:length]
 
 
-def _trickle(response: Response, seconds: float) -> None:
+def trickle_body(response: Response, seconds: float) -> None:
     """Send ``response``'s body in pieces spread evenly over ``seconds``: the headers go
     at once, then a piece at most every ``_TRICKLE_GAP`` s (a per-read timeout never
     fires; only a deadline on the whole request does)."""

@@ -3,7 +3,7 @@ criteria catalogue, and the 400 a request the real API would refuse gets."""
 
 from __future__ import annotations
 
-from simulator.tables import _FC_STAGES, _LOAN_TYPES, _OWNERSHIP_TYPES
+from simulator.tables import FC_STAGES, LOAN_TYPES, OWNERSHIP_TYPES
 
 ALL_FIELDS: tuple[str, ...] = (
     "RadarID",
@@ -77,7 +77,7 @@ ALL_FIELDS: tuple[str, ...] = (
     "ListingPrice",
     "DaysOnMarket",
 )
-_ALL_FIELD_SET = frozenset(ALL_FIELDS)
+ALL_FIELD_SET = frozenset(ALL_FIELDS)
 
 _DEFAULT_FIELDS: tuple[str, ...] = (
     "RadarID",
@@ -182,9 +182,9 @@ _BOOL_CRITERIA: dict[str, tuple[str, bool]] = {
 }
 # name -> (column, {upper-cased value: code})
 _ENUM_CRITERIA: dict[str, tuple[str, dict[str, int]]] = {
-    "ForeclosureStage": ("fc_stage", {n.upper(): i for i, (n, _w) in enumerate(_FC_STAGES)}),
-    "OwnershipType": ("own_type", {n.upper(): i for i, (n, _w) in enumerate(_OWNERSHIP_TYPES)}),
-    "FirstLoanType": ("loan_type", {n.upper(): i for i, (n, _w) in enumerate(_LOAN_TYPES)}),
+    "ForeclosureStage": ("fc_stage", {n.upper(): i for i, (n, _w) in enumerate(FC_STAGES)}),
+    "OwnershipType": ("own_type", {n.upper(): i for i, (n, _w) in enumerate(OWNERSHIP_TYPES)}),
+    "FirstLoanType": ("loan_type", {n.upper(): i for i, (n, _w) in enumerate(LOAN_TYPES)}),
 }
 # Real criterion names the simulator accepts but does not filter on (dates, listing
 # status, list membership, ...). They must not 400, or a valid client request would fail.

@@ -11,7 +11,7 @@ from radar_app.propertyradar.coerce import US_STATES
 
 # (code, probability of a pool, property tax rate). Full state names come from the
 # product's table (coerce.US_STATES), so the simulator and the app spell them alike.
-_STATES: tuple[tuple[str, float, float], ...] = (
+STATES: tuple[tuple[str, float, float], ...] = (
     ("CA", 0.20, 0.011),
     ("TX", 0.18, 0.020),
     ("FL", 0.30, 0.010),
@@ -21,12 +21,12 @@ _STATES: tuple[tuple[str, float, float], ...] = (
     ("NV", 0.25, 0.006),
     ("ID", 0.06, 0.007),
 )
-_STATE_INDEX = {code: i for i, (code, _p, _t) in enumerate(_STATES)}
-_STATE_BY_NAME = {name.upper(): code for name, code in US_STATES.items() if code in _STATE_INDEX}
+STATE_INDEX = {code: i for i, (code, _p, _t) in enumerate(STATES)}
+STATE_BY_NAME = {name.upper(): code for name, code in US_STATES.items() if code in STATE_INDEX}
 
 
 @dataclass(frozen=True)
-class _County:
+class DatasetCounty:
     """A county the dataset holds records in; its name is in the product's county table."""
 
     fips: str
@@ -39,8 +39,8 @@ class _County:
     cities: tuple[tuple[str, tuple[int, ...]], ...]  # first city is the biggest
 
 
-_COUNTIES: tuple[_County, ...] = (
-    _County(
+COUNTIES: tuple[DatasetCounty, ...] = (
+    DatasetCounty(
         "06037",
         "CA",
         16000,
@@ -55,7 +55,7 @@ _COUNTIES: tuple[_County, ...] = (
             ("Glendale", (91201, 91205)),
         ),
     ),
-    _County(
+    DatasetCounty(
         "06073",
         "CA",
         9000,
@@ -69,7 +69,7 @@ _COUNTIES: tuple[_County, ...] = (
             ("Oceanside", (92054, 92056)),
         ),
     ),
-    _County(
+    DatasetCounty(
         "06059",
         "CA",
         8000,
@@ -84,7 +84,7 @@ _COUNTIES: tuple[_County, ...] = (
             ("Huntington Beach", (92646, 92648)),
         ),
     ),
-    _County(
+    DatasetCounty(
         "06001",
         "CA",
         7000,
@@ -99,7 +99,7 @@ _COUNTIES: tuple[_County, ...] = (
             ("Hayward", (94541, 94544)),
         ),
     ),
-    _County(
+    DatasetCounty(
         "48201",
         "TX",
         12000,
@@ -113,7 +113,7 @@ _COUNTIES: tuple[_County, ...] = (
             ("Baytown", (77520, 77521)),
         ),
     ),
-    _County(
+    DatasetCounty(
         "48113",
         "TX",
         9000,
@@ -127,7 +127,7 @@ _COUNTIES: tuple[_County, ...] = (
             ("Garland", (75040, 75043)),
         ),
     ),
-    _County(
+    DatasetCounty(
         "48453",
         "TX",
         6000,
@@ -137,7 +137,7 @@ _COUNTIES: tuple[_County, ...] = (
         "plain",
         (("Austin", (78701, 78704, 78745)), ("Pflugerville", (78660,))),
     ),
-    _County(
+    DatasetCounty(
         "48029",
         "TX",
         3000,
@@ -147,7 +147,7 @@ _COUNTIES: tuple[_County, ...] = (
         "plain",
         (("San Antonio", (78201, 78209, 78230)),),
     ),
-    _County(
+    DatasetCounty(
         "12086",
         "FL",
         10000,
@@ -161,7 +161,7 @@ _COUNTIES: tuple[_County, ...] = (
             ("Homestead", (33030, 33033)),
         ),
     ),
-    _County(
+    DatasetCounty(
         "12011",
         "FL",
         8000,
@@ -175,7 +175,7 @@ _COUNTIES: tuple[_County, ...] = (
             ("Pembroke Pines", (33024, 33027)),
         ),
     ),
-    _County(
+    DatasetCounty(
         "12095",
         "FL",
         7000,
@@ -185,7 +185,7 @@ _COUNTIES: tuple[_County, ...] = (
         "dash",
         (("Orlando", (32801, 32803, 32806)), ("Winter Park", (32789,)), ("Apopka", (32703,))),
     ),
-    _County(
+    DatasetCounty(
         "41051",
         "OR",
         2000,
@@ -195,7 +195,7 @@ _COUNTIES: tuple[_County, ...] = (
         "R",
         (("Portland", (97202, 97211, 97212, 97214, 97217)), ("Gresham", (97030, 97080))),
     ),
-    _County(
+    DatasetCounty(
         "41067",
         "OR",
         3500,
@@ -205,7 +205,7 @@ _COUNTIES: tuple[_County, ...] = (
         "R",
         (("Beaverton", (97005, 97006)), ("Hillsboro", (97123, 97124)), ("Tigard", (97223, 97224))),
     ),
-    _County(
+    DatasetCounty(
         "41005",
         "OR",
         2500,
@@ -215,7 +215,7 @@ _COUNTIES: tuple[_County, ...] = (
         "plain",
         (("Oregon City", (97045,)), ("Lake Oswego", (97034, 97035)), ("Milwaukie", (97222, 97267))),
     ),
-    _County(
+    DatasetCounty(
         "41039",
         "OR",
         2000,
@@ -225,7 +225,7 @@ _COUNTIES: tuple[_County, ...] = (
         "plain",
         (("Eugene", (97401, 97402, 97405)), ("Springfield", (97477, 97478))),
     ),
-    _County(
+    DatasetCounty(
         "04013",
         "AZ",
         6000,
@@ -240,7 +240,7 @@ _COUNTIES: tuple[_County, ...] = (
             ("Chandler", (85224, 85225)),
         ),
     ),
-    _County(
+    DatasetCounty(
         "04019",
         "AZ",
         2000,
@@ -250,7 +250,7 @@ _COUNTIES: tuple[_County, ...] = (
         "dash",
         (("Tucson", (85705, 85710, 85719)), ("Marana", (85653,))),
     ),
-    _County(
+    DatasetCounty(
         "53033",
         "WA",
         3500,
@@ -264,7 +264,7 @@ _COUNTIES: tuple[_County, ...] = (
             ("Kent", (98030, 98031)),
         ),
     ),
-    _County(
+    DatasetCounty(
         "53053",
         "WA",
         1500,
@@ -274,7 +274,7 @@ _COUNTIES: tuple[_County, ...] = (
         "plain",
         (("Tacoma", (98402, 98405, 98406)), ("Puyallup", (98371, 98373))),
     ),
-    _County(
+    DatasetCounty(
         "53061",
         "WA",
         1000,
@@ -284,7 +284,7 @@ _COUNTIES: tuple[_County, ...] = (
         "plain",
         (("Everett", (98201, 98203)), ("Lynnwood", (98036, 98037))),
     ),
-    _County(
+    DatasetCounty(
         "32003",
         "NV",
         1500,
@@ -298,7 +298,7 @@ _COUNTIES: tuple[_County, ...] = (
             ("North Las Vegas", (89030, 89031)),
         ),
     ),
-    _County(
+    DatasetCounty(
         "32031",
         "NV",
         500,
@@ -308,7 +308,7 @@ _COUNTIES: tuple[_County, ...] = (
         "dash",
         (("Reno", (89501, 89502, 89509)), ("Sparks", (89431, 89434))),
     ),
-    _County(
+    DatasetCounty(
         "16001",
         "ID",
         300,
@@ -318,7 +318,7 @@ _COUNTIES: tuple[_County, ...] = (
         "R",
         (("Boise", (83702, 83704, 83706)), ("Meridian", (83642, 83646))),
     ),
-    _County(
+    DatasetCounty(
         "16027",
         "ID",
         100,
@@ -329,10 +329,10 @@ _COUNTIES: tuple[_County, ...] = (
         (("Nampa", (83651, 83686)), ("Caldwell", (83605, 83607))),
     ),
 )
-_COUNTY_BY_FIPS = {c.fips: i for i, c in enumerate(_COUNTIES)}
+COUNTY_BY_FIPS = {c.fips: i for i, c in enumerate(COUNTIES)}
 
 
-def _check_against_the_product(table: tuple[_County, ...]) -> None:
+def _check_against_the_product(table: tuple[DatasetCounty, ...]) -> None:
     """Every county here is one the product's county table knows, in the same state: a
     county search the app resolves by name must reach these records."""
     for county in table:
@@ -343,18 +343,18 @@ def _check_against_the_product(table: tuple[_County, ...]) -> None:
             )
 
 
-_check_against_the_product(_COUNTIES)
+_check_against_the_product(COUNTIES)
 
 # Global city table: (city name, county index, zips); a "city" is a (name, county) pair.
-_CITIES: tuple[tuple[str, int, tuple[int, ...]], ...] = tuple(
-    (name, ci, zips) for ci, c in enumerate(_COUNTIES) for name, zips in c.cities
+CITIES: tuple[tuple[str, int, tuple[int, ...]], ...] = tuple(
+    (name, ci, zips) for ci, c in enumerate(COUNTIES) for name, zips in c.cities
 )
-_CITY_FIRST = [0] * len(_COUNTIES)  # index of each county's first city in _CITIES
-for _i in range(len(_CITIES) - 1, -1, -1):
-    _CITY_FIRST[_CITIES[_i][1]] = _i
+CITY_FIRST = [0] * len(COUNTIES)  # index of each county's first city in CITIES
+for _i in range(len(CITIES) - 1, -1, -1):
+    CITY_FIRST[CITIES[_i][1]] = _i
 
 # Out-of-area mailing addresses for absentee owners.
-_REMOTE_MAIL: tuple[tuple[str, str, int], ...] = (
+REMOTE_MAIL: tuple[tuple[str, str, int], ...] = (
     ("New York", "NY", 10001),
     ("Chicago", "IL", 60601),
     ("Denver", "CO", 80202),
@@ -370,28 +370,28 @@ _REMOTE_MAIL: tuple[tuple[str, str, int], ...] = (
 )
 
 # (criteria code, display value shown in results, share of records)
-_PTYPES: tuple[tuple[str, str, float], ...] = (
+PTYPES: tuple[tuple[str, str, float], ...] = (
     ("SFR", "Single Family", 0.70),
     ("CND", "Condominium", 0.15),
     ("MFR", "Multi-Family 2-4", 0.08),
     ("MH", "Mobile Home", 0.03),
     ("VL", "Vacant Land", 0.04),
 )
-_PTYPE_BY_CODE = {code: i for i, (code, _d, _s) in enumerate(_PTYPES)}
-_PT_SFR, _PT_CND, _PT_MFR, _PT_MH, _PT_VL = range(5)
+PTYPE_BY_CODE = {code: i for i, (code, _d, _s) in enumerate(PTYPES)}
+PT_SFR, PT_CND, PT_MFR, PT_MH, PT_VL = range(5)
 
-_OWNERSHIP_TYPES: tuple[tuple[str, float], ...] = (
+OWNERSHIP_TYPES: tuple[tuple[str, float], ...] = (
     ("Individual", 0.45),
     ("Couple", 0.30),
     ("Multiple owners", 0.05),
     ("Corporate", 0.12),
     ("Trust", 0.08),
 )
-_OWN_CORPORATE = 3
-_OWN_TRUST = 4
+OWN_CORPORATE = 3
+OWN_TRUST = 4
 
 # "V" (VA) is attested by a field client; the other codes are invented for the simulator.
-_LOAN_TYPES: tuple[tuple[str, float], ...] = (
+LOAN_TYPES: tuple[tuple[str, float], ...] = (
     ("C", 0.70),
     ("F", 0.15),
     ("V", 0.08),
@@ -399,7 +399,7 @@ _LOAN_TYPES: tuple[tuple[str, float], ...] = (
 )
 
 # [SPEC] ForeclosureStage enum, with invented relative frequencies.
-_FC_STAGES: tuple[tuple[str, float], ...] = (
+FC_STAGES: tuple[tuple[str, float], ...] = (
     ("Preforeclosure", 0.28),
     ("PF New Filing", 0.14),
     ("PF Sold", 0.02),
@@ -421,11 +421,11 @@ _FC_STAGES: tuple[tuple[str, float], ...] = (
     ("3rd Rescinded", 0.005),
     ("3rd Held", 0.005),
 )
-_FC_AUCTION_STAGES = frozenset(
-    i for i, (name, _w) in enumerate(_FC_STAGES) if name in ("Auction", "Sale Pending")
+FC_AUCTION_STAGES = frozenset(
+    i for i, (name, _w) in enumerate(FC_STAGES) if name in ("Auction", "Sale Pending")
 )
 
-_FIRST_NAMES = (
+FIRST_NAMES = (
     "James Mary Robert Patricia John Jennifer Michael Linda David Elizabeth William "
     "Barbara Richard Susan Joseph Jessica Thomas Sarah Charles Karen Christopher Lisa "
     "Daniel Nancy Matthew Betty Anthony Sandra Mark Margaret Donald Ashley Steven "
@@ -433,7 +433,7 @@ _FIRST_NAMES = (
     "Melissa George Deborah Timothy Stephanie Jose Maria Luis Ana Wei Mei Hiroshi Yuki "
     "Priya Arjun Fatima Omar"
 ).split()
-_LAST_NAMES = (
+LAST_NAMES = (
     "Smith Johnson Williams Brown Jones Garcia Miller Davis Rodriguez Martinez "
     "Hernandez Lopez Gonzalez Wilson Anderson Thomas Taylor Moore Jackson Martin Lee "
     "Perez Thompson White Harris Sanchez Clark Ramirez Lewis Robinson Walker Young "
@@ -441,7 +441,7 @@ _LAST_NAMES = (
     "Rivera Campbell Mitchell Carter Roberts Chen Wang Kim Patel Singh Tanaka Cohen "
     "Murphy Sullivan Olsen Larsen Novak Kowalski Silva Costa"
 ).split()
-_CORP_SUFFIXES = (
+CORP_SUFFIXES = (
     "Holdings LLC",
     "Properties LLC",
     "Investments Inc",
@@ -449,18 +449,18 @@ _CORP_SUFFIXES = (
     "Capital LLC",
     "Homes LLC",
 )
-_STREET_NAMES = (
+STREET_NAMES = (
     "Alder Birch Cedar Maple Oak Pine Spruce Willow Elm Ash Hawthorne Belmont Division "
     "Burnside Clinton Franklin Lincoln Washington Jefferson Madison Adams Monroe Jackson "
     "Grant Sunset Highland Park Lake River Hill Valley Meadow Forest Ridge Canyon Mesa "
     "Vista Harbor Bay Ocean Palm Magnolia Cypress Juniper Aspen Sequoia Redwood Laurel "
     "Chestnut Hickory Poplar Sycamore Orchard Garden Mission College Church Mill Main"
 ).split()
-_STREET_SUFFIXES = ("St", "Ave", "Rd", "Dr", "Ln", "Ct", "Way", "Blvd", "Pl")
-_STREET_DIRS = ("", "", "", "", "N ", "S ", "E ", "W ", "NE ", "SE ", "NW ", "SW ")
-_TRANSFER_TYPES = ("Grant Deed", "Warranty Deed", "Quitclaim Deed", "Trustee's Deed")
+STREET_SUFFIXES = ("St", "Ave", "Rd", "Dr", "Ln", "Ct", "Way", "Blvd", "Pl")
+STREET_DIRS = ("", "", "", "", "N ", "S ", "E ", "W ", "NE ", "SE ", "NW ", "SW ")
+TRANSFER_TYPES = ("Grant Deed", "Warranty Deed", "Quitclaim Deed", "Trustee's Deed")
 
 # Reference "today" for synthetic dates, fixed so the dataset never changes with the clock.
-_TODAY = dt.date(2025, 1, 1).toordinal()
-_XFER_FIRST = dt.date(1985, 1, 1).toordinal()
-_XFER_LAST = dt.date(2024, 12, 15).toordinal()
+TODAY = dt.date(2025, 1, 1).toordinal()
+XFER_FIRST = dt.date(1985, 1, 1).toordinal()
+XFER_LAST = dt.date(2024, 12, 15).toordinal()

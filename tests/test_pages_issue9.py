@@ -201,7 +201,7 @@ def test_a_search_that_cannot_be_priced_is_a_message_and_creates_nothing(app, si
 def test_county_table_covers_every_state_the_simulator_holds():
     from simulator import tables
 
-    for county in tables._COUNTIES:
+    for county in tables.COUNTIES:
         known = by_fips(county.fips)
         assert known is not None and known.state == county.state, county
     assert len(counties_in(["OR"])) == 36 and len(counties_in(["CA"])) == 58
