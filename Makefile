@@ -11,7 +11,7 @@ all:
 	@echo "              ports stay the same (kept in instance/). Settings: PORT, REDIS_PORT,"
 	@echo "              WORKERS, INSTANCE_DIR, DEVSTACK_STOP_TIMEOUT, PRICE_PER_EXPORT"
 	@echo "make test    - install and run the whole test suite"
-	@echo "make lint    - ruff check and format check"
+	@echo "make lint    - ruff check, format check and the import rules (docs/architecture.md)"
 	@echo "make format  - ruff format"
 	@echo "make worker  - start one more worker (REDIS_URL must point at the running Redis)"
 	@echo "make bench   - performance benchmark (BENCH_ARGS=--quick for the CI-sized run)"
@@ -24,7 +24,7 @@ $(VENV)/.installed: $(BIN)/python requirements.txt requirements-dev.txt
 	touch $@
 
 run: $(VENV)/.installed
-	$(BIN)/python -m radar_app.devstack
+	$(BIN)/python -m devstack
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -32,6 +32,7 @@ test: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_architecture.py
 
 format: $(VENV)/.installed
 	$(BIN)/ruff format .

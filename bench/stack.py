@@ -21,8 +21,8 @@ from typing import Any
 import psutil
 import requests
 
+from devstack import RedisServer, free_port, stop, wait_until
 from radar_app.config import PROJECT_ROOT
-from radar_app.devstack import RedisServer, free_port, stop, wait_until
 
 PYTHON = sys.executable
 TOKEN = "bench-token"
@@ -45,7 +45,7 @@ class Simulator:
         self._log = log.open("ab")
         self.process = subprocess.Popen(
             [
-                PYTHON, "-m", "radar_app.propertyradar.simulator",
+                PYTHON, "-m", "simulator",
                 "--host", "127.0.0.1", "--port", str(self.port),
                 "--token", TOKEN, "--scale", str(scale),
             ],

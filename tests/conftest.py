@@ -22,13 +22,13 @@ from flask.testing import FlaskClient
 from redis import Redis
 from rq import SimpleWorker
 
+from devstack import RedisServer
 from radar_app import create_app, tasks
 from radar_app.auth.tokens import hash_token, new_token
 from radar_app.config import Config
-from radar_app.devstack import RedisServer
 from radar_app.extensions import db
 from radar_app.models import User
-from radar_app.propertyradar.simulator import Simulator, start_in_thread
+from simulator import Simulator, start_in_thread
 
 PASSWORD = "correct horse battery"
 SIM_TOKEN = "test-sim-token"

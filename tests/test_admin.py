@@ -9,8 +9,8 @@ import pytest
 import sqlalchemy as sa
 from redis import Redis
 
+from devstack import RedisServer
 from radar_app import create_app
-from radar_app.devstack import RedisServer
 from radar_app.extensions import db
 from radar_app.models import BatchJob, JobStatus, User, utcnow
 from radar_app.security import redact_url

@@ -8,8 +8,8 @@ import io
 import pytest
 import sqlalchemy as sa
 
+from devstack import free_port
 from radar_app import create_app
-from radar_app.devstack import free_port
 from radar_app.extensions import db
 from radar_app.models import BatchJob, JobStatus
 from tests.conftest import ApiClient, issue_token

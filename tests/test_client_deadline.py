@@ -13,7 +13,7 @@ import pytest
 
 from radar_app.propertyradar.client import PropertyRadarClient, RetryEvent
 from radar_app.propertyradar.errors import AuthenticationError, TransportError
-from radar_app.propertyradar.simulator import Simulator
+from simulator import Simulator
 from tests.conftest import SIM_TOKEN
 from tests.helpers import MULTNOMAH, purchase_requests, wait_for
 

@@ -1,4 +1,4 @@
-"""`make run` (python -m radar_app.devstack) as a user runs it: in a terminal, stopped with
+"""`make run` (python -m devstack) as a user runs it: in a terminal, stopped with
 Ctrl-C typed into that terminal, started again the next day.
 
 Each stack runs under a real pseudo-terminal (pty.fork: the launcher is the terminal's
@@ -27,10 +27,11 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from radar_app.devstack import DevStack, Ports, StartupError, free_port, work_horses
+from devstack import DevStack, Ports, StartupError, free_port
+from devstack.stack import work_horses
 from radar_app.extensions import db
 from radar_app.models import BatchJob, BatchJobLog, JobStatus, Property
-from radar_app.propertyradar.simulator import Simulator
+from simulator import Simulator
 from tests.conftest import SIM_TOKEN
 from tests.helpers import MULTNOMAH, count_rows, job_row
 
@@ -54,7 +55,7 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
 
 
 class TerminalStack:
-    """One `python -m radar_app.devstack` in a pseudo-terminal; its output is collected."""
+    """One `python -m devstack` in a pseudo-terminal; its output is collected."""
 
     def __init__(self, env: dict[str, str], log: Path) -> None:
         self.log = log
@@ -62,7 +63,7 @@ class TerminalStack:
         self.pid, self.fd = pty.fork()
         if self.pid == 0:  # the child: the terminal's session leader, as a shell's job is
             os.chdir(ROOT)
-            os.execve(sys.executable, [sys.executable, "-m", "radar_app.devstack"], env)
+            os.execve(sys.executable, [sys.executable, "-m", "devstack"], env)
         self.process = psutil.Process(self.pid)
         self.descendants: dict[int, psutil.Process] = {}
         self.returncode: int | None = None

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from devstack import free_port
 from radar_app import create_app
-from radar_app.devstack import free_port
 from radar_app.extensions import db
 from tests.conftest import ApiClient
 from tests.helpers import MULTNOMAH

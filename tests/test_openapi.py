@@ -26,10 +26,10 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from devstack import free_port
 from radar_app import create_app
 from radar_app.api.openapi import MAX_PAGE, openapi_spec
 from radar_app.api.serializers import LEAD_KEYS
-from radar_app.devstack import free_port
 from radar_app.extensions import db
 from radar_app.models import JobStatus
 from radar_app.pagination import MAX_PER_PAGE

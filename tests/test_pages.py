@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
+from devstack import free_port
 from radar_app import create_app
-from radar_app.devstack import free_port
 from radar_app.extensions import db
 from radar_app.importer import add_log
 from radar_app.models import BatchJob, JobPhase, JobStatus, User, utcnow

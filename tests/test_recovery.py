@@ -175,8 +175,8 @@ def test_three_workers_five_jobs_exact_counts(app, api, simulator, start_worker)
 def test_redis_restart_mid_job_loses_nothing(app, app_config, token, simulator, start_worker):
     """Redis (no persistence) restarts while a worker is importing: the job row, not the
     queue, holds the progress, so the job completes with exact counts."""
+    from devstack import RedisServer
     from radar_app import create_app
-    from radar_app.devstack import RedisServer
     from tests.conftest import ApiClient
 
     redis = RedisServer().start()

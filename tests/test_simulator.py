@@ -22,16 +22,16 @@ import requests
 from werkzeug.test import Client
 
 from radar_app.config import Config
-from radar_app.propertyradar.simulator import (
+from simulator import (
     ALL_FIELDS,
     FIELDSETS,
     Dataset,
     Simulator,
     SimulatorConfig,
     get_dataset,
-    parse_args,
     start_in_thread,
 )
+from simulator.__main__ import parse_args
 
 TOKEN = "demo-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -1090,7 +1090,7 @@ def test_command_line_entry_point():
         [
             sys.executable,
             "-m",
-            "radar_app.propertyradar.simulator",
+            "simulator",
             "--port",
             "0",
             "--scale",

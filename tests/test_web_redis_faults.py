@@ -28,8 +28,8 @@ from redis import Redis
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, SimpleWorker
 
+from devstack import RedisServer, free_port, wait_until
 from radar_app import batches, create_app
-from radar_app.devstack import RedisServer, free_port, wait_until
 from radar_app.extensions import db
 from radar_app.models import BatchJob, JobStatus
 from tests.conftest import PASSWORD, ROOT, ApiClient, AuthActions, csrf_token_from, worker_env

