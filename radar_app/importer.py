@@ -49,6 +49,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from radar_app.joblog import job_context
+from radar_app.jobstate import WORKER, Event, add_log, transition
+from radar_app.ledger import BudgetExceeded, check_budget
 from radar_app.models import (
     BatchJob,
     BatchJobLog,
@@ -59,7 +61,6 @@ from radar_app.models import (
     Property,
     PurchaseClaim,
     SnapshotItem,
-    User,
     utcnow,
 )
 from radar_app.propertyradar.client import Page, PropertyRadarClient, RetryEvent
@@ -121,10 +122,6 @@ class LostOwnership(Exception):
     nothing more."""
 
 
-class BudgetExceeded(Exception):
-    """Buying the next chunk would cross the owner's monthly export budget."""
-
-
 class _MustWait(Exception):
     """The next chunk holds records another job is buying, and this run may not wait for
     them yet (it holds a bought chunk that is not stored)."""
@@ -161,13 +158,6 @@ def failure_message(exc: BaseException) -> str:
             )
         return "A database error stopped the import (details are in the server log)"
     return f"Internal error ({exc.__class__.__name__}; details are in the server log)"
-
-
-def add_log(
-    session: Session, job: BatchJob, level: str, message: str, page: int | None = None
-) -> None:
-    """Record a line in the job's user-visible log (committed with the caller's transaction)."""
-    session.add(BatchJobLog(batch_job_id=job.id, level=level, page=page, message=message))
 
 
 def _insert(session: Session, table: sa.Table) -> Any:
@@ -271,44 +261,46 @@ def claim(session: Session, batch_id: int, run_id: str | None = None) -> BatchJo
         run_id: the RQ job id of this run. A stale RQ job (one that recovery or a retry
             has replaced with a new id) cannot claim the row.
     """
-    now = utcnow()
-    conditions = [BatchJob.id == batch_id, BatchJob.status == JobStatus.PENDING]
-    if run_id is not None:
-        conditions.append(BatchJob.rq_job_id == run_id)
-    result = session.execute(
-        sa.update(BatchJob)
-        .where(*conditions)
-        .values(
-            status=JobStatus.PROCESSING,
-            attempts=BatchJob.attempts + 1,
-            started_at=sa.func.coalesce(BatchJob.started_at, now),
-            run_started_at=now,
-            purchase_started_at=sa.case((BatchJob.phase == JobPhase.PURCHASE, now), else_=None),
-            run_start_processed=BatchJob.processed_records,
-            heartbeat_at=now,
-            completed_at=None,
-            error_details=None,
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
+    job = session.get(BatchJob, batch_id)
+    if job is None:
+        session.rollback()
+        return None
+    claimed = transition(
+        session,
+        job,
+        Event.CLAIM,
+        actor=WORKER,
+        reason=f"Run {run_id or job.rq_job_id or 'without an RQ id'} started",
+        expect={} if run_id is None else {"rq_job_id": run_id},
     )
-    session.commit()
-    if result.rowcount != 1:
+    if not claimed:
         return None
     return session.get(BatchJob, batch_id, populate_existing=True)
 
 
 def _finish(
-    session: Session, job: BatchJob, run_id: str, status: JobStatus, message: str, level: str
+    session: Session,
+    job: BatchJob,
+    run_id: str,
+    event: Event,
+    message: str,
+    values: dict[str, Any] | None = None,
 ) -> None:
+    """End the run: COMPLETE, FAIL or CANCELLED, in one transaction that also frees the
+    job's purchase claims (left by a failed chunk): a finished job buys nothing more."""
     _assert_owner(session, job, run_id, utcnow())
-    job.status = status
-    job.completed_at = utcnow()
-    job.cancel_requested = False
-    add_log(session, job, level, message)
-    # A finished job buys nothing more: its claims (left by a failed chunk) are free.
     session.execute(sa.delete(PurchaseClaim).where(PurchaseClaim.batch_job_id == job.id))
-    session.commit()
+    # _assert_owner holds the row's write lock, so this cannot lose to another process.
+    if not transition(
+        session,
+        job,
+        event,
+        actor=WORKER,
+        reason=message,
+        expect={"rq_job_id": run_id},
+        values=values,
+    ):
+        raise LostOwnership(f"job {job.job_id} was taken over by another run")
 
 
 def _cancel_requested(session: Session, job: BatchJob) -> bool:
@@ -331,24 +323,6 @@ def _assert_owner(session: Session, job: BatchJob, run_id: str, now: datetime) -
     ).rowcount
     if owned != 1:
         raise LostOwnership(f"job {job.job_id} was taken over by another run")
-
-
-def month_start(now: datetime) -> datetime:
-    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-
-
-def records_bought_this_month(session: Session, user_id: int, now: datetime | None = None) -> int:
-    """Records billed to the user since the 1st of this month (UTC), from the ledger."""
-    since = month_start(now or utcnow())
-    return int(
-        session.scalar(
-            sa.select(sa.func.coalesce(sa.func.sum(LedgerEntry.result_count), 0)).where(
-                LedgerEntry.user_id == user_id,
-                LedgerEntry.outcome == LedgerEntry.BILLED,
-                LedgerEntry.created_at >= since,
-            )
-        )
-    )
 
 
 def purchase_criteria(criteria: list[dict[str, Any]], radar_ids: list[str]) -> list[dict]:
@@ -716,7 +690,7 @@ class _Run:
             reusable, lacking = self._reusable(list(positions))
             to_buy = [rid for rid in positions if rid not in reusable]
             if to_buy:
-                self._check_budget(len(to_buy) + in_flight)
+                check_budget(session, self.owner_id, len(to_buy) + in_flight)
             held = self._retry_db("claim", lambda to_buy=to_buy: self._claim(to_buy))
             session.commit()
             if not held:
@@ -908,7 +882,7 @@ class _Run:
             self.job.warning = warning
             add_log(self.session, self.job, "WARNING", warning)
         # Module-level _finish: this whole function is one retried transaction.
-        _finish(self.session, self.job, self.run_id, JobStatus.COMPLETED, self._summary(), "INFO")
+        _finish(self.session, self.job, self.run_id, Event.COMPLETE, self._summary())
 
     # -- purchase claims ----------------------------------------------------------
 
@@ -1056,20 +1030,6 @@ class _Run:
         }
         return complete, len(rows) - len(complete)
 
-    def _check_budget(self, wanted: int) -> None:
-        budget = self.session.scalar(
-            sa.select(User.monthly_export_budget).where(User.id == self.owner_id)
-        )
-        if budget is None:
-            return
-        used = records_bought_this_month(self.session, self.owner_id)
-        if used + wanted > budget:
-            raise BudgetExceeded(
-                f"Monthly export budget reached: {used:,} of {budget:,} records bought this "
-                f"month, and the next chunk needs {wanted:,} more. Nothing was bought for it; "
-                "retry after the budget is raised or next month"
-            )
-
     def _record_retry(self, event: RetryEvent) -> None:
         """Ledger row for a purchase whose response was lost: it may have been billed.
         Written on its own connection at once, so a crash right after cannot lose it."""
@@ -1094,9 +1054,8 @@ class _Run:
         if not _cancel_requested(self.session, self.job):
             return False
         self._finish(
-            JobStatus.CANCELLED,
+            Event.CANCELLED,
             f"Cancelled after {self.job.processed_records:,} records; stored leads are kept",
-            "WARNING",
         )
         logger.info("cancelled at record %d", self.job.next_start)
         return True
@@ -1123,9 +1082,9 @@ class _Run:
         logger.warning("stopped for shutdown at record %d", self.job.next_start)
         return True
 
-    def _finish(self, status: JobStatus, message: str, level: str) -> None:
+    def _finish(self, event: Event, message: str) -> None:
         self._retry_db(
-            "finish", lambda: _finish(self.session, self.job, self.run_id, status, message, level)
+            "finish", lambda: _finish(self.session, self.job, self.run_id, event, message)
         )
 
     def _fail(self, message: str) -> None:
@@ -1135,16 +1094,15 @@ class _Run:
             if job is None or job.rq_job_id != self.run_id or job.status != JobStatus.PROCESSING:
                 return  # not ours any more: the run that owns it decides its fate
             self.job = job
-            job.error_details = message
             logger.error("failed at record %d: %s", job.processed_records, message)
             _finish(
                 session,
                 job,
                 self.run_id,
-                JobStatus.FAILED,
+                Event.FAIL,
                 f"Failed at record {job.processed_records + 1}: {message}. "
                 "Retry resumes from there.",
-                "ERROR",
+                values={"error_details": message},
             )
 
         try:

@@ -1,4 +1,5 @@
-"""Database models: users, batch jobs and their logs, properties and which job brought them."""
+"""Database models: users, batch jobs with their logs and state history, properties and which
+job brought them."""
 
 from __future__ import annotations
 
@@ -220,6 +221,26 @@ class BatchJobLog(db.Model):
     level: so.Mapped[str] = so.mapped_column(sa.String(10))
     page: so.Mapped[int | None]
     message: so.Mapped[str] = so.mapped_column(sa.Text)
+
+
+class JobTransition(db.Model):
+    """One change of a job's state (see jobstate.py): when, from what to what, through
+    which event, who did it and why. Written in the transaction that makes the change."""
+
+    __tablename__ = "job_transitions"
+    __table_args__ = (sa.Index("ix_job_transitions_job", "batch_job_id", "id"),)
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    batch_job_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("batch_jobs.id", ondelete="CASCADE")
+    )
+    created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
+    from_status: so.Mapped[str] = so.mapped_column(sa.String(16))
+    to_status: so.Mapped[str] = so.mapped_column(sa.String(16))
+    event: so.Mapped[str] = so.mapped_column(sa.String(32))
+    # A user's email, "admin:<email>", "worker", "recovery" or "system".
+    actor: so.Mapped[str] = so.mapped_column(sa.String(320))
+    reason: so.Mapped[str] = so.mapped_column(sa.Text)
 
 
 class Property(db.Model):
