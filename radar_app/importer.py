@@ -45,28 +45,38 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from radar_app.claims import claim_records, release, release_all
 from radar_app.joblog import job_context
 from radar_app.jobstate import WORKER, Event, add_log, transition
-from radar_app.ledger import BudgetExceeded, check_budget
+from radar_app.ledger import (
+    BudgetExceeded,
+    check_budget,
+    record_billed,
+    record_possibly_billed,
+)
 from radar_app.models import (
     BatchJob,
     BatchJobLog,
     JobPhase,
-    JobProperty,
     JobStatus,
-    LedgerEntry,
     Property,
-    PurchaseClaim,
     SnapshotItem,
     utcnow,
 )
 from radar_app.propertyradar.client import Page, PropertyRadarClient, RetryEvent
-from radar_app.propertyradar.coerce import lead_columns, radar_id_of
+from radar_app.propertyradar.coerce import radar_id_of
 from radar_app.propertyradar.criteria import LEAD_FIELDS
 from radar_app.propertyradar.errors import PropertyRadarError
+from radar_app.store import (
+    is_transient_db_error,
+    link,
+    retry_transaction,
+    store_page,
+    store_snapshot_items,
+    upsert_records,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -76,11 +86,6 @@ T = TypeVar("T")
 # the run stores the chunk it has already paid for, buys nothing more and leaves the job
 # PROCESSING with its checkpoint, for recovery to resume on the next start.
 shutdown_requested = threading.Event()
-
-# Columns refreshed when a property we already have comes back in a later page or job.
-_UPDATABLE_COLUMNS = [
-    c.name for c in Property.__table__.columns if c.name not in {"id", "radar_id", "first_seen_at"}
-]
 
 
 @dataclass(frozen=True)
@@ -131,20 +136,6 @@ class _Stopped(Exception):
     """The run stopped while waiting (cancelled); the job row says why."""
 
 
-def is_transient_db_error(exc: BaseException) -> bool:
-    """A database error worth waiting out: SQLite's "database is locked" (another process
-    held the write lock past busy_timeout), or on PostgreSQL a lost connection, a
-    serialization failure, a deadlock or a lock timeout (all OperationalError)."""
-    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
-        return True
-    if not isinstance(exc, sa.exc.OperationalError):
-        return False
-    if isinstance(exc.orig, sqlite3.Error):
-        text = str(exc.orig).lower()
-        return "locked" in text or "busy" in text
-    return True
-
-
 def failure_message(exc: BaseException) -> str:
     """What the user is told about an unexpected error: never SQL, parameters or a stack
     trace (those go to the server log only)."""
@@ -158,99 +149,6 @@ def failure_message(exc: BaseException) -> str:
             )
         return "A database error stopped the import (details are in the server log)"
     return f"Internal error ({exc.__class__.__name__}; details are in the server log)"
-
-
-def _insert(session: Session, table: sa.Table) -> Any:
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(table)
-    if dialect == "sqlite":
-        return sqlite.insert(table)
-    raise RuntimeError(f"Unsupported database dialect: {dialect}")
-
-
-def _upsert_properties(session: Session) -> Any:
-    table = Property.__table__
-    stmt = _insert(session, table)
-    return stmt.on_conflict_do_update(
-        index_elements=[table.c.radar_id],
-        set_={name: stmt.excluded[name] for name in _UPDATABLE_COLUMNS},
-    )
-
-
-def _link(session: Session, job: BatchJob, positions: dict[str, int]) -> int:
-    """Link stored properties (by RadarID) to the job; returns how many links are new."""
-    if not positions:
-        return 0
-    ids = dict(
-        session.execute(
-            sa.select(Property.radar_id, Property.id).where(Property.radar_id.in_(list(positions)))
-        ).all()
-    )
-    already_linked = session.scalar(
-        sa.select(sa.func.count())
-        .select_from(JobProperty)
-        .where(JobProperty.batch_job_id == job.id, JobProperty.property_id.in_(ids.values()))
-    )
-    links = [
-        {"batch_job_id": job.id, "property_id": ids[rid], "position": positions[rid]}
-        for rid in positions
-        if rid in ids
-    ]
-    if links:
-        # One statement with a list of parameter sets: compiled once (cached) and sent as
-        # a batch, instead of compiling a 400-row VALUES clause for every chunk.
-        session.execute(_insert(session, JobProperty.__table__).on_conflict_do_nothing(), links)
-    return len(links) - (already_linked or 0)
-
-
-def store_page(
-    session: Session,
-    job: BatchJob,
-    page: Page,
-    now: datetime,
-    positions: dict[str, int] | None = None,
-) -> tuple[int, int, set[str]]:
-    """Upsert a page's properties and link them to the job (no commit).
-
-    Args:
-        positions: snapshot position per RadarID; without it, Start + index on the page.
-
-    Returns:
-        (records linked to the job for the first time, records without a RadarID,
-        RadarIDs stored)
-    """
-    link_positions: dict[str, int] = {}
-    rows, missing_id = upsert_records(session, page, now)
-    for index, record in enumerate(page.results):
-        radar_id = radar_id_of(record)
-        if radar_id is not None:
-            fallback = page.start + index
-            link_positions.setdefault(radar_id, (positions or {}).get(radar_id, fallback))
-    return _link(session, job, link_positions), missing_id, rows
-
-
-def upsert_records(session: Session, page: Page, now: datetime) -> tuple[set[str], int]:
-    """Upsert a page's records into properties (no commit).
-
-    Returns:
-        (RadarIDs stored, records without a usable RadarID: not stored)
-    """
-    rows: dict[str, dict[str, Any]] = {}
-    missing_id = 0
-    for record in page.results:
-        columns = lead_columns(record)
-        radar_id = columns["radar_id"]
-        if radar_id is None:
-            missing_id += 1
-            continue
-        columns.update(raw=record, first_seen_at=now, last_seen_at=now)
-        # A RadarID twice in one page: keep the last copy. PostgreSQL refuses an upsert
-        # that touches the same row twice in one statement.
-        rows[radar_id] = columns
-    if rows:
-        session.execute(_upsert_properties(session), list(rows.values()))
-    return set(rows), missing_id
 
 
 def claim(session: Session, batch_id: int, run_id: str | None = None) -> BatchJob | None:
@@ -289,7 +187,7 @@ def _finish(
     """End the run: COMPLETE, FAIL or CANCELLED, in one transaction that also frees the
     job's purchase claims (left by a failed chunk): a finished job buys nothing more."""
     _assert_owner(session, job, run_id, utcnow())
-    session.execute(sa.delete(PurchaseClaim).where(PurchaseClaim.batch_job_id == job.id))
+    release_all(session, job.id)
     # _assert_owner holds the row's write lock, so this cannot lose to another process.
     if not transition(
         session,
@@ -555,40 +453,11 @@ class _Run:
             if job.max_records
             else page.total_result_count
         )
-        added, missing = self._store_snapshot(page)
+        added, missing = store_snapshot_items(session, job, page)
         job.snapshot_count += added
         job.error_count += missing
         job.snapshot_next_start = start + len(page.results)
         session.commit()
-
-    def _store_snapshot(self, page: Page) -> tuple[int, int]:
-        session, job = self.session, self.job
-        items: dict[str, int] = {}
-        missing = 0
-        for index, record in enumerate(page.results):
-            radar_id = radar_id_of(record)
-            if radar_id is None:
-                missing += 1
-                continue
-            items.setdefault(radar_id, page.start + index)
-        if not items:
-            return 0, missing
-        # A RadarID seen on an earlier page (the result set shifted) keeps its first place.
-        known = set(
-            session.scalars(
-                sa.select(SnapshotItem.radar_id).where(
-                    SnapshotItem.batch_job_id == job.id, SnapshotItem.radar_id.in_(list(items))
-                )
-            )
-        )
-        rows = [
-            {"batch_job_id": job.id, "position": position, "radar_id": radar_id}
-            for radar_id, position in items.items()
-            if radar_id not in known
-        ]
-        if rows:
-            session.execute(_insert(session, SnapshotItem.__table__).on_conflict_do_nothing(), rows)
-        return len(rows), missing
 
     def _purchase(self) -> bool:
         """Buy what is not stored yet, chunk by chunk. False when the run stopped (cancel).
@@ -779,7 +648,7 @@ class _Run:
         now = utcnow()
         _assert_owner(session, job, self.run_id, now)
         positions = chunk.positions
-        reused = _link(session, job, {rid: positions[rid] for rid in chunk.reusable})
+        reused = link(session, job, {rid: positions[rid] for rid in chunk.reusable})
         bought_linked, missing, stored = 0, 0, set()
         pages = bought.pages if bought is not None else []
         for page in pages:
@@ -793,12 +662,7 @@ class _Run:
         job.cost_total += sum(page.total_cost or 0.0 for page in pages)
         job.pages_fetched += len(pages)
         if chunk.to_buy:
-            session.execute(
-                sa.delete(PurchaseClaim).where(
-                    PurchaseClaim.radar_id.in_(chunk.to_buy),
-                    PurchaseClaim.batch_job_id == job.id,
-                )
-            )
+            release(session, job.id, chunk.to_buy)
         complete = bought is None or bought.error is None
         # A record without a RadarID was one of those asked for: it was bought, not lost.
         vanished = max(0, len([rid for rid in chunk.to_buy if rid not in stored]) - missing)
@@ -844,12 +708,7 @@ class _Run:
         for page in bought.pages:
             stored |= upsert_records(session, page, now)[0]
             self._add_ledger(chunk.number, len(chunk.to_buy), page)
-        session.execute(
-            sa.delete(PurchaseClaim).where(
-                PurchaseClaim.radar_id.in_(chunk.to_buy),
-                PurchaseClaim.batch_job_id == self.batch_id,
-            )
-        )
+        release(session, self.batch_id, chunk.to_buy)
         session.add(
             BatchJobLog(
                 batch_job_id=self.batch_id,
@@ -863,18 +722,7 @@ class _Run:
         logger.warning("stored %d records of an orphaned purchase", len(stored))
 
     def _add_ledger(self, chunk_number: int, requested: int, page: Page) -> None:
-        self.session.add(
-            LedgerEntry(
-                batch_job_id=self.batch_id,
-                user_id=self.owner_id,
-                page=chunk_number,
-                outcome=LedgerEntry.BILLED,
-                requested=requested,
-                result_count=page.result_count,
-                total_cost=page.total_cost,
-                request_id=page.request_id,
-            )
-        )
+        record_billed(self.session, self.batch_id, self.owner_id, chunk_number, requested, page)
 
     def _complete(self) -> None:
         warning = self._shortfall()
@@ -887,81 +735,16 @@ class _Run:
     # -- purchase claims ----------------------------------------------------------
 
     def _claim(self, radar_ids: list[str]) -> set[str]:
-        """Claim these RadarIDs for this job, all or none, in one short transaction
-        committed before the purchase is sent. Returns those held by another active job
-        (then nothing is claimed: a run never waits while holding claims, so two jobs
-        cannot wait for each other).
-
-        A claim is taken over when its job is no longer PROCESSING, its heartbeat is
-        stale, or the claim is older than claim_stale_after.
-        """
-        session, job = self.session, self.job
-        if not radar_ids:
-            return set()
-        now = utcnow()
-        table = PurchaseClaim.__table__
-        insert = _insert(session, table)
-        # Sorted: two transactions inserting overlapping RadarIDs in the same order cannot
-        # deadlock on PostgreSQL (one waits for the other's commit, then skips). A claim
-        # this job already holds (left by a run that died) is renewed, so that nobody
-        # takes it over as stale while this run buys.
-        session.execute(
-            insert.on_conflict_do_update(
-                index_elements=[table.c.radar_id],
-                set_={"claimed_at": insert.excluded.claimed_at},
-                where=table.c.batch_job_id == insert.excluded.batch_job_id,
-            ),
-            [
-                {"radar_id": rid, "batch_job_id": job.id, "claimed_at": now}
-                for rid in sorted(radar_ids)
-            ],
-        )
-        held = self._held_by_others(radar_ids)
-        if held:
-            live_jobs = sa.select(BatchJob.id).where(
-                BatchJob.status == JobStatus.PROCESSING,
-                BatchJob.heartbeat_at
-                >= now - timedelta(seconds=self.settings.heartbeat_stale_after),
-            )
-            taken_over = session.execute(
-                sa.update(PurchaseClaim)
-                .where(
-                    PurchaseClaim.radar_id.in_(sorted(held)),
-                    sa.or_(
-                        PurchaseClaim.claimed_at
-                        < now - timedelta(seconds=self.settings.claim_stale_after),
-                        PurchaseClaim.batch_job_id.not_in(live_jobs),
-                    ),
-                )
-                .values(batch_job_id=job.id, claimed_at=now)
-                .execution_options(synchronize_session=False)
-            ).rowcount
-            if taken_over:
-                logger.info("took over %d claims of stopped jobs", taken_over)
-                held = self._held_by_others(radar_ids)
-        if held:
-            session.rollback()
-        else:
-            session.commit()
-        return held
-
-    def _held_by_others(self, radar_ids: list[str]) -> set[str]:
-        return set(
-            self.session.scalars(
-                sa.select(PurchaseClaim.radar_id).where(
-                    PurchaseClaim.radar_id.in_(radar_ids),
-                    PurchaseClaim.batch_job_id != self.batch_id,
-                )
-            )
+        return claim_records(
+            self.session,
+            self.batch_id,
+            radar_ids,
+            claim_stale_after=self.settings.claim_stale_after,
+            heartbeat_stale_after=self.settings.heartbeat_stale_after,
         )
 
     def _release(self, radar_ids: set[str]) -> None:
-        self.session.execute(
-            sa.delete(PurchaseClaim).where(
-                PurchaseClaim.radar_id.in_(list(radar_ids)),
-                PurchaseClaim.batch_job_id == self.batch_id,
-            )
-        )
+        release(self.session, self.batch_id, radar_ids)
         self.session.commit()
 
     def _log_wait(self, number: int, held: int) -> None:
@@ -982,36 +765,7 @@ class _Run:
     # -- helpers ------------------------------------------------------------------
 
     def _retry_db(self, what: str, work: Callable[[], T]) -> T:
-        """Run one transaction, retrying it with backoff while the database is busy or
-        unreachable (up to db_retry_for seconds). Each try starts from a rollback, so
-        `work` sees the committed state again (the job row is reloaded)."""
-        deadline = time.monotonic() + self.settings.db_retry_for
-        delay, tries = 0.05, 0
-        while True:
-            try:
-                result = work()
-            except sa.exc.DBAPIError as exc:
-                try:
-                    self.session.rollback()
-                except sa.exc.DBAPIError:  # the connection is gone; the pool replaces it
-                    logger.debug("rollback after a database error failed", exc_info=True)
-                remaining = deadline - time.monotonic()
-                if not is_transient_db_error(exc) or remaining <= 0:
-                    raise
-                tries += 1
-                if tries == 1:
-                    logger.warning(
-                        "%s: database busy or unreachable (%s); retrying for up to %.0f s",
-                        what,
-                        exc.orig,
-                        remaining,
-                    )
-                time.sleep(min(delay, remaining))
-                delay = min(delay * 2, 2.0)
-                continue
-            if tries:
-                logger.warning("%s: stored after %d database retries", what, tries)
-            return result
+        return retry_transaction(self.session, what, work, self.settings.db_retry_for)
 
     def _reusable(self, radar_ids: list[str]) -> tuple[set[str], int]:
         """(RadarIDs stored fresh enough, and with every field the job asks for; how many
@@ -1033,22 +787,10 @@ class _Run:
     def _record_retry(self, event: RetryEvent) -> None:
         """Ledger row for a purchase whose response was lost: it may have been billed.
         Written on its own connection at once, so a crash right after cannot lose it."""
-        if not (event.purchase and event.possibly_billed):
-            return
-        entry = {
-            "batch_job_id": self.batch_id,
-            "user_id": self.owner_id,
-            "created_at": utcnow(),
-            "page": self.current_page,
-            "outcome": LedgerEntry.POSSIBLY_BILLED,
-            "requested": 0,
-            "result_count": None,
-            "total_cost": None,
-            "request_id": event.error.request_id,
-            "note": f"Attempt {event.attempt} failed ({event.error}); retried"[:300],
-        }
-        with self.engine.begin() as conn:
-            conn.execute(sa.insert(LedgerEntry.__table__), entry)
+        if event.purchase and event.possibly_billed:
+            record_possibly_billed(
+                self.engine, self.batch_id, self.owner_id, self.current_page, event
+            )
 
     def _cancelled(self) -> bool:
         if not _cancel_requested(self.session, self.job):

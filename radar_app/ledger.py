@@ -1,5 +1,6 @@
-"""The purchase ledger's questions: what a user bought this month, and whether a purchase
-fits their monthly export budget.
+"""The purchase ledger: a row per Purchase=1 request (billed, or possibly billed when its
+response was lost), what a user bought this month, and whether a purchase fits their
+monthly export budget.
 
 Months are calendar months in UTC. Only rows the API said it billed count against the
 budget; a "possibly billed" row (a lost response) is kept for the record, not counted.
@@ -14,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from radar_app.models import LedgerEntry, User, utcnow
+from radar_app.propertyradar.client import Page, RetryEvent
 
 
 class BudgetExceeded(Exception):
@@ -51,3 +53,42 @@ def check_budget(session: Session, user_id: int, wanted: int) -> None:
             f"month, and the next chunk needs {wanted:,} more. Nothing was bought for it; "
             "retry after the budget is raised or next month"
         )
+
+
+def record_billed(
+    session: Session, job_id: int, user_id: int, chunk_number: int, requested: int, page: Page
+) -> None:
+    """Ledger row for a purchase the API answered (no commit: it is stored with the chunk)."""
+    session.add(
+        LedgerEntry(
+            batch_job_id=job_id,
+            user_id=user_id,
+            page=chunk_number,
+            outcome=LedgerEntry.BILLED,
+            requested=requested,
+            result_count=page.result_count,
+            total_cost=page.total_cost,
+            request_id=page.request_id,
+        )
+    )
+
+
+def record_possibly_billed(
+    engine: sa.Engine, job_id: int, user_id: int, chunk_number: int | None, event: RetryEvent
+) -> None:
+    """Ledger row for a purchase whose response was lost: it may have been billed.
+    Written on its own connection at once, so a crash right after cannot lose it."""
+    entry = {
+        "batch_job_id": job_id,
+        "user_id": user_id,
+        "created_at": utcnow(),
+        "page": chunk_number,
+        "outcome": LedgerEntry.POSSIBLY_BILLED,
+        "requested": 0,
+        "result_count": None,
+        "total_cost": None,
+        "request_id": event.error.request_id,
+        "note": f"Attempt {event.attempt} failed ({event.error}); retried"[:300],
+    }
+    with engine.begin() as conn:
+        conn.execute(sa.insert(LedgerEntry.__table__), entry)
