@@ -27,6 +27,10 @@ What a bought chunk survives (issue 9):
   again instead of being called vanished; the snapshot follows the records returned;
 - oversize values (unbounded TEXT columns) and records without a RadarID (billed,
   counted as such, never called vanished).
+
+This module keeps the phases; the rooms it works with: store.py (upserts, links,
+snapshot rows, the busy-database retry), claims.py (cross-job purchase claims),
+ledger.py (ledger rows and the budget) and jobstate.py (every change of the job's state).
 """
 
 from __future__ import annotations

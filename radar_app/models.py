@@ -355,7 +355,7 @@ class PurchaseClaim(db.Model):
     a job claims what it is about to buy (INSERT ... ON CONFLICT DO NOTHING, committed on
     its own before the purchase is sent), and a job that finds a RadarID claimed by
     another active job waits until it is stored and then reuses it. The claim is deleted
-    in the transaction that stores the record (see importer.py)."""
+    in the transaction that stores the record (see claims.py)."""
 
     __tablename__ = "purchase_claims"
     __table_args__ = (sa.Index("ix_purchase_claims_job", "batch_job_id"),)
