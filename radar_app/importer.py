@@ -52,6 +52,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from radar_app.claims import claim_records, release, release_all
+from radar_app.import_report import chunk_message, completion_summary, shortfall_warning
 from radar_app.joblog import job_context
 from radar_app.jobstate import WORKER, Event, add_log, transition
 from radar_app.ledger import (
@@ -344,7 +345,7 @@ class _Run:
             if not self._purchase():
                 return job.status
             self._retry_db("completion", self._complete)
-            logger.info("completed: %s", self._summary())
+            logger.info("completed: %s", completion_summary(job))
             return job.status
         except LostOwnership:
             session.rollback()
@@ -679,8 +680,15 @@ class _Run:
         job.unidentified_count += missing
         job.success_count += reused + bought_linked
         job.heartbeat_at = now
-        message = self._chunk_message(
-            chunk, reused, len(stored), missing, vanished if complete else 0, pages
+        message = chunk_message(
+            chunk.number,
+            len(positions),
+            reused=reused,
+            bought=len(stored),
+            requests=len(pages),
+            lacking_fields=chunk.lacking_fields,
+            missing=missing,
+            vanished=vanished if complete else 0,
         )
         if not complete:
             message += "; the purchase failed part way, the rest is bought on retry"
@@ -729,12 +737,12 @@ class _Run:
         record_billed(self.session, self.batch_id, self.owner_id, chunk_number, requested, page)
 
     def _complete(self) -> None:
-        warning = self._shortfall()
+        warning = shortfall_warning(self.job)
         if warning:
             self.job.warning = warning
             add_log(self.session, self.job, "WARNING", warning)
         # Module-level _finish: this whole function is one retried transaction.
-        _finish(self.session, self.job, self.run_id, Event.COMPLETE, self._summary())
+        _finish(self.session, self.job, self.run_id, Event.COMPLETE, completion_summary(self.job))
 
     # -- purchase claims ----------------------------------------------------------
 
@@ -856,72 +864,3 @@ class _Run:
         except sa.exc.SQLAlchemyError:
             # The job stays PROCESSING; recovery requeues it once its heartbeat stops.
             logger.exception("could not record the failure")
-
-    def _shortfall(self) -> str | None:
-        """A warning, with the figures, when the leads stored differ from what the search
-        reported at the start; None when they agree."""
-        job = self.job
-        if job.search_total is None:
-            return None
-        expected = min(job.search_total, job.max_records) if job.max_records else job.search_total
-        if job.success_count == expected:
-            return None
-        cap = f" (capped at {job.max_records:,})" if job.max_records else ""
-        reasons = []
-        if job.snapshot_count != expected:
-            reasons.append(
-                f"PropertyRadar listed {job.snapshot_count:,} RadarIDs when paged through "
-                "the search (its total changed while the job ran)"
-            )
-        if job.error_count:
-            reasons.append(f"{job.error_count:,} were listed without a RadarID (not bought)")
-        if job.vanished_count:
-            reasons.append(f"{job.vanished_count:,} no longer matched when bought (not billed)")
-        if job.unidentified_count:
-            reasons.append(
-                f"{job.unidentified_count:,} were bought without a RadarID (billed, not stored)"
-            )
-        because = "; ".join(reasons) if reasons else "see the log"
-        return (
-            f"The search matched {job.search_total:,} records when the job started{cap}, "
-            f"but {job.success_count:,} leads were stored: {because}"
-        )
-
-    def _summary(self) -> str:
-        job = self.job
-        text = (
-            f"Completed: {job.success_count:,} leads stored ({job.purchased_count:,} bought, "
-            f"{job.reused_count:,} reused at no cost)"
-        )
-        if job.vanished_count:
-            text += f", {job.vanished_count:,} no longer matched"
-        if job.unidentified_count:
-            text += f", {job.unidentified_count:,} bought without a RadarID (billed, not stored)"
-        if job.error_count:
-            text += f", {job.error_count:,} records skipped"
-        return text
-
-    @staticmethod
-    def _chunk_message(
-        chunk: _Chunk, reused: int, bought: int, missing: int, vanished: int, pages: list[Page]
-    ) -> str:
-        parts = [f"Chunk {chunk.number}: {len(chunk.positions)} records"]
-        if pages:
-            parts.append(f"{bought} bought")
-        if len(pages) > 1:
-            parts.append(f"in {len(pages)} requests (PropertyRadar returned fewer than asked)")
-        if reused:
-            parts.append(f"{reused} reused (already stored)")
-        if chunk.lacking_fields:
-            parts.append(
-                f"{chunk.lacking_fields} stored leads lacked fields this job asks for, "
-                "so they were bought again"
-            )
-        if missing:
-            parts.append(
-                f"{missing} bought without a RadarID (billed, but a lead cannot be stored "
-                "without one)"
-            )
-        if vanished:
-            parts.append(f"{vanished} no longer match the search (not bought)")
-        return ", ".join(parts)
