@@ -17,8 +17,8 @@ from rq import Queue
 from rq.job import Job
 from sqlalchemy.orm import Session
 
-from radar_app.importer import add_log
-from radar_app.models import BatchJob, JobStatus, User, utcnow
+from radar_app.jobstate import SYSTEM, Event, add_log, transition
+from radar_app.models import BatchJob, JobStatus, User
 from radar_app.propertyradar.criteria import (
     describe_criteria,
     resolve_fields,
@@ -133,61 +133,79 @@ def _withdraw_unclaimed(session: Session, job: BatchJob) -> bool:
     with its RQ id). Taking the row out of PENDING first, atomically, means a worker
     claiming it at this moment gets either the whole job or nothing.
     """
-    withdrawn = session.execute(
-        sa.update(BatchJob)
-        .where(BatchJob.id == job.id, BatchJob.status == JobStatus.PENDING)
-        .values(status=JobStatus.CANCELLED)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    withdrawn = transition(
+        session,
+        job,
+        Event.WITHDRAW,
+        actor=SYSTEM,
+        reason="Not created: the job queue is unavailable",
+        commit=False,
+    )
     if not withdrawn:
-        session.rollback()
         return False
     session.delete(job)
     session.commit()
     return True
 
 
-def request_cancel(session: Session, queue: Queue, job: BatchJob) -> BatchJob:
-    """Cancel a queued job at once, or ask a running one to stop after its page in flight."""
+def _actor(by: User | None) -> str:
+    # A caller that does not say who acted (a script) is recorded as the web app.
+    return by.email if by is not None else "web"
+
+
+def request_cancel(
+    session: Session, queue: Queue, job: BatchJob, *, by: User | None = None
+) -> BatchJob:
+    """Cancel a queued job at once, or ask a running one to stop after its page in flight.
+
+    Args:
+        by: who asks (recorded in the job's state history).
+    """
     if not job.is_active:
         raise InvalidTransition(f"A {job.status} job cannot be cancelled")
-    now = utcnow()
+    rq_job_id = job.rq_job_id
     # Atomic: a worker may be claiming this PENDING job right now.
-    cancelled_while_queued = session.execute(
-        sa.update(BatchJob)
-        .where(BatchJob.id == job.id, BatchJob.status == JobStatus.PENDING)
-        .values(status=JobStatus.CANCELLED, completed_at=now, updated_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if cancelled_while_queued:
-        add_log(session, job, "WARNING", "Cancelled before it started")
-        session.commit()
-        _drop_queued_rq_job(queue, job)
+    if transition(
+        session, job, Event.CANCEL_QUEUED, actor=_actor(by), reason="Cancelled before it started"
+    ):
+        _drop_queued_rq_job(queue, job.job_id, rq_job_id)
     else:
-        session.execute(
-            sa.update(BatchJob)
-            .where(BatchJob.id == job.id)
-            .values(cancel_requested=True, updated_at=now)
-            .execution_options(synchronize_session=False)
+        # A worker claimed it first (or it finished meanwhile: then nothing is asked).
+        transition(
+            session,
+            job,
+            Event.REQUEST_CANCEL,
+            actor=_actor(by),
+            reason="Cancel requested; stopping after the page in flight",
+            expect={"status": JobStatus.PROCESSING},
         )
-        add_log(session, job, "WARNING", "Cancel requested; stopping after the page in flight")
-        session.commit()
     session.refresh(job)
     return job
 
 
-def _drop_queued_rq_job(queue: Queue, job: BatchJob) -> None:
+def _drop_queued_rq_job(queue: Queue, job_id: str, rq_job_id: str | None) -> None:
     # Best effort: the worker would skip it anyway, since the row is no longer PENDING.
-    if not job.rq_job_id:
+    if not rq_job_id:
         return
     try:
-        Job.fetch(job.rq_job_id, connection=queue.connection).cancel()
+        Job.fetch(rq_job_id, connection=queue.connection).cancel()
     except Exception as exc:  # noqa: BLE001 - the RQ job may be gone or already started
-        logger.info("job=%s RQ job not cancelled: %s", job.job_id, exc)
+        logger.info("job=%s RQ job not cancelled: %s", job_id, exc)
 
 
-def retry_job(session: Session, queue: Queue, settings: QueueSettings, job: BatchJob) -> BatchJob:
-    """Re-queue a FAILED or CANCELLED job; it resumes from its checkpoint."""
+def retry_job(
+    session: Session,
+    queue: Queue,
+    settings: QueueSettings,
+    job: BatchJob,
+    *,
+    by: User | None = None,
+) -> BatchJob:
+    """Re-queue a FAILED or CANCELLED job; it resumes from its checkpoint.
+
+    Args:
+        by: who asks (recorded in the job's state history).
+    """
     if not job.can_retry:
         raise InvalidTransition(f"A {job.status} job cannot be retried")
     previous_status, previous_rq_job_id, previous_completed_at = (
@@ -196,28 +214,16 @@ def retry_job(session: Session, queue: Queue, settings: QueueSettings, job: Batc
         job.completed_at,
     )
     rq_job_id = new_rq_job_id(job)
-    updated = session.execute(
-        sa.update(BatchJob)
-        .where(BatchJob.id == job.id, BatchJob.status == previous_status)
-        .values(
-            status=JobStatus.PENDING,
-            cancel_requested=False,
-            completed_at=None,
-            rq_job_id=rq_job_id,
-            updated_at=utcnow(),
-        )
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if not updated:
-        session.rollback()
-        raise InvalidTransition("The job changed state; reload and try again")
-    add_log(
+    if not transition(
         session,
         job,
-        "INFO",
-        f"Retry requested; resuming at record {job.next_start + 1}",
-    )
-    session.commit()
+        Event.RETRY,
+        actor=_actor(by),
+        reason=f"Retry requested; resuming at record {job.next_start + 1}",
+        expect={"status": previous_status},
+        values={"rq_job_id": rq_job_id},
+    ):
+        raise InvalidTransition("The job changed state; reload and try again")
     session.refresh(job)
     try:
         enqueue_job(queue, job, settings)
@@ -225,24 +231,16 @@ def retry_job(session: Session, queue: Queue, settings: QueueSettings, job: Batc
         logger.error("job=%s retry enqueue failed: %s", job.job_id, exc)
         # Only if no worker claimed this run meanwhile (a timed-out enqueue can still land):
         # a job that is running must not be put back to FAILED under its worker.
-        reverted = session.execute(
-            sa.update(BatchJob)
-            .where(
-                BatchJob.id == job.id,
-                BatchJob.status == JobStatus.PENDING,
-                BatchJob.rq_job_id == rq_job_id,
-            )
-            .values(
-                status=previous_status,
-                rq_job_id=previous_rq_job_id,
-                completed_at=previous_completed_at,
-                updated_at=utcnow(),
-            )
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if reverted:
-            add_log(session, job, "WARNING", "Retry not started: the job queue is unavailable")
-        session.commit()
+        reverted = transition(
+            session,
+            job,
+            Event.RETRY_NOT_STARTED,
+            actor=SYSTEM,
+            reason="Retry not started: the job queue is unavailable",
+            expect={"rq_job_id": rq_job_id},
+            values={"rq_job_id": previous_rq_job_id, "completed_at": previous_completed_at},
+            to=JobStatus(previous_status),
+        )
         session.refresh(job)
         if not reverted:
             logger.warning("job=%s retry enqueue timed out but a worker claimed it", job.job_id)

@@ -27,6 +27,10 @@ What a bought chunk survives (issue 9):
   again instead of being called vanished; the snapshot follows the records returned;
 - oversize values (unbounded TEXT columns) and records without a RadarID (billed,
   counted as such, never called vanished).
+
+This module keeps the phases; the rooms it works with: store.py (upserts, links,
+snapshot rows, the busy-database retry), claims.py (cross-job purchase claims),
+ledger.py (ledger rows and the budget) and jobstate.py (every change of the job's state).
 """
 
 from __future__ import annotations
@@ -45,28 +49,39 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from radar_app.claims import claim_records, release, release_all
+from radar_app.import_report import chunk_message, completion_summary, shortfall_warning
 from radar_app.joblog import job_context
-from radar_app.leads import lead_columns
+from radar_app.jobstate import WORKER, Event, add_log, transition
+from radar_app.ledger import (
+    BudgetExceeded,
+    check_budget,
+    record_billed,
+    record_possibly_billed,
+)
 from radar_app.models import (
     BatchJob,
     BatchJobLog,
     JobPhase,
-    JobProperty,
     JobStatus,
-    LedgerEntry,
     Property,
-    PurchaseClaim,
     SnapshotItem,
-    User,
     utcnow,
 )
 from radar_app.propertyradar.client import Page, PropertyRadarClient, RetryEvent
 from radar_app.propertyradar.coerce import radar_id_of
 from radar_app.propertyradar.criteria import LEAD_FIELDS
 from radar_app.propertyradar.errors import PropertyRadarError
+from radar_app.store import (
+    is_transient_db_error,
+    link,
+    retry_transaction,
+    store_page,
+    store_snapshot_items,
+    upsert_records,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -76,11 +91,6 @@ T = TypeVar("T")
 # the run stores the chunk it has already paid for, buys nothing more and leaves the job
 # PROCESSING with its checkpoint, for recovery to resume on the next start.
 shutdown_requested = threading.Event()
-
-# Columns refreshed when a property we already have comes back in a later page or job.
-_UPDATABLE_COLUMNS = [
-    c.name for c in Property.__table__.columns if c.name not in {"id", "radar_id", "first_seen_at"}
-]
 
 
 @dataclass(frozen=True)
@@ -122,10 +132,6 @@ class LostOwnership(Exception):
     nothing more."""
 
 
-class BudgetExceeded(Exception):
-    """Buying the next chunk would cross the owner's monthly export budget."""
-
-
 class _MustWait(Exception):
     """The next chunk holds records another job is buying, and this run may not wait for
     them yet (it holds a bought chunk that is not stored)."""
@@ -133,20 +139,6 @@ class _MustWait(Exception):
 
 class _Stopped(Exception):
     """The run stopped while waiting (cancelled); the job row says why."""
-
-
-def is_transient_db_error(exc: BaseException) -> bool:
-    """A database error worth waiting out: SQLite's "database is locked" (another process
-    held the write lock past busy_timeout), or on PostgreSQL a lost connection, a
-    serialization failure, a deadlock or a lock timeout (all OperationalError)."""
-    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
-        return True
-    if not isinstance(exc, sa.exc.OperationalError):
-        return False
-    if isinstance(exc.orig, sqlite3.Error):
-        text = str(exc.orig).lower()
-        return "locked" in text or "busy" in text
-    return True
 
 
 def failure_message(exc: BaseException) -> str:
@@ -164,106 +156,6 @@ def failure_message(exc: BaseException) -> str:
     return f"Internal error ({exc.__class__.__name__}; details are in the server log)"
 
 
-def add_log(
-    session: Session, job: BatchJob, level: str, message: str, page: int | None = None
-) -> None:
-    """Record a line in the job's user-visible log (committed with the caller's transaction)."""
-    session.add(BatchJobLog(batch_job_id=job.id, level=level, page=page, message=message))
-
-
-def _insert(session: Session, table: sa.Table) -> Any:
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(table)
-    if dialect == "sqlite":
-        return sqlite.insert(table)
-    raise RuntimeError(f"Unsupported database dialect: {dialect}")
-
-
-def _upsert_properties(session: Session) -> Any:
-    table = Property.__table__
-    stmt = _insert(session, table)
-    return stmt.on_conflict_do_update(
-        index_elements=[table.c.radar_id],
-        set_={name: stmt.excluded[name] for name in _UPDATABLE_COLUMNS},
-    )
-
-
-def _link(session: Session, job: BatchJob, positions: dict[str, int]) -> int:
-    """Link stored properties (by RadarID) to the job; returns how many links are new."""
-    if not positions:
-        return 0
-    ids = dict(
-        session.execute(
-            sa.select(Property.radar_id, Property.id).where(Property.radar_id.in_(list(positions)))
-        ).all()
-    )
-    already_linked = session.scalar(
-        sa.select(sa.func.count())
-        .select_from(JobProperty)
-        .where(JobProperty.batch_job_id == job.id, JobProperty.property_id.in_(ids.values()))
-    )
-    links = [
-        {"batch_job_id": job.id, "property_id": ids[rid], "position": positions[rid]}
-        for rid in positions
-        if rid in ids
-    ]
-    if links:
-        # One statement with a list of parameter sets: compiled once (cached) and sent as
-        # a batch, instead of compiling a 400-row VALUES clause for every chunk.
-        session.execute(_insert(session, JobProperty.__table__).on_conflict_do_nothing(), links)
-    return len(links) - (already_linked or 0)
-
-
-def store_page(
-    session: Session,
-    job: BatchJob,
-    page: Page,
-    now: datetime,
-    positions: dict[str, int] | None = None,
-) -> tuple[int, int, set[str]]:
-    """Upsert a page's properties and link them to the job (no commit).
-
-    Args:
-        positions: snapshot position per RadarID; without it, Start + index on the page.
-
-    Returns:
-        (records linked to the job for the first time, records without a RadarID,
-        RadarIDs stored)
-    """
-    link_positions: dict[str, int] = {}
-    rows, missing_id = upsert_records(session, page, now)
-    for index, record in enumerate(page.results):
-        radar_id = radar_id_of(record)
-        if radar_id is not None:
-            fallback = page.start + index
-            link_positions.setdefault(radar_id, (positions or {}).get(radar_id, fallback))
-    return _link(session, job, link_positions), missing_id, rows
-
-
-def upsert_records(session: Session, page: Page, now: datetime) -> tuple[set[str], int]:
-    """Upsert a page's records into properties (no commit).
-
-    Returns:
-        (RadarIDs stored, records without a usable RadarID: not stored)
-    """
-    rows: dict[str, dict[str, Any]] = {}
-    missing_id = 0
-    for record in page.results:
-        columns = lead_columns(record)
-        radar_id = columns["radar_id"]
-        if radar_id is None:
-            missing_id += 1
-            continue
-        columns.update(raw=record, first_seen_at=now, last_seen_at=now)
-        # A RadarID twice in one page: keep the last copy. PostgreSQL refuses an upsert
-        # that touches the same row twice in one statement.
-        rows[radar_id] = columns
-    if rows:
-        session.execute(_upsert_properties(session), list(rows.values()))
-    return set(rows), missing_id
-
-
 def claim(session: Session, batch_id: int, run_id: str | None = None) -> BatchJob | None:
     """Atomically move a PENDING job to PROCESSING; None when another worker has it or it
     is no longer pending (cancelled while queued, already finished).
@@ -272,44 +164,46 @@ def claim(session: Session, batch_id: int, run_id: str | None = None) -> BatchJo
         run_id: the RQ job id of this run. A stale RQ job (one that recovery or a retry
             has replaced with a new id) cannot claim the row.
     """
-    now = utcnow()
-    conditions = [BatchJob.id == batch_id, BatchJob.status == JobStatus.PENDING]
-    if run_id is not None:
-        conditions.append(BatchJob.rq_job_id == run_id)
-    result = session.execute(
-        sa.update(BatchJob)
-        .where(*conditions)
-        .values(
-            status=JobStatus.PROCESSING,
-            attempts=BatchJob.attempts + 1,
-            started_at=sa.func.coalesce(BatchJob.started_at, now),
-            run_started_at=now,
-            purchase_started_at=sa.case((BatchJob.phase == JobPhase.PURCHASE, now), else_=None),
-            run_start_processed=BatchJob.processed_records,
-            heartbeat_at=now,
-            completed_at=None,
-            error_details=None,
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
+    job = session.get(BatchJob, batch_id)
+    if job is None:
+        session.rollback()
+        return None
+    claimed = transition(
+        session,
+        job,
+        Event.CLAIM,
+        actor=WORKER,
+        reason=f"Run {run_id or job.rq_job_id or 'without an RQ id'} started",
+        expect={} if run_id is None else {"rq_job_id": run_id},
     )
-    session.commit()
-    if result.rowcount != 1:
+    if not claimed:
         return None
     return session.get(BatchJob, batch_id, populate_existing=True)
 
 
 def _finish(
-    session: Session, job: BatchJob, run_id: str, status: JobStatus, message: str, level: str
+    session: Session,
+    job: BatchJob,
+    run_id: str,
+    event: Event,
+    message: str,
+    values: dict[str, Any] | None = None,
 ) -> None:
+    """End the run: COMPLETE, FAIL or CANCELLED, in one transaction that also frees the
+    job's purchase claims (left by a failed chunk): a finished job buys nothing more."""
     _assert_owner(session, job, run_id, utcnow())
-    job.status = status
-    job.completed_at = utcnow()
-    job.cancel_requested = False
-    add_log(session, job, level, message)
-    # A finished job buys nothing more: its claims (left by a failed chunk) are free.
-    session.execute(sa.delete(PurchaseClaim).where(PurchaseClaim.batch_job_id == job.id))
-    session.commit()
+    release_all(session, job.id)
+    # _assert_owner holds the row's write lock, so this cannot lose to another process.
+    if not transition(
+        session,
+        job,
+        event,
+        actor=WORKER,
+        reason=message,
+        expect={"rq_job_id": run_id},
+        values=values,
+    ):
+        raise LostOwnership(f"job {job.job_id} was taken over by another run")
 
 
 def _cancel_requested(session: Session, job: BatchJob) -> bool:
@@ -332,24 +226,6 @@ def _assert_owner(session: Session, job: BatchJob, run_id: str, now: datetime) -
     ).rowcount
     if owned != 1:
         raise LostOwnership(f"job {job.job_id} was taken over by another run")
-
-
-def month_start(now: datetime) -> datetime:
-    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-
-
-def records_bought_this_month(session: Session, user_id: int, now: datetime | None = None) -> int:
-    """Records billed to the user since the 1st of this month (UTC), from the ledger."""
-    since = month_start(now or utcnow())
-    return int(
-        session.scalar(
-            sa.select(sa.func.coalesce(sa.func.sum(LedgerEntry.result_count), 0)).where(
-                LedgerEntry.user_id == user_id,
-                LedgerEntry.outcome == LedgerEntry.BILLED,
-                LedgerEntry.created_at >= since,
-            )
-        )
-    )
 
 
 def purchase_criteria(criteria: list[dict[str, Any]], radar_ids: list[str]) -> list[dict]:
@@ -469,7 +345,7 @@ class _Run:
             if not self._purchase():
                 return job.status
             self._retry_db("completion", self._complete)
-            logger.info("completed: %s", self._summary())
+            logger.info("completed: %s", completion_summary(job))
             return job.status
         except LostOwnership:
             session.rollback()
@@ -582,40 +458,11 @@ class _Run:
             if job.max_records
             else page.total_result_count
         )
-        added, missing = self._store_snapshot(page)
+        added, missing = store_snapshot_items(session, job, page)
         job.snapshot_count += added
         job.error_count += missing
         job.snapshot_next_start = start + len(page.results)
         session.commit()
-
-    def _store_snapshot(self, page: Page) -> tuple[int, int]:
-        session, job = self.session, self.job
-        items: dict[str, int] = {}
-        missing = 0
-        for index, record in enumerate(page.results):
-            radar_id = radar_id_of(record)
-            if radar_id is None:
-                missing += 1
-                continue
-            items.setdefault(radar_id, page.start + index)
-        if not items:
-            return 0, missing
-        # A RadarID seen on an earlier page (the result set shifted) keeps its first place.
-        known = set(
-            session.scalars(
-                sa.select(SnapshotItem.radar_id).where(
-                    SnapshotItem.batch_job_id == job.id, SnapshotItem.radar_id.in_(list(items))
-                )
-            )
-        )
-        rows = [
-            {"batch_job_id": job.id, "position": position, "radar_id": radar_id}
-            for radar_id, position in items.items()
-            if radar_id not in known
-        ]
-        if rows:
-            session.execute(_insert(session, SnapshotItem.__table__).on_conflict_do_nothing(), rows)
-        return len(rows), missing
 
     def _purchase(self) -> bool:
         """Buy what is not stored yet, chunk by chunk. False when the run stopped (cancel).
@@ -717,7 +564,7 @@ class _Run:
             reusable, lacking = self._reusable(list(positions))
             to_buy = [rid for rid in positions if rid not in reusable]
             if to_buy:
-                self._check_budget(len(to_buy) + in_flight)
+                check_budget(session, self.owner_id, len(to_buy) + in_flight)
             held = self._retry_db("claim", lambda to_buy=to_buy: self._claim(to_buy))
             session.commit()
             if not held:
@@ -806,7 +653,7 @@ class _Run:
         now = utcnow()
         _assert_owner(session, job, self.run_id, now)
         positions = chunk.positions
-        reused = _link(session, job, {rid: positions[rid] for rid in chunk.reusable})
+        reused = link(session, job, {rid: positions[rid] for rid in chunk.reusable})
         bought_linked, missing, stored = 0, 0, set()
         pages = bought.pages if bought is not None else []
         for page in pages:
@@ -820,12 +667,7 @@ class _Run:
         job.cost_total += sum(page.total_cost or 0.0 for page in pages)
         job.pages_fetched += len(pages)
         if chunk.to_buy:
-            session.execute(
-                sa.delete(PurchaseClaim).where(
-                    PurchaseClaim.radar_id.in_(chunk.to_buy),
-                    PurchaseClaim.batch_job_id == job.id,
-                )
-            )
+            release(session, job.id, chunk.to_buy)
         complete = bought is None or bought.error is None
         # A record without a RadarID was one of those asked for: it was bought, not lost.
         vanished = max(0, len([rid for rid in chunk.to_buy if rid not in stored]) - missing)
@@ -838,8 +680,15 @@ class _Run:
         job.unidentified_count += missing
         job.success_count += reused + bought_linked
         job.heartbeat_at = now
-        message = self._chunk_message(
-            chunk, reused, len(stored), missing, vanished if complete else 0, pages
+        message = chunk_message(
+            chunk.number,
+            len(positions),
+            reused=reused,
+            bought=len(stored),
+            requests=len(pages),
+            lacking_fields=chunk.lacking_fields,
+            missing=missing,
+            vanished=vanished if complete else 0,
         )
         if not complete:
             message += "; the purchase failed part way, the rest is bought on retry"
@@ -871,12 +720,7 @@ class _Run:
         for page in bought.pages:
             stored |= upsert_records(session, page, now)[0]
             self._add_ledger(chunk.number, len(chunk.to_buy), page)
-        session.execute(
-            sa.delete(PurchaseClaim).where(
-                PurchaseClaim.radar_id.in_(chunk.to_buy),
-                PurchaseClaim.batch_job_id == self.batch_id,
-            )
-        )
+        release(session, self.batch_id, chunk.to_buy)
         session.add(
             BatchJobLog(
                 batch_job_id=self.batch_id,
@@ -890,105 +734,29 @@ class _Run:
         logger.warning("stored %d records of an orphaned purchase", len(stored))
 
     def _add_ledger(self, chunk_number: int, requested: int, page: Page) -> None:
-        self.session.add(
-            LedgerEntry(
-                batch_job_id=self.batch_id,
-                user_id=self.owner_id,
-                page=chunk_number,
-                outcome=LedgerEntry.BILLED,
-                requested=requested,
-                result_count=page.result_count,
-                total_cost=page.total_cost,
-                request_id=page.request_id,
-            )
-        )
+        record_billed(self.session, self.batch_id, self.owner_id, chunk_number, requested, page)
 
     def _complete(self) -> None:
-        warning = self._shortfall()
+        warning = shortfall_warning(self.job)
         if warning:
             self.job.warning = warning
             add_log(self.session, self.job, "WARNING", warning)
         # Module-level _finish: this whole function is one retried transaction.
-        _finish(self.session, self.job, self.run_id, JobStatus.COMPLETED, self._summary(), "INFO")
+        _finish(self.session, self.job, self.run_id, Event.COMPLETE, completion_summary(self.job))
 
     # -- purchase claims ----------------------------------------------------------
 
     def _claim(self, radar_ids: list[str]) -> set[str]:
-        """Claim these RadarIDs for this job, all or none, in one short transaction
-        committed before the purchase is sent. Returns those held by another active job
-        (then nothing is claimed: a run never waits while holding claims, so two jobs
-        cannot wait for each other).
-
-        A claim is taken over when its job is no longer PROCESSING, its heartbeat is
-        stale, or the claim is older than claim_stale_after.
-        """
-        session, job = self.session, self.job
-        if not radar_ids:
-            return set()
-        now = utcnow()
-        table = PurchaseClaim.__table__
-        insert = _insert(session, table)
-        # Sorted: two transactions inserting overlapping RadarIDs in the same order cannot
-        # deadlock on PostgreSQL (one waits for the other's commit, then skips). A claim
-        # this job already holds (left by a run that died) is renewed, so that nobody
-        # takes it over as stale while this run buys.
-        session.execute(
-            insert.on_conflict_do_update(
-                index_elements=[table.c.radar_id],
-                set_={"claimed_at": insert.excluded.claimed_at},
-                where=table.c.batch_job_id == insert.excluded.batch_job_id,
-            ),
-            [
-                {"radar_id": rid, "batch_job_id": job.id, "claimed_at": now}
-                for rid in sorted(radar_ids)
-            ],
-        )
-        held = self._held_by_others(radar_ids)
-        if held:
-            live_jobs = sa.select(BatchJob.id).where(
-                BatchJob.status == JobStatus.PROCESSING,
-                BatchJob.heartbeat_at
-                >= now - timedelta(seconds=self.settings.heartbeat_stale_after),
-            )
-            taken_over = session.execute(
-                sa.update(PurchaseClaim)
-                .where(
-                    PurchaseClaim.radar_id.in_(sorted(held)),
-                    sa.or_(
-                        PurchaseClaim.claimed_at
-                        < now - timedelta(seconds=self.settings.claim_stale_after),
-                        PurchaseClaim.batch_job_id.not_in(live_jobs),
-                    ),
-                )
-                .values(batch_job_id=job.id, claimed_at=now)
-                .execution_options(synchronize_session=False)
-            ).rowcount
-            if taken_over:
-                logger.info("took over %d claims of stopped jobs", taken_over)
-                held = self._held_by_others(radar_ids)
-        if held:
-            session.rollback()
-        else:
-            session.commit()
-        return held
-
-    def _held_by_others(self, radar_ids: list[str]) -> set[str]:
-        return set(
-            self.session.scalars(
-                sa.select(PurchaseClaim.radar_id).where(
-                    PurchaseClaim.radar_id.in_(radar_ids),
-                    PurchaseClaim.batch_job_id != self.batch_id,
-                )
-            )
+        return claim_records(
+            self.session,
+            self.batch_id,
+            radar_ids,
+            claim_stale_after=self.settings.claim_stale_after,
+            heartbeat_stale_after=self.settings.heartbeat_stale_after,
         )
 
     def _release(self, radar_ids: set[str]) -> None:
-        self.session.execute(
-            sa.delete(PurchaseClaim).where(
-                PurchaseClaim.radar_id.in_(list(radar_ids)),
-                PurchaseClaim.batch_job_id == self.batch_id,
-            )
-        )
+        release(self.session, self.batch_id, radar_ids)
         self.session.commit()
 
     def _log_wait(self, number: int, held: int) -> None:
@@ -1009,36 +777,7 @@ class _Run:
     # -- helpers ------------------------------------------------------------------
 
     def _retry_db(self, what: str, work: Callable[[], T]) -> T:
-        """Run one transaction, retrying it with backoff while the database is busy or
-        unreachable (up to db_retry_for seconds). Each try starts from a rollback, so
-        `work` sees the committed state again (the job row is reloaded)."""
-        deadline = time.monotonic() + self.settings.db_retry_for
-        delay, tries = 0.05, 0
-        while True:
-            try:
-                result = work()
-            except sa.exc.DBAPIError as exc:
-                try:
-                    self.session.rollback()
-                except sa.exc.DBAPIError:  # the connection is gone; the pool replaces it
-                    logger.debug("rollback after a database error failed", exc_info=True)
-                remaining = deadline - time.monotonic()
-                if not is_transient_db_error(exc) or remaining <= 0:
-                    raise
-                tries += 1
-                if tries == 1:
-                    logger.warning(
-                        "%s: database busy or unreachable (%s); retrying for up to %.0f s",
-                        what,
-                        exc.orig,
-                        remaining,
-                    )
-                time.sleep(min(delay, remaining))
-                delay = min(delay * 2, 2.0)
-                continue
-            if tries:
-                logger.warning("%s: stored after %d database retries", what, tries)
-            return result
+        return retry_transaction(self.session, what, work, self.settings.db_retry_for)
 
     def _reusable(self, radar_ids: list[str]) -> tuple[set[str], int]:
         """(RadarIDs stored fresh enough, and with every field the job asks for; how many
@@ -1057,47 +796,20 @@ class _Run:
         }
         return complete, len(rows) - len(complete)
 
-    def _check_budget(self, wanted: int) -> None:
-        budget = self.session.scalar(
-            sa.select(User.monthly_export_budget).where(User.id == self.owner_id)
-        )
-        if budget is None:
-            return
-        used = records_bought_this_month(self.session, self.owner_id)
-        if used + wanted > budget:
-            raise BudgetExceeded(
-                f"Monthly export budget reached: {used:,} of {budget:,} records bought this "
-                f"month, and the next chunk needs {wanted:,} more. Nothing was bought for it; "
-                "retry after the budget is raised or next month"
-            )
-
     def _record_retry(self, event: RetryEvent) -> None:
         """Ledger row for a purchase whose response was lost: it may have been billed.
         Written on its own connection at once, so a crash right after cannot lose it."""
-        if not (event.purchase and event.possibly_billed):
-            return
-        entry = {
-            "batch_job_id": self.batch_id,
-            "user_id": self.owner_id,
-            "created_at": utcnow(),
-            "page": self.current_page,
-            "outcome": LedgerEntry.POSSIBLY_BILLED,
-            "requested": 0,
-            "result_count": None,
-            "total_cost": None,
-            "request_id": event.error.request_id,
-            "note": f"Attempt {event.attempt} failed ({event.error}); retried"[:300],
-        }
-        with self.engine.begin() as conn:
-            conn.execute(sa.insert(LedgerEntry.__table__), entry)
+        if event.purchase and event.possibly_billed:
+            record_possibly_billed(
+                self.engine, self.batch_id, self.owner_id, self.current_page, event
+            )
 
     def _cancelled(self) -> bool:
         if not _cancel_requested(self.session, self.job):
             return False
         self._finish(
-            JobStatus.CANCELLED,
+            Event.CANCELLED,
             f"Cancelled after {self.job.processed_records:,} records; stored leads are kept",
-            "WARNING",
         )
         logger.info("cancelled at record %d", self.job.next_start)
         return True
@@ -1124,9 +836,9 @@ class _Run:
         logger.warning("stopped for shutdown at record %d", self.job.next_start)
         return True
 
-    def _finish(self, status: JobStatus, message: str, level: str) -> None:
+    def _finish(self, event: Event, message: str) -> None:
         self._retry_db(
-            "finish", lambda: _finish(self.session, self.job, self.run_id, status, message, level)
+            "finish", lambda: _finish(self.session, self.job, self.run_id, event, message)
         )
 
     def _fail(self, message: str) -> None:
@@ -1136,16 +848,15 @@ class _Run:
             if job is None or job.rq_job_id != self.run_id or job.status != JobStatus.PROCESSING:
                 return  # not ours any more: the run that owns it decides its fate
             self.job = job
-            job.error_details = message
             logger.error("failed at record %d: %s", job.processed_records, message)
             _finish(
                 session,
                 job,
                 self.run_id,
-                JobStatus.FAILED,
+                Event.FAIL,
                 f"Failed at record {job.processed_records + 1}: {message}. "
                 "Retry resumes from there.",
-                "ERROR",
+                values={"error_details": message},
             )
 
         try:
@@ -1153,72 +864,3 @@ class _Run:
         except sa.exc.SQLAlchemyError:
             # The job stays PROCESSING; recovery requeues it once its heartbeat stops.
             logger.exception("could not record the failure")
-
-    def _shortfall(self) -> str | None:
-        """A warning, with the figures, when the leads stored differ from what the search
-        reported at the start; None when they agree."""
-        job = self.job
-        if job.search_total is None:
-            return None
-        expected = min(job.search_total, job.max_records) if job.max_records else job.search_total
-        if job.success_count == expected:
-            return None
-        cap = f" (capped at {job.max_records:,})" if job.max_records else ""
-        reasons = []
-        if job.snapshot_count != expected:
-            reasons.append(
-                f"PropertyRadar listed {job.snapshot_count:,} RadarIDs when paged through "
-                "the search (its total changed while the job ran)"
-            )
-        if job.error_count:
-            reasons.append(f"{job.error_count:,} were listed without a RadarID (not bought)")
-        if job.vanished_count:
-            reasons.append(f"{job.vanished_count:,} no longer matched when bought (not billed)")
-        if job.unidentified_count:
-            reasons.append(
-                f"{job.unidentified_count:,} were bought without a RadarID (billed, not stored)"
-            )
-        because = "; ".join(reasons) if reasons else "see the log"
-        return (
-            f"The search matched {job.search_total:,} records when the job started{cap}, "
-            f"but {job.success_count:,} leads were stored: {because}"
-        )
-
-    def _summary(self) -> str:
-        job = self.job
-        text = (
-            f"Completed: {job.success_count:,} leads stored ({job.purchased_count:,} bought, "
-            f"{job.reused_count:,} reused at no cost)"
-        )
-        if job.vanished_count:
-            text += f", {job.vanished_count:,} no longer matched"
-        if job.unidentified_count:
-            text += f", {job.unidentified_count:,} bought without a RadarID (billed, not stored)"
-        if job.error_count:
-            text += f", {job.error_count:,} records skipped"
-        return text
-
-    @staticmethod
-    def _chunk_message(
-        chunk: _Chunk, reused: int, bought: int, missing: int, vanished: int, pages: list[Page]
-    ) -> str:
-        parts = [f"Chunk {chunk.number}: {len(chunk.positions)} records"]
-        if pages:
-            parts.append(f"{bought} bought")
-        if len(pages) > 1:
-            parts.append(f"in {len(pages)} requests (PropertyRadar returned fewer than asked)")
-        if reused:
-            parts.append(f"{reused} reused (already stored)")
-        if chunk.lacking_fields:
-            parts.append(
-                f"{chunk.lacking_fields} stored leads lacked fields this job asks for, "
-                "so they were bought again"
-            )
-        if missing:
-            parts.append(
-                f"{missing} bought without a RadarID (billed, but a lead cannot be stored "
-                "without one)"
-            )
-        if vanished:
-            parts.append(f"{vanished} no longer match the search (not bought)")
-        return ", ".join(parts)

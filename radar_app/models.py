@@ -1,4 +1,5 @@
-"""Database models: users, batch jobs and their logs, properties and which job brought them."""
+"""Database models: users, batch jobs with their logs and state history, properties and which
+job brought them."""
 
 from __future__ import annotations
 
@@ -223,6 +224,26 @@ class BatchJobLog(db.Model):
     message: so.Mapped[str] = so.mapped_column(sa.Text)
 
 
+class JobTransition(db.Model):
+    """One change of a job's state (see jobstate.py): when, from what to what, through
+    which event, who did it and why. Written in the transaction that makes the change."""
+
+    __tablename__ = "job_transitions"
+    __table_args__ = (sa.Index("ix_job_transitions_job", "batch_job_id", "id"),)
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    batch_job_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("batch_jobs.id", ondelete="CASCADE")
+    )
+    created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
+    from_status: so.Mapped[str] = so.mapped_column(sa.String(16))
+    to_status: so.Mapped[str] = so.mapped_column(sa.String(16))
+    event: so.Mapped[str] = so.mapped_column(sa.String(32))
+    # A user's email, "admin:<email>", "worker", "recovery" or "system".
+    actor: so.Mapped[str] = so.mapped_column(sa.String(320))
+    reason: so.Mapped[str] = so.mapped_column(sa.Text)
+
+
 class _LeadColumns:
     """One Property column per stored lead field of radar_app.leads, so the table follows
     the lead schema. The RadarID is declared on Property itself: queries name it."""
@@ -318,7 +339,7 @@ class PurchaseClaim(db.Model):
     a job claims what it is about to buy (INSERT ... ON CONFLICT DO NOTHING, committed on
     its own before the purchase is sent), and a job that finds a RadarID claimed by
     another active job waits until it is stored and then reuses it. The claim is deleted
-    in the transaction that stores the record (see importer.py)."""
+    in the transaction that stores the record (see claims.py)."""
 
     __tablename__ = "purchase_claims"
     __table_args__ = (sa.Index("ix_purchase_claims_job", "batch_job_id"),)

@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from radar_app.batches import QueueSettings, enqueue_job, new_rq_job_id
-from radar_app.importer import add_log
+from radar_app.jobstate import RECOVERY, Event, transition
 from radar_app.models import BatchJob, JobStatus, utcnow
 
 logger = logging.getLogger(__name__)
@@ -75,28 +75,31 @@ def stale_jobs(session: Session, stale_after: float, now: datetime | None = None
 
 
 def requeue(
-    session: Session, queue: Queue, settings: QueueSettings, job: BatchJob, reason: str
+    session: Session,
+    queue: Queue,
+    settings: QueueSettings,
+    job: BatchJob,
+    reason: str,
+    *,
+    actor: str = RECOVERY,
 ) -> bool:
     """Put a PROCESSING or PENDING job back in the queue under a new RQ id. Returns False
     when the job changed meanwhile (another reconciler, or the worker came back)."""
-    old_rq_job_id, old_status = job.rq_job_id, job.status
-    job_row_id, public_id = job.id, job.job_id
+    old_rq_job_id = job.rq_job_id
+    public_id = job.job_id
     rq_job_id = new_rq_job_id(job)
-    won = session.execute(
-        sa.update(BatchJob)
-        .where(
-            BatchJob.id == job_row_id,
-            BatchJob.status == old_status,
-            BatchJob.rq_job_id == old_rq_job_id,
-        )
-        .values(status=JobStatus.PENDING, rq_job_id=rq_job_id, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    won = transition(
+        session,
+        job,
+        Event.REQUEUE,
+        actor=actor,
+        reason=reason,
+        message=f"{reason}; requeued to resume at record {job.next_start + 1}",
+        expect={"status": job.status, "rq_job_id": old_rq_job_id},
+        values={"rq_job_id": rq_job_id},
+    )
     if not won:
-        session.rollback()
         return False
-    add_log(session, job, "WARNING", f"{reason}; requeued to resume at record {job.next_start + 1}")
-    session.commit()
     session.refresh(job)
     enqueue_job(queue, job, settings)
     logger.warning("job=%s requeued (%s) as %s", public_id, reason, rq_job_id)
@@ -118,47 +121,32 @@ def stop_old_run(queue: Queue, rq_job_id: str) -> None:
         logger.warning("asked the worker of the replaced run %s to stop it", rq_job_id)
 
 
-def mark_failed(session: Session, job: BatchJob, reason: str) -> bool:
+def mark_failed(session: Session, job: BatchJob, reason: str, *, actor: str = "admin") -> bool:
     """Give up on an active job (an admin's decision); it can be retried later."""
-    won = session.execute(
-        sa.update(BatchJob)
-        .where(BatchJob.id == job.id, BatchJob.status == job.status)
-        .where(BatchJob.status.in_([JobStatus.PENDING, JobStatus.PROCESSING]))
-        .values(
-            status=JobStatus.FAILED,
-            error_details=reason,
-            completed_at=utcnow(),
-            cancel_requested=False,
-            updated_at=utcnow(),
-        )
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if not won:
-        session.rollback()
-        return False
-    add_log(session, job, "ERROR", f"Marked failed: {reason}. Retry resumes from the checkpoint.")
-    session.commit()
-    session.refresh(job)
-    return True
+    won = transition(
+        session,
+        job,
+        Event.MARK_FAILED,
+        actor=actor,
+        reason=reason,
+        message=f"Marked failed: {reason}. Retry resumes from the checkpoint.",
+        expect={"status": job.status},
+        values={"error_details": reason},
+    )
+    if won:
+        session.refresh(job)
+    return won
 
 
 def _cancel_stale(session: Session, job: BatchJob) -> bool:
-    now = utcnow()
-    won = session.execute(
-        sa.update(BatchJob)
-        .where(BatchJob.id == job.id, BatchJob.status == JobStatus.PROCESSING)
-        .where(BatchJob.rq_job_id == job.rq_job_id)
-        .values(
-            status=JobStatus.CANCELLED, completed_at=now, cancel_requested=False, updated_at=now
-        )
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if not won:
-        session.rollback()
-        return False
-    add_log(session, job, "WARNING", "Worker lost while cancelling; marked cancelled")
-    session.commit()
-    return True
+    return transition(
+        session,
+        job,
+        Event.CANCEL_LOST,
+        actor=RECOVERY,
+        reason="Worker lost while cancelling; marked cancelled",
+        expect={"rq_job_id": job.rq_job_id},
+    )
 
 
 def _pending_with_rq_jobs(

@@ -21,7 +21,7 @@ from flask.testing import FlaskClient
 from devstack import free_port
 from radar_app import create_app
 from radar_app.extensions import db
-from radar_app.importer import add_log
+from radar_app.jobstate import add_log
 from radar_app.models import BatchJob, JobPhase, JobStatus, User, utcnow
 from radar_app.queue import get_queue
 from tests.conftest import PASSWORD, csrf_token_from

@@ -26,7 +26,7 @@ from markupsafe import escape
 
 from radar_app import create_app
 from radar_app.extensions import db
-from radar_app.importer import add_log
+from radar_app.jobstate import add_log
 from radar_app.models import BatchJob, JobProperty, JobStatus, Property, User, utcnow
 from tests.conftest import PASSWORD, AuthActions, csrf_token_from, issue_token, make_user
 from tests.helpers import MULTNOMAH, job_row

@@ -16,7 +16,8 @@ from radar_app.admin import bp
 from radar_app.admin.queue_health import queue_health
 from radar_app.batches import QueueSettings
 from radar_app.extensions import db
-from radar_app.importer import records_bought_this_month
+from radar_app.jobstate import admin_actor
+from radar_app.ledger import records_bought_this_month
 from radar_app.models import BatchJob, LedgerEntry, User
 from radar_app.queue import get_queue
 from radar_app.security import redact_url
@@ -92,6 +93,7 @@ def requeue(job_id: str) -> Response:
             QueueSettings.from_config(current_app.config),
             job,
             f"Requeued by {current_user.email}",
+            actor=admin_actor(current_user.email),
         )
     except RedisError:
         flash("Redis is not answering; the job stays queued for automatic recovery.", "error")
@@ -107,7 +109,12 @@ def requeue(job_id: str) -> Response:
 def mark_failed(job_id: str) -> Response:
     """Give up on a stuck job; its owner can retry it later."""
     job = _job_or_404(job_id)
-    done = recovery.mark_failed(db.session, job, f"Marked failed by {current_user.email}")
+    done = recovery.mark_failed(
+        db.session,
+        job,
+        f"Marked failed by {current_user.email}",
+        actor=admin_actor(current_user.email),
+    )
     flash(
         f"Marked “{job.name}” as failed." if done else "The job is not active; nothing done.",
         "success" if done else "error",

@@ -1,0 +1,94 @@
+"""The purchase ledger: a row per Purchase=1 request (billed, or possibly billed when its
+response was lost), what a user bought this month, and whether a purchase fits their
+monthly export budget.
+
+Months are calendar months in UTC. Only rows the API said it billed count against the
+budget; a "possibly billed" row (a lost response) is kept for the record, not counted.
+No Flask here: the importer (before each purchase) and the admin pages both ask it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from radar_app.models import LedgerEntry, User, utcnow
+from radar_app.propertyradar.client import Page, RetryEvent
+
+
+class BudgetExceeded(Exception):
+    """Buying the next chunk would cross the owner's monthly export budget."""
+
+
+def month_start(now: datetime) -> datetime:
+    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def records_bought_this_month(session: Session, user_id: int, now: datetime | None = None) -> int:
+    """Records billed to the user since the 1st of this month (UTC), from the ledger."""
+    since = month_start(now or utcnow())
+    return int(
+        session.scalar(
+            sa.select(sa.func.coalesce(sa.func.sum(LedgerEntry.result_count), 0)).where(
+                LedgerEntry.user_id == user_id,
+                LedgerEntry.outcome == LedgerEntry.BILLED,
+                LedgerEntry.created_at >= since,
+            )
+        )
+    )
+
+
+def check_budget(session: Session, user_id: int, wanted: int) -> None:
+    """Raise BudgetExceeded if buying `wanted` more records would cross the user's budget
+    (no budget set: anything goes)."""
+    budget = session.scalar(sa.select(User.monthly_export_budget).where(User.id == user_id))
+    if budget is None:
+        return
+    used = records_bought_this_month(session, user_id)
+    if used + wanted > budget:
+        raise BudgetExceeded(
+            f"Monthly export budget reached: {used:,} of {budget:,} records bought this "
+            f"month, and the next chunk needs {wanted:,} more. Nothing was bought for it; "
+            "retry after the budget is raised or next month"
+        )
+
+
+def record_billed(
+    session: Session, job_id: int, user_id: int, chunk_number: int, requested: int, page: Page
+) -> None:
+    """Ledger row for a purchase the API answered (no commit: it is stored with the chunk)."""
+    session.add(
+        LedgerEntry(
+            batch_job_id=job_id,
+            user_id=user_id,
+            page=chunk_number,
+            outcome=LedgerEntry.BILLED,
+            requested=requested,
+            result_count=page.result_count,
+            total_cost=page.total_cost,
+            request_id=page.request_id,
+        )
+    )
+
+
+def record_possibly_billed(
+    engine: sa.Engine, job_id: int, user_id: int, chunk_number: int | None, event: RetryEvent
+) -> None:
+    """Ledger row for a purchase whose response was lost: it may have been billed.
+    Written on its own connection at once, so a crash right after cannot lose it."""
+    entry = {
+        "batch_job_id": job_id,
+        "user_id": user_id,
+        "created_at": utcnow(),
+        "page": chunk_number,
+        "outcome": LedgerEntry.POSSIBLY_BILLED,
+        "requested": 0,
+        "result_count": None,
+        "total_cost": None,
+        "request_id": event.error.request_id,
+        "note": f"Attempt {event.attempt} failed ({event.error}); retried"[:300],
+    }
+    with engine.begin() as conn:
+        conn.execute(sa.insert(LedgerEntry.__table__), entry)
