@@ -32,7 +32,7 @@ from flask_login import current_user
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from redis.exceptions import RedisError
 
-from radar_app import batches, pace
+from radar_app import batches, pace, services
 from radar_app.export import csv_download
 from radar_app.extensions import db, limiter, login_manager
 from radar_app.jobs import bp, search
@@ -49,11 +49,9 @@ from radar_app.models import (
 )
 from radar_app.pagination import PageArgs, page_args
 from radar_app.preview import PreviewSettings
-from radar_app.propertyradar.client import PropertyRadarClient
 from radar_app.propertyradar.counties import by_fips, counties_in
 from radar_app.propertyradar.errors import CriteriaError, PropertyRadarError
 from radar_app.queue import get_queue, get_redis
-from radar_app.tasks import build_client
 
 JOBS_PER_PAGE = 20
 LOG_PER_PAGE = 15
@@ -88,17 +86,6 @@ def require_login() -> Response | None:
     return login_manager.unauthorized()
 
 
-def _job_or_404(job_id: str) -> BatchJob:
-    """The job if the current user may see it.
-
-    :raise 404: no such job, or it belongs to someone else (indistinguishable on purpose).
-    """
-    job = batches.find_job(db.session, current_user, job_id)
-    if job is None:
-        abort(404, description="There is no job with that id, or it is not yours.")
-    return job
-
-
 def _paging(name: str = "page", per_page: int = 25) -> PageArgs:
     try:
         return page_args({"page": request.args.get(name, "1")}, default_per_page=per_page)
@@ -108,10 +95,6 @@ def _paging(name: str = "page", per_page: int = 25) -> PageArgs:
 
 def _pages(total: int, per_page: int) -> int:
     return max(1, -(-total // per_page))
-
-
-def _queue_settings() -> batches.QueueSettings:
-    return batches.QueueSettings.from_config(current_app.config)
 
 
 # ---------------------------------------------------------------------------- Jobs tab
@@ -158,7 +141,7 @@ def index() -> str:
 @bp.get("/jobs/<job_id>/row")
 def row(job_id: str) -> str:
     """One row of the Jobs tab; polls itself while the job is active."""
-    return render_template("jobs/_row.html", job=_job_or_404(job_id), now=utcnow())
+    return render_template("jobs/_row.html", job=services.job_or_404(job_id), now=utcnow())
 
 
 # ------------------------------------------------------------------------------ search
@@ -180,17 +163,6 @@ def _county_choices(states: list[str]) -> dict[str, Any]:
     """The county suggestions for the chosen states, and those states' names."""
     chosen = [code for code in states if code in STATE_NAMES]  # the select may send anything
     return {"counties": counties_in(chosen), "chosen": [STATE_NAMES[code] for code in chosen]}
-
-
-def _client() -> PropertyRadarClient:
-    # With Redis the client shares the workers' PropertyRadar rate limit (when one is set).
-    return build_client(current_app.config, get_redis())
-
-
-def _user_key() -> str:
-    if current_user.is_authenticated:
-        return f"user:{current_user.id}"
-    return request.remote_addr or "unknown"
 
 
 def _is_back_to_form() -> bool:
@@ -282,7 +254,7 @@ def _confirm_page(form: SearchForm, priced: search.CostPreview, *, stale: bool) 
 # confirming it are both counted (each makes PropertyRadar requests); Back is not.
 @limiter.limit(
     lambda: current_app.config["JOB_CREATE_RATE_LIMIT"],
-    key_func=_user_key,
+    key_func=services.user_key,
     methods=["POST"],
     exempt_when=_is_back_to_form,
 )
@@ -313,7 +285,7 @@ def new_search() -> tuple[str, int] | Response | str:
     # Not confirmed: price it (free requests) and ask, unless it buys nothing.
     try:
         get_redis().ping()  # no use asking to confirm a job that could not be queued
-        with _client() as client:
+        with services.client() as client:
             priced = search.preview_cost(
                 db.session,
                 client,
@@ -367,8 +339,8 @@ def _start_search(form: SearchForm) -> tuple[tuple[str, int] | Response, str | N
         result = search.submit(
             db.session,
             get_queue(),
-            _queue_settings(),
-            client_factory=_client,
+            services.queue_settings(),
+            client_factory=services.client,
             owner=current_user,
             criteria=form.criteria(),
             name=form.name.data,
@@ -425,7 +397,7 @@ def preview() -> tuple[str, int]:
         return render_template("jobs/_preview.html", form=form), 422
     config = current_app.config
     try:
-        with _client() as client:
+        with services.client() as client:
             result = search.preview_cost(
                 db.session,
                 client,
@@ -565,7 +537,7 @@ def _progress(
 @bp.get("/jobs/<job_id>")
 def detail(job_id: str) -> str:
     """A job's progress, timings, log and leads."""
-    job = _job_or_404(job_id)
+    job = services.job_or_404(job_id)
     now = utcnow()
     return render_template(
         "jobs/detail.html",
@@ -582,13 +554,13 @@ def detail(job_id: str) -> str:
 @bp.get("/jobs/<job_id>/progress")
 def progress(job_id: str) -> Response:
     """htmx fragment: the job's status panel; polls itself while the job is active."""
-    return _progress(_job_or_404(job_id))
+    return _progress(services.job_or_404(job_id))
 
 
 @bp.get("/jobs/<job_id>/log")
 def log(job_id: str) -> str:
     """htmx fragment: one page of the job's log, newest first."""
-    job = _job_or_404(job_id)
+    job = services.job_or_404(job_id)
     return render_template(
         "jobs/_log.html", job=job, **_log_page(job, _paging("page", LOG_PER_PAGE).page)
     )
@@ -597,7 +569,7 @@ def log(job_id: str) -> str:
 @bp.get("/jobs/<job_id>/leads")
 def leads(job_id: str) -> str:
     """htmx fragment: one page of the job's leads, in search order."""
-    job = _job_or_404(job_id)
+    job = services.job_or_404(job_id)
     return render_template(
         "jobs/_leads.html", job=job, **_leads_page(job, _paging("page", LEADS_PER_PAGE).page)
     )
@@ -606,7 +578,7 @@ def leads(job_id: str) -> str:
 @bp.get("/jobs/<job_id>/purchases")
 def purchases(job_id: str) -> str:
     """htmx fragment: one page of the job's purchase ledger, newest first."""
-    job = _job_or_404(job_id)
+    job = services.job_or_404(job_id)
     return render_template(
         "jobs/_purchases.html",
         job=job,
@@ -617,7 +589,7 @@ def purchases(job_id: str) -> str:
 @bp.get("/jobs/<job_id>/leads.csv")
 def leads_csv(job_id: str) -> Response:
     """Every lead of the job as a CSV download, streamed."""
-    return csv_download(db.session, _job_or_404(job_id))
+    return csv_download(db.session, services.job_or_404(job_id))
 
 
 def _action_done(job: BatchJob, message: str) -> Response:
@@ -639,7 +611,7 @@ def _action_refused(job: BatchJob, message: str, status: int) -> Response:
 @bp.post("/jobs/<job_id>/cancel")
 def cancel(job_id: str) -> Response:
     """Cancel a queued job, or stop a running one after the page in flight."""
-    job = _job_or_404(job_id)
+    job = services.job_or_404(job_id)
     try:
         job = batches.request_cancel(db.session, get_queue(), job)
     except batches.InvalidTransition as exc:
@@ -652,9 +624,9 @@ def cancel(job_id: str) -> Response:
 @bp.post("/jobs/<job_id>/retry")
 def retry(job_id: str) -> Response:
     """Queue a failed or cancelled job again; it resumes where it stopped."""
-    job = _job_or_404(job_id)
+    job = services.job_or_404(job_id)
     try:
-        job = batches.retry_job(db.session, get_queue(), _queue_settings(), job)
+        job = batches.retry_job(db.session, get_queue(), services.queue_settings(), job)
     except batches.InvalidTransition as exc:
         return _action_refused(job, f"{exc}.", 409)
     except batches.QueueUnavailable as exc:
