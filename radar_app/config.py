@@ -97,6 +97,10 @@ class Config:
     # How long a "Confirm and buy" button on the search form stays good; after that the
     # search is priced and asked again.
     SEARCH_CONFIRM_SECONDS = 15 * 60
+    # A one-page search submitted with "Process in background" unticked is queued like any
+    # other; the request then waits up to this many seconds for a worker to finish it and
+    # shows its leads at once, else opens the job page, which follows it as it runs.
+    SEARCH_WAIT_SECONDS = 5.0
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = False

@@ -37,7 +37,6 @@ import logging
 import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -387,9 +386,6 @@ def run_import(
         status = current.status if current else "MISSING"
         logger.info("batch %s not claimed (status %s); nothing to do", batch_id, status)
         return status
-    if job.rq_job_id is None:  # run inline, never queued: give the run an id to own it by
-        job.rq_job_id = f"inline-{uuid.uuid4().hex[:12]}"
-        session.commit()
     with job_context(job.job_id):
         return _Run(session, client, job, settings).run()
 

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 from redis import Redis
-from rq import SimpleWorker
+from rq import Queue, SimpleWorker, Worker
 
 from radar_app import create_app, tasks
 from radar_app.auth.tokens import hash_token, new_token
@@ -29,6 +29,7 @@ from radar_app.devstack import RedisServer
 from radar_app.extensions import db
 from radar_app.models import User
 from radar_app.propertyradar.simulator import Simulator, start_in_thread
+from tests.helpers import wait_for
 
 PASSWORD = "correct horse battery"
 SIM_TOKEN = "test-sim-token"
@@ -306,3 +307,32 @@ def start_worker(app: Flask, app_config: dict[str, Any], tmp_path: Path):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def wait_until_listening(redis_url: str, queue_name: str, process: subprocess.Popen[bytes]) -> None:
+    """Return once a started worker process listens on the queue (fail if it exits)."""
+    connection = Redis.from_url(redis_url)
+    try:
+        queue = Queue(queue_name, connection=connection)
+        wait_for(
+            lambda: process.poll() is not None or Worker.count(connection=connection, queue=queue),
+            timeout=60,
+            what="the worker to listen on the queue",
+        )
+    finally:
+        connection.close()
+    assert process.poll() is None, "the worker exited at start-up (see its log in tmp_path)"
+
+
+@pytest.fixture
+def worker(app: Flask, redis_url: str, start_worker) -> subprocess.Popen[bytes]:
+    """One real `worker.py` process, already listening on the test queue.
+
+    A search submitted with "Process in background" unticked is queued and the request
+    waits SEARCH_WAIT_SECONDS for it: long enough here for a slow CI machine, and it
+    returns as soon as the job has finished.
+    """
+    app.config["SEARCH_WAIT_SECONDS"] = 30.0
+    process = start_worker()
+    wait_until_listening(redis_url, app.config["RQ_QUEUE"], process)
+    return process

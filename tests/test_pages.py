@@ -364,12 +364,16 @@ def test_background_submit_creates_a_queued_job_and_opens_it(app, signed_in):
     assert "Your job is queued." in page and POLLS in page
 
 
-def test_unticked_small_search_runs_inline_and_shows_the_leads(app, signed_in, simulator):
+def test_unticked_small_search_waits_for_the_worker_and_shows_the_leads(
+    app, signed_in, simulator, worker
+):
     data = search_form(signed_in, state="ID", county="16027", background=False)
     response = run_search(signed_in, data)
     assert response.status_code == 302
     job = job_row(app, response.headers["Location"].rsplit("/", 1)[1])
     assert job.status == JobStatus.COMPLETED and job.success_count == 100
+    # It ran on the worker like any job: queued under its RQ id, with a heartbeat.
+    assert job.rq_job_id.startswith("batch-") and job.heartbeat_at is not None
     assert queued(app) == 0
     page = signed_in.get(response.headers["Location"]).text
     assert "Done: 100 leads, listed below." in page
@@ -395,7 +399,18 @@ def test_unticked_search_whose_count_fails_keeps_the_form(app, signed_in, simula
     assert count_rows(app, BatchJob) == 0
 
 
-def test_unticked_search_whose_purchase_fails_opens_the_failed_job(app, signed_in, simulator):
+def test_unticked_small_search_not_done_in_a_moment_opens_its_job_page(app, signed_in):
+    app.config["SEARCH_WAIT_SECONDS"] = 0.2  # and no worker runs
+    data = search_form(signed_in, state="ID", county="16027", background=False)
+    response = run_search(signed_in, data, follow_redirects=True)
+    assert "This is taking longer than expected; it continues in the background." in (response.text)
+    assert 'data-status="PENDING"' in response.text and POLLS in response.text
+    assert queued(app) == 1
+
+
+def test_unticked_search_whose_purchase_fails_opens_the_failed_job(
+    app, signed_in, simulator, worker
+):
     simulator.configure(scripted_faults=[{"kind": "503", "purchase": 1, "times": -1}])
     data = search_form(signed_in, state="ID", county="16027", background=False)
     response = run_search(signed_in, data, follow_redirects=True)

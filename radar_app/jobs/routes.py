@@ -244,7 +244,7 @@ def _confirm_page(form: SearchForm, priced: search.CostPreview, *, stale: bool) 
         confirm_token=token,
         counties=counties,
         criteria=form.criteria(),
-        inline=not form.background.data and priced.preview.matches <= batch_size,
+        runs_now=not form.background.data and priced.preview.matches <= batch_size,
         stale=stale,
     )
 
@@ -333,7 +333,8 @@ def _start_confirmed(form: SearchForm, confirmation: str) -> tuple[str, int] | R
 
 
 def _start_search(form: SearchForm) -> tuple[tuple[str, int] | Response, str | None]:
-    """Create the job (and run it, inline); the response and the new job's id, if any."""
+    """Create the job (and, for a one-page search, wait a moment for it); the response and
+    the new job's id, if any."""
     batch_size = current_app.config["PROPERTYRADAR_BATCH_SIZE"]
     try:
         result = search.submit(
@@ -365,9 +366,7 @@ def _start_search(form: SearchForm) -> tuple[tuple[str, int] | Response, str | N
     # A queued job needs no message: its status panel says "queued" while it is (and only
     # then). The messages below go in the job page's notices, which the panel clears once
     # the job has finished (see _progress).
-    if result.mode is search.Mode.BACKGROUND:
-        pass
-    elif result.mode is search.Mode.TOO_BIG:
+    if result.mode is search.Mode.TOO_BIG:
         sized = result.estimate
         assert sized is not None
         flash(
@@ -375,17 +374,19 @@ def _start_search(form: SearchForm) -> tuple[tuple[str, int] | Response, str | N
             f"{batch_size:,}, so it is running in the background. This page updates as it runs.",
             "info",
         )
-    elif result.error is not None:
-        flash(f"The search failed: {result.error}. You can retry it below.", "error")
-    elif job.is_active:
-        # The inline run stalled long enough for crash recovery to hand it to a worker.
-        flash("This is taking longer than expected; it continues in the background.", "info")
-    else:
-        flash(
-            f"Done: {job.success_count:,} leads, listed below. {job.purchased_count:,} bought "
-            f"for {money(job.cost_total)}, {job.reused_count:,} reused at no cost.",
-            "success",
-        )
+    elif result.mode is search.Mode.WAIT:
+        seconds = current_app.config["SEARCH_WAIT_SECONDS"]
+        if not search.wait_briefly(db.session, job, seconds):
+            flash("This is taking longer than expected; it continues in the background.", "info")
+        elif job.status == JobStatus.COMPLETED:
+            flash(
+                f"Done: {job.success_count:,} leads, listed below. {job.purchased_count:,} "
+                f"bought for {money(job.cost_total)}, {job.reused_count:,} reused at no cost.",
+                "success",
+            )
+        elif job.status == JobStatus.FAILED:
+            reason = job.error_details or "see the log below"
+            flash(f"The search failed: {reason}. You can retry it below.", "error")
     return redirect(url_for("jobs.detail", job_id=job.job_id)), job.job_id
 
 
