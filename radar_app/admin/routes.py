@@ -6,13 +6,12 @@ import re
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from redis.exceptions import RedisError
 from werkzeug.wrappers import Response
 
 from radar_app import recovery
-from radar_app.admin import bp
 from radar_app.admin.queue_health import queue_health
 from radar_app.batches import QueueSettings
 from radar_app.extensions import db
@@ -21,6 +20,8 @@ from radar_app.models import BatchJob, LedgerEntry, User
 from radar_app.queue import get_queue
 from radar_app.security import redact_url
 from radar_app.services import job_or_404
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 
 @bp.before_request

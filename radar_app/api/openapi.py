@@ -15,8 +15,7 @@ from typing import Any
 from flask import jsonify
 from werkzeug.wrappers import Response
 
-from radar_app.api import bp
-from radar_app.api.routes import MAX_RECORDS_LIMIT
+from radar_app.api.routes import MAX_RECORDS_LIMIT, bp
 from radar_app.export import CUSTOM_FIELDS_KEY
 from radar_app.models import JobPhase, JobStatus, LedgerEntry
 from radar_app.pagination import DEFAULT_PER_PAGE, MAX_PER_PAGE

@@ -6,6 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import (
+    Blueprint,
     Response,
     current_app,
     jsonify,
@@ -15,7 +16,6 @@ from flask import (
 from flask_login import current_user, login_required
 
 from radar_app import batches, services
-from radar_app.api import bp
 from radar_app.api.serializers import job_json, lead_json, ledger_json, log_json
 from radar_app.auth.login import bearer_token
 from radar_app.export import csv_download, custom_fields
@@ -35,6 +35,8 @@ from radar_app.propertyradar.errors import BadRequestError, CriteriaError, Prope
 from radar_app.queue import get_queue
 
 MAX_RECORDS_LIMIT = 10_000_000
+
+bp = Blueprint("api", __name__, url_prefix="/api")
 
 
 class ApiError(Exception):

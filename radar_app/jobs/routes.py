@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from flask import (
+    Blueprint,
     Response,
     abort,
     current_app,
@@ -35,7 +36,7 @@ from redis.exceptions import RedisError
 from radar_app import batches, pace, services
 from radar_app.export import csv_download
 from radar_app.extensions import db, limiter, login_manager
-from radar_app.jobs import bp, search
+from radar_app.jobs import filters, search
 from radar_app.jobs.filters import money
 from radar_app.jobs.forms import PROPERTY_RANGES, STATE_NAMES, VALUE_RANGES, SearchForm
 from radar_app.models import (
@@ -52,6 +53,9 @@ from radar_app.preview import PreviewSettings
 from radar_app.propertyradar.counties import by_fips, counties_in
 from radar_app.propertyradar.errors import CriteriaError, PropertyRadarError
 from radar_app.queue import get_queue, get_redis
+
+bp = Blueprint("jobs", __name__)
+bp.record_once(lambda state: filters.init_app(state.app))
 
 JOBS_PER_PAGE = 20
 LOG_PER_PAGE = 15
