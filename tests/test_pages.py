@@ -23,6 +23,7 @@ from radar_app.devstack import free_port
 from radar_app.extensions import db
 from radar_app.importer import add_log
 from radar_app.models import BatchJob, JobPhase, JobStatus, User, utcnow
+from radar_app.pagination import MAX_PAGE
 from radar_app.queue import get_queue
 from tests.conftest import PASSWORD, csrf_token_from
 from tests.helpers import MULTNOMAH, OREGON, count_rows, job_row, make_job
@@ -519,6 +520,10 @@ def test_jobs_tab_filters_by_status_and_paginates(app, signed_in):
     assert ids[-1] in first_page and ids[0] in second_page and ids[0] not in first_page
     assert signed_in.get("/jobs?status=NOPE").status_code == 400
     assert signed_in.get("/jobs?page=0").status_code == 400
+    # Past MAX_PAGE the OFFSET would overflow the database's integer: a 400, never a 500.
+    assert signed_in.get(f"/jobs?page={MAX_PAGE + 1}").status_code == 400
+    assert signed_in.get(f"/jobs/{ids[0]}?leads_page={10**20}").status_code == 400
+    assert signed_in.get("/jobs?page=3").status_code == 200  # past the end: an empty page
 
 
 def test_jobs_tab_query_count_does_not_grow_with_jobs(app, signed_in):

@@ -18,15 +18,12 @@ from werkzeug.wrappers import Response
 from radar_app.api.routes import MAX_RECORDS_LIMIT, bp
 from radar_app.export import CUSTOM_FIELDS_KEY
 from radar_app.models import JobPhase, JobStatus, LedgerEntry
-from radar_app.pagination import DEFAULT_PER_PAGE, MAX_PER_PAGE
+from radar_app.pagination import DEFAULT_PER_PAGE, MAX_PAGE, MAX_PER_PAGE
 from radar_app.propertyradar import criteria
 from radar_app.propertyradar.coerce import US_STATES
 from radar_app.propertyradar.criteria import CRITERIA
 
 NAME_MAX_LENGTH = 200
-# Highest page number the API accepts: keeps (page - 1) * per_page inside a 64-bit integer,
-# which SQLite and PostgreSQL need for OFFSET. Mirrors radar_app.pagination.MAX_PAGE.
-MAX_PAGE = 1_000_000_000
 
 JSON = "application/json"
 Schema = dict[str, Any]

@@ -28,7 +28,7 @@ from radar_app.models import (
     LedgerEntry,
     Property,
 )
-from radar_app.pagination import PageArgs, page_args
+from radar_app.pagination import PageArgs, page_args, paginate
 from radar_app.preview import PreviewSettings, preview_search
 from radar_app.propertyradar.criteria import text_problem, validate_criteria
 from radar_app.propertyradar.errors import BadRequestError, CriteriaError, PropertyRadarError
@@ -169,13 +169,12 @@ def list_batch_jobs() -> Response:
                 400, "Invalid status", fields={"status": f"One of {', '.join(JobStatus)}"}
             )
         query = query.where(BatchJob.status == status)
-    total = db.session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
-    items = db.session.scalars(query.offset(paging.offset).limit(paging.per_page)).all()
+    jobs = paginate(query, paging)
     return jsonify(
-        items=[job_json(job) for job in items],
-        page=paging.page,
-        per_page=paging.per_page,
-        total=total,
+        items=[job_json(job) for job in jobs.items],
+        page=jobs.page,
+        per_page=jobs.per_page,
+        total=jobs.total,
     )
 
 
@@ -218,16 +217,17 @@ def batch_job_logs(job_id: str) -> Response:
     """The job's log, newest first."""
     job = services.job_or_404(job_id)
     paging = _page_args()
-    base = sa.select(BatchJobLog).where(BatchJobLog.batch_job_id == job.id)
-    total = db.session.scalar(sa.select(sa.func.count()).select_from(base.subquery()))
-    entries = db.session.scalars(
-        base.order_by(BatchJobLog.id.desc()).offset(paging.offset).limit(paging.per_page)
-    ).all()
+    entries = paginate(
+        sa.select(BatchJobLog)
+        .where(BatchJobLog.batch_job_id == job.id)
+        .order_by(BatchJobLog.id.desc()),
+        paging,
+    )
     return jsonify(
-        items=[log_json(e) for e in entries],
-        page=paging.page,
-        per_page=paging.per_page,
-        total=total,
+        items=[log_json(e) for e in entries.items],
+        page=entries.page,
+        per_page=entries.per_page,
+        total=entries.total,
     )
 
 
@@ -254,20 +254,20 @@ def batch_job_leads(job_id: str) -> Response:
     """The job's leads in search order."""
     job = services.job_or_404(job_id)
     paging = _page_args()
-    entries = db.session.scalars(
+    leads = paginate(
         sa.select(Property)
         .join(JobProperty, JobProperty.property_id == Property.id)
         .where(JobProperty.batch_job_id == job.id)
-        .order_by(JobProperty.position)
-        .offset(paging.offset)
-        .limit(paging.per_page)
-    ).all()
+        .order_by(JobProperty.position),
+        paging,
+        total=job.success_count,  # the number of links, kept with each page
+    )
     custom = custom_fields(job)
     return jsonify(
-        items=[lead_json(p, custom) for p in entries],
-        page=paging.page,
-        per_page=paging.per_page,
-        total=job.success_count,
+        items=[lead_json(p, custom) for p in leads.items],
+        page=leads.page,
+        per_page=leads.per_page,
+        total=leads.total,
     )
 
 

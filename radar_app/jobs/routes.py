@@ -48,7 +48,7 @@ from radar_app.models import (
     Property,
     utcnow,
 )
-from radar_app.pagination import PageArgs, page_args
+from radar_app.pagination import PageArgs, page_args, paginate
 from radar_app.preview import PreviewSettings
 from radar_app.propertyradar.counties import by_fips, counties_in
 from radar_app.propertyradar.errors import CriteriaError, PropertyRadarError
@@ -97,10 +97,6 @@ def _paging(name: str = "page", per_page: int = 25) -> PageArgs:
         abort(400, description=str(exc))
 
 
-def _pages(total: int, per_page: int) -> int:
-    return max(1, -(-total // per_page))
-
-
 # ---------------------------------------------------------------------------- Jobs tab
 
 
@@ -128,15 +124,15 @@ def index() -> str:
     )
     query = visible.where(BatchJob.status == status) if status else visible
     total = counts.get(status, 0) if status else sum(counts.values())
-    jobs = db.session.scalars(query.offset(paging.offset).limit(paging.per_page)).all()
+    jobs = paginate(query, paging, total=total)
     return render_template(
         "jobs/index.html",
-        jobs=jobs,
+        jobs=jobs.items,
         status=status,
         counts=counts,
         total=total,
-        page=paging.page,
-        pages=_pages(total, paging.per_page),
+        page=jobs.page,
+        pages=jobs.pages,
         statuses=list(JobStatus),
         now=utcnow(),
     )
@@ -423,40 +419,41 @@ def preview() -> tuple[str, int]:
 # ---------------------------------------------------------------------------- job page
 
 
-def _log_page(job: BatchJob, page: int) -> dict[str, Any]:
-    base = sa.select(BatchJobLog).where(BatchJobLog.batch_job_id == job.id)
-    total = db.session.scalar(sa.select(sa.func.count()).select_from(base.subquery())) or 0
-    entries = db.session.scalars(
-        base.order_by(BatchJobLog.id.desc()).offset((page - 1) * LOG_PER_PAGE).limit(LOG_PER_PAGE)
-    ).all()
+def _log_page(job: BatchJob, paging: PageArgs) -> dict[str, Any]:
+    entries = paginate(
+        sa.select(BatchJobLog)
+        .where(BatchJobLog.batch_job_id == job.id)
+        .order_by(BatchJobLog.id.desc()),
+        paging,
+    )
     return {
-        "entries": entries,
-        "log_page": page,
-        "log_pages": _pages(total, LOG_PER_PAGE),
-        "log_total": total,
+        "entries": entries.items,
+        "log_page": entries.page,
+        "log_pages": entries.pages,
+        "log_total": entries.total,
     }
 
 
-def _leads_page(job: BatchJob, page: int) -> dict[str, Any]:
-    leads = db.session.scalars(
+def _leads_page(job: BatchJob, paging: PageArgs) -> dict[str, Any]:
+    leads = paginate(
         sa.select(Property)
         .join(JobProperty, JobProperty.property_id == Property.id)
         .where(JobProperty.batch_job_id == job.id)
-        .order_by(JobProperty.position)
-        .offset((page - 1) * LEADS_PER_PAGE)
-        .limit(LEADS_PER_PAGE)
-    ).all()
-    # success_count is the number of links, kept with each page: no COUNT(*) needed.
+        .order_by(JobProperty.position),
+        paging,
+        # success_count is the number of links, kept with each page: no COUNT(*) needed.
+        total=job.success_count,
+    )
     return {
-        "leads": leads,
-        "leads_page": page,
-        "leads_pages": _pages(job.success_count, LEADS_PER_PAGE),
-        "leads_total": job.success_count,
-        "leads_offset": (page - 1) * LEADS_PER_PAGE,
+        "leads": leads.items,
+        "leads_page": leads.page,
+        "leads_pages": leads.pages,
+        "leads_total": leads.total,
+        "leads_offset": (leads.page - 1) * leads.per_page,
     }
 
 
-def _purchases_page(job: BatchJob, page: int) -> dict[str, Any]:
+def _purchases_page(job: BatchJob, paging: PageArgs) -> dict[str, Any]:
     """One page of the job's purchase ledger, newest first, with its totals."""
     where = LedgerEntry.batch_job_id == job.id
     total, possibly_billed = db.session.execute(
@@ -476,17 +473,13 @@ def _purchases_page(job: BatchJob, page: int) -> dict[str, Any]:
         if possibly_billed
         else []
     )
-    entries = db.session.scalars(
-        sa.select(LedgerEntry)
-        .where(where)
-        .order_by(LedgerEntry.id.desc())
-        .offset((page - 1) * PURCHASES_PER_PAGE)
-        .limit(PURCHASES_PER_PAGE)
-    ).all()
+    entries = paginate(
+        sa.select(LedgerEntry).where(where).order_by(LedgerEntry.id.desc()), paging, total=total
+    )
     return {
-        "purchases": entries,
-        "purchases_page": page,
-        "purchases_pages": _pages(total, PURCHASES_PER_PAGE),
+        "purchases": entries.items,
+        "purchases_page": entries.page,
+        "purchases_pages": entries.pages,
         "purchases_total": total,
         "possibly_billed": possibly_billed,
         "unsure_pages": unsure_pages[:MAX_UNSURE_PAGES],
@@ -550,9 +543,9 @@ def detail(job_id: str) -> str:
         now=now,
         pace=_pace(job, now),
         version=job_version(job),
-        **_log_page(job, _paging("log_page", LOG_PER_PAGE).page),
-        **_leads_page(job, _paging("leads_page", LEADS_PER_PAGE).page),
-        **_purchases_page(job, _paging("purchases_page", PURCHASES_PER_PAGE).page),
+        **_log_page(job, _paging("log_page", LOG_PER_PAGE)),
+        **_leads_page(job, _paging("leads_page", LEADS_PER_PAGE)),
+        **_purchases_page(job, _paging("purchases_page", PURCHASES_PER_PAGE)),
     )
 
 
@@ -567,7 +560,7 @@ def log(job_id: str) -> str:
     """htmx fragment: one page of the job's log, newest first."""
     job = services.job_or_404(job_id)
     return render_template(
-        "jobs/_log.html", job=job, **_log_page(job, _paging("page", LOG_PER_PAGE).page)
+        "jobs/_log.html", job=job, **_log_page(job, _paging("page", LOG_PER_PAGE))
     )
 
 
@@ -576,7 +569,7 @@ def leads(job_id: str) -> str:
     """htmx fragment: one page of the job's leads, in search order."""
     job = services.job_or_404(job_id)
     return render_template(
-        "jobs/_leads.html", job=job, **_leads_page(job, _paging("page", LEADS_PER_PAGE).page)
+        "jobs/_leads.html", job=job, **_leads_page(job, _paging("page", LEADS_PER_PAGE))
     )
 
 
@@ -587,7 +580,7 @@ def purchases(job_id: str) -> str:
     return render_template(
         "jobs/_purchases.html",
         job=job,
-        **_purchases_page(job, _paging("page", PURCHASES_PER_PAGE).page),
+        **_purchases_page(job, _paging("page", PURCHASES_PER_PAGE)),
     )
 
 
