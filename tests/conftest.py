@@ -12,6 +12,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from redis import Redis
 from rq import Queue, SimpleWorker, Worker
+from werkzeug.security import generate_password_hash
 
-from radar_app import create_app, tasks
+from radar_app import create_app, models, tasks
+from radar_app.auth import passwords
 from radar_app.auth.tokens import hash_token, new_token
 from radar_app.config import Config
 from radar_app.devstack import RedisServer
@@ -34,6 +37,25 @@ from tests.helpers import wait_for
 PASSWORD = "correct horse battery"
 SIM_TOKEN = "test-sim-token"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+# One round of PBKDF2: almost free, where scrypt costs tens of milliseconds per user made
+# and per sign-in, the slowest part of many tests.
+FAST_PASSWORD_HASH = "pbkdf2:sha256:1"
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    """Hash test passwords cheaply; tests marked ``real_password_hash`` keep Werkzeug's
+    default (scrypt), which production uses. The unknown-account hash is cached per
+    process, so it is dropped before and after: it must cost what a user's hash costs."""
+    passwords._unknown_account_hash.cache_clear()
+    if request.node.get_closest_marker("real_password_hash") is None:
+        fast = partial(generate_password_hash, method=FAST_PASSWORD_HASH)
+        monkeypatch.setattr(models, "generate_password_hash", fast)
+        monkeypatch.setattr(passwords, "generate_password_hash", fast)
+    yield
+    passwords._unknown_account_hash.cache_clear()
 
 
 @pytest.fixture(scope="session")
