@@ -1,11 +1,12 @@
 """Pages and htmx fragments: search, the Jobs tab, a job's page, notifications.
 
-Live updates follow the self-replacing fragment pattern (STYLE.md 2.8): a fragment that
-shows an active job carries ``hx-trigger="every 2s"`` and replaces itself with the
-server's latest rendering; a finished job is rendered without the trigger, so polling
-stops by omission. The job page polls one fragment (``progress``); when the job has
-changed it also sends ``HX-Trigger: job-updated``, which the log and leads sections
-listen for, so they refresh only when there is something new.
+Live updates follow the self-replacing fragment pattern (Hypermedia Systems' contact-app,
+``archive_ui.html``): a fragment that shows an active job carries ``hx-trigger="every
+2s"`` and replaces itself with the server's latest rendering; a finished job is rendered
+without the trigger, so polling stops by omission. The job page polls one fragment
+(``progress``); when the job has changed it also sends ``HX-Trigger: job-updated``,
+which the log and leads sections listen for, so they refresh only when there is
+something new.
 """
 
 from __future__ import annotations
