@@ -8,7 +8,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from radar_app.defaults import DEFAULT_API_URL, DEFAULT_BATCH_SIZE, DEFAULT_QUEUE, MAX_BATCH_SIZE
+from radar_app.defaults import (
+    DEFAULT_API_URL,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_QUEUE,
+    MAX_BATCH_SIZE,
+    MAX_ROWS_PER_REQUEST,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # INSTANCE_DIR in the environment moves the local state (SQLite database, secret key, demo
@@ -42,7 +48,7 @@ class Config:
     PROPERTYRADAR_API_TOKEN: str | None = None
     PROPERTYRADAR_BATCH_SIZE = DEFAULT_BATCH_SIZE
     # Purchase=0 RadarID snapshot pages are free: take as many per request as allowed.
-    PROPERTYRADAR_SNAPSHOT_PAGE_SIZE = 1000
+    PROPERTYRADAR_SNAPSHOT_PAGE_SIZE = MAX_ROWS_PER_REQUEST
     # Send the next purchase while storing the current chunk: faster, but a crash mid-store
     # then re-buys two chunks instead of one. Off: never pay twice is the stronger promise.
     PROPERTYRADAR_PREFETCH_PURCHASES = False

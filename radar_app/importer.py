@@ -47,6 +47,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from radar_app.defaults import MAX_ROWS_PER_REQUEST
 from radar_app.joblog import job_context
 from radar_app.models import (
     BatchJob,
@@ -85,7 +86,7 @@ _UPDATABLE_COLUMNS = [
 class ImportSettings:
     batch_size: int = 400
     # Purchase=0 pages are free, so take as many RadarIDs per request as the API allows.
-    snapshot_page_size: int = 1000
+    snapshot_page_size: int = MAX_ROWS_PER_REQUEST
     # A stored property younger than this is reused instead of bought again.
     freshness: timedelta = timedelta(days=30)
     fields: Sequence[str] | None = None

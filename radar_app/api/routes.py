@@ -18,6 +18,7 @@ from flask_login import current_user, login_required
 from radar_app import batches, services
 from radar_app.api.serializers import job_json, lead_json, ledger_json, log_json
 from radar_app.auth.login import bearer_token
+from radar_app.defaults import JOB_NAME_MAX_LENGTH, MAX_RECORDS_LIMIT
 from radar_app.export import csv_download, custom_fields
 from radar_app.extensions import csrf, db, limiter
 from radar_app.models import (
@@ -33,8 +34,6 @@ from radar_app.preview import PreviewSettings, preview_search
 from radar_app.propertyradar.criteria import text_problem, validate_criteria
 from radar_app.propertyradar.errors import BadRequestError, CriteriaError, PropertyRadarError
 from radar_app.queue import get_queue
-
-MAX_RECORDS_LIMIT = 10_000_000
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -80,8 +79,8 @@ def _parse_body(allowed: set[str]) -> dict[str, Any]:
     for key in unknown:
         fields[key] = "Unknown field"
     name = body.get("name")
-    if name is not None and (not isinstance(name, str) or len(name) > 200):
-        fields["name"] = "Must be a string of at most 200 characters"
+    if name is not None and (not isinstance(name, str) or len(name) > JOB_NAME_MAX_LENGTH):
+        fields["name"] = f"Must be a string of at most {JOB_NAME_MAX_LENGTH} characters"
     elif name is not None and (problem := text_problem(name)):
         fields["name"] = problem[0].upper() + problem[1:]
     max_records = body.get("max_records")
