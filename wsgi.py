@@ -2,7 +2,7 @@
 
 from dotenv import load_dotenv
 
-from radar_app import create_app
+from radar_app.app import create_app
 
 load_dotenv()
 app = create_app()

@@ -29,8 +29,8 @@ from radar_app.config import settings_from_env
 from radar_app.extensions import db
 from radar_app.importer import store_page
 from radar_app.models import BatchJob, JobStatus, User, utcnow
-from radar_app.queue import get_queue
-from radar_app.tasks import build_client
+from radar_app.queue import get_queue, get_redis
+from radar_app.services import build_client
 
 EMAIL = "bench@example.com"
 PASSWORD = "bench-password-123"
@@ -220,7 +220,7 @@ class Bench:
         states, n = self.sizes.zero_latency
         n = min(n, 20_000)
         self.stack.simulator.configure(latency_ms=0)
-        with self.ctx(), build_client(self.app.config) as client:
+        with self.ctx(), build_client(self.app.config, get_redis()) as client:
             criteria = [{"name": "State", "value": states}]
             ids = []
             while len(ids) < n:
@@ -263,7 +263,7 @@ class Bench:
         self.stack.simulator.configure(latency_ms=0)
         criteria = [{"name": "State", "value": ["ID"]}]
         snap, buy = [], []
-        with self.ctx(), build_client(self.app.config) as client:
+        with self.ctx(), build_client(self.app.config, get_redis()) as client:
             for _ in range(5):
                 started = time.perf_counter()
                 ids = [r["RadarID"] for r in client.radar_ids(criteria, 0, 1000).results]

@@ -17,6 +17,7 @@ from rq import Queue
 from rq.job import Job
 from sqlalchemy.orm import Session
 
+from radar_app.defaults import JOB_NAME_MAX_LENGTH
 from radar_app.jobstate import SYSTEM, Event, add_log, transition
 from radar_app.models import BatchJob, JobStatus, User
 from radar_app.propertyradar.criteria import (
@@ -95,7 +96,8 @@ def create_job(
     chosen_fields = resolve_fields(fields)
     job = BatchJob(
         job_id=uuid.uuid4().hex,
-        name=(name or "").strip()[:200] or describe_criteria(normalized)[:200],
+        name=(name or "").strip()[:JOB_NAME_MAX_LENGTH]
+        or describe_criteria(normalized)[:JOB_NAME_MAX_LENGTH],
         criteria=normalized,
         max_records=max_records,
         refresh_all=refresh_all,

@@ -8,7 +8,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from radar_app.defaults import DEFAULT_API_URL, DEFAULT_BATCH_SIZE, DEFAULT_QUEUE, MAX_BATCH_SIZE
+from radar_app.defaults import (
+    DEFAULT_API_URL,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_QUEUE,
+    MAX_BATCH_SIZE,
+    MAX_ROWS_PER_REQUEST,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # INSTANCE_DIR in the environment moves the local state (SQLite database, secret key, demo
@@ -42,7 +48,7 @@ class Config:
     PROPERTYRADAR_API_TOKEN: str | None = None
     PROPERTYRADAR_BATCH_SIZE = DEFAULT_BATCH_SIZE
     # Purchase=0 RadarID snapshot pages are free: take as many per request as allowed.
-    PROPERTYRADAR_SNAPSHOT_PAGE_SIZE = 1000
+    PROPERTYRADAR_SNAPSHOT_PAGE_SIZE = MAX_ROWS_PER_REQUEST
     # Send the next purchase while storing the current chunk: faster, but a crash mid-store
     # then re-buys two chunks instead of one. Off: never pay twice is the stronger promise.
     PROPERTYRADAR_PREFETCH_PURCHASES = False
@@ -97,6 +103,10 @@ class Config:
     # How long a "Confirm and buy" button on the search form stays good; after that the
     # search is priced and asked again.
     SEARCH_CONFIRM_SECONDS = 15 * 60
+    # A one-page search submitted with "Process in background" unticked is queued like any
+    # other; the request then waits up to this many seconds for a worker to finish it and
+    # shows its leads at once, else opens the job page, which follows it as it runs.
+    SEARCH_WAIT_SECONDS = 5.0
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = False

@@ -41,7 +41,6 @@ import logging
 import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -52,6 +51,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from radar_app.claims import claim_records, release, release_all
+from radar_app.defaults import MAX_ROWS_PER_REQUEST
 from radar_app.import_report import chunk_message, completion_summary, shortfall_warning
 from radar_app.joblog import job_context
 from radar_app.jobstate import WORKER, Event, add_log, transition
@@ -97,7 +97,7 @@ shutdown_requested = threading.Event()
 class ImportSettings:
     batch_size: int = 400
     # Purchase=0 pages are free, so take as many RadarIDs per request as the API allows.
-    snapshot_page_size: int = 1000
+    snapshot_page_size: int = MAX_ROWS_PER_REQUEST
     # A stored property younger than this is reused instead of bought again.
     freshness: timedelta = timedelta(days=30)
     fields: Sequence[str] | None = None
@@ -264,9 +264,6 @@ def run_import(
         status = current.status if current else "MISSING"
         logger.info("batch %s not claimed (status %s); nothing to do", batch_id, status)
         return status
-    if job.rq_job_id is None:  # run inline, never queued: give the run an id to own it by
-        job.rq_job_id = f"inline-{uuid.uuid4().hex[:12]}"
-        session.commit()
     with job_context(job.job_id):
         return _Run(session, client, job, settings).run()
 

@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from radar_app import leads
+from radar_app.defaults import JOB_NAME_MAX_LENGTH
 from radar_app.extensions import db
 
 # JSONB on PostgreSQL (indexable, compact), plain JSON text elsewhere.
@@ -116,7 +117,7 @@ class BatchJob(db.Model):
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
     # Public identifier used in URLs and as the RQ job id prefix.
     job_id: so.Mapped[str] = so.mapped_column(sa.String(32), unique=True)
-    name: so.Mapped[str] = so.mapped_column(sa.String(200))
+    name: so.Mapped[str] = so.mapped_column(sa.String(JOB_NAME_MAX_LENGTH))
     status: so.Mapped[str] = so.mapped_column(sa.String(16), default=JobStatus.PENDING)
     criteria: so.Mapped[list[dict[str, Any]]] = so.mapped_column(JSONType)
     max_records: so.Mapped[int | None]

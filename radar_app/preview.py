@@ -15,10 +15,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from radar_app.defaults import MAX_ROWS_PER_REQUEST
 from radar_app.models import Property, utcnow
 from radar_app.propertyradar.client import PropertyRadarClient
 
-SNAPSHOT_PAGE = 1000
+SNAPSHOT_PAGE = MAX_ROWS_PER_REQUEST
+# RadarIDs looked up per `IN (...)` query: well inside every database's parameter limit.
+RADAR_IDS_PER_QUERY = 1000
 
 
 @dataclass(frozen=True)
@@ -90,10 +93,10 @@ def preview_search(
     owned_in_sample = 0
     if sample and not refresh_all:
         fresh_since = utcnow() - freshness
-        for offset in range(0, len(sample), 1000):
+        for offset in range(0, len(sample), RADAR_IDS_PER_QUERY):
             owned_in_sample += session.scalar(
                 sa.select(sa.func.count()).where(
-                    Property.radar_id.in_(sample[offset : offset + 1000]),
+                    Property.radar_id.in_(sample[offset : offset + RADAR_IDS_PER_QUERY]),
                     Property.last_seen_at >= fresh_since,
                 )
             )

@@ -11,15 +11,13 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask
-from redis import Redis
 from rq import get_current_job
 
 from radar_app.extensions import db
 from radar_app.importer import ImportSettings, run_import, shutdown_requested
 from radar_app.models import BatchJob, JobStatus, utcnow
-from radar_app.propertyradar.client import PropertyRadarClient
-from radar_app.propertyradar.throttle import SharedRateLimiter
 from radar_app.queue import get_redis
+from radar_app.services import build_client
 
 logger = logging.getLogger(__name__)
 
@@ -35,26 +33,6 @@ def get_app() -> Flask:
 
         app = create_app()
     return app
-
-
-def build_client(config: Any, redis: Redis | None = None) -> PropertyRadarClient:
-    """A PropertyRadar client configured from the app's settings. With a Redis connection
-    and PROPERTYRADAR_RATE_LIMIT set, its requests share the cross-worker rate limit."""
-    token = config["PROPERTYRADAR_API_TOKEN"]
-    if not token:
-        raise RuntimeError("PROPERTYRADAR_API_TOKEN is not set")
-    limiter = None
-    if redis is not None and config["PROPERTYRADAR_RATE_LIMIT"]:
-        limiter = SharedRateLimiter(redis, config["PROPERTYRADAR_RATE_LIMIT"])
-    return PropertyRadarClient(
-        token,
-        config["PROPERTYRADAR_API_URL"],
-        timeout=(5.0, config["PROPERTYRADAR_TIMEOUT"]),
-        max_attempts=config["PROPERTYRADAR_MAX_ATTEMPTS"],
-        backoff_base=config["PROPERTYRADAR_BACKOFF_BASE"],
-        backoff_max=config["PROPERTYRADAR_BACKOFF_MAX"],
-        rate_limiter=limiter,
-    )
 
 
 class Heartbeat(threading.Thread):

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,19 +21,41 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 from redis import Redis
-from rq import SimpleWorker
+from rq import Queue, SimpleWorker, Worker
+from werkzeug.security import generate_password_hash
 
 from devstack import RedisServer
-from radar_app import create_app, tasks
+from radar_app import create_app, models, tasks
+from radar_app.auth import passwords
 from radar_app.auth.tokens import hash_token, new_token
 from radar_app.config import Config
 from radar_app.extensions import db
 from radar_app.models import User
 from simulator import Simulator, start_in_thread
+from tests.helpers import wait_for
 
 PASSWORD = "correct horse battery"
 SIM_TOKEN = "test-sim-token"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+# One round of PBKDF2: almost free, where scrypt costs tens of milliseconds per user made
+# and per sign-in, the slowest part of many tests.
+FAST_PASSWORD_HASH = "pbkdf2:sha256:1"
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    """Hash test passwords cheaply; tests marked ``real_password_hash`` keep Werkzeug's
+    default (scrypt), which production uses. The unknown-account hash is cached per
+    process, so it is dropped before and after: it must cost what a user's hash costs."""
+    passwords._unknown_account_hash.cache_clear()
+    if request.node.get_closest_marker("real_password_hash") is None:
+        fast = partial(generate_password_hash, method=FAST_PASSWORD_HASH)
+        monkeypatch.setattr(models, "generate_password_hash", fast)
+        monkeypatch.setattr(passwords, "generate_password_hash", fast)
+    yield
+    passwords._unknown_account_hash.cache_clear()
 
 
 @pytest.fixture(scope="session")
@@ -306,3 +329,32 @@ def start_worker(app: Flask, app_config: dict[str, Any], tmp_path: Path):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def wait_until_listening(redis_url: str, queue_name: str, process: subprocess.Popen[bytes]) -> None:
+    """Return once a started worker process listens on the queue (fail if it exits)."""
+    connection = Redis.from_url(redis_url)
+    try:
+        queue = Queue(queue_name, connection=connection)
+        wait_for(
+            lambda: process.poll() is not None or Worker.count(connection=connection, queue=queue),
+            timeout=60,
+            what="the worker to listen on the queue",
+        )
+    finally:
+        connection.close()
+    assert process.poll() is None, "the worker exited at start-up (see its log in tmp_path)"
+
+
+@pytest.fixture
+def worker(app: Flask, redis_url: str, start_worker) -> subprocess.Popen[bytes]:
+    """One real `worker.py` process, already listening on the test queue.
+
+    A search submitted with "Process in background" unticked is queued and the request
+    waits SEARCH_WAIT_SECONDS for it: long enough here for a slow CI machine, and it
+    returns as soon as the job has finished.
+    """
+    app.config["SEARCH_WAIT_SECONDS"] = 30.0
+    process = start_worker()
+    wait_until_listening(redis_url, app.config["RQ_QUEUE"], process)
+    return process

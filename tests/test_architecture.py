@@ -12,12 +12,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
-# Contracts that the code on this branch still breaks, with the work that will keep them.
-# Remove an entry once that work is merged: test_pending_contracts_are_still_broken says when.
-PENDING = {
-    "views-never-import-tasks": "api/routes.py and jobs/routes.py import tasks.build_client",
-}
-
 
 def contract_ids() -> list[str]:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
@@ -32,21 +26,11 @@ def lint_imports(*ids: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_every_contract_is_kept():
-    enforced = [c for c in contract_ids() if c not in PENDING]
+    enforced = contract_ids()
     assert "product-never-imports-tooling" in enforced
     result = lint_imports(*enforced)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"Contracts: {len(enforced)} kept, 0 broken." in result.stdout
-
-
-def test_pending_contracts_are_still_broken():
-    # When this fails, the work named in PENDING has landed: move the contract to the
-    # enforced ones by deleting its PENDING entry.
-    for contract in PENDING:
-        assert contract in contract_ids()
-        result = lint_imports(contract)
-        assert result.returncode == 1, f"{contract} is kept now: remove it from PENDING"
-        assert "BROKEN" in result.stdout
 
 
 def test_a_broken_rule_fails_the_check(tmp_path: Path):

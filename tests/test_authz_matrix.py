@@ -16,7 +16,6 @@ row writes and the role was let through (a refused request has no side effect).
 from __future__ import annotations
 
 import re
-from functools import partial
 from typing import Any, NamedTuple
 from urllib.parse import unquote, urlsplit
 
@@ -24,9 +23,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
-from werkzeug.security import generate_password_hash
 
-from radar_app import models
 from radar_app.extensions import db
 from radar_app.models import BatchJob, JobStatus, User
 from tests.conftest import PASSWORD, AuthActions, csrf_token_from, issue_token, make_user
@@ -177,15 +174,6 @@ def test_matrix_covers_every_route(app: Flask) -> None:
 
 
 # ------------------------------------------------------------------------------ setup
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A single-round PBKDF2 instead of scrypt: the matrix signs in ~200 times and is about
-    who may do what, not the KDF (tests/test_security.py checks the real one)."""
-    monkeypatch.setattr(
-        models, "generate_password_hash", partial(generate_password_hash, method="pbkdf2:sha256:1")
-    )
 
 
 def _owner_api(app: Flask) -> dict[str, str]:

@@ -23,6 +23,7 @@ from radar_app import create_app
 from radar_app.extensions import db
 from radar_app.jobstate import add_log
 from radar_app.models import BatchJob, JobPhase, JobStatus, User, utcnow
+from radar_app.pagination import MAX_PAGE
 from radar_app.queue import get_queue
 from tests.conftest import PASSWORD, csrf_token_from
 from tests.helpers import MULTNOMAH, OREGON, count_rows, job_row, make_job
@@ -364,12 +365,16 @@ def test_background_submit_creates_a_queued_job_and_opens_it(app, signed_in):
     assert "Your job is queued." in page and POLLS in page
 
 
-def test_unticked_small_search_runs_inline_and_shows_the_leads(app, signed_in, simulator):
+def test_unticked_small_search_waits_for_the_worker_and_shows_the_leads(
+    app, signed_in, simulator, worker
+):
     data = search_form(signed_in, state="ID", county="16027", background=False)
     response = run_search(signed_in, data)
     assert response.status_code == 302
     job = job_row(app, response.headers["Location"].rsplit("/", 1)[1])
     assert job.status == JobStatus.COMPLETED and job.success_count == 100
+    # It ran on the worker like any job: queued under its RQ id, with a heartbeat.
+    assert job.rq_job_id.startswith("batch-") and job.heartbeat_at is not None
     assert queued(app) == 0
     page = signed_in.get(response.headers["Location"]).text
     assert "Done: 100 leads, listed below." in page
@@ -395,7 +400,18 @@ def test_unticked_search_whose_count_fails_keeps_the_form(app, signed_in, simula
     assert count_rows(app, BatchJob) == 0
 
 
-def test_unticked_search_whose_purchase_fails_opens_the_failed_job(app, signed_in, simulator):
+def test_unticked_small_search_not_done_in_a_moment_opens_its_job_page(app, signed_in):
+    app.config["SEARCH_WAIT_SECONDS"] = 0.2  # and no worker runs
+    data = search_form(signed_in, state="ID", county="16027", background=False)
+    response = run_search(signed_in, data, follow_redirects=True)
+    assert "This is taking longer than expected; it continues in the background." in (response.text)
+    assert 'data-status="PENDING"' in response.text and POLLS in response.text
+    assert queued(app) == 1
+
+
+def test_unticked_search_whose_purchase_fails_opens_the_failed_job(
+    app, signed_in, simulator, worker
+):
     simulator.configure(scripted_faults=[{"kind": "503", "purchase": 1, "times": -1}])
     data = search_form(signed_in, state="ID", county="16027", background=False)
     response = run_search(signed_in, data, follow_redirects=True)
@@ -504,6 +520,10 @@ def test_jobs_tab_filters_by_status_and_paginates(app, signed_in):
     assert ids[-1] in first_page and ids[0] in second_page and ids[0] not in first_page
     assert signed_in.get("/jobs?status=NOPE").status_code == 400
     assert signed_in.get("/jobs?page=0").status_code == 400
+    # Past MAX_PAGE the OFFSET would overflow the database's integer: a 400, never a 500.
+    assert signed_in.get(f"/jobs?page={MAX_PAGE + 1}").status_code == 400
+    assert signed_in.get(f"/jobs/{ids[0]}?leads_page={10**20}").status_code == 400
+    assert signed_in.get("/jobs?page=3").status_code == 200  # past the end: an empty page
 
 
 def test_jobs_tab_query_count_does_not_grow_with_jobs(app, signed_in):

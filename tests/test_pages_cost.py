@@ -317,8 +317,8 @@ def test_job_page_shows_the_free_snapshot_while_it_runs(app, signed_in, run_work
     )
 
 
-def test_an_inline_run_says_what_it_bought_and_reused(app, signed_in, simulator):
-    # 100 records (Canyon County, ID): small enough to run during the request.
+def test_a_waited_for_run_says_what_it_bought_and_reused(app, signed_in, simulator, worker):
+    # 100 records (Canyon County, ID): one page, so the request waits for the worker.
     canyon = {"state": "ID", "county": "16027"}
     data = form(signed_in, **canyon)
     del data["background"]

@@ -136,7 +136,7 @@ def test_a_search_that_buys_nothing_starts_at_once(app, signed_in, run_worker, s
     assert purchases(simulator) == []
 
 
-def test_the_inline_path_asks_too(app, signed_in, simulator):
+def test_the_unticked_path_asks_too(app, signed_in, simulator, worker):
     data = form(signed_in, state="ID", county="16027", background=False)  # 100 records
     asked = signed_in.post("/search", data=data)
     assert is_confirmation(asked) and "runs now" in asked.text

@@ -97,3 +97,21 @@ def test_a_429_storm_slows_everyone_and_loses_nothing(app, api, simulator, start
     stats = simulator.stats()
     assert stats["faults"].get("429") == 6
     assert stats["billed_records"] == 4000  # a 429 is never billed, and nothing was bought twice
+
+
+def test_an_api_preview_waits_its_turn_in_the_shared_rate_limit(app, api, redis_url, simulator):
+    """The preview's free requests pace through the same Redis limit as the workers'
+    purchases: a 429 another process met holds the preview back too."""
+    app.config["PROPERTYRADAR_RATE_LIMIT"] = 1000.0
+    redis = Redis.from_url(redis_url)
+    SharedRateLimiter(redis, 1000.0).pause(1.0)  # as a worker does after a 429
+    started = time.monotonic()
+    response = api.post(
+        "/api/batch-jobs/preview",
+        json={"criteria": [{"name": "State", "value": ["OR"]}], "max_records": 10},
+    )
+    elapsed = time.monotonic() - started
+    assert response.status_code == 200, response.text
+    assert elapsed >= 0.9  # it waited for the pause to end
+    assert redis.exists("radar:propertyradar:rate:slot")  # and took a slot in the shared limit
+    redis.close()

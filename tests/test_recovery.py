@@ -15,8 +15,8 @@ from radar_app.batches import QueueSettings
 from radar_app.extensions import db
 from radar_app.importer import run_import
 from radar_app.models import BatchJob, JobStatus
-from radar_app.queue import get_queue
-from radar_app.tasks import build_client
+from radar_app.queue import get_queue, get_redis
+from radar_app.services import build_client
 from tests.helpers import MULTNOMAH, OREGON, job_row, stored_radar_ids, wait_for
 
 FAST_RECOVERY = {
@@ -112,7 +112,7 @@ def test_a_replaced_run_stops_without_storing_more(app, api, run_worker, simulat
     with app.app_context():
         batch = db.session.scalar(sa.select(BatchJob).where(BatchJob.job_id == job_id))
         first_run = batch.rq_job_id
-        real_client = build_client(app.config)
+        real_client = build_client(app.config, get_redis())
         pages = []
 
         class TakenOverClient:

@@ -97,11 +97,13 @@ def test_records_without_radar_id_are_reported_as_such(app, user, requests_mock)
     requests_mock.post(url + "?Purchase=0", json=snapshot)
     requests_mock.post(url + "?Purchase=1", json=purchase)
     with app.app_context():
-        job = BatchJob(job_id="a" * 32, name="t", criteria=OREGON, created_by=user.id)
+        job = BatchJob(
+            job_id="a" * 32, name="t", criteria=OREGON, created_by=user.id, rq_job_id="run-1"
+        )
         db.session.add(job)
         db.session.commit()
         client = PropertyRadarClient("t", "https://pr.test")
-        status = run_import(db.session, client, job.id, batch_size=400)
+        status = run_import(db.session, client, job.id, batch_size=400, run_id="run-1")
         db.session.refresh(job)
         assert status == JobStatus.COMPLETED
         # One snapshot row had no RadarID (skipped, not bought); one bought record came

@@ -1,5 +1,5 @@
-from flask import Blueprint
+"""Admin tools: queue health, stuck jobs and spending (admins only)."""
 
-bp = Blueprint("admin", __name__, url_prefix="/admin")
+from radar_app.admin.routes import bp
 
-from radar_app.admin import routes  # noqa: E402,F401  (registers the views on bp)
+__all__ = ["bp"]

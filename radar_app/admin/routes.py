@@ -6,13 +6,12 @@ import re
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from redis.exceptions import RedisError
 from werkzeug.wrappers import Response
 
 from radar_app import recovery
-from radar_app.admin import bp
 from radar_app.admin.queue_health import queue_health
 from radar_app.batches import QueueSettings
 from radar_app.extensions import db
@@ -21,6 +20,9 @@ from radar_app.ledger import records_bought_this_month
 from radar_app.models import BatchJob, LedgerEntry, User
 from radar_app.queue import get_queue
 from radar_app.security import redact_url
+from radar_app.services import job_or_404
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 
 @bp.before_request
@@ -28,13 +30,6 @@ from radar_app.security import redact_url
 def require_admin() -> None:
     if not current_user.is_admin:
         abort(403, description="This page is for administrators.")
-
-
-def _job_or_404(job_id: str) -> BatchJob:
-    job = db.session.scalar(sa.select(BatchJob).where(BatchJob.job_id == job_id))
-    if job is None:
-        abort(404, description="Batch job not found")
-    return job
 
 
 @bp.get("/")
@@ -82,7 +77,7 @@ def stuck() -> str:
 @bp.post("/jobs/<job_id>/requeue")
 def requeue(job_id: str) -> Response:
     """Put a stuck job back in the queue; it resumes from its checkpoint."""
-    job = _job_or_404(job_id)
+    job = job_or_404(job_id)
     if not job.is_active:
         flash(f"“{job.name}” is {job.status}; use Retry on its page instead.", "error")
         return redirect(url_for("admin.stuck"))
@@ -108,7 +103,7 @@ def requeue(job_id: str) -> Response:
 @bp.post("/jobs/<job_id>/fail")
 def mark_failed(job_id: str) -> Response:
     """Give up on a stuck job; its owner can retry it later."""
-    job = _job_or_404(job_id)
+    job = job_or_404(job_id)
     done = recovery.mark_failed(
         db.session,
         job,

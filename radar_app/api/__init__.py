@@ -1,6 +1,6 @@
-from flask import Blueprint
+"""The JSON API: batch jobs (routes) and the OpenAPI document that describes them."""
 
-bp = Blueprint("api", __name__, url_prefix="/api")
+from radar_app.api import openapi  # serves /api/openapi.json from the routes' bp
+from radar_app.api.routes import bp
 
-# Imported for their side effect of registering views on bp.
-from radar_app.api import openapi, routes  # noqa: E402,F401
+__all__ = ["bp", "openapi"]

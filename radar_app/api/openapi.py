@@ -16,18 +16,13 @@ from flask import jsonify
 from werkzeug.wrappers import Response
 
 from radar_app import leads
-from radar_app.api import bp
-from radar_app.api.routes import MAX_RECORDS_LIMIT
+from radar_app.api.routes import bp
+from radar_app.defaults import JOB_NAME_MAX_LENGTH, MAX_RECORDS_LIMIT
 from radar_app.models import JobPhase, JobStatus, LedgerEntry
-from radar_app.pagination import DEFAULT_PER_PAGE, MAX_PER_PAGE
+from radar_app.pagination import DEFAULT_PER_PAGE, MAX_PAGE, MAX_PER_PAGE
 from radar_app.propertyradar import criteria
 from radar_app.propertyradar.coerce import US_STATES
 from radar_app.propertyradar.criteria import CRITERIA
-
-NAME_MAX_LENGTH = 200
-# Highest page number the API accepts: keeps (page - 1) * per_page inside a 64-bit integer,
-# which SQLite and PostgreSQL need for OFFSET. Mirrors radar_app.pagination.MAX_PAGE.
-MAX_PAGE = 1_000_000_000
 
 JSON = "application/json"
 Schema = dict[str, Any]
@@ -224,7 +219,7 @@ _SCHEMAS: dict[str, Schema] = {
             "name": _nullable(
                 {
                     "type": "string",
-                    "maxLength": NAME_MAX_LENGTH,
+                    "maxLength": JOB_NAME_MAX_LENGTH,
                     "pattern": _NO_NUL,
                     "description": "Defaults to a summary of the criteria.",
                 }

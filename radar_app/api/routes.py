@@ -6,8 +6,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import (
+    Blueprint,
     Response,
-    abort,
     current_app,
     jsonify,
     request,
@@ -15,10 +15,10 @@ from flask import (
 )
 from flask_login import current_user, login_required
 
-from radar_app import batches
-from radar_app.api import bp
+from radar_app import batches, services
 from radar_app.api.serializers import job_json, lead_json, ledger_json, log_json
 from radar_app.auth.login import bearer_token
+from radar_app.defaults import JOB_NAME_MAX_LENGTH, MAX_RECORDS_LIMIT
 from radar_app.export import csv_download, custom_fields
 from radar_app.extensions import csrf, db, limiter
 from radar_app.models import (
@@ -29,14 +29,13 @@ from radar_app.models import (
     LedgerEntry,
     Property,
 )
-from radar_app.pagination import PageArgs, page_args
+from radar_app.pagination import PageArgs, page_args, paginate
 from radar_app.preview import PreviewSettings, preview_search
 from radar_app.propertyradar.criteria import text_problem, validate_criteria
 from radar_app.propertyradar.errors import BadRequestError, CriteriaError, PropertyRadarError
 from radar_app.queue import get_queue
-from radar_app.tasks import build_client
 
-MAX_RECORDS_LIMIT = 10_000_000
+bp = Blueprint("api", __name__, url_prefix="/api")
 
 
 class ApiError(Exception):
@@ -62,17 +61,6 @@ def protect_cookie_sessions() -> None:
         csrf.protect()
 
 
-def _job_or_404(job_id: str) -> BatchJob:
-    job = batches.find_job(db.session, current_user, job_id)
-    if job is None:
-        abort(404, description="Batch job not found")
-    return job
-
-
-def _queue_settings() -> batches.QueueSettings:
-    return batches.QueueSettings.from_config(current_app.config)
-
-
 CREATE_KEYS = {"criteria", "name", "max_records", "refresh_all", "fields"}
 
 
@@ -91,8 +79,8 @@ def _parse_body(allowed: set[str]) -> dict[str, Any]:
     for key in unknown:
         fields[key] = "Unknown field"
     name = body.get("name")
-    if name is not None and (not isinstance(name, str) or len(name) > 200):
-        fields["name"] = "Must be a string of at most 200 characters"
+    if name is not None and (not isinstance(name, str) or len(name) > JOB_NAME_MAX_LENGTH):
+        fields["name"] = f"Must be a string of at most {JOB_NAME_MAX_LENGTH} characters"
     elif name is not None and (problem := text_problem(name)):
         fields["name"] = problem[0].upper() + problem[1:]
     max_records = body.get("max_records")
@@ -112,13 +100,9 @@ def _parse_body(allowed: set[str]) -> dict[str, Any]:
     return body
 
 
-def _user_key() -> str:
-    return f"user:{current_user.id}" if current_user.is_authenticated else request.remote_addr
-
-
 @bp.post("/batch-jobs")
 @login_required
-@limiter.limit(lambda: current_app.config["JOB_CREATE_RATE_LIMIT"], key_func=_user_key)
+@limiter.limit(lambda: current_app.config["JOB_CREATE_RATE_LIMIT"], key_func=services.user_key)
 def create_batch_job() -> tuple[Response, int, dict[str, str]]:
     """Create a batch job and queue it for a worker."""
     body = _parse_body(CREATE_KEYS)
@@ -126,7 +110,7 @@ def create_batch_job() -> tuple[Response, int, dict[str, str]]:
         job = batches.create_job(
             db.session,
             get_queue(),
-            _queue_settings(),
+            services.queue_settings(),
             owner=current_user,
             criteria=body["criteria"],
             name=body.get("name"),
@@ -150,7 +134,7 @@ def preview_batch_job() -> Response:
     config = current_app.config
     try:
         criteria = validate_criteria(body["criteria"])
-        with build_client(config) as client:
+        with services.client() as client:
             result = preview_search(
                 db.session,
                 client,
@@ -184,13 +168,12 @@ def list_batch_jobs() -> Response:
                 400, "Invalid status", fields={"status": f"One of {', '.join(JobStatus)}"}
             )
         query = query.where(BatchJob.status == status)
-    total = db.session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
-    items = db.session.scalars(query.offset(paging.offset).limit(paging.per_page)).all()
+    jobs = paginate(query, paging)
     return jsonify(
-        items=[job_json(job) for job in items],
-        page=paging.page,
-        per_page=paging.per_page,
-        total=total,
+        items=[job_json(job) for job in jobs.items],
+        page=jobs.page,
+        per_page=jobs.per_page,
+        total=jobs.total,
     )
 
 
@@ -198,14 +181,14 @@ def list_batch_jobs() -> Response:
 @login_required
 def get_batch_job(job_id: str) -> Response:
     """One job with its progress, rate and ETA."""
-    return jsonify(job_json(_job_or_404(job_id)))
+    return jsonify(job_json(services.job_or_404(job_id)))
 
 
 @bp.post("/batch-jobs/<job_id>/cancel")
 @login_required
 def cancel_batch_job(job_id: str) -> tuple[Response, int]:
     """Cancel a queued job, or stop a running one after its page in flight."""
-    job = _job_or_404(job_id)
+    job = services.job_or_404(job_id)
     try:
         job = batches.request_cancel(db.session, get_queue(), job)
     except batches.InvalidTransition as exc:
@@ -217,9 +200,9 @@ def cancel_batch_job(job_id: str) -> tuple[Response, int]:
 @login_required
 def retry_batch_job(job_id: str) -> tuple[Response, int]:
     """Resume a failed or cancelled job from its checkpoint."""
-    job = _job_or_404(job_id)
+    job = services.job_or_404(job_id)
     try:
-        job = batches.retry_job(db.session, get_queue(), _queue_settings(), job)
+        job = batches.retry_job(db.session, get_queue(), services.queue_settings(), job)
     except batches.InvalidTransition as exc:
         raise ApiError(409, str(exc), status=job.status) from exc
     except batches.QueueUnavailable as exc:
@@ -231,18 +214,19 @@ def retry_batch_job(job_id: str) -> tuple[Response, int]:
 @login_required
 def batch_job_logs(job_id: str) -> Response:
     """The job's log, newest first."""
-    job = _job_or_404(job_id)
+    job = services.job_or_404(job_id)
     paging = _page_args()
-    base = sa.select(BatchJobLog).where(BatchJobLog.batch_job_id == job.id)
-    total = db.session.scalar(sa.select(sa.func.count()).select_from(base.subquery()))
-    entries = db.session.scalars(
-        base.order_by(BatchJobLog.id.desc()).offset(paging.offset).limit(paging.per_page)
-    ).all()
+    entries = paginate(
+        sa.select(BatchJobLog)
+        .where(BatchJobLog.batch_job_id == job.id)
+        .order_by(BatchJobLog.id.desc()),
+        paging,
+    )
     return jsonify(
-        items=[log_json(e) for e in entries],
-        page=paging.page,
-        per_page=paging.per_page,
-        total=total,
+        items=[log_json(e) for e in entries.items],
+        page=entries.page,
+        per_page=entries.per_page,
+        total=entries.total,
     )
 
 
@@ -250,7 +234,7 @@ def batch_job_logs(job_id: str) -> Response:
 @login_required
 def batch_job_ledger(job_id: str) -> Response:
     """Every purchase request of the job: billed records and cost, or 'possibly billed'."""
-    job = _job_or_404(job_id)
+    job = services.job_or_404(job_id)
     entries = db.session.scalars(
         sa.select(LedgerEntry).where(LedgerEntry.batch_job_id == job.id).order_by(LedgerEntry.id)
     ).all()
@@ -267,22 +251,22 @@ def batch_job_ledger(job_id: str) -> Response:
 @login_required
 def batch_job_leads(job_id: str) -> Response:
     """The job's leads in search order."""
-    job = _job_or_404(job_id)
+    job = services.job_or_404(job_id)
     paging = _page_args()
-    entries = db.session.scalars(
+    leads = paginate(
         sa.select(Property)
         .join(JobProperty, JobProperty.property_id == Property.id)
         .where(JobProperty.batch_job_id == job.id)
-        .order_by(JobProperty.position)
-        .offset(paging.offset)
-        .limit(paging.per_page)
-    ).all()
+        .order_by(JobProperty.position),
+        paging,
+        total=job.success_count,  # the number of links, kept with each page
+    )
     custom = custom_fields(job)
     return jsonify(
-        items=[lead_json(p, custom) for p in entries],
-        page=paging.page,
-        per_page=paging.per_page,
-        total=job.success_count,
+        items=[lead_json(p, custom) for p in leads.items],
+        page=leads.page,
+        per_page=leads.per_page,
+        total=leads.total,
     )
 
 
@@ -290,7 +274,7 @@ def batch_job_leads(job_id: str) -> Response:
 @login_required
 def batch_job_leads_csv(job_id: str) -> Response:
     """Every lead of the job as CSV, streamed."""
-    return csv_download(db.session, _job_or_404(job_id))
+    return csv_download(db.session, services.job_or_404(job_id))
 
 
 def _page_args() -> PageArgs:

@@ -1,5 +1,5 @@
-from flask import Blueprint
+"""Sign-in, sign-out, passwords and API tokens."""
 
-bp = Blueprint("auth", __name__, url_prefix="/auth")
+from radar_app.auth.routes import bp
 
-from radar_app.auth import routes  # noqa: E402,F401  (registers the views on bp)
+__all__ = ["bp"]

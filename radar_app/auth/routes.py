@@ -2,15 +2,16 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from limits import parse as parse_limit
 from werkzeug.wrappers import Response
 
-from radar_app.auth import bp
 from radar_app.auth.forms import LoginForm
 from radar_app.auth.passwords import account_key, authenticate
 from radar_app.extensions import db, limiter
+
+bp = Blueprint("auth", __name__, url_prefix="/auth")
 
 
 def safe_next(target: str | None) -> str | None:

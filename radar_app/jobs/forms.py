@@ -28,6 +28,7 @@ from wtforms import (
 from wtforms.validators import Length, NumberRange, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from radar_app.defaults import JOB_NAME_MAX_LENGTH, MAX_RECORDS_LIMIT
 from radar_app.propertyradar.coerce import US_STATES
 from radar_app.propertyradar.counties import CountyError, resolve_counties
 from radar_app.propertyradar.criteria import (
@@ -42,7 +43,8 @@ from radar_app.propertyradar.criteria import (
 )
 from radar_app.propertyradar.errors import CriteriaError
 
-MAX_RECORDS_LIMIT = 10_000_000
+# Characters in a box that takes a list (counties, ZIP codes), before it is split.
+LIST_TEXT_MAX_LENGTH = 1000
 
 # Code → display name, from the one table the client uses to read state names.
 STATE_NAMES: dict[str, str] = dict(
@@ -165,7 +167,7 @@ class SearchForm(FlaskForm):
     )
     county = StringField(
         "County",
-        validators=[Length(max=1000), _counties],
+        validators=[Length(max=LIST_TEXT_MAX_LENGTH), _counties],
         description="Names or 5-digit FIPS codes, e.g. Multnomah or 41051; separate with commas",
     )
     city = StringField(
@@ -175,7 +177,10 @@ class SearchForm(FlaskForm):
     )
     zips = StringField(
         "ZIP codes",
-        validators=[Length(max=1000), _list_of(r"\d{5}", "ZIP codes have 5 digits", limit=200)],
+        validators=[
+            Length(max=LIST_TEXT_MAX_LENGTH),
+            _list_of(r"\d{5}", "ZIP codes have 5 digits", limit=200),
+        ],
         description="Separate with commas or spaces",
     )
 
@@ -223,7 +228,7 @@ class SearchForm(FlaskForm):
     # Job
     name = StringField(
         "Job name",
-        validators=[Length(max=200), _no_nul],
+        validators=[Length(max=JOB_NAME_MAX_LENGTH), _no_nul],
         description="Optional; defaults to a summary of the search",
     )
     max_records = IntegerField(

@@ -1,11 +1,12 @@
 """Pages and htmx fragments: search, the Jobs tab, a job's page, notifications.
 
-Live updates follow the self-replacing fragment pattern (STYLE.md 2.8): a fragment that
-shows an active job carries ``hx-trigger="every 2s"`` and replaces itself with the
-server's latest rendering; a finished job is rendered without the trigger, so polling
-stops by omission. The job page polls one fragment (``progress``); when the job has
-changed it also sends ``HX-Trigger: job-updated``, which the log and leads sections
-listen for, so they refresh only when there is something new.
+Live updates follow the self-replacing fragment pattern (Hypermedia Systems' contact-app,
+``archive_ui.html``): a fragment that shows an active job carries ``hx-trigger="every
+2s"`` and replaces itself with the server's latest rendering; a finished job is rendered
+without the trigger, so polling stops by omission. The job page polls one fragment
+(``progress``); when the job has changed it also sends ``HX-Trigger: job-updated``,
+which the log and leads sections listen for, so they refresh only when there is
+something new.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from flask import (
+    Blueprint,
     Response,
     abort,
     current_app,
@@ -32,10 +34,10 @@ from flask_login import current_user
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from redis.exceptions import RedisError
 
-from radar_app import batches, pace
+from radar_app import batches, pace, services
 from radar_app.export import csv_download
 from radar_app.extensions import db, limiter, login_manager
-from radar_app.jobs import bp, search
+from radar_app.jobs import filters, search
 from radar_app.jobs.filters import money
 from radar_app.jobs.forms import PROPERTY_RANGES, STATE_NAMES, VALUE_RANGES, SearchForm
 from radar_app.models import (
@@ -47,13 +49,14 @@ from radar_app.models import (
     Property,
     utcnow,
 )
-from radar_app.pagination import PageArgs, page_args
+from radar_app.pagination import PageArgs, page_args, paginate
 from radar_app.preview import PreviewSettings
-from radar_app.propertyradar.client import PropertyRadarClient
 from radar_app.propertyradar.counties import by_fips, counties_in
 from radar_app.propertyradar.errors import CriteriaError, PropertyRadarError
 from radar_app.queue import get_queue, get_redis
-from radar_app.tasks import build_client
+
+bp = Blueprint("jobs", __name__)
+bp.record_once(lambda state: filters.init_app(state.app))
 
 JOBS_PER_PAGE = 20
 LOG_PER_PAGE = 15
@@ -88,30 +91,11 @@ def require_login() -> Response | None:
     return login_manager.unauthorized()
 
 
-def _job_or_404(job_id: str) -> BatchJob:
-    """The job if the current user may see it.
-
-    :raise 404: no such job, or it belongs to someone else (indistinguishable on purpose).
-    """
-    job = batches.find_job(db.session, current_user, job_id)
-    if job is None:
-        abort(404, description="There is no job with that id, or it is not yours.")
-    return job
-
-
 def _paging(name: str = "page", per_page: int = 25) -> PageArgs:
     try:
         return page_args({"page": request.args.get(name, "1")}, default_per_page=per_page)
     except ValueError as exc:
         abort(400, description=str(exc))
-
-
-def _pages(total: int, per_page: int) -> int:
-    return max(1, -(-total // per_page))
-
-
-def _queue_settings() -> batches.QueueSettings:
-    return batches.QueueSettings.from_config(current_app.config)
 
 
 # ---------------------------------------------------------------------------- Jobs tab
@@ -141,15 +125,15 @@ def index() -> str:
     )
     query = visible.where(BatchJob.status == status) if status else visible
     total = counts.get(status, 0) if status else sum(counts.values())
-    jobs = db.session.scalars(query.offset(paging.offset).limit(paging.per_page)).all()
+    jobs = paginate(query, paging, total=total)
     return render_template(
         "jobs/index.html",
-        jobs=jobs,
+        jobs=jobs.items,
         status=status,
         counts=counts,
         total=total,
-        page=paging.page,
-        pages=_pages(total, paging.per_page),
+        page=jobs.page,
+        pages=jobs.pages,
         statuses=list(JobStatus),
         now=utcnow(),
     )
@@ -158,7 +142,7 @@ def index() -> str:
 @bp.get("/jobs/<job_id>/row")
 def row(job_id: str) -> str:
     """One row of the Jobs tab; polls itself while the job is active."""
-    return render_template("jobs/_row.html", job=_job_or_404(job_id), now=utcnow())
+    return render_template("jobs/_row.html", job=services.job_or_404(job_id), now=utcnow())
 
 
 # ------------------------------------------------------------------------------ search
@@ -180,17 +164,6 @@ def _county_choices(states: list[str]) -> dict[str, Any]:
     """The county suggestions for the chosen states, and those states' names."""
     chosen = [code for code in states if code in STATE_NAMES]  # the select may send anything
     return {"counties": counties_in(chosen), "chosen": [STATE_NAMES[code] for code in chosen]}
-
-
-def _client() -> PropertyRadarClient:
-    # With Redis the client shares the workers' PropertyRadar rate limit (when one is set).
-    return build_client(current_app.config, get_redis())
-
-
-def _user_key() -> str:
-    if current_user.is_authenticated:
-        return f"user:{current_user.id}"
-    return request.remote_addr or "unknown"
 
 
 def _is_back_to_form() -> bool:
@@ -272,7 +245,7 @@ def _confirm_page(form: SearchForm, priced: search.CostPreview, *, stale: bool) 
         confirm_token=token,
         counties=counties,
         criteria=form.criteria(),
-        inline=not form.background.data and priced.preview.matches <= batch_size,
+        runs_now=not form.background.data and priced.preview.matches <= batch_size,
         stale=stale,
     )
 
@@ -282,7 +255,7 @@ def _confirm_page(form: SearchForm, priced: search.CostPreview, *, stale: bool) 
 # confirming it are both counted (each makes PropertyRadar requests); Back is not.
 @limiter.limit(
     lambda: current_app.config["JOB_CREATE_RATE_LIMIT"],
-    key_func=_user_key,
+    key_func=services.user_key,
     methods=["POST"],
     exempt_when=_is_back_to_form,
 )
@@ -313,7 +286,7 @@ def new_search() -> tuple[str, int] | Response | str:
     # Not confirmed: price it (free requests) and ask, unless it buys nothing.
     try:
         get_redis().ping()  # no use asking to confirm a job that could not be queued
-        with _client() as client:
+        with services.client() as client:
             priced = search.preview_cost(
                 db.session,
                 client,
@@ -361,14 +334,15 @@ def _start_confirmed(form: SearchForm, confirmation: str) -> tuple[str, int] | R
 
 
 def _start_search(form: SearchForm) -> tuple[tuple[str, int] | Response, str | None]:
-    """Create the job (and run it, inline); the response and the new job's id, if any."""
+    """Create the job (and, for a one-page search, wait a moment for it); the response and
+    the new job's id, if any."""
     batch_size = current_app.config["PROPERTYRADAR_BATCH_SIZE"]
     try:
         result = search.submit(
             db.session,
             get_queue(),
-            _queue_settings(),
-            client_factory=_client,
+            services.queue_settings(),
+            client_factory=services.client,
             owner=current_user,
             criteria=form.criteria(),
             name=form.name.data,
@@ -393,9 +367,7 @@ def _start_search(form: SearchForm) -> tuple[tuple[str, int] | Response, str | N
     # A queued job needs no message: its status panel says "queued" while it is (and only
     # then). The messages below go in the job page's notices, which the panel clears once
     # the job has finished (see _progress).
-    if result.mode is search.Mode.BACKGROUND:
-        pass
-    elif result.mode is search.Mode.TOO_BIG:
+    if result.mode is search.Mode.TOO_BIG:
         sized = result.estimate
         assert sized is not None
         flash(
@@ -403,17 +375,19 @@ def _start_search(form: SearchForm) -> tuple[tuple[str, int] | Response, str | N
             f"{batch_size:,}, so it is running in the background. This page updates as it runs.",
             "info",
         )
-    elif result.error is not None:
-        flash(f"The search failed: {result.error}. You can retry it below.", "error")
-    elif job.is_active:
-        # The inline run stalled long enough for crash recovery to hand it to a worker.
-        flash("This is taking longer than expected; it continues in the background.", "info")
-    else:
-        flash(
-            f"Done: {job.success_count:,} leads, listed below. {job.purchased_count:,} bought "
-            f"for {money(job.cost_total)}, {job.reused_count:,} reused at no cost.",
-            "success",
-        )
+    elif result.mode is search.Mode.WAIT:
+        seconds = current_app.config["SEARCH_WAIT_SECONDS"]
+        if not search.wait_briefly(db.session, job, seconds):
+            flash("This is taking longer than expected; it continues in the background.", "info")
+        elif job.status == JobStatus.COMPLETED:
+            flash(
+                f"Done: {job.success_count:,} leads, listed below. {job.purchased_count:,} "
+                f"bought for {money(job.cost_total)}, {job.reused_count:,} reused at no cost.",
+                "success",
+            )
+        elif job.status == JobStatus.FAILED:
+            reason = job.error_details or "see the log below"
+            flash(f"The search failed: {reason}. You can retry it below.", "error")
     return redirect(url_for("jobs.detail", job_id=job.job_id)), job.job_id
 
 
@@ -425,7 +399,7 @@ def preview() -> tuple[str, int]:
         return render_template("jobs/_preview.html", form=form), 422
     config = current_app.config
     try:
-        with _client() as client:
+        with services.client() as client:
             result = search.preview_cost(
                 db.session,
                 client,
@@ -446,40 +420,41 @@ def preview() -> tuple[str, int]:
 # ---------------------------------------------------------------------------- job page
 
 
-def _log_page(job: BatchJob, page: int) -> dict[str, Any]:
-    base = sa.select(BatchJobLog).where(BatchJobLog.batch_job_id == job.id)
-    total = db.session.scalar(sa.select(sa.func.count()).select_from(base.subquery())) or 0
-    entries = db.session.scalars(
-        base.order_by(BatchJobLog.id.desc()).offset((page - 1) * LOG_PER_PAGE).limit(LOG_PER_PAGE)
-    ).all()
+def _log_page(job: BatchJob, paging: PageArgs) -> dict[str, Any]:
+    entries = paginate(
+        sa.select(BatchJobLog)
+        .where(BatchJobLog.batch_job_id == job.id)
+        .order_by(BatchJobLog.id.desc()),
+        paging,
+    )
     return {
-        "entries": entries,
-        "log_page": page,
-        "log_pages": _pages(total, LOG_PER_PAGE),
-        "log_total": total,
+        "entries": entries.items,
+        "log_page": entries.page,
+        "log_pages": entries.pages,
+        "log_total": entries.total,
     }
 
 
-def _leads_page(job: BatchJob, page: int) -> dict[str, Any]:
-    leads = db.session.scalars(
+def _leads_page(job: BatchJob, paging: PageArgs) -> dict[str, Any]:
+    leads = paginate(
         sa.select(Property)
         .join(JobProperty, JobProperty.property_id == Property.id)
         .where(JobProperty.batch_job_id == job.id)
-        .order_by(JobProperty.position)
-        .offset((page - 1) * LEADS_PER_PAGE)
-        .limit(LEADS_PER_PAGE)
-    ).all()
-    # success_count is the number of links, kept with each page: no COUNT(*) needed.
+        .order_by(JobProperty.position),
+        paging,
+        # success_count is the number of links, kept with each page: no COUNT(*) needed.
+        total=job.success_count,
+    )
     return {
-        "leads": leads,
-        "leads_page": page,
-        "leads_pages": _pages(job.success_count, LEADS_PER_PAGE),
-        "leads_total": job.success_count,
-        "leads_offset": (page - 1) * LEADS_PER_PAGE,
+        "leads": leads.items,
+        "leads_page": leads.page,
+        "leads_pages": leads.pages,
+        "leads_total": leads.total,
+        "leads_offset": (leads.page - 1) * leads.per_page,
     }
 
 
-def _purchases_page(job: BatchJob, page: int) -> dict[str, Any]:
+def _purchases_page(job: BatchJob, paging: PageArgs) -> dict[str, Any]:
     """One page of the job's purchase ledger, newest first, with its totals."""
     where = LedgerEntry.batch_job_id == job.id
     total, possibly_billed = db.session.execute(
@@ -499,17 +474,13 @@ def _purchases_page(job: BatchJob, page: int) -> dict[str, Any]:
         if possibly_billed
         else []
     )
-    entries = db.session.scalars(
-        sa.select(LedgerEntry)
-        .where(where)
-        .order_by(LedgerEntry.id.desc())
-        .offset((page - 1) * PURCHASES_PER_PAGE)
-        .limit(PURCHASES_PER_PAGE)
-    ).all()
+    entries = paginate(
+        sa.select(LedgerEntry).where(where).order_by(LedgerEntry.id.desc()), paging, total=total
+    )
     return {
-        "purchases": entries,
-        "purchases_page": page,
-        "purchases_pages": _pages(total, PURCHASES_PER_PAGE),
+        "purchases": entries.items,
+        "purchases_page": entries.page,
+        "purchases_pages": entries.pages,
         "purchases_total": total,
         "possibly_billed": possibly_billed,
         "unsure_pages": unsure_pages[:MAX_UNSURE_PAGES],
@@ -565,7 +536,7 @@ def _progress(
 @bp.get("/jobs/<job_id>")
 def detail(job_id: str) -> str:
     """A job's progress, timings, log and leads."""
-    job = _job_or_404(job_id)
+    job = services.job_or_404(job_id)
     now = utcnow()
     return render_template(
         "jobs/detail.html",
@@ -573,51 +544,51 @@ def detail(job_id: str) -> str:
         now=now,
         pace=_pace(job, now),
         version=job_version(job),
-        **_log_page(job, _paging("log_page", LOG_PER_PAGE).page),
-        **_leads_page(job, _paging("leads_page", LEADS_PER_PAGE).page),
-        **_purchases_page(job, _paging("purchases_page", PURCHASES_PER_PAGE).page),
+        **_log_page(job, _paging("log_page", LOG_PER_PAGE)),
+        **_leads_page(job, _paging("leads_page", LEADS_PER_PAGE)),
+        **_purchases_page(job, _paging("purchases_page", PURCHASES_PER_PAGE)),
     )
 
 
 @bp.get("/jobs/<job_id>/progress")
 def progress(job_id: str) -> Response:
     """htmx fragment: the job's status panel; polls itself while the job is active."""
-    return _progress(_job_or_404(job_id))
+    return _progress(services.job_or_404(job_id))
 
 
 @bp.get("/jobs/<job_id>/log")
 def log(job_id: str) -> str:
     """htmx fragment: one page of the job's log, newest first."""
-    job = _job_or_404(job_id)
+    job = services.job_or_404(job_id)
     return render_template(
-        "jobs/_log.html", job=job, **_log_page(job, _paging("page", LOG_PER_PAGE).page)
+        "jobs/_log.html", job=job, **_log_page(job, _paging("page", LOG_PER_PAGE))
     )
 
 
 @bp.get("/jobs/<job_id>/leads")
 def leads(job_id: str) -> str:
     """htmx fragment: one page of the job's leads, in search order."""
-    job = _job_or_404(job_id)
+    job = services.job_or_404(job_id)
     return render_template(
-        "jobs/_leads.html", job=job, **_leads_page(job, _paging("page", LEADS_PER_PAGE).page)
+        "jobs/_leads.html", job=job, **_leads_page(job, _paging("page", LEADS_PER_PAGE))
     )
 
 
 @bp.get("/jobs/<job_id>/purchases")
 def purchases(job_id: str) -> str:
     """htmx fragment: one page of the job's purchase ledger, newest first."""
-    job = _job_or_404(job_id)
+    job = services.job_or_404(job_id)
     return render_template(
         "jobs/_purchases.html",
         job=job,
-        **_purchases_page(job, _paging("page", PURCHASES_PER_PAGE).page),
+        **_purchases_page(job, _paging("page", PURCHASES_PER_PAGE)),
     )
 
 
 @bp.get("/jobs/<job_id>/leads.csv")
 def leads_csv(job_id: str) -> Response:
     """Every lead of the job as a CSV download, streamed."""
-    return csv_download(db.session, _job_or_404(job_id))
+    return csv_download(db.session, services.job_or_404(job_id))
 
 
 def _action_done(job: BatchJob, message: str) -> Response:
@@ -639,7 +610,7 @@ def _action_refused(job: BatchJob, message: str, status: int) -> Response:
 @bp.post("/jobs/<job_id>/cancel")
 def cancel(job_id: str) -> Response:
     """Cancel a queued job, or stop a running one after the page in flight."""
-    job = _job_or_404(job_id)
+    job = services.job_or_404(job_id)
     try:
         job = batches.request_cancel(db.session, get_queue(), job)
     except batches.InvalidTransition as exc:
@@ -652,9 +623,9 @@ def cancel(job_id: str) -> Response:
 @bp.post("/jobs/<job_id>/retry")
 def retry(job_id: str) -> Response:
     """Queue a failed or cancelled job again; it resumes where it stopped."""
-    job = _job_or_404(job_id)
+    job = services.job_or_404(job_id)
     try:
-        job = batches.retry_job(db.session, get_queue(), _queue_settings(), job)
+        job = batches.retry_job(db.session, get_queue(), services.queue_settings(), job)
     except batches.InvalidTransition as exc:
         return _action_refused(job, f"{exc}.", 409)
     except batches.QueueUnavailable as exc:

@@ -1,7 +1,8 @@
-"""Preview and submit a search: count and price it for free, then queue it or run it at once.
+"""Preview and submit a search: count and price it for free, then queue it.
 
-No request or app context needed: the routes hand in what it uses, so the rules ("small
-searches run inline, big ones always go to the background") live in one place.
+No request or app context needed: the routes hand in what it uses, so the rules ("a
+one-page search is waited for, a bigger one is followed on its job page") live in one
+place.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import enum
 import hashlib
 import json
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,11 +21,9 @@ from rq import Queue
 from sqlalchemy.orm import Session
 
 from radar_app import batches
-from radar_app.importer import run_import
 from radar_app.models import BatchJob, User
 from radar_app.preview import Preview, PreviewSettings, preview_search
 from radar_app.propertyradar.client import PropertyRadarClient
-from radar_app.propertyradar.errors import PropertyRadarError
 
 QUEUE_DOWN = "The job queue is unavailable; please try again shortly"
 
@@ -125,8 +125,8 @@ def fingerprint(
 
 class Mode(enum.StrEnum):
     BACKGROUND = "background"  # the user asked for it
-    INLINE = "inline"  # small enough to run during the request
-    TOO_BIG = "too_big"  # the user asked for inline, but it needs more than one page
+    WAIT = "wait"  # one page: queued, and the request waits a moment for it (wait_briefly)
+    TOO_BIG = "too_big"  # the user asked to wait, but it needs more than one page
 
 
 @dataclass(frozen=True)
@@ -134,8 +134,6 @@ class Submitted:
     job: BatchJob
     mode: Mode
     estimate: Estimate | None = None
-    # Why an inline run failed, for the user; the job is then FAILED and can be retried.
-    error: str | None = None
 
 
 def submit(
@@ -154,8 +152,11 @@ def submit(
     refresh_all: bool = False,
     fields: list[str] | None = None,
 ) -> Submitted:
-    """Create a batch job for the search and either queue it or, when the user unticked
-    "Process in background" and it fits in one page, run it now.
+    """Create and queue a batch job for the search.
+
+    Every job runs on a worker (with its heartbeat and crash recovery). When the user
+    unticked "Process in background", the search is counted first: one that fits in a
+    page is returned as Mode.WAIT, for the caller to wait a moment for it.
 
     Raises:
         CriteriaError: the criteria or the fields are invalid (nothing is stored).
@@ -172,8 +173,7 @@ def submit(
         fields=fields,
     )
     if background:
-        job = batches.create_job(session, queue, settings, **create)
-        return Submitted(job, Mode.BACKGROUND)
+        return Submitted(batches.create_job(session, queue, settings, **create), Mode.BACKGROUND)
 
     with client_factory() as client:
         try:
@@ -186,18 +186,30 @@ def submit(
             )
         except RedisError as exc:  # the shared rate limiter lives in Redis too
             raise batches.QueueUnavailable(QUEUE_DOWN) from exc
-        if sized.records > batch_size:
-            job = batches.create_job(session, queue, settings, **create)
-            return Submitted(job, Mode.TOO_BIG, sized)
+    job = batches.create_job(session, queue, settings, **create)
+    return Submitted(job, Mode.TOO_BIG if sized.records > batch_size else Mode.WAIT, sized)
 
-        # Never enqueued, so no worker can race us for it.
-        job = batches.create_job(session, queue, settings, **create, enqueue=False)
-        try:
-            run_import(session, client, job.id, batch_size=batch_size)
-        except (PropertyRadarError, RedisError) as exc:
-            # run_import has already recorded FAILED and the reason on the job.
-            session.refresh(job)
-            reason = exc.message if isinstance(exc, PropertyRadarError) else QUEUE_DOWN
-            return Submitted(job, Mode.INLINE, sized, error=reason)
-    session.refresh(job)
-    return Submitted(job, Mode.INLINE, sized)
+
+def wait_briefly(
+    session: Session,
+    job: BatchJob,
+    seconds: float,
+    *,
+    poll_interval: float = 0.1,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> bool:
+    """Wait up to ``seconds`` for a worker to finish the job; whether it has.
+
+    The job row is read again on every poll, each in its own transaction, so the worker's
+    commits are seen on every database and isolation level.
+    """
+    deadline = clock() + seconds
+    while True:
+        session.rollback()  # nothing to keep: end the read snapshot, expire the row
+        session.refresh(job)
+        if not job.is_active:
+            return True
+        if clock() >= deadline:
+            return False
+        sleep(poll_interval)

@@ -1,6 +1,6 @@
 """HTTP client for PropertyRadar's ``POST /v1/properties`` search.
 
-Design points (facts from /work/shared/propertyradar-api.md):
+Design points (facts from PropertyRadar's API documentation and field reports):
 
 * Control parameters (``Purchase``, ``Limit``, ``Start``, ``Fields``) go in the query
   string only; the body is exactly ``{"Criteria": [...]}``. Field reports show the API

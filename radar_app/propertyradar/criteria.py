@@ -6,7 +6,7 @@ time. Validating here lets the UI show *every* problem at once, next to the righ
 field, before any request is made. Normalizing (upper-casing states, ZipFive as int,
 County as str...) also makes two equivalent searches compare equal.
 
-The catalogue covers the criteria in section 4 of /work/shared/propertyradar-api.md.
+The catalogue covers the search criteria PropertyRadar documents for ``/v1/properties``.
 Anything not listed is rejected rather than passed through, because an unknown name
 always fails at the API anyway.
 """

@@ -16,7 +16,7 @@ from playwright.sync_api import Page, expect
 
 from radar_app.models import JobStatus
 from tests.browser.conftest import sign_in
-from tests.conftest import ARTIFACTS, PASSWORD
+from tests.conftest import ARTIFACTS, PASSWORD, wait_until_listening
 from tests.helpers import job_row
 
 pytestmark = pytest.mark.browser
@@ -187,7 +187,7 @@ def test_a_failed_job_is_retried_to_completion(
 
 
 def test_screenshots_for_the_docs(
-    signed_in: Page, app, simulator, start_worker, run_worker
+    signed_in: Page, app, redis_url, simulator, start_worker, run_worker
 ) -> None:
     """The README's screenshots; also checks the pages fit a phone screen.
 
@@ -197,9 +197,16 @@ def test_screenshots_for_the_docs(
     target = DOCS if os.environ.get("UPDATE_SCREENSHOTS") == "1" else ARTIFACTS
     target.mkdir(parents=True, exist_ok=True)
 
-    # One job in each state: finished, cancelled and failed ones first (the failed one
-    # runs in this process), then a slow one on a real worker, caught while it runs.
+    # One job in each state: a finished one (a one-page search, which the request waits
+    # for a real worker to finish), a cancelled one (no worker left to start it) and a
+    # failed one (run in this process), then a slow one on a real worker, caught running.
+    app.config["SEARCH_WAIT_SECONDS"] = 30.0
+    quick = start_worker()
+    wait_until_listening(redis_url, app.config["RQ_QUEUE"], quick)
     submit_search(page, state="ID", county="16027", name="Canyon County, ID", background=False)
+    expect(page.locator("#job-notices")).to_contain_text("Done: 100 leads, listed below.")
+    quick.terminate()
+    quick.wait(timeout=15)
     submit_search(page, state="NV", county="32003", name="Clark County, NV")
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Cancel job").click()

@@ -1,0 +1,78 @@
+"""What the views (pages, API, admin) and the RQ worker share below the web layer.
+
+The views import this module, never the RQ entry module (radar_app.tasks): a view that
+needs a PropertyRadar client, the queue settings or a job by its public id gets it here,
+so the web and the worker build the client in one way, always behind the shared
+rate limiter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import abort, current_app, request
+from flask_login import current_user
+from redis import Redis
+
+from radar_app import batches
+from radar_app.extensions import db
+from radar_app.models import BatchJob
+from radar_app.propertyradar.client import PropertyRadarClient
+from radar_app.propertyradar.throttle import SharedRateLimiter
+from radar_app.queue import get_redis
+
+
+def build_client(config: Mapping[str, Any], redis: Redis) -> PropertyRadarClient:
+    """A PropertyRadar client configured from the app's settings.
+
+    With PROPERTYRADAR_RATE_LIMIT set, every request it makes (the web's free counts and
+    previews as much as the worker's purchases) waits its turn in the rate limit that all
+    processes share through ``redis``.
+
+    Raises:
+        RuntimeError: PROPERTYRADAR_API_TOKEN is not set.
+    """
+    token = config["PROPERTYRADAR_API_TOKEN"]
+    if not token:
+        raise RuntimeError("PROPERTYRADAR_API_TOKEN is not set")
+    limiter = None
+    if config["PROPERTYRADAR_RATE_LIMIT"]:
+        limiter = SharedRateLimiter(redis, config["PROPERTYRADAR_RATE_LIMIT"])
+    return PropertyRadarClient(
+        token,
+        config["PROPERTYRADAR_API_URL"],
+        timeout=(5.0, config["PROPERTYRADAR_TIMEOUT"]),
+        max_attempts=config["PROPERTYRADAR_MAX_ATTEMPTS"],
+        backoff_base=config["PROPERTYRADAR_BACKOFF_BASE"],
+        backoff_max=config["PROPERTYRADAR_BACKOFF_MAX"],
+        rate_limiter=limiter,
+    )
+
+
+def client() -> PropertyRadarClient:
+    """The current app's PropertyRadar client, on the web's Redis connection."""
+    return build_client(current_app.config, get_redis())
+
+
+def queue_settings() -> batches.QueueSettings:
+    """The current app's RQ timeouts and TTLs for a job it enqueues."""
+    return batches.QueueSettings.from_config(current_app.config)
+
+
+def job_or_404(job_id: str) -> BatchJob:
+    """The job with this public id if the current user may see it (an admin: any job).
+
+    :raise 404: no such job, or it belongs to someone else (indistinguishable on purpose).
+    """
+    job = batches.find_job(db.session, current_user, job_id)
+    if job is None:
+        abort(404, description="There is no job with that id, or it is not yours.")
+    return job
+
+
+def user_key() -> str:
+    """The rate-limit key of a request: the signed-in user, else the client address."""
+    if current_user.is_authenticated:
+        return f"user:{current_user.id}"
+    return request.remote_addr or "unknown"
