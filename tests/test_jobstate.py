@@ -166,6 +166,19 @@ def test_a_cancelled_and_retried_job_records_who_did_what(app, user, admin):
         assert db.session.scalar(sa.select(sa.func.count()).select_from(JobTransition)) == 0
 
 
+def test_cancel_and_retry_through_the_api_record_the_user(app, api):
+    job_id = api.post("/api/batch-jobs", json={"criteria": MULTNOMAH}).json["id"]
+    assert api.post(f"/api/batch-jobs/{job_id}/cancel").status_code == 202
+    assert api.post(f"/api/batch-jobs/{job_id}/retry").status_code == 202
+    with app.app_context():
+        job = db.session.scalar(sa.select(BatchJob).where(BatchJob.job_id == job_id))
+        moves = [(t.event, t.actor) for t in history(db.session, job)]
+    assert moves == [
+        (Event.CANCEL_QUEUED, "owner@example.com"),
+        (Event.RETRY, "owner@example.com"),
+    ]
+
+
 def _is_job_status(target: ast.expr) -> bool:
     # `job.status = ...`, `self.job.status = ...` (not an HTTP error's `self.status`).
     if not (isinstance(target, ast.Attribute) and target.attr == "status"):

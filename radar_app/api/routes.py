@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,6 +15,7 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_required
+from flask_sqlalchemy.pagination import Pagination
 
 from radar_app import batches, services
 from radar_app.api.serializers import job_json, lead_json, ledger_json, log_json
@@ -42,6 +44,16 @@ class ApiError(Exception):
     def __init__(self, http_status: int, message: str, **extra: Any) -> None:
         super().__init__(message)
         self.http_status, self.message, self.extra = http_status, message, extra
+
+
+def _page_json(page: Pagination, item_json: Callable[[Any], dict[str, Any]]) -> Response:
+    """One page of a list resource, in the shape every list endpoint answers with."""
+    return jsonify(
+        items=[item_json(item) for item in page.items],
+        page=page.page,
+        per_page=page.per_page,
+        total=page.total,
+    )
 
 
 @bp.errorhandler(ApiError)
@@ -169,12 +181,7 @@ def list_batch_jobs() -> Response:
             )
         query = query.where(BatchJob.status == status)
     jobs = paginate(query, paging)
-    return jsonify(
-        items=[job_json(job) for job in jobs.items],
-        page=jobs.page,
-        per_page=jobs.per_page,
-        total=jobs.total,
-    )
+    return _page_json(jobs, job_json)
 
 
 @bp.get("/batch-jobs/<job_id>")
@@ -190,7 +197,7 @@ def cancel_batch_job(job_id: str) -> tuple[Response, int]:
     """Cancel a queued job, or stop a running one after its page in flight."""
     job = services.job_or_404(job_id)
     try:
-        job = batches.request_cancel(db.session, get_queue(), job)
+        job = batches.request_cancel(db.session, get_queue(), job, by=current_user)
     except batches.InvalidTransition as exc:
         raise ApiError(409, str(exc), status=job.status) from exc
     return jsonify(job_json(job)), 202
@@ -202,7 +209,9 @@ def retry_batch_job(job_id: str) -> tuple[Response, int]:
     """Resume a failed or cancelled job from its checkpoint."""
     job = services.job_or_404(job_id)
     try:
-        job = batches.retry_job(db.session, get_queue(), services.queue_settings(), job)
+        job = batches.retry_job(
+            db.session, get_queue(), services.queue_settings(), job, by=current_user
+        )
     except batches.InvalidTransition as exc:
         raise ApiError(409, str(exc), status=job.status) from exc
     except batches.QueueUnavailable as exc:
@@ -222,12 +231,7 @@ def batch_job_logs(job_id: str) -> Response:
         .order_by(BatchJobLog.id.desc()),
         paging,
     )
-    return jsonify(
-        items=[log_json(e) for e in entries.items],
-        page=entries.page,
-        per_page=entries.per_page,
-        total=entries.total,
-    )
+    return _page_json(entries, log_json)
 
 
 @bp.get("/batch-jobs/<job_id>/ledger")
@@ -262,12 +266,7 @@ def batch_job_leads(job_id: str) -> Response:
         total=job.success_count,  # the number of links, kept with each page
     )
     custom = custom_fields(job)
-    return jsonify(
-        items=[lead_json(p, custom) for p in leads.items],
-        page=leads.page,
-        per_page=leads.per_page,
-        total=leads.total,
-    )
+    return _page_json(leads, lambda p: lead_json(p, custom))
 
 
 @bp.get("/batch-jobs/<job_id>/leads.csv")

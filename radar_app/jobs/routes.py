@@ -612,7 +612,7 @@ def cancel(job_id: str) -> Response:
     """Cancel a queued job, or stop a running one after the page in flight."""
     job = services.job_or_404(job_id)
     try:
-        job = batches.request_cancel(db.session, get_queue(), job)
+        job = batches.request_cancel(db.session, get_queue(), job, by=current_user)
     except batches.InvalidTransition as exc:
         return _action_refused(job, f"{exc}.", 409)
     if job.status == JobStatus.CANCELLED:
@@ -625,7 +625,9 @@ def retry(job_id: str) -> Response:
     """Queue a failed or cancelled job again; it resumes where it stopped."""
     job = services.job_or_404(job_id)
     try:
-        job = batches.retry_job(db.session, get_queue(), services.queue_settings(), job)
+        job = batches.retry_job(
+            db.session, get_queue(), services.queue_settings(), job, by=current_user
+        )
     except batches.InvalidTransition as exc:
         return _action_refused(job, f"{exc}.", 409)
     except batches.QueueUnavailable as exc:
