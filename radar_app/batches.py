@@ -84,8 +84,8 @@ def create_job(
     fields: object = None,
     enqueue: bool = True,
 ) -> BatchJob:
-    """Validate, record and (unless enqueue=False, for a caller that runs it inline)
-    enqueue a new batch job.
+    """Validate, record and enqueue a new batch job (enqueue=False records it without
+    queueing it: a job row for a caller that queues it later, or a test).
 
     Raises:
         CriteriaError: the criteria are invalid (nothing is stored).
