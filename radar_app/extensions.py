@@ -1,7 +1,7 @@
 """Extension singletons, bound to an app in create_app()."""
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from flask import request
 from flask_limiter import Limiter
@@ -10,12 +10,15 @@ from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
-from sqlalchemy import event
+from sqlalchemy import Table, event
 from sqlalchemy.orm import DeclarativeBase
 
 
 class Base(DeclarativeBase):
-    pass
+    if TYPE_CHECKING:
+        # Every model here declares its columns, so its __table__ is a Table, not just the
+        # FromClause that DeclarativeBase promises for any kind of mapping.
+        __table__: ClassVar[Table]
 
 
 db = SQLAlchemy(model_class=Base)

@@ -45,10 +45,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
 
 from radar_app.claims import claim_records, release, release_all
 from radar_app.defaults import MAX_ROWS_PER_REQUEST
@@ -64,6 +63,7 @@ from radar_app.ledger import (
 from radar_app.models import (
     BatchJob,
     BatchJobLog,
+    DbSession,
     JobPhase,
     JobStatus,
     Property,
@@ -156,7 +156,7 @@ def failure_message(exc: BaseException) -> str:
     return f"Internal error ({exc.__class__.__name__}; details are in the server log)"
 
 
-def claim(session: Session, batch_id: int, run_id: str | None = None) -> BatchJob | None:
+def claim(session: DbSession, batch_id: int, run_id: str | None = None) -> BatchJob | None:
     """Atomically move a PENDING job to PROCESSING; None when another worker has it or it
     is no longer pending (cancelled while queued, already finished).
 
@@ -182,7 +182,7 @@ def claim(session: Session, batch_id: int, run_id: str | None = None) -> BatchJo
 
 
 def _finish(
-    session: Session,
+    session: DbSession,
     job: BatchJob,
     run_id: str,
     event: Event,
@@ -206,23 +206,28 @@ def _finish(
         raise LostOwnership(f"job {job.job_id} was taken over by another run")
 
 
-def _cancel_requested(session: Session, job: BatchJob) -> bool:
+def _cancel_requested(session: DbSession, job: BatchJob) -> bool:
     # Read the flag from the database, not the identity map: the web process sets it.
     return bool(session.scalar(sa.select(BatchJob.cancel_requested).where(BatchJob.id == job.id)))
 
 
-def _assert_owner(session: Session, job: BatchJob, run_id: str, now: datetime) -> None:
+def _assert_owner(session: DbSession, job: BatchJob, run_id: str, now: datetime) -> None:
     """First statement of each page transaction: still ours? It also takes the row's write
     lock, so recovery cannot requeue the job between this check and the commit."""
-    owned = session.execute(
-        sa.update(BatchJob)
-        .where(
-            BatchJob.id == job.id,
-            BatchJob.rq_job_id == run_id,
-            BatchJob.status == JobStatus.PROCESSING,
-        )
-        .values(heartbeat_at=now)
-        .execution_options(synchronize_session=False)
+    owned = cast(
+        # An UPDATE's result is a CursorResult (which has rowcount); Session.execute
+        # is typed for every statement as the plain Result.
+        sa.CursorResult[Any],
+        session.execute(
+            sa.update(BatchJob)
+            .where(
+                BatchJob.id == job.id,
+                BatchJob.rq_job_id == run_id,
+                BatchJob.status == JobStatus.PROCESSING,
+            )
+            .values(heartbeat_at=now)
+            .execution_options(synchronize_session=False)
+        ),
     ).rowcount
     if owned != 1:
         raise LostOwnership(f"job {job.job_id} was taken over by another run")
@@ -237,7 +242,7 @@ def purchase_criteria(criteria: list[dict[str, Any]], radar_ids: list[str]) -> l
 
 
 def run_import(
-    session: Session,
+    session: DbSession,
     client: PropertyRadarClient,
     batch_id: int,
     *,
@@ -299,7 +304,7 @@ class _Run:
 
     def __init__(
         self,
-        session: Session,
+        session: DbSession,
         client: PropertyRadarClient,
         job: BatchJob,
         settings: ImportSettings,

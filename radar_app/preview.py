@@ -13,10 +13,9 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
 
 from radar_app.defaults import MAX_ROWS_PER_REQUEST
-from radar_app.models import Property, utcnow
+from radar_app.models import DbSession, Property, utcnow
 from radar_app.propertyradar.client import PropertyRadarClient
 
 SNAPSHOT_PAGE = MAX_ROWS_PER_REQUEST
@@ -61,7 +60,7 @@ class PreviewSettings:
 
 
 def preview_search(
-    session: Session,
+    session: DbSession,
     client: PropertyRadarClient,
     criteria: list[dict[str, Any]],
     settings: PreviewSettings,
