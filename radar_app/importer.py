@@ -45,6 +45,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
@@ -323,7 +324,9 @@ class _Run:
         # requiring them would re-buy every stored lead whenever that list grows.
         self.required_fields = frozenset(self.fields or ()) - frozenset(LEAD_FIELDS)
         # Resolved here: the prefetch thread has no Flask app context to find it through.
-        self.engine = session.get_bind()
+        # An Engine: the web's and the worker's sessions are bound to one, never to a
+        # single Connection (get_bind() is typed for both).
+        self.engine = cast(sa.Engine, session.get_bind())
 
     def run(self) -> str:
         session, job = self.session, self.job
@@ -415,7 +418,7 @@ class _Run:
                         prefetched = (following, guess, future)
                 self._retry_db(
                     "snapshot page",
-                    lambda page=page, start=start: self._store_snapshot_page(page, start),
+                    partial(self._store_snapshot_page, page, start),
                 )
                 logger.info("snapshot start=%d ids=%d", start, len(page.results))
                 if not more:
@@ -567,7 +570,7 @@ class _Run:
             to_buy = [rid for rid in positions if rid not in reusable]
             if to_buy:
                 check_budget(session, self.owner_id, len(to_buy) + in_flight)
-            held = self._retry_db("claim", lambda to_buy=to_buy: self._claim(to_buy))
+            held = self._retry_db("claim", partial(self._claim, to_buy))
             session.commit()
             if not held:
                 break
@@ -575,7 +578,7 @@ class _Run:
                 raise _MustWait
             if waited_for is None:
                 waited_for = len(held)
-                self._retry_db("wait", lambda count=waited_for: self._log_wait(number, count))
+                self._retry_db("wait", partial(self._log_wait, number, waited_for))
                 logger.info(
                     "chunk %d: waiting for %d records another job is buying", number, waited_for
                 )
@@ -589,7 +592,7 @@ class _Run:
             # now that the claim is ours nobody else can store them, so this check is final.
             late, _ = self._reusable(to_buy)
             if late:
-                self._retry_db("claim", lambda late=late: self._release(late))
+                self._retry_db("claim", partial(self._release, late))
                 reusable |= late
                 to_buy = [rid for rid in to_buy if rid not in late]
         self._next_chunk_number += 1
@@ -656,7 +659,8 @@ class _Run:
         _assert_owner(session, job, self.run_id, now)
         positions = chunk.positions
         reused = link(session, job, {rid: positions[rid] for rid in chunk.reusable})
-        bought_linked, missing, stored = 0, 0, set()
+        bought_linked, missing = 0, 0
+        stored: set[str] = set()
         pages = bought.pages if bought is not None else []
         for page in pages:
             linked, page_missing, page_stored = store_page(session, job, page, now, positions)

@@ -104,7 +104,9 @@ def link(session: DbSession, job: BatchJob, positions: dict[str, int]) -> int:
     ids = dict(
         session.execute(
             sa.select(Property.radar_id, Property.id).where(Property.radar_id.in_(list(positions)))
-        ).all()
+        )
+        .tuples()
+        .all()
     )
     already_linked = session.scalar(
         sa.select(sa.func.count())

@@ -163,7 +163,7 @@ def submit(
             is stored).
         batches.QueueUnavailable: Redis is down (nothing is stored).
     """
-    create = dict(
+    create: dict[str, Any] = dict(
         owner=owner,
         criteria=criteria,
         name=name,
