@@ -11,7 +11,7 @@ all:
 	@echo "              ports stay the same (kept in instance/). Settings: PORT, REDIS_PORT,"
 	@echo "              WORKERS, INSTANCE_DIR, DEVSTACK_STOP_TIMEOUT, PRICE_PER_EXPORT"
 	@echo "make test    - install and run the whole test suite"
-	@echo "make lint    - ruff check, format check and the import rules (docs/architecture.md)"
+	@echo "make lint    - ruff check, format check, mypy and the import rules (docs/architecture.md)"
 	@echo "make format  - ruff format"
 	@echo "make worker  - start one more worker (REDIS_URL must point at the running Redis)"
 	@echo "make bench   - performance benchmark (BENCH_ARGS=--quick for the CI-sized run)"
@@ -32,6 +32,7 @@ test: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_architecture.py
 
 format: $(VENV)/.installed
@@ -45,4 +46,4 @@ bench: $(VENV)/.installed
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache test-artifacts

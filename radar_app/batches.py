@@ -15,11 +15,10 @@ import sqlalchemy as sa
 from redis.exceptions import RedisError
 from rq import Queue
 from rq.job import Job
-from sqlalchemy.orm import Session
 
 from radar_app.defaults import JOB_NAME_MAX_LENGTH
 from radar_app.jobstate import SYSTEM, Event, add_log, transition
-from radar_app.models import BatchJob, JobStatus, User
+from radar_app.models import BatchJob, DbSession, JobStatus, User
 from radar_app.propertyradar.criteria import (
     describe_criteria,
     resolve_fields,
@@ -72,7 +71,7 @@ def new_rq_job_id(job: BatchJob) -> str:
 
 
 def create_job(
-    session: Session,
+    session: DbSession,
     queue: Queue,
     settings: QueueSettings,
     *,
@@ -127,7 +126,7 @@ def create_job(
     return job
 
 
-def _withdraw_unclaimed(session: Session, job: BatchJob) -> bool:
+def _withdraw_unclaimed(session: DbSession, job: BatchJob) -> bool:
     """Delete a job that failed to enqueue, unless a worker claimed it meanwhile.
 
     An enqueue whose reply timed out may still be carried out once Redis wakes up; the
@@ -156,7 +155,7 @@ def _actor(by: User | None) -> str:
 
 
 def request_cancel(
-    session: Session, queue: Queue, job: BatchJob, *, by: User | None = None
+    session: DbSession, queue: Queue, job: BatchJob, *, by: User | None = None
 ) -> BatchJob:
     """Cancel a queued job at once, or ask a running one to stop after its page in flight.
 
@@ -196,7 +195,7 @@ def _drop_queued_rq_job(queue: Queue, job_id: str, rq_job_id: str | None) -> Non
 
 
 def retry_job(
-    session: Session,
+    session: DbSession,
     queue: Queue,
     settings: QueueSettings,
     job: BatchJob,
@@ -259,7 +258,7 @@ def visible_jobs(user: User) -> sa.Select[tuple[BatchJob]]:
     return query
 
 
-def find_job(session: Session, user: User, job_id: str) -> BatchJob | None:
+def find_job(session: DbSession, user: User, job_id: str) -> BatchJob | None:
     """The job with this public id if the user may see it; None otherwise (shown as 404,
     so another user's job ids cannot be probed)."""
     if "\x00" in job_id:

@@ -11,18 +11,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from datetime import timedelta
+from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
 
-from radar_app.models import BatchJob, JobStatus, PurchaseClaim, utcnow
+from radar_app.models import BatchJob, DbSession, JobStatus, PurchaseClaim, utcnow
 from radar_app.store import dialect_insert
 
 logger = logging.getLogger(__name__)
 
 
 def claim_records(
-    session: Session,
+    session: DbSession,
     job_id: int,
     radar_ids: list[str],
     *,
@@ -60,17 +60,22 @@ def claim_records(
             BatchJob.status == JobStatus.PROCESSING,
             BatchJob.heartbeat_at >= now - timedelta(seconds=heartbeat_stale_after),
         )
-        taken_over = session.execute(
-            sa.update(PurchaseClaim)
-            .where(
-                PurchaseClaim.radar_id.in_(sorted(held)),
-                sa.or_(
-                    PurchaseClaim.claimed_at < now - timedelta(seconds=claim_stale_after),
-                    PurchaseClaim.batch_job_id.not_in(live_jobs),
-                ),
-            )
-            .values(batch_job_id=job_id, claimed_at=now)
-            .execution_options(synchronize_session=False)
+        taken_over = cast(
+            # An UPDATE's result is a CursorResult (which has rowcount); Session.execute
+            # is typed for every statement as the plain Result.
+            sa.CursorResult[Any],
+            session.execute(
+                sa.update(PurchaseClaim)
+                .where(
+                    PurchaseClaim.radar_id.in_(sorted(held)),
+                    sa.or_(
+                        PurchaseClaim.claimed_at < now - timedelta(seconds=claim_stale_after),
+                        PurchaseClaim.batch_job_id.not_in(live_jobs),
+                    ),
+                )
+                .values(batch_job_id=job_id, claimed_at=now)
+                .execution_options(synchronize_session=False)
+            ),
         ).rowcount
         if taken_over:
             logger.info("took over %d claims of stopped jobs", taken_over)
@@ -82,7 +87,7 @@ def claim_records(
     return held
 
 
-def _held_by_others(session: Session, job_id: int, radar_ids: list[str]) -> set[str]:
+def _held_by_others(session: DbSession, job_id: int, radar_ids: list[str]) -> set[str]:
     return set(
         session.scalars(
             sa.select(PurchaseClaim.radar_id).where(
@@ -93,7 +98,7 @@ def _held_by_others(session: Session, job_id: int, radar_ids: list[str]) -> set[
     )
 
 
-def release(session: Session, job_id: int, radar_ids: Iterable[str]) -> None:
+def release(session: DbSession, job_id: int, radar_ids: Iterable[str]) -> None:
     """Release the job's claims on these RadarIDs (no commit: the caller stores them in
     the same transaction)."""
     session.execute(
@@ -104,6 +109,6 @@ def release(session: Session, job_id: int, radar_ids: Iterable[str]) -> None:
     )
 
 
-def release_all(session: Session, job_id: int) -> None:
+def release_all(session: DbSession, job_id: int) -> None:
     """Release every claim of a job that buys nothing more (no commit)."""
     session.execute(sa.delete(PurchaseClaim).where(PurchaseClaim.batch_job_id == job_id))

@@ -56,7 +56,7 @@ def handle_csrf_error(exc: CSRFError) -> tuple[str | Response, int]:
     return render_template("errors/generic.html", error=exc), 400
 
 
-def handle_unexpected(exc: Exception) -> tuple[str | Response, int]:
+def handle_unexpected(exc: Exception) -> Response | tuple[str | Response, int]:
     logger.exception("unhandled error on %s %s", request.method, request.path)
     return handle_http_error(InternalServerError())
 

@@ -16,10 +16,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import Response, stream_with_context
-from sqlalchemy.orm import Session
 
 from radar_app import leads
-from radar_app.models import BatchJob, JobProperty, Property
+from radar_app.models import BatchJob, DbSession, JobProperty, Property
 
 
 def custom_fields(job: BatchJob) -> list[str]:
@@ -57,7 +56,7 @@ def _raw_cell(value: object) -> object:
     return value
 
 
-def csv_download(session: Session, job: BatchJob) -> Response:
+def csv_download(session: DbSession, job: BatchJob) -> Response:
     """A streamed attachment response with every lead of the job."""
     filename = f"radar-{job.job_id[:8]}-leads.csv"
     return Response(
@@ -67,7 +66,7 @@ def csv_download(session: Session, job: BatchJob) -> Response:
     )
 
 
-def iter_csv(session: Session, batch_job_id: int, custom: Sequence[str] = ()) -> Iterator[str]:
+def iter_csv(session: DbSession, batch_job_id: int, custom: Sequence[str] = ()) -> Iterator[str]:
     """Yield the CSV text chunk by chunk: a header, then one row per lead in search order.
 
     Memory stays flat whatever the job's size: one keyset page of rows and its text at a

@@ -1,21 +1,24 @@
 """Extension singletons, bound to an app in create_app()."""
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from flask import request
+from flask import Flask, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
-from sqlalchemy import event
+from sqlalchemy import Table, event
 from sqlalchemy.orm import DeclarativeBase
 
 
 class Base(DeclarativeBase):
-    pass
+    if TYPE_CHECKING:
+        # Every model here declares its columns, so its __table__ is a Table, not just the
+        # FromClause that DeclarativeBase promises for any kind of mapping.
+        __table__: ClassVar[Table]
 
 
 db = SQLAlchemy(model_class=Base)
@@ -44,7 +47,7 @@ def _reads_are_never_limited() -> bool:
     return request.method in ("GET", "HEAD", "OPTIONS")
 
 
-def init_limiter(app) -> None:  # noqa: ANN001 - flask.Flask, imported lazily by the factory
+def init_limiter(app: Flask) -> None:
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"])
     if app.config["RATELIMIT_STORAGE_URI"].startswith(("redis://", "rediss://", "unix://")):
         # The Redis storage has no timeout of its own: a frozen Redis would hold every
@@ -62,7 +65,7 @@ def init_limiter(app) -> None:  # noqa: ANN001 - flask.Flask, imported lazily by
 def sqlite_pragmas_with(busy_timeout_ms: int) -> Callable[[Any, Any], None]:
     """A connect listener setting SQLite's pragmas, waiting up to busy_timeout_ms for locks."""
 
-    def sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API objects
+    def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:  # DB-API objects
         # WAL lets the web read while a worker writes; busy_timeout waits out the short
         # write locks instead of failing with "database is locked"; SQLite leaves FKs off.
         cursor = dbapi_connection.cursor()
@@ -79,7 +82,7 @@ def sqlite_pragmas_with(busy_timeout_ms: int) -> Callable[[Any, Any], None]:
 sqlite_pragmas = sqlite_pragmas_with(15000)
 
 
-def init_db(app) -> None:  # noqa: ANN001 - flask.Flask, imported lazily by the factory
+def init_db(app: Flask) -> None:
     db.init_app(app)
     with app.app_context():
         if db.engine.dialect.name == "sqlite":

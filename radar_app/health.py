@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import sqlalchemy as sa
 from flask import Blueprint, jsonify
@@ -15,7 +16,7 @@ from radar_app.queue import get_redis
 bp = Blueprint("health", __name__)
 
 
-def _timed(check) -> dict[str, object]:  # noqa: ANN001 - a zero-argument callable
+def _timed(check: Callable[[], object]) -> dict[str, object]:
     started = time.perf_counter()
     try:
         check()

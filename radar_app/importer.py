@@ -45,10 +45,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from functools import partial
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
 
 from radar_app.claims import claim_records, release, release_all
 from radar_app.defaults import MAX_ROWS_PER_REQUEST
@@ -64,6 +64,7 @@ from radar_app.ledger import (
 from radar_app.models import (
     BatchJob,
     BatchJobLog,
+    DbSession,
     JobPhase,
     JobStatus,
     Property,
@@ -156,7 +157,7 @@ def failure_message(exc: BaseException) -> str:
     return f"Internal error ({exc.__class__.__name__}; details are in the server log)"
 
 
-def claim(session: Session, batch_id: int, run_id: str | None = None) -> BatchJob | None:
+def claim(session: DbSession, batch_id: int, run_id: str | None = None) -> BatchJob | None:
     """Atomically move a PENDING job to PROCESSING; None when another worker has it or it
     is no longer pending (cancelled while queued, already finished).
 
@@ -182,7 +183,7 @@ def claim(session: Session, batch_id: int, run_id: str | None = None) -> BatchJo
 
 
 def _finish(
-    session: Session,
+    session: DbSession,
     job: BatchJob,
     run_id: str,
     event: Event,
@@ -206,23 +207,28 @@ def _finish(
         raise LostOwnership(f"job {job.job_id} was taken over by another run")
 
 
-def _cancel_requested(session: Session, job: BatchJob) -> bool:
+def _cancel_requested(session: DbSession, job: BatchJob) -> bool:
     # Read the flag from the database, not the identity map: the web process sets it.
     return bool(session.scalar(sa.select(BatchJob.cancel_requested).where(BatchJob.id == job.id)))
 
 
-def _assert_owner(session: Session, job: BatchJob, run_id: str, now: datetime) -> None:
+def _assert_owner(session: DbSession, job: BatchJob, run_id: str, now: datetime) -> None:
     """First statement of each page transaction: still ours? It also takes the row's write
     lock, so recovery cannot requeue the job between this check and the commit."""
-    owned = session.execute(
-        sa.update(BatchJob)
-        .where(
-            BatchJob.id == job.id,
-            BatchJob.rq_job_id == run_id,
-            BatchJob.status == JobStatus.PROCESSING,
-        )
-        .values(heartbeat_at=now)
-        .execution_options(synchronize_session=False)
+    owned = cast(
+        # An UPDATE's result is a CursorResult (which has rowcount); Session.execute
+        # is typed for every statement as the plain Result.
+        sa.CursorResult[Any],
+        session.execute(
+            sa.update(BatchJob)
+            .where(
+                BatchJob.id == job.id,
+                BatchJob.rq_job_id == run_id,
+                BatchJob.status == JobStatus.PROCESSING,
+            )
+            .values(heartbeat_at=now)
+            .execution_options(synchronize_session=False)
+        ),
     ).rowcount
     if owned != 1:
         raise LostOwnership(f"job {job.job_id} was taken over by another run")
@@ -237,7 +243,7 @@ def purchase_criteria(criteria: list[dict[str, Any]], radar_ids: list[str]) -> l
 
 
 def run_import(
-    session: Session,
+    session: DbSession,
     client: PropertyRadarClient,
     batch_id: int,
     *,
@@ -299,7 +305,7 @@ class _Run:
 
     def __init__(
         self,
-        session: Session,
+        session: DbSession,
         client: PropertyRadarClient,
         job: BatchJob,
         settings: ImportSettings,
@@ -318,7 +324,9 @@ class _Run:
         # requiring them would re-buy every stored lead whenever that list grows.
         self.required_fields = frozenset(self.fields or ()) - frozenset(LEAD_FIELDS)
         # Resolved here: the prefetch thread has no Flask app context to find it through.
-        self.engine = session.get_bind()
+        # An Engine: the web's and the worker's sessions are bound to one, never to a
+        # single Connection (get_bind() is typed for both).
+        self.engine = cast(sa.Engine, session.get_bind())
 
     def run(self) -> str:
         session, job = self.session, self.job
@@ -410,7 +418,7 @@ class _Run:
                         prefetched = (following, guess, future)
                 self._retry_db(
                     "snapshot page",
-                    lambda page=page, start=start: self._store_snapshot_page(page, start),
+                    partial(self._store_snapshot_page, page, start),
                 )
                 logger.info("snapshot start=%d ids=%d", start, len(page.results))
                 if not more:
@@ -562,7 +570,7 @@ class _Run:
             to_buy = [rid for rid in positions if rid not in reusable]
             if to_buy:
                 check_budget(session, self.owner_id, len(to_buy) + in_flight)
-            held = self._retry_db("claim", lambda to_buy=to_buy: self._claim(to_buy))
+            held = self._retry_db("claim", partial(self._claim, to_buy))
             session.commit()
             if not held:
                 break
@@ -570,7 +578,7 @@ class _Run:
                 raise _MustWait
             if waited_for is None:
                 waited_for = len(held)
-                self._retry_db("wait", lambda count=waited_for: self._log_wait(number, count))
+                self._retry_db("wait", partial(self._log_wait, number, waited_for))
                 logger.info(
                     "chunk %d: waiting for %d records another job is buying", number, waited_for
                 )
@@ -584,7 +592,7 @@ class _Run:
             # now that the claim is ours nobody else can store them, so this check is final.
             late, _ = self._reusable(to_buy)
             if late:
-                self._retry_db("claim", lambda late=late: self._release(late))
+                self._retry_db("claim", partial(self._release, late))
                 reusable |= late
                 to_buy = [rid for rid in to_buy if rid not in late]
         self._next_chunk_number += 1
@@ -651,7 +659,8 @@ class _Run:
         _assert_owner(session, job, self.run_id, now)
         positions = chunk.positions
         reused = link(session, job, {rid: positions[rid] for rid in chunk.reusable})
-        bought_linked, missing, stored = 0, 0, set()
+        bought_linked, missing = 0, 0
+        stored: set[str] = set()
         pages = bought.pages if bought is not None else []
         for page in pages:
             linked, page_missing, page_stored = store_page(session, job, page, now, positions)

@@ -16,14 +16,14 @@ import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
 
 from radar_app.models import (
     BatchJob,
     BatchJobLog,
+    DbSession,
     JobPhase,
     JobStatus,
     JobTransition,
@@ -123,14 +123,14 @@ def allowed(event: Event, status: str) -> bool:
 
 
 def add_log(
-    session: Session, job: BatchJob, level: str, message: str, page: int | None = None
+    session: DbSession, job: BatchJob, level: str, message: str, page: int | None = None
 ) -> None:
     """Record a line in the job's user-visible log (committed with the caller's transaction)."""
     session.add(BatchJobLog(batch_job_id=job.id, level=level, page=page, message=message))
 
 
 def transition(
-    session: Session,
+    session: DbSession,
     job: BatchJob,
     event: Event,
     *,
@@ -173,15 +173,20 @@ def transition(
         session.rollback()
         return False
     now = utcnow()
-    won = session.execute(
-        sa.update(BatchJob)
-        .where(
-            BatchJob.id == job.id,
-            BatchJob.status == source,
-            *(getattr(BatchJob, name) == value for name, value in guard.items()),
-        )
-        .values({**rule.sets(now), **(values or {}), "status": to, "updated_at": now})
-        .execution_options(synchronize_session=False)
+    won = cast(
+        # An UPDATE's result is a CursorResult (which has rowcount); Session.execute
+        # is typed for every statement as the plain Result.
+        sa.CursorResult[Any],
+        session.execute(
+            sa.update(BatchJob)
+            .where(
+                BatchJob.id == job.id,
+                BatchJob.status == source,
+                *(getattr(BatchJob, name) == value for name, value in guard.items()),
+            )
+            .values({**rule.sets(now), **(values or {}), "status": to, "updated_at": now})
+            .execution_options(synchronize_session=False)
+        ),
     ).rowcount
     if won != 1:
         session.rollback()
@@ -204,7 +209,7 @@ def transition(
     return True
 
 
-def history(session: Session, job: BatchJob) -> list[JobTransition]:
+def history(session: DbSession, job: BatchJob) -> list[JobTransition]:
     """The job's state changes, oldest first."""
     return list(
         session.scalars(

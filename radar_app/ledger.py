@@ -12,9 +12,8 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
 
-from radar_app.models import LedgerEntry, User, utcnow
+from radar_app.models import DbSession, LedgerEntry, User, utcnow
 from radar_app.propertyradar.client import Page, RetryEvent
 
 
@@ -26,7 +25,7 @@ def month_start(now: datetime) -> datetime:
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def records_bought_this_month(session: Session, user_id: int, now: datetime | None = None) -> int:
+def records_bought_this_month(session: DbSession, user_id: int, now: datetime | None = None) -> int:
     """Records billed to the user since the 1st of this month (UTC), from the ledger."""
     since = month_start(now or utcnow())
     return int(
@@ -40,7 +39,7 @@ def records_bought_this_month(session: Session, user_id: int, now: datetime | No
     )
 
 
-def check_budget(session: Session, user_id: int, wanted: int) -> None:
+def check_budget(session: DbSession, user_id: int, wanted: int) -> None:
     """Raise BudgetExceeded if buying `wanted` more records would cross the user's budget
     (no budget set: anything goes)."""
     budget = session.scalar(sa.select(User.monthly_export_budget).where(User.id == user_id))
@@ -56,7 +55,7 @@ def check_budget(session: Session, user_id: int, wanted: int) -> None:
 
 
 def record_billed(
-    session: Session, job_id: int, user_id: int, chunk_number: int, requested: int, page: Page
+    session: DbSession, job_id: int, user_id: int, chunk_number: int, requested: int, page: Page
 ) -> None:
     """Ledger row for a purchase the API answered (no commit: it is stored with the chunk)."""
     session.add(

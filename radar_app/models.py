@@ -6,7 +6,7 @@ from __future__ import annotations
 import enum
 import secrets
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
@@ -17,6 +17,18 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from radar_app import leads
 from radar_app.defaults import JOB_NAME_MAX_LENGTH
 from radar_app.extensions import db
+
+if TYPE_CHECKING:
+    # Flask-SQLAlchemy builds db.Model at run time (the declarative Base plus its own
+    # conveniences), which a type checker cannot follow; the mapped columns are Base's.
+    from radar_app.extensions import Base as Model
+else:
+    Model = db.Model
+
+# What the domain functions take: the web passes Flask-SQLAlchemy's db.session, a
+# scoped_session forwarding each call to the request's Session; the worker and the CLI
+# pass a plain Session.
+DbSession: TypeAlias = so.Session | so.scoped_session[Any]
 
 # JSONB on PostgreSQL (indexable, compact), plain JSON text elsewhere.
 JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
@@ -66,7 +78,7 @@ def new_session_token() -> str:
     return secrets.token_hex(16)
 
 
-class User(UserMixin, db.Model):
+class User(UserMixin, Model):
     __tablename__ = "users"
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
@@ -105,7 +117,7 @@ class User(UserMixin, db.Model):
         return f"<User {self.email}>"
 
 
-class BatchJob(db.Model):
+class BatchJob(Model):
     __tablename__ = "batch_jobs"
     __table_args__ = (
         sa.Index("ix_batch_jobs_owner_created", "created_by", "created_at"),
@@ -211,7 +223,7 @@ class BatchJob(db.Model):
         return round(((end or utcnow()) - self.started_at).total_seconds(), 1)
 
 
-class BatchJobLog(db.Model):
+class BatchJobLog(Model):
     __tablename__ = "batch_job_logs"
     __table_args__ = (sa.Index("ix_batch_job_logs_job", "batch_job_id", "id"),)
 
@@ -225,7 +237,7 @@ class BatchJobLog(db.Model):
     message: so.Mapped[str] = so.mapped_column(sa.Text)
 
 
-class JobTransition(db.Model):
+class JobTransition(Model):
     """One change of a job's state (see jobstate.py): when, from what to what, through
     which event, who did it and why. Written in the transaction that makes the change."""
 
@@ -255,7 +267,7 @@ for _lead_field in leads.STORED_FIELDS:
         setattr(_LeadColumns, _lead_field.name, so.mapped_column(_lead_field.sql_type))
 
 
-class Property(_LeadColumns, db.Model):
+class Property(_LeadColumns, Model):
     """One PropertyRadar record per RadarID, shared by every job that found it.
 
     The lead columns come from radar_app.leads (types and why text is unbounded there).
@@ -273,7 +285,7 @@ class Property(_LeadColumns, db.Model):
     last_seen_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow, sort_order=1)
 
 
-class JobProperty(db.Model):
+class JobProperty(Model):
     """Which job brought which property, in the order the search returned them."""
 
     __tablename__ = "job_properties"
@@ -292,7 +304,7 @@ class JobProperty(db.Model):
     position: so.Mapped[int]
 
 
-class SnapshotItem(db.Model):
+class SnapshotItem(Model):
     """One RadarID of a job's free snapshot, at its position in the search."""
 
     __tablename__ = "job_snapshot_items"
@@ -307,7 +319,7 @@ class SnapshotItem(db.Model):
     radar_id: so.Mapped[str] = so.mapped_column(sa.String(32))
 
 
-class LedgerEntry(db.Model):
+class LedgerEntry(Model):
     """A Purchase=1 request: what it was billed, or that it may have been billed."""
 
     __tablename__ = "purchase_ledger"
@@ -335,7 +347,7 @@ class LedgerEntry(db.Model):
     note: so.Mapped[str | None] = so.mapped_column(sa.String(300))
 
 
-class PurchaseClaim(db.Model):
+class PurchaseClaim(Model):
     """A RadarID some job is buying right now. Two jobs never buy the same record at once:
     a job claims what it is about to buy (INSERT ... ON CONFLICT DO NOTHING, committed on
     its own before the purchase is sent), and a job that finds a RadarID claimed by

@@ -10,13 +10,12 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
 
 from radar_app.defaults import MAX_ROWS_PER_REQUEST
-from radar_app.models import Property, utcnow
+from radar_app.models import DbSession, Property, utcnow
 from radar_app.propertyradar.client import PropertyRadarClient
 
 SNAPSHOT_PAGE = MAX_ROWS_PER_REQUEST
@@ -61,7 +60,7 @@ class PreviewSettings:
 
 
 def preview_search(
-    session: Session,
+    session: DbSession,
     client: PropertyRadarClient,
     criteria: list[dict[str, Any]],
     settings: PreviewSettings,
@@ -94,11 +93,15 @@ def preview_search(
     if sample and not refresh_all:
         fresh_since = utcnow() - freshness
         for offset in range(0, len(sample), RADAR_IDS_PER_QUERY):
-            owned_in_sample += session.scalar(
-                sa.select(sa.func.count()).where(
-                    Property.radar_id.in_(sample[offset : offset + RADAR_IDS_PER_QUERY]),
-                    Property.last_seen_at >= fresh_since,
-                )
+            # COUNT(*) returns exactly one row, so the scalar is never None.
+            owned_in_sample += cast(
+                int,
+                session.scalar(
+                    sa.select(sa.func.count()).where(
+                        Property.radar_id.in_(sample[offset : offset + RADAR_IDS_PER_QUERY]),
+                        Property.last_seen_at >= fresh_since,
+                    )
+                ),
             )
     is_estimate = len(sample) < matches
     owned = (

@@ -36,7 +36,7 @@ from sqlalchemy.pool import NullPool
 
 from radar_app.batches import QueueSettings, enqueue_job, new_rq_job_id
 from radar_app.jobstate import RECOVERY, Event, transition
-from radar_app.models import BatchJob, JobStatus, utcnow
+from radar_app.models import BatchJob, DbSession, JobStatus, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,9 @@ class RecoveryReport:
         )
 
 
-def stale_jobs(session: Session, stale_after: float, now: datetime | None = None) -> list[BatchJob]:
+def stale_jobs(
+    session: DbSession, stale_after: float, now: datetime | None = None
+) -> list[BatchJob]:
     """PROCESSING jobs whose heartbeat is older than `stale_after` seconds."""
     cutoff = (now or utcnow()) - timedelta(seconds=stale_after)
     return list(
@@ -75,7 +77,7 @@ def stale_jobs(session: Session, stale_after: float, now: datetime | None = None
 
 
 def requeue(
-    session: Session,
+    session: DbSession,
     queue: Queue,
     settings: QueueSettings,
     job: BatchJob,
@@ -121,7 +123,7 @@ def stop_old_run(queue: Queue, rq_job_id: str) -> None:
         logger.warning("asked the worker of the replaced run %s to stop it", rq_job_id)
 
 
-def mark_failed(session: Session, job: BatchJob, reason: str, *, actor: str = "admin") -> bool:
+def mark_failed(session: DbSession, job: BatchJob, reason: str, *, actor: str = "admin") -> bool:
     """Give up on an active job (an admin's decision); it can be retried later."""
     won = transition(
         session,
@@ -138,7 +140,7 @@ def mark_failed(session: Session, job: BatchJob, reason: str, *, actor: str = "a
     return won
 
 
-def _cancel_stale(session: Session, job: BatchJob) -> bool:
+def _cancel_stale(session: DbSession, job: BatchJob) -> bool:
     return transition(
         session,
         job,
@@ -150,7 +152,7 @@ def _cancel_stale(session: Session, job: BatchJob) -> bool:
 
 
 def _pending_with_rq_jobs(
-    session: Session, queue: Queue, cutoff: datetime
+    session: DbSession, queue: Queue, cutoff: datetime
 ) -> list[tuple[BatchJob, Job | None]]:
     """PENDING jobs not touched since `cutoff`, each with its RQ job (None when gone)."""
     candidates = list(
@@ -169,7 +171,7 @@ def _pending_with_rq_jobs(
 
 
 def lost_pending_jobs(
-    session: Session, queue: Queue, grace: float, now: datetime | None = None
+    session: DbSession, queue: Queue, grace: float, now: datetime | None = None
 ) -> list[BatchJob]:
     """PENDING jobs (older than `grace` seconds) whose RQ job is gone or dead."""
     cutoff = (now or utcnow()) - timedelta(seconds=grace)
@@ -181,7 +183,7 @@ def lost_pending_jobs(
 
 
 def unclaimed_started_jobs(
-    session: Session, queue: Queue, stale_after: float, now: datetime | None = None
+    session: DbSession, queue: Queue, stale_after: float, now: datetime | None = None
 ) -> list[BatchJob]:
     """PENDING jobs whose RQ job started more than `stale_after` seconds ago but whose work
     horse never claimed the row. A horse claims within a second of starting; one that has
@@ -199,7 +201,7 @@ def unclaimed_started_jobs(
 
 
 def reconcile(
-    session: Session,
+    session: DbSession,
     queue: Queue,
     settings: QueueSettings,
     *,
@@ -226,7 +228,7 @@ def reconcile(
 
 
 def safe_reconcile(
-    session: Session, queue: Queue, settings: QueueSettings, **kwargs: Any
+    session: DbSession, queue: Queue, settings: QueueSettings, **kwargs: Any
 ) -> Exception | None:
     """reconcile() for a background loop: returns the Redis or database error that cut the
     pass short instead of raising it (the next pass tries again)."""

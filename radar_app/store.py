@@ -16,10 +16,9 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
 
 from radar_app.leads import lead_columns
-from radar_app.models import BatchJob, JobProperty, Property, SnapshotItem
+from radar_app.models import BatchJob, DbSession, JobProperty, Property, SnapshotItem
 from radar_app.propertyradar.client import Page
 from radar_app.propertyradar.coerce import radar_id_of
 
@@ -47,7 +46,7 @@ def is_transient_db_error(exc: BaseException) -> bool:
     return True
 
 
-def retry_transaction(session: Session, what: str, work: Callable[[], T], retry_for: float) -> T:
+def retry_transaction(session: DbSession, what: str, work: Callable[[], T], retry_for: float) -> T:
     """Run one transaction, retrying it with backoff while the database is busy or
     unreachable (up to `retry_for` seconds). Each try starts from a rollback, so
     `work` sees the committed state again (the job row is reloaded)."""
@@ -80,7 +79,7 @@ def retry_transaction(session: Session, what: str, work: Callable[[], T], retry_
         return result
 
 
-def dialect_insert(session: Session, table: sa.Table) -> Any:
+def dialect_insert(session: DbSession, table: sa.Table) -> Any:
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         return postgresql.insert(table)
@@ -89,7 +88,7 @@ def dialect_insert(session: Session, table: sa.Table) -> Any:
     raise RuntimeError(f"Unsupported database dialect: {dialect}")
 
 
-def _upsert_properties(session: Session) -> Any:
+def _upsert_properties(session: DbSession) -> Any:
     table = Property.__table__
     stmt = dialect_insert(session, table)
     return stmt.on_conflict_do_update(
@@ -98,14 +97,16 @@ def _upsert_properties(session: Session) -> Any:
     )
 
 
-def link(session: Session, job: BatchJob, positions: dict[str, int]) -> int:
+def link(session: DbSession, job: BatchJob, positions: dict[str, int]) -> int:
     """Link stored properties (by RadarID) to the job; returns how many links are new."""
     if not positions:
         return 0
     ids = dict(
         session.execute(
             sa.select(Property.radar_id, Property.id).where(Property.radar_id.in_(list(positions)))
-        ).all()
+        )
+        .tuples()
+        .all()
     )
     already_linked = session.scalar(
         sa.select(sa.func.count())
@@ -127,7 +128,7 @@ def link(session: Session, job: BatchJob, positions: dict[str, int]) -> int:
 
 
 def store_page(
-    session: Session,
+    session: DbSession,
     job: BatchJob,
     page: Page,
     now: datetime,
@@ -152,7 +153,7 @@ def store_page(
     return link(session, job, link_positions), missing_id, rows
 
 
-def upsert_records(session: Session, page: Page, now: datetime) -> tuple[set[str], int]:
+def upsert_records(session: DbSession, page: Page, now: datetime) -> tuple[set[str], int]:
     """Upsert a page's records into properties (no commit).
 
     Returns:
@@ -175,7 +176,7 @@ def upsert_records(session: Session, page: Page, now: datetime) -> tuple[set[str
     return set(rows), missing_id
 
 
-def store_snapshot_items(session: Session, job: BatchJob, page: Page) -> tuple[int, int]:
+def store_snapshot_items(session: DbSession, job: BatchJob, page: Page) -> tuple[int, int]:
     """Add a snapshot page's RadarIDs to the job's snapshot (no commit).
 
     Returns:

@@ -36,9 +36,9 @@ def require_admin() -> None:
 def queue() -> str | tuple[str, int]:
     """Queue health next to what `rq info` shows, and jobs by status."""
     by_status = dict(
-        db.session.execute(
-            sa.select(BatchJob.status, sa.func.count()).group_by(BatchJob.status)
-        ).all()
+        db.session.execute(sa.select(BatchJob.status, sa.func.count()).group_by(BatchJob.status))
+        .tuples()
+        .all()
     )
     try:
         health, redis_error = queue_health(get_queue()), None

@@ -7,10 +7,9 @@ import hashlib
 import secrets
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from radar_app.models import User
+from radar_app.models import DbSession, User
 
 
 def normalize_email(email: str | None) -> str:
@@ -24,7 +23,7 @@ def _unknown_account_hash() -> str:
     return generate_password_hash(secrets.token_urlsafe(16))
 
 
-def authenticate(session: Session, email: str, password: str) -> User | None:
+def authenticate(session: DbSession, email: str, password: str) -> User | None:
     """The user whose email and password these are, or None."""
     user = session.scalar(sa.select(User).where(User.email == normalize_email(email)))
     if user is None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import Flask
+# The sansio App: a blueprint's setup state hands over the app as that type.
+from flask.sansio.app import App
 
 from radar_app.models import JobStatus
 from radar_app.propertyradar.criteria import describe_criteria
@@ -34,8 +35,8 @@ def money(value: float | int | None, unit_price: bool = False, cents: bool = Tru
         return f"{sign}${abs(value):,.0f}"
     text = f"{abs(value):,.4f}" if unit_price else f"{abs(value):,.2f}"
     if unit_price:
-        whole, cents = text.split(".")
-        text = f"{whole}.{cents.rstrip('0').ljust(2, '0')}"
+        whole, decimals = text.split(".")
+        text = f"{whole}.{decimals.rstrip('0').ljust(2, '0')}"
     return f"{sign}${text}"
 
 
@@ -72,7 +73,7 @@ def criteria_summary(criteria: object) -> str:
     return describe_criteria(criteria)
 
 
-def init_app(app: Flask) -> None:
+def init_app(app: App) -> None:
     app.add_template_filter(number)
     app.add_template_filter(money)
     app.add_template_filter(duration)

@@ -9,12 +9,15 @@ API accept exactly the same searches.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from flask_wtf import FlaskForm
-from wtforms import (
+
+# SelectChoice is new in WTForms 3.3; the newest stub package (types-WTForms 3.2.1) lacks it.
+from wtforms import (  # type: ignore[attr-defined]
     BooleanField,
     DecimalField,
     Field,
@@ -73,7 +76,7 @@ def split_list(text: str | None, *, on_whitespace: bool = True) -> list[str]:
     return [item.strip() for item in pattern.split(text) if item.strip()]
 
 
-def _list_of(pattern: str, message: str, *, limit: int = 50):
+def _list_of(pattern: str, message: str, *, limit: int = 50) -> Callable[[FlaskForm, Field], None]:
     regex = re.compile(pattern)
 
     def check(_form: FlaskForm, field: Field) -> None:
@@ -132,7 +135,7 @@ PROPERTY_RANGES = RANGES[:4]
 VALUE_RANGES = RANGES[4:]
 
 
-def _between(lo: int, hi: int):
+def _between(lo: int, hi: int) -> list[Optional | NumberRange]:
     return [Optional(), NumberRange(min=lo, max=hi, message=f"Between {lo:,} and {hi:,}")]
 
 
@@ -274,7 +277,10 @@ class SearchForm(FlaskForm):
             try:
                 self.chosen_fields()
             except CriteriaError as exc:
-                self.custom_fields.errors.append(exc.errors.get("fields", str(exc)))
+                # The stubs type errors as a Sequence; validate() has just made it a list.
+                cast(list[str], self.custom_fields.errors).append(
+                    exc.errors.get("fields", str(exc))
+                )
                 valid = False
         if valid:
             try:

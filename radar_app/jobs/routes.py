@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from flask import (
     Blueprint,
-    Response,
     abort,
     current_app,
     flash,
@@ -33,6 +32,9 @@ from flask import (
 from flask_login import current_user
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from redis.exceptions import RedisError
+
+# Werkzeug's Response: what redirect() returns, and the base of Flask's.
+from werkzeug.wrappers import Response
 
 from radar_app import batches, pace, services
 from radar_app.export import csv_download
@@ -121,7 +123,9 @@ def index() -> str:
             visible.with_only_columns(BatchJob.status, sa.func.count())
             .order_by(None)
             .group_by(BatchJob.status)
-        ).all()
+        )
+        .tuples()
+        .all()
     )
     query = visible.where(BatchJob.status == status) if status else visible
     total = counts.get(status, 0) if status else sum(counts.values())
@@ -171,7 +175,9 @@ def _is_back_to_form() -> bool:
 
 
 def _confirmations() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.secret_key, salt=CONFIRM_SALT)
+    # Never None: the app refuses to start without a SECRET_KEY (config.validate).
+    secret_key = cast(str | bytes, current_app.secret_key)
+    return URLSafeTimedSerializer(secret_key, salt=CONFIRM_SALT)
 
 
 def _search_spec(form: SearchForm) -> str:
@@ -219,7 +225,8 @@ def _claim_confirmation(confirmation: str) -> str | None:
     redis = get_redis()
     if redis.set(key, "", nx=True, ex=_confirm_seconds() + 60):
         return None
-    started = redis.get(key)
+    # redis-py types each command for its sync and asyncio clients at once; this one is sync.
+    started = cast(bytes | str | None, redis.get(key))
     return started.decode() if isinstance(started, bytes) else (started or "")
 
 
@@ -664,6 +671,7 @@ def notifications() -> str:
     if not finished:
         return ""
     # ISO text, not a float: a rounded timestamp could show the last toast twice.
-    until = max(job.completed_at for job in finished).isoformat()
+    # (The query asks for completed_at past `until`, so every one has a completed_at.)
+    until = max(job.completed_at for job in finished if job.completed_at is not None).isoformat()
     session[NOTIFIED_KEY] = {"user": current_user.id, "until": until}
     return render_template("jobs/_toasts.html", jobs=finished)

@@ -18,10 +18,9 @@ from typing import Any
 
 from redis.exceptions import RedisError
 from rq import Queue
-from sqlalchemy.orm import Session
 
 from radar_app import batches
-from radar_app.models import BatchJob, User
+from radar_app.models import BatchJob, DbSession, User
 from radar_app.preview import Preview, PreviewSettings, preview_search
 from radar_app.propertyradar.client import PropertyRadarClient
 
@@ -80,7 +79,7 @@ class CostPreview:
 
 
 def preview_cost(
-    session: Session,
+    session: DbSession,
     client: PropertyRadarClient,
     criteria: list[dict[str, Any]],
     settings: PreviewSettings,
@@ -137,7 +136,7 @@ class Submitted:
 
 
 def submit(
-    session: Session,
+    session: DbSession,
     queue: Queue,
     settings: batches.QueueSettings,
     *,
@@ -164,7 +163,7 @@ def submit(
             is stored).
         batches.QueueUnavailable: Redis is down (nothing is stored).
     """
-    create = dict(
+    create: dict[str, Any] = dict(
         owner=owner,
         criteria=criteria,
         name=name,
@@ -191,7 +190,7 @@ def submit(
 
 
 def wait_briefly(
-    session: Session,
+    session: DbSession,
     job: BatchJob,
     seconds: float,
     *,

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard, cast
 from urllib.parse import urlencode
 
 import requests
@@ -155,7 +155,7 @@ def _reason(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def _is_number(value: object) -> bool:
+def _is_number(value: object) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
 
 
@@ -247,7 +247,9 @@ class PropertyRadarClient:
             raise ValueError("backoff_base and backoff_max must not be negative")
         if max_limit < 1:
             raise ValueError("max_limit must be at least 1")
-        connect_timeout, deadline = (timeout, timeout) if _is_number(timeout) else timeout
+        # Not one number, so the (connect, total) pair; the check below refuses anything else.
+        pair = cast(tuple[float, float], timeout)
+        connect_timeout, deadline = (timeout, timeout) if _is_number(timeout) else pair
         if (
             not (_is_number(connect_timeout) and _is_number(deadline))
             or min(connect_timeout, deadline) <= 0
