@@ -45,6 +45,7 @@ from radar_app.propertyradar.criteria import (
 )
 from tests.conftest import ApiClient
 from tests.helpers import OREGON
+from tests.schemathesis_checks import positive_data_accepted
 
 CHECKS = [
     not_a_server_error,
@@ -52,6 +53,8 @@ CHECKS = [
     content_type_conformance,
     response_headers_conformance,
     response_schema_conformance,
+    # And the other way: what the document calls valid, the server accepts.
+    positive_data_accepted,
 ]
 MAX_EXAMPLES = 30
 SEEDED_LEADS = 30

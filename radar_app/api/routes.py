@@ -18,7 +18,8 @@ from flask_login import current_user, login_required
 from flask_sqlalchemy.pagination import Pagination
 
 from radar_app import batches, services
-from radar_app.api.serializers import job_json, lead_json, ledger_json, log_json
+from radar_app.api.schemas import JOB, JOB_PAGE, LEDGER, LOG_PAGE
+from radar_app.api.serializers import lead_json
 from radar_app.auth.login import bearer_token
 from radar_app.defaults import JOB_NAME_MAX_LENGTH, MAX_RECORDS_LIMIT
 from radar_app.export import csv_download, custom_fields
@@ -135,7 +136,7 @@ def create_batch_job() -> tuple[Response, int, dict[str, str]]:
     except batches.QueueUnavailable as exc:
         raise ApiError(503, str(exc)) from exc
     location = url_for("api.get_batch_job", job_id=job.job_id)
-    return jsonify(job_json(job)), 201, {"Location": location}
+    return jsonify(JOB.dump(job)), 201, {"Location": location}
 
 
 @bp.post("/batch-jobs/preview")
@@ -180,15 +181,14 @@ def list_batch_jobs() -> Response:
                 400, "Invalid status", fields={"status": f"One of {', '.join(JobStatus)}"}
             )
         query = query.where(BatchJob.status == status)
-    jobs = paginate(query, paging)
-    return _page_json(jobs, job_json)
+    return jsonify(JOB_PAGE.dump(paginate(query, paging)))
 
 
 @bp.get("/batch-jobs/<job_id>")
 @login_required
 def get_batch_job(job_id: str) -> Response:
     """One job with its progress, rate and ETA."""
-    return jsonify(job_json(services.job_or_404(job_id)))
+    return jsonify(JOB.dump(services.job_or_404(job_id)))
 
 
 @bp.post("/batch-jobs/<job_id>/cancel")
@@ -200,7 +200,7 @@ def cancel_batch_job(job_id: str) -> tuple[Response, int]:
         job = batches.request_cancel(db.session, get_queue(), job, by=current_user)
     except batches.InvalidTransition as exc:
         raise ApiError(409, str(exc), status=job.status) from exc
-    return jsonify(job_json(job)), 202
+    return jsonify(JOB.dump(job)), 202
 
 
 @bp.post("/batch-jobs/<job_id>/retry")
@@ -216,7 +216,7 @@ def retry_batch_job(job_id: str) -> tuple[Response, int]:
         raise ApiError(409, str(exc), status=job.status) from exc
     except batches.QueueUnavailable as exc:
         raise ApiError(503, str(exc)) from exc
-    return jsonify(job_json(job)), 202
+    return jsonify(JOB.dump(job)), 202
 
 
 @bp.get("/batch-jobs/<job_id>/logs")
@@ -231,7 +231,7 @@ def batch_job_logs(job_id: str) -> Response:
         .order_by(BatchJobLog.id.desc()),
         paging,
     )
-    return _page_json(entries, log_json)
+    return jsonify(LOG_PAGE.dump(entries))
 
 
 @bp.get("/batch-jobs/<job_id>/ledger")
@@ -243,11 +243,17 @@ def batch_job_ledger(job_id: str) -> Response:
         sa.select(LedgerEntry).where(LedgerEntry.batch_job_id == job.id).order_by(LedgerEntry.id)
     ).all()
     return jsonify(
-        items=[ledger_json(e) for e in entries],
-        purchased_records=job.purchased_count,
-        reused_records=job.reused_count,
-        total_cost=round(job.cost_total, 2),
-        possibly_billed_requests=sum(e.outcome == LedgerEntry.POSSIBLY_BILLED for e in entries),
+        LEDGER.dump(
+            {
+                "items": entries,
+                "purchased_records": job.purchased_count,
+                "reused_records": job.reused_count,
+                "total_cost": round(job.cost_total, 2),
+                "possibly_billed_requests": sum(
+                    e.outcome == LedgerEntry.POSSIBLY_BILLED for e in entries
+                ),
+            }
+        )
     )
 
 

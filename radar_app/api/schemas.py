@@ -1,0 +1,189 @@
+"""The API's resources, declared once as marshmallow schemas.
+
+Each schema both serializes (``JOB.dump(job)``) and describes: radar_app.api.openapi turns
+them into the document's component schemas with apispec's marshmallow plugin, so a field
+added, renamed or made nullable here changes the JSON and the document together. Leads are
+declared in radar_app.leads (CSV, model columns and JSON share that table).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import current_app
+from marshmallow import Schema, fields, pre_dump
+from marshmallow.validate import OneOf, Range
+
+from radar_app import pace
+from radar_app.models import BatchJob, JobPhase, JobStatus, LedgerEntry, utcnow
+from radar_app.pagination import MAX_PER_PAGE
+
+_COUNT = Range(min=0)
+
+
+def _describe(text: str) -> dict[str, Any]:
+    return {"description": text}
+
+
+def _count(description: str | None = None, **kwargs: Any) -> fields.Integer:
+    return fields.Integer(
+        validate=_COUNT, metadata=_describe(description) if description else {}, **kwargs
+    )
+
+
+class CriterionSchema(Schema):
+    """One stored (normalized) PropertyRadar criterion."""
+
+    name = fields.String(required=True)
+    value = fields.List(fields.Raw(), required=True)
+
+
+class _JobAt:
+    """A job with the figures that depend on the time, all taken at one instant."""
+
+    def __init__(self, job: BatchJob, now: datetime) -> None:
+        self._job = job
+        self.records_per_second = job.records_per_second(now)
+        # The same estimate as the job page: none until buying has a meaningful rate.
+        self.eta_seconds = pace.purchase_pace(
+            job, now, batch_size=current_app.config["PROPERTYRADAR_BATCH_SIZE"]
+        ).seconds_left
+        self.duration_seconds = job.duration_seconds(now)
+        self.cost_total = round(job.cost_total, 2)
+        self.created_by = job.owner.email
+        self.matched = job.total_records
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._job, name)
+
+
+class JobSchema(Schema):
+    id = fields.String(
+        attribute="job_id", metadata=_describe("Public job id, used in every job URL")
+    )
+    name = fields.String()
+    status = fields.String(validate=OneOf([s.value for s in JobStatus]))
+    criteria = fields.List(fields.Nested(CriterionSchema))
+    max_records = fields.Integer(allow_none=True)
+    total_records = _count("Matches reported by PropertyRadar; null until known", allow_none=True)
+    processed_records = _count()
+    success_count = _count("Leads stored for this job")
+    error_count = _count()
+    progress_percent = fields.Float(validate=Range(min=0, max=100))
+    records_per_second = fields.Float(
+        allow_none=True, metadata=_describe("This run's rate; null before any record")
+    )
+    eta_seconds = fields.Float(
+        allow_none=True, metadata=_describe("Only while PROCESSING with a known rate")
+    )
+    duration_seconds = fields.Float(allow_none=True, metadata=_describe("null until started"))
+    pages_fetched = _count()
+    next_start = _count("Checkpoint: offset of the next page")
+    attempts = _count()
+    phase = fields.String(
+        validate=OneOf([p.value for p in JobPhase]),
+        metadata=_describe(
+            "SNAPSHOT: free listing of the matches; PURCHASE: buying those not stored yet"
+        ),
+    )
+    matched = _count("Same as total_records", allow_none=True)
+    snapshot_count = _count("RadarIDs listed by the snapshot")
+    reused_count = _count("Matches already stored, not bought")
+    purchased_count = _count("Records bought")
+    vanished_count = _count("Listed, but gone when bought")
+    unidentified_count = _count("Bought and billed, but returned without a RadarID: not stored")
+    cost_total = fields.Float(metadata=_describe("Billed so far, dollars"))
+    refresh_all = fields.Boolean()
+    fields_ = fields.List(
+        fields.String(),
+        data_key="fields",
+        attribute="fields",
+        allow_none=True,
+        metadata=_describe("Fields bought; null for the essentials"),
+    )
+    cancel_requested = fields.Boolean()
+    error_details = fields.String(allow_none=True)
+    warning = fields.String(
+        allow_none=True,
+        metadata=_describe(
+            "Set when what was stored differs from what the search first reported, with the figures"
+        ),
+    )
+    created_by = fields.String(metadata=_describe("Owner's email"))
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+    started_at = fields.DateTime(allow_none=True)
+    completed_at = fields.DateTime(allow_none=True)
+
+    @pre_dump
+    def _at_one_instant(self, job: BatchJob, **_: Any) -> _JobAt:
+        return _JobAt(job, utcnow())
+
+
+class LogEntrySchema(Schema):
+    id = fields.Integer()
+    created_at = fields.DateTime()
+    level = fields.String(metadata=_describe("INFO, WARNING or ERROR"))
+    page = fields.Integer(allow_none=True, metadata=_describe("Page the line is about, if any"))
+    message = fields.String()
+
+
+class LedgerEntrySchema(Schema):
+    """One purchase request of the job."""
+
+    id = fields.Integer()
+    created_at = fields.DateTime()
+    page = fields.Integer(allow_none=True)
+    outcome = fields.String(
+        validate=OneOf([LedgerEntry.BILLED, LedgerEntry.POSSIBLY_BILLED]),
+        metadata=_describe(
+            "possibly_billed: the request may have been billed but its response was lost"
+        ),
+    )
+    requested = _count("Records asked for")
+    result_count = _count("Records the API billed", allow_none=True)
+    total_cost = fields.Float(allow_none=True)
+    request_id = fields.String(allow_none=True, metadata=_describe("PropertyRadar's request id"))
+    note = fields.String(allow_none=True)
+
+
+class LedgerSchema(Schema):
+    items = fields.List(fields.Nested(LedgerEntrySchema))
+    purchased_records = _count()
+    reused_records = _count()
+    total_cost = fields.Float()
+    possibly_billed_requests = _count()
+
+
+class _PageSchema(Schema):
+    """One page of a list resource, in the shape every list endpoint answers with."""
+
+    page = fields.Integer(validate=Range(min=1))
+    per_page = fields.Integer(validate=Range(min=1, max=MAX_PER_PAGE))
+    total = _count()
+
+
+class JobListSchema(_PageSchema):
+    items = fields.List(fields.Nested(JobSchema))
+
+
+class LogListSchema(_PageSchema):
+    items = fields.List(fields.Nested(LogEntrySchema))
+
+
+JOB = JobSchema()
+JOB_PAGE = JobListSchema()
+LOG_PAGE = LogListSchema()
+LEDGER = LedgerSchema()
+
+# Component name -> schema, for radar_app.api.openapi. Every property of these responses is
+# always present (null where nullable).
+RESPONSE_SCHEMAS: dict[str, Schema] = {
+    "Job": JOB,
+    "LogEntry": LogEntrySchema(),
+    "LedgerEntry": LedgerEntrySchema(),
+    "Ledger": LEDGER,
+    "JobList": JOB_PAGE,
+    "LogList": LOG_PAGE,
+}
