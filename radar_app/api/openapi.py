@@ -22,8 +22,7 @@ from werkzeug.wrappers import Response
 
 from radar_app import leads
 from radar_app.api.routes import bp
-from radar_app.api.schemas import RESPONSE_SCHEMAS
-from radar_app.defaults import JOB_NAME_MAX_LENGTH, MAX_RECORDS_LIMIT
+from radar_app.api.schemas import REQUEST_SCHEMAS, RESPONSE_SCHEMAS
 from radar_app.models import JobStatus
 from radar_app.pagination import DEFAULT_PER_PAGE, MAX_PAGE, MAX_PER_PAGE
 from radar_app.propertyradar import criteria
@@ -188,20 +187,6 @@ _CRITERIA_INPUT: Schema = {
     "items": _ref("CriterionInput"),
     "description": "Each criterion at most once; values within one are OR'd.",
 }
-_MAX_RECORDS = _nullable(
-    {
-        "type": "integer",
-        "minimum": 1,
-        "maximum": MAX_RECORDS_LIMIT,
-        "description": "Stop after this many records (default: all matches).",
-    }
-)
-_REFRESH_ALL = {
-    "type": "boolean",
-    "default": False,
-    "description": "Buy every match again, even those already stored and fresh.",
-}
-
 _SCHEMAS: dict[str, Schema] = {
     "JobStatus": {"type": "string", "enum": _STATUSES},
     "CriterionInput": {
@@ -212,87 +197,6 @@ _SCHEMAS: dict[str, Schema] = {
             "must exist...) and reports every problem at once under `fields`."
         ),
         "oneOf": [_criterion_input(spec) for spec in CRITERIA.values()],
-    },
-    "JobCreate": {
-        "type": "object",
-        "required": ["criteria"],
-        "additionalProperties": False,
-        "properties": {
-            "criteria": _CRITERIA_INPUT,
-            "name": _nullable(
-                {
-                    "type": "string",
-                    "maxLength": JOB_NAME_MAX_LENGTH,
-                    "pattern": _NO_NUL,
-                    "description": "Defaults to a summary of the criteria.",
-                }
-            ),
-            "max_records": _MAX_RECORDS,
-            "refresh_all": _REFRESH_ALL,
-            "fields": _nullable(
-                {
-                    "description": (
-                        "What to buy per record: 'essentials' (the default) or a list of "
-                        f"PropertyRadar field names, to which the essentials are added; at "
-                        f"most {criteria.MAX_FIELDS} fields in all."
-                    ),
-                    "oneOf": [
-                        {"type": "string", "enum": sorted(criteria.FIELD_SETS)},
-                        {
-                            "type": "array",
-                            "items": {"type": "string", "enum": sorted(criteria.KNOWN_FIELDS)},
-                        },
-                    ],
-                }
-            ),
-        },
-        "example": {
-            "name": "Oregon sample",
-            "criteria": [{"name": "State", "value": ["OR"]}],
-            "max_records": 50,
-        },
-    },
-    "PreviewRequest": {
-        "type": "object",
-        "required": ["criteria"],
-        "additionalProperties": False,
-        "properties": {
-            "criteria": _CRITERIA_INPUT,
-            "max_records": _MAX_RECORDS,
-            "refresh_all": _REFRESH_ALL,
-        },
-        "example": {"criteria": [{"name": "State", "value": ["OR"]}], "max_records": 50},
-    },
-    "Preview": {
-        "type": "object",
-        "description": "What a search would match, reuse and cost, from free requests only.",
-        "required": [
-            "matches",
-            "total_matches",
-            "pages",
-            "sampled",
-            "owned",
-            "owned_is_estimate",
-            "to_buy",
-            "estimated_cost",
-            "price_per_export",
-            "estimated_seconds",
-        ],
-        "properties": {
-            "matches": {**COUNT, "description": "Matching records (capped by max_records)"},
-            "total_matches": {**COUNT, "description": "Matching records before the cap"},
-            "pages": {**COUNT, "description": "Purchase requests needed"},
-            "sampled": {**COUNT, "description": "RadarIDs looked at to count `owned`"},
-            "owned": {**COUNT, "description": "Already stored and fresh: not bought again"},
-            "owned_is_estimate": {
-                **BOOLEAN,
-                "description": "true when `owned` is extrapolated from the sample",
-            },
-            "to_buy": COUNT,
-            "estimated_cost": {"type": "number", "minimum": 0},
-            "price_per_export": {"type": "number", "minimum": 0},
-            "estimated_seconds": {"type": "number", "minimum": 0},
-        },
     },
     "Lead": {
         "type": "object",
@@ -349,15 +253,38 @@ def _page_of(item: str) -> Schema:
 _SCHEMAS["LeadList"] = _page_of("Lead")
 
 
+# What the request schemas leave to the catalogue (a Raw field there), described from it.
+_JOB_FIELDS: Schema = _nullable(
+    {
+        "description": (
+            "What to buy per record: 'essentials' (the default) or a list of PropertyRadar "
+            f"field names, to which the essentials are added; at most {criteria.MAX_FIELDS} "
+            "fields in all."
+        ),
+        "oneOf": [
+            {"type": "string", "enum": sorted(criteria.FIELD_SETS)},
+            {"type": "array", "items": {"type": "string", "enum": sorted(criteria.KNOWN_FIELDS)}},
+        ],
+    }
+)
+_EXAMPLE_SEARCH = {"criteria": [{"name": "State", "value": ["OR"]}], "max_records": 50}
+
+
 def _declared_schemas() -> dict[str, Schema]:
-    """The component schemas of radar_app.api.schemas, as apispec describes them."""
+    """The component schemas of radar_app.api.schemas, as apispec describes them, with the
+    criteria and field lists the catalogue validates described from the catalogue."""
     spec = APISpec("radar_app API", "1", "3.0.3", plugins=[MarshmallowPlugin()])
-    for name, declared in RESPONSE_SCHEMAS.items():
+    for name, declared in {**RESPONSE_SCHEMAS, **REQUEST_SCHEMAS}.items():
         spec.components.schema(name, schema=declared)
     generated: dict[str, Schema] = spec.to_dict()["components"]["schemas"]
-    for component in generated.values():
+    for name in RESPONSE_SCHEMAS:
         # Responses carry every property (null where nullable).
-        component["required"] = list(component["properties"])
+        generated[name]["required"] = list(generated[name]["properties"])
+    for name in REQUEST_SCHEMAS:
+        generated[name]["properties"]["criteria"] = _CRITERIA_INPUT
+    generated["JobCreate"]["properties"]["fields"] = _JOB_FIELDS
+    generated["JobCreate"]["example"] = {"name": "Oregon sample", **_EXAMPLE_SEARCH}
+    generated["PreviewRequest"]["example"] = _EXAMPLE_SEARCH
     return generated
 
 

@@ -16,12 +16,21 @@ from flask import (
 )
 from flask_login import current_user, login_required
 from flask_sqlalchemy.pagination import Pagination
+from marshmallow import Schema, ValidationError
 
 from radar_app import batches, services
-from radar_app.api.schemas import JOB, JOB_PAGE, LEDGER, LOG_PAGE
+from radar_app.api.schemas import (
+    JOB,
+    JOB_CREATE,
+    JOB_PAGE,
+    LEDGER,
+    LOG_PAGE,
+    PREVIEW,
+    SEARCH,
+    field_problems,
+)
 from radar_app.api.serializers import lead_json
 from radar_app.auth.login import bearer_token
-from radar_app.defaults import JOB_NAME_MAX_LENGTH, MAX_RECORDS_LIMIT
 from radar_app.export import csv_download, custom_fields
 from radar_app.extensions import csrf, db, limiter
 from radar_app.models import (
@@ -34,7 +43,7 @@ from radar_app.models import (
 )
 from radar_app.pagination import PageArgs, page_args, paginate
 from radar_app.preview import PreviewSettings, preview_search
-from radar_app.propertyradar.criteria import text_problem, validate_criteria
+from radar_app.propertyradar.criteria import validate_criteria
 from radar_app.propertyradar.errors import BadRequestError, CriteriaError, PropertyRadarError
 from radar_app.queue import get_queue
 
@@ -74,11 +83,8 @@ def protect_cookie_sessions() -> None:
         csrf.protect()
 
 
-CREATE_KEYS = {"criteria", "name", "max_records", "refresh_all", "fields"}
-
-
-def _parse_body(allowed: set[str]) -> dict[str, Any]:
-    """The JSON body's known keys, or a 400 listing every problem at once."""
+def _load_body(schema: Schema) -> dict[str, Any]:
+    """The JSON body as ``schema`` loads it, or a 400 listing every problem at once."""
     try:
         body = request.get_json(silent=True)
     except RecursionError:
@@ -87,30 +93,11 @@ def _parse_body(allowed: set[str]) -> dict[str, Any]:
         raise ApiError(400, "Request body is nested too deeply", fields={}) from None
     if not isinstance(body, dict):
         raise ApiError(400, "Request body must be a JSON object", fields={})
-    fields: dict[str, str] = {}
-    unknown = sorted(set(body) - allowed)
-    for key in unknown:
-        fields[key] = "Unknown field"
-    name = body.get("name")
-    if name is not None and (not isinstance(name, str) or len(name) > JOB_NAME_MAX_LENGTH):
-        fields["name"] = f"Must be a string of at most {JOB_NAME_MAX_LENGTH} characters"
-    elif name is not None and (problem := text_problem(name)):
-        fields["name"] = problem[0].upper() + problem[1:]
-    max_records = body.get("max_records")
-    if max_records is not None and (
-        isinstance(max_records, bool)
-        or not isinstance(max_records, int)
-        or not 1 <= max_records <= MAX_RECORDS_LIMIT
-    ):
-        fields["max_records"] = f"Must be a whole number between 1 and {MAX_RECORDS_LIMIT:,}"
-    refresh_all = body.get("refresh_all", False)
-    if not isinstance(refresh_all, bool):
-        fields["refresh_all"] = "Must be true or false"
-    if "criteria" not in body:
-        fields["criteria"] = "Required: a list of PropertyRadar criteria"
-    if fields:
-        raise ApiError(400, "Invalid request", fields=fields)
-    return body
+    try:
+        loaded: dict[str, Any] = schema.load(body)
+    except ValidationError as exc:
+        raise ApiError(400, "Invalid request", fields=field_problems(exc)) from exc
+    return loaded
 
 
 @bp.post("/batch-jobs")
@@ -118,7 +105,7 @@ def _parse_body(allowed: set[str]) -> dict[str, Any]:
 @limiter.limit(lambda: current_app.config["JOB_CREATE_RATE_LIMIT"], key_func=services.user_key)
 def create_batch_job() -> tuple[Response, int, dict[str, str]]:
     """Create a batch job and queue it for a worker."""
-    body = _parse_body(CREATE_KEYS)
+    body = _load_body(JOB_CREATE)
     try:
         job = batches.create_job(
             db.session,
@@ -126,10 +113,10 @@ def create_batch_job() -> tuple[Response, int, dict[str, str]]:
             services.queue_settings(),
             owner=current_user,
             criteria=body["criteria"],
-            name=body.get("name"),
-            max_records=body.get("max_records"),
-            refresh_all=body.get("refresh_all", False),
-            fields=body.get("fields"),
+            name=body["name"],
+            max_records=body["max_records"],
+            refresh_all=body["refresh_all"],
+            fields=body["fields"],
         )
     except CriteriaError as exc:
         raise ApiError(400, "Invalid criteria", fields=exc.errors) from exc
@@ -143,7 +130,7 @@ def create_batch_job() -> tuple[Response, int, dict[str, str]]:
 @login_required
 def preview_batch_job() -> Response:
     """What a search would match, reuse and cost, from free requests only."""
-    body = _parse_body({"criteria", "max_records", "refresh_all"})
+    body = _load_body(SEARCH)
     config = current_app.config
     try:
         criteria = validate_criteria(body["criteria"])
@@ -153,8 +140,8 @@ def preview_batch_job() -> Response:
                 client,
                 criteria,
                 PreviewSettings.from_config(config),
-                max_records=body.get("max_records"),
-                refresh_all=body.get("refresh_all", False),
+                max_records=body["max_records"],
+                refresh_all=body["refresh_all"],
             )
     except CriteriaError as exc:
         raise ApiError(400, "Invalid criteria", fields=exc.errors) from exc
@@ -165,7 +152,7 @@ def preview_batch_job() -> Response:
         ) from exc
     except PropertyRadarError as exc:
         raise ApiError(502, f"PropertyRadar could not answer: {exc}") from exc
-    return jsonify(result.to_dict())
+    return jsonify(PREVIEW.dump(result))
 
 
 @bp.get("/batch-jobs")

@@ -12,14 +12,106 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from marshmallow import Schema, fields, pre_dump
-from marshmallow.validate import OneOf, Range
+from marshmallow import Schema, ValidationError, fields, pre_dump
+from marshmallow.validate import Length, OneOf, Range
 
 from radar_app import pace
+from radar_app.defaults import JOB_NAME_MAX_LENGTH, MAX_RECORDS_LIMIT
 from radar_app.models import BatchJob, JobPhase, JobStatus, LedgerEntry, utcnow
 from radar_app.pagination import MAX_PER_PAGE
+from radar_app.propertyradar.criteria import text_problem
 
 _COUNT = Range(min=0)
+
+
+# ------------------------------------------------------------------------- requests
+
+
+class _StrictInteger(fields.Integer):
+    """An integer as JSON spells one: true is not 1, 1.0 and "1" are not integers."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class _StrictBoolean(fields.Boolean):
+    """true or false, not 1, 0 or "yes"."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
+def _storable_text(text: str) -> None:
+    if problem := text_problem(text):
+        raise ValidationError(problem[0].upper() + problem[1:])
+
+
+_MAX_RECORDS_PROBLEM = f"Must be a whole number between 1 and {MAX_RECORDS_LIMIT:,}"
+_NAME_PROBLEM = f"Must be a string of at most {JOB_NAME_MAX_LENGTH} characters"
+
+
+class SearchSchema(Schema):
+    """A preview's body. Only its shape: the criteria catalogue
+    (radar_app.propertyradar.criteria) validates the criteria themselves, every problem at
+    once by path, and radar_app.api.openapi documents them from the same catalogue."""
+
+    # An unknown key (the default: raise) is a typo the caller wants to hear about.
+    error_messages = {"unknown": "Unknown field"}
+
+    criteria = fields.Raw(
+        required=True, error_messages={"required": "Required: a list of PropertyRadar criteria"}
+    )
+    max_records = _StrictInteger(
+        allow_none=True,
+        load_default=None,
+        validate=Range(min=1, max=MAX_RECORDS_LIMIT, error=_MAX_RECORDS_PROBLEM),
+        error_messages={"invalid": _MAX_RECORDS_PROBLEM, "null": _MAX_RECORDS_PROBLEM},
+        metadata={"description": "Stop after this many records (default: all matches)."},
+    )
+    refresh_all = _StrictBoolean(
+        load_default=False,
+        error_messages={"invalid": "Must be true or false", "null": "Must be true or false"},
+        metadata={"description": "Buy every match again, even those already stored and fresh."},
+    )
+
+
+class JobCreateSchema(SearchSchema):
+    """A new job's body."""
+
+    name = fields.String(
+        allow_none=True,
+        load_default=None,
+        validate=[Length(max=JOB_NAME_MAX_LENGTH, error=_NAME_PROBLEM), _storable_text],
+        error_messages={"invalid": _NAME_PROBLEM},
+        metadata={
+            "description": "Defaults to a summary of the criteria.",
+            "pattern": "^[^\\x00]*$",
+        },
+    )
+    # Validated by the catalogue too (radar_app.propertyradar.criteria.validate_fields).
+    fields_ = fields.Raw(data_key="fields", attribute="fields", allow_none=True, load_default=None)
+
+
+JOB_CREATE = JobCreateSchema()
+SEARCH = SearchSchema()
+# Component name -> schema, for radar_app.api.openapi.
+REQUEST_SCHEMAS: dict[str, Schema] = {"JobCreate": JOB_CREATE, "PreviewRequest": SEARCH}
+
+
+def field_problems(error: ValidationError) -> dict[str, str]:
+    """marshmallow's messages as the API's ``fields``: one sentence per input key."""
+    messages = error.messages if isinstance(error.messages, dict) else {"": error.messages}
+    return {
+        key: str(problem[0] if isinstance(problem, list) else problem)
+        for key, problem in messages.items()
+    }
+
+
+# ------------------------------------------------------------------------ responses
 
 
 def _describe(text: str) -> dict[str, Any]:
@@ -156,6 +248,23 @@ class LedgerSchema(Schema):
     possibly_billed_requests = _count()
 
 
+class PreviewSchema(Schema):
+    """What a search would match, reuse and cost, from free requests only."""
+
+    matches = _count("Matching records (capped by max_records)")
+    total_matches = _count("Matching records before the cap")
+    pages = _count("Purchase requests needed")
+    sampled = _count("RadarIDs looked at to count `owned`")
+    owned = _count("Already stored and fresh: not bought again")
+    owned_is_estimate = fields.Boolean(
+        metadata=_describe("true when `owned` is extrapolated from the sample")
+    )
+    to_buy = _count()
+    estimated_cost = fields.Float(validate=Range(min=0))
+    price_per_export = fields.Float(validate=Range(min=0))
+    estimated_seconds = fields.Float(validate=Range(min=0))
+
+
 class _PageSchema(Schema):
     """One page of a list resource, in the shape every list endpoint answers with."""
 
@@ -176,6 +285,7 @@ JOB = JobSchema()
 JOB_PAGE = JobListSchema()
 LOG_PAGE = LogListSchema()
 LEDGER = LedgerSchema()
+PREVIEW = PreviewSchema()
 
 # Component name -> schema, for radar_app.api.openapi. Every property of these responses is
 # always present (null where nullable).
@@ -184,6 +294,7 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
     "LogEntry": LogEntrySchema(),
     "LedgerEntry": LedgerEntrySchema(),
     "Ledger": LEDGER,
+    "Preview": PREVIEW,
     "JobList": JOB_PAGE,
     "LogList": LOG_PAGE,
 }
