@@ -22,9 +22,9 @@ from werkzeug.wrappers import Response
 
 from radar_app import leads
 from radar_app.api.routes import bp
-from radar_app.api.schemas import REQUEST_SCHEMAS, RESPONSE_SCHEMAS
+from radar_app.api.schemas import QUERY_PARAMETERS, REQUEST_SCHEMAS, RESPONSE_SCHEMAS
 from radar_app.models import JobStatus
-from radar_app.pagination import DEFAULT_PER_PAGE, MAX_PAGE, MAX_PER_PAGE
+from radar_app.pagination import MAX_PER_PAGE
 from radar_app.propertyradar import criteria
 from radar_app.propertyradar.coerce import US_STATES
 from radar_app.propertyradar.criteria import CRITERIA
@@ -328,31 +328,22 @@ _PARAMETERS: dict[str, Schema] = {
         "description": "The job's `id`",
         "schema": {"type": "string", "minLength": 1},
     },
-    "Page": {
-        "name": "page",
-        "in": "query",
-        "required": False,
-        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 1},
-    },
-    "PerPage": {
-        "name": "per_page",
-        "in": "query",
-        "required": False,
-        "schema": {
-            "type": "integer",
-            "minimum": 1,
-            "maximum": MAX_PER_PAGE,
-            "default": DEFAULT_PER_PAGE,
-        },
-    },
-    "Status": {
-        "name": "status",
-        "in": "query",
-        "required": False,
-        "description": "Only jobs in this status (case-insensitive)",
-        "schema": _ref("JobStatus"),
-    },
 }
+
+
+def _query_parameters() -> dict[str, Schema]:
+    """The query parameters of radar_app.api.schemas, as apispec describes them."""
+    plugin = MarshmallowPlugin()
+    APISpec("radar_app API", "1", "3.0.3", plugins=[plugin])
+    assert plugin.converter is not None  # set by the spec above
+    described: dict[str, Schema] = {}
+    for component, (schema, field) in QUERY_PARAMETERS.items():
+        params = plugin.converter.schema2parameters(schema, location="query")
+        described[component] = next(p for p in params if p["name"] == field)
+    return described
+
+
+_PARAMETERS.update(_query_parameters())
 
 
 def _param(name: str) -> Schema:

@@ -23,8 +23,10 @@ from radar_app.api.schemas import (
     JOB,
     JOB_CREATE,
     JOB_PAGE,
+    JOB_QUERY,
     LEDGER,
     LOG_PAGE,
+    PAGE_QUERY,
     PREVIEW,
     SEARCH,
     field_problems,
@@ -37,11 +39,10 @@ from radar_app.models import (
     BatchJob,
     BatchJobLog,
     JobProperty,
-    JobStatus,
     LedgerEntry,
     Property,
 )
-from radar_app.pagination import PageArgs, page_args, paginate
+from radar_app.pagination import PageArgs, paginate
 from radar_app.preview import PreviewSettings, preview_search
 from radar_app.propertyradar.criteria import validate_criteria
 from radar_app.propertyradar.errors import BadRequestError, CriteriaError, PropertyRadarError
@@ -159,16 +160,11 @@ def preview_batch_job() -> Response:
 @login_required
 def list_batch_jobs() -> Response:
     """The caller's jobs (an admin's: everyone's), newest first, optionally by status."""
-    paging = _page_args()
+    args = _load_query(JOB_QUERY)
     query = batches.visible_jobs(current_user)
-    status = request.args.get("status", "").strip().upper()
-    if status:
-        if status not in JobStatus.__members__:
-            raise ApiError(
-                400, "Invalid status", fields={"status": f"One of {', '.join(JobStatus)}"}
-            )
+    if status := args.get("status"):
         query = query.where(BatchJob.status == status)
-    return jsonify(JOB_PAGE.dump(paginate(query, paging)))
+    return jsonify(JOB_PAGE.dump(paginate(query, _paging(args))))
 
 
 @bp.get("/batch-jobs/<job_id>")
@@ -211,12 +207,11 @@ def retry_batch_job(job_id: str) -> tuple[Response, int]:
 def batch_job_logs(job_id: str) -> Response:
     """The job's log, newest first."""
     job = services.job_or_404(job_id)
-    paging = _page_args()
     entries = paginate(
         sa.select(BatchJobLog)
         .where(BatchJobLog.batch_job_id == job.id)
         .order_by(BatchJobLog.id.desc()),
-        paging,
+        _paging(_load_query(PAGE_QUERY)),
     )
     return jsonify(LOG_PAGE.dump(entries))
 
@@ -249,13 +244,12 @@ def batch_job_ledger(job_id: str) -> Response:
 def batch_job_leads(job_id: str) -> Response:
     """The job's leads in search order."""
     job = services.job_or_404(job_id)
-    paging = _page_args()
     leads = paginate(
         sa.select(Property)
         .join(JobProperty, JobProperty.property_id == Property.id)
         .where(JobProperty.batch_job_id == job.id)
         .order_by(JobProperty.position),
-        paging,
+        _paging(_load_query(PAGE_QUERY)),
         total=job.success_count,  # the number of links, kept with each page
     )
     custom = custom_fields(job)
@@ -269,8 +263,13 @@ def batch_job_leads_csv(job_id: str) -> Response:
     return csv_download(db.session, services.job_or_404(job_id))
 
 
-def _page_args() -> PageArgs:
+def _load_query(schema: Schema) -> dict[str, Any]:
     try:
-        return page_args(request.args)
-    except ValueError as exc:
-        raise ApiError(400, "Invalid pagination", fields={"page": str(exc)}) from exc
+        args: dict[str, Any] = schema.load(request.args)
+    except ValidationError as exc:
+        raise ApiError(400, "Invalid query", fields=field_problems(exc)) from exc
+    return args
+
+
+def _paging(args: dict[str, Any]) -> PageArgs:
+    return PageArgs(args["page"], args["per_page"])

@@ -12,13 +12,13 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from marshmallow import Schema, ValidationError, fields, pre_dump
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_dump
 from marshmallow.validate import Length, OneOf, Range
 
 from radar_app import pace
 from radar_app.defaults import JOB_NAME_MAX_LENGTH, MAX_RECORDS_LIMIT
 from radar_app.models import BatchJob, JobPhase, JobStatus, LedgerEntry, utcnow
-from radar_app.pagination import MAX_PER_PAGE
+from radar_app.pagination import DEFAULT_PER_PAGE, MAX_PAGE, MAX_PER_PAGE
 from radar_app.propertyradar.criteria import text_problem
 
 _COUNT = Range(min=0)
@@ -50,6 +50,7 @@ def _storable_text(text: str) -> None:
         raise ValidationError(problem[0].upper() + problem[1:])
 
 
+_STATUSES = [s.value for s in JobStatus]
 _MAX_RECORDS_PROBLEM = f"Must be a whole number between 1 and {MAX_RECORDS_LIMIT:,}"
 _NAME_PROBLEM = f"Must be a string of at most {JOB_NAME_MAX_LENGTH} characters"
 
@@ -96,10 +97,58 @@ class JobCreateSchema(SearchSchema):
     fields_ = fields.Raw(data_key="fields", attribute="fields", allow_none=True, load_default=None)
 
 
+class _JobStatusField(fields.String):
+    """A job status in any case; empty means any status."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        status = super()._deserialize(value, attr, data, **kwargs).strip().upper()
+        if status and status not in _STATUSES:
+            raise ValidationError(f"One of {', '.join(_STATUSES)}")
+        return status
+
+
+class PageQuerySchema(Schema):
+    """?page=&per_page= of a list endpoint (the pages parse the same bounds with
+    radar_app.pagination.page_args)."""
+
+    class Meta:
+        # Other query keys (a cache-buster, say) are not the API's business.
+        unknown = EXCLUDE
+
+    page = fields.Integer(
+        load_default=1,
+        validate=Range(min=1, max=MAX_PAGE, error=f"page must be between 1 and {MAX_PAGE:,}"),
+        error_messages={"invalid": "page must be a whole number"},
+    )
+    per_page = fields.Integer(
+        load_default=DEFAULT_PER_PAGE,
+        validate=Range(
+            min=1, max=MAX_PER_PAGE, error=f"per_page must be between 1 and {MAX_PER_PAGE}"
+        ),
+        error_messages={"invalid": "per_page must be a whole number"},
+    )
+
+
+class JobQuerySchema(PageQuerySchema):
+    status = _JobStatusField(
+        metadata={"enum": _STATUSES, "description": "Only jobs in this status (case-insensitive)"}
+    )
+
+
+PAGE_QUERY = PageQuerySchema()
+JOB_QUERY = JobQuerySchema()
+
+
 JOB_CREATE = JobCreateSchema()
 SEARCH = SearchSchema()
 # Component name -> schema, for radar_app.api.openapi.
 REQUEST_SCHEMAS: dict[str, Schema] = {"JobCreate": JOB_CREATE, "PreviewRequest": SEARCH}
+# Parameter component name -> (query schema, field name), for radar_app.api.openapi.
+QUERY_PARAMETERS: dict[str, tuple[Schema, str]] = {
+    "Page": (PAGE_QUERY, "page"),
+    "PerPage": (PAGE_QUERY, "per_page"),
+    "Status": (JOB_QUERY, "status"),
+}
 
 
 def field_problems(error: ValidationError) -> dict[str, str]:
@@ -155,7 +204,7 @@ class JobSchema(Schema):
         attribute="job_id", metadata=_describe("Public job id, used in every job URL")
     )
     name = fields.String()
-    status = fields.String(validate=OneOf([s.value for s in JobStatus]))
+    status = fields.String(validate=OneOf(_STATUSES))
     criteria = fields.List(fields.Nested(CriterionSchema))
     max_records = fields.Integer(allow_none=True)
     total_records = _count("Matches reported by PropertyRadar; null until known", allow_none=True)
