@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from typing import Any
 
 import pytest
@@ -28,11 +29,11 @@ from schemathesis.specs.openapi.checks import (
 
 from devstack import free_port
 from radar_app import create_app
-from radar_app.api.openapi import MAX_PAGE, openapi_spec
+from radar_app.api.openapi import openapi_spec
 from radar_app.api.serializers import LEAD_KEYS
 from radar_app.extensions import db
 from radar_app.models import JobStatus
-from radar_app.pagination import MAX_PER_PAGE
+from radar_app.pagination import MAX_PAGE, MAX_PER_PAGE
 from radar_app.propertyradar.coerce import US_STATES
 from radar_app.propertyradar.criteria import (
     CRITERIA,
@@ -45,6 +46,7 @@ from radar_app.propertyradar.criteria import (
 )
 from tests.conftest import ApiClient
 from tests.helpers import OREGON
+from tests.schemathesis_checks import positive_data_accepted
 
 CHECKS = [
     not_a_server_error,
@@ -52,6 +54,8 @@ CHECKS = [
     content_type_conformance,
     response_headers_conformance,
     response_schema_conformance,
+    # And the other way: what the document calls valid, the server accepts.
+    positive_data_accepted,
 ]
 MAX_EXAMPLES = 30
 SEEDED_LEADS = 30
@@ -135,6 +139,38 @@ def test_document_follows_the_catalogues() -> None:
     assert schemas["JobCreate"]["properties"]["criteria"]["maxItems"] == MAX_CRITERIA
     for path in ("/api/batch-jobs", "/api/batch-jobs/preview"):
         assert "413" in spec["paths"][path]["post"]["responses"]
+
+
+@pytest.mark.parametrize(
+    ("value", "documented"),
+    [
+        ("from: 1/1/2023 to: 1/31/2023", True),
+        ("from: 1/1/2023 to:", True),
+        ("from: to: 1/31/2023", True),
+        ("12/31/2023", True),
+        # Found by the positive-data check: documented valid, refused by the catalogue.
+        ("from: to:", False),
+        ("13/1/2023", False),
+        ("1/32/2023", False),
+        ("1/1/0000", False),
+    ],
+)
+def test_date_criteria_document_what_the_catalogue_accepts(
+    api: ApiClient, simulator, value: str, documented: bool
+) -> None:
+    variants = openapi_spec()["components"]["schemas"]["CriterionInput"]["oneOf"]
+    (date,) = [v for v in variants if v["properties"]["name"]["enum"] == ["LastTransferRecDate"]]
+    shapes = date["properties"]["value"]["items"]["anyOf"]
+    assert (
+        any(
+            value in shape.get("enum", []) or re.match(shape.get("pattern", "^$"), value)
+            for shape in shapes
+        )
+        is documented
+    )
+    criteria = [{"name": "LastTransferRecDate", "value": [value]}]
+    response = api.post("/api/batch-jobs/preview", json={"criteria": criteria})
+    assert (response.status_code != 400) is documented, response.json
 
 
 # --------------------------------------------------------------- generated run

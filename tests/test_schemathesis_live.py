@@ -2,11 +2,13 @@
 would run it, every phase (examples, coverage, fuzzing, stateful links).
 
 Passes when schemathesis finds no 5xx and no response that breaks /api/openapi.json
-(undocumented status, content type or header, or a body off its schema).
+(undocumented status, content type or header, or a body off its schema), and no request the
+document calls valid refused (tests/schemathesis_checks.py).
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -21,6 +23,7 @@ from werkzeug.serving import make_server
 from tests.conftest import ApiClient
 from tests.helpers import OREGON
 
+REPO = str(Path(__file__).resolve().parent.parent)
 CHECKS = ",".join(
     [
         "not_a_server_error",
@@ -28,6 +31,8 @@ CHECKS = ",".join(
         "content_type_conformance",
         "response_headers_conformance",
         "response_schema_conformance",
+        # tests/schemathesis_checks.py, loaded by SCHEMATHESIS_HOOKS below.
+        "positive_data_accepted",
     ]
 )
 
@@ -102,7 +107,13 @@ def test_schemathesis_cli_finds_nothing(
         "--no-color",
     ]
     result = subprocess.run(
-        command, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
+        command,
+        cwd=tmp_path,
+        env={**os.environ, "SCHEMATHESIS_HOOKS": "tests.schemathesis_checks", "PYTHONPATH": REPO},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     output = result.stdout + result.stderr
     print(output)  # shown by pytest -s, or with the failure

@@ -1,10 +1,13 @@
 """OpenAPI 3 description of the JSON API, served at /api/openapi.json.
 
-The document is built once, from the same catalogues the API validates against (criterion
-names and value shapes, job statuses and phases, page limits, field sets), so it follows
-them. tests/test_openapi.py (in-process, over WSGI) and tests/test_schemathesis_live.py
-(the schemathesis CLI against a live server) hold the API to it: no 5xx, and every status,
-content type, header and body as documented. A new route or status must be added here.
+The document is built once, from the same declarations the API serializes and validates
+with: the response schemas are generated from radar_app.api.schemas (marshmallow, through
+apispec), the Lead schema from radar_app.leads, the criterion schemas from the criteria
+catalogue (names and value shapes, page limits, field sets), so it follows them.
+tests/test_openapi.py (in-process, over WSGI) and tests/test_schemathesis_live.py (the
+schemathesis CLI against a live server) hold the API to it: no 5xx, every status, content
+type, header and body as documented, and every request the document calls valid accepted
+(tests/schemathesis_checks.py). A new route or status must be added here.
 """
 
 from __future__ import annotations
@@ -12,14 +15,16 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import jsonify
 from werkzeug.wrappers import Response
 
 from radar_app import leads
 from radar_app.api.routes import bp
-from radar_app.defaults import JOB_NAME_MAX_LENGTH, MAX_RECORDS_LIMIT
-from radar_app.models import JobPhase, JobStatus, LedgerEntry
-from radar_app.pagination import DEFAULT_PER_PAGE, MAX_PAGE, MAX_PER_PAGE
+from radar_app.api.schemas import QUERY_PARAMETERS, REQUEST_SCHEMAS, RESPONSE_SCHEMAS
+from radar_app.models import JobStatus
+from radar_app.pagination import MAX_PER_PAGE
 from radar_app.propertyradar import criteria
 from radar_app.propertyradar.coerce import US_STATES
 from radar_app.propertyradar.criteria import CRITERIA
@@ -65,7 +70,9 @@ _RANGE_BOUND = _nullable(
         "maximum": criteria.MAX_RANGE_NUMBER,
     }
 )
-_DATE = "[0-9]{1,2}/[0-9]{1,2}/[0-9]{4}"
+# M/D/YYYY. Whether the day exists in its month, and a from-date before its to-date, the
+# server checks (criteria[i].value in the 400) beyond what a pattern can say.
+_DATE = "(0?[1-9]|1[0-2])/(0?[1-9]|[12][0-9]|3[01])/[1-9][0-9]{3}"
 _KIND_ITEMS: dict[str, Schema] = {
     criteria.MULTI: _TEXT,
     criteria.PREFIX: _TEXT,
@@ -80,7 +87,8 @@ _KIND_ITEMS: dict[str, Schema] = {
     criteria.DATE: {
         "anyOf": [
             {"type": "string", "enum": criteria.DATE_PRESETS},
-            {"type": "string", "pattern": f"^from: ?({_DATE})? to: ?({_DATE})?$"},
+            # Either end may be empty, not both.
+            {"type": "string", "pattern": f"^from: ?({_DATE} to: ?({_DATE})?| to: ?{_DATE})$"},
             {"type": "string", "pattern": f"^{_DATE}$"},
         ]
     },
@@ -179,28 +187,8 @@ _CRITERIA_INPUT: Schema = {
     "items": _ref("CriterionInput"),
     "description": "Each criterion at most once; values within one are OR'd.",
 }
-_MAX_RECORDS = _nullable(
-    {
-        "type": "integer",
-        "minimum": 1,
-        "maximum": MAX_RECORDS_LIMIT,
-        "description": "Stop after this many records (default: all matches).",
-    }
-)
-_REFRESH_ALL = {
-    "type": "boolean",
-    "default": False,
-    "description": "Buy every match again, even those already stored and fresh.",
-}
-
 _SCHEMAS: dict[str, Schema] = {
     "JobStatus": {"type": "string", "enum": _STATUSES},
-    "Criterion": {
-        "type": "object",
-        "description": "One stored (normalized) PropertyRadar criterion.",
-        "required": ["name", "value"],
-        "properties": {"name": STRING, "value": {"type": "array", "items": {}}},
-    },
     "CriterionInput": {
         "description": (
             "One PropertyRadar criterion: its name and a non-empty list of values, which "
@@ -209,209 +197,6 @@ _SCHEMAS: dict[str, Schema] = {
             "must exist...) and reports every problem at once under `fields`."
         ),
         "oneOf": [_criterion_input(spec) for spec in CRITERIA.values()],
-    },
-    "JobCreate": {
-        "type": "object",
-        "required": ["criteria"],
-        "additionalProperties": False,
-        "properties": {
-            "criteria": _CRITERIA_INPUT,
-            "name": _nullable(
-                {
-                    "type": "string",
-                    "maxLength": JOB_NAME_MAX_LENGTH,
-                    "pattern": _NO_NUL,
-                    "description": "Defaults to a summary of the criteria.",
-                }
-            ),
-            "max_records": _MAX_RECORDS,
-            "refresh_all": _REFRESH_ALL,
-            "fields": _nullable(
-                {
-                    "description": (
-                        "What to buy per record: 'essentials' (the default) or a list of "
-                        f"PropertyRadar field names, to which the essentials are added; at "
-                        f"most {criteria.MAX_FIELDS} fields in all."
-                    ),
-                    "oneOf": [
-                        {"type": "string", "enum": sorted(criteria.FIELD_SETS)},
-                        {
-                            "type": "array",
-                            "items": {"type": "string", "enum": sorted(criteria.KNOWN_FIELDS)},
-                        },
-                    ],
-                }
-            ),
-        },
-        "example": {
-            "name": "Oregon sample",
-            "criteria": [{"name": "State", "value": ["OR"]}],
-            "max_records": 50,
-        },
-    },
-    "PreviewRequest": {
-        "type": "object",
-        "required": ["criteria"],
-        "additionalProperties": False,
-        "properties": {
-            "criteria": _CRITERIA_INPUT,
-            "max_records": _MAX_RECORDS,
-            "refresh_all": _REFRESH_ALL,
-        },
-        "example": {"criteria": [{"name": "State", "value": ["OR"]}], "max_records": 50},
-    },
-    "Preview": {
-        "type": "object",
-        "description": "What a search would match, reuse and cost, from free requests only.",
-        "required": [
-            "matches",
-            "total_matches",
-            "pages",
-            "sampled",
-            "owned",
-            "owned_is_estimate",
-            "to_buy",
-            "estimated_cost",
-            "price_per_export",
-            "estimated_seconds",
-        ],
-        "properties": {
-            "matches": {**COUNT, "description": "Matching records (capped by max_records)"},
-            "total_matches": {**COUNT, "description": "Matching records before the cap"},
-            "pages": {**COUNT, "description": "Purchase requests needed"},
-            "sampled": {**COUNT, "description": "RadarIDs looked at to count `owned`"},
-            "owned": {**COUNT, "description": "Already stored and fresh: not bought again"},
-            "owned_is_estimate": {
-                **BOOLEAN,
-                "description": "true when `owned` is extrapolated from the sample",
-            },
-            "to_buy": COUNT,
-            "estimated_cost": {"type": "number", "minimum": 0},
-            "price_per_export": {"type": "number", "minimum": 0},
-            "estimated_seconds": {"type": "number", "minimum": 0},
-        },
-    },
-    "LedgerEntry": {
-        "type": "object",
-        "description": "One purchase request of the job.",
-        "required": [
-            "id",
-            "created_at",
-            "page",
-            "outcome",
-            "requested",
-            "result_count",
-            "total_cost",
-            "request_id",
-            "note",
-        ],
-        "properties": {
-            "id": INTEGER,
-            "created_at": TIMESTAMP,
-            "page": _nullable(INTEGER),
-            "outcome": {
-                "type": "string",
-                "enum": [LedgerEntry.BILLED, LedgerEntry.POSSIBLY_BILLED],
-                "description": "possibly_billed: the request may have been billed but its "
-                "response was lost",
-            },
-            "requested": {**COUNT, "description": "Records asked for"},
-            "result_count": _nullable({**COUNT, "description": "Records the API billed"}),
-            "total_cost": _nullable(NUMBER),
-            "request_id": _nullable({**STRING, "description": "PropertyRadar's request id"}),
-            "note": _nullable(STRING),
-        },
-    },
-    "Ledger": {
-        "type": "object",
-        "required": [
-            "items",
-            "purchased_records",
-            "reused_records",
-            "total_cost",
-            "possibly_billed_requests",
-        ],
-        "properties": {
-            "items": {"type": "array", "items": _ref("LedgerEntry")},
-            "purchased_records": COUNT,
-            "reused_records": COUNT,
-            "total_cost": NUMBER,
-            "possibly_billed_requests": COUNT,
-        },
-    },
-    "Job": {
-        "type": "object",
-        "properties": {
-            "id": {**STRING, "description": "Public job id, used in every job URL"},
-            "name": STRING,
-            "status": _ref("JobStatus"),
-            "criteria": {"type": "array", "items": _ref("Criterion")},
-            "max_records": _nullable(INTEGER),
-            "total_records": _nullable(
-                {**COUNT, "description": "Matches reported by PropertyRadar; null until known"}
-            ),
-            "processed_records": COUNT,
-            "success_count": {**COUNT, "description": "Leads stored for this job"},
-            "error_count": COUNT,
-            "progress_percent": {"type": "number", "minimum": 0, "maximum": 100},
-            "records_per_second": _nullable(
-                {**NUMBER, "description": "This run's rate; null before any record"}
-            ),
-            "eta_seconds": _nullable(
-                {**NUMBER, "description": "Only while PROCESSING with a known rate"}
-            ),
-            "duration_seconds": _nullable({**NUMBER, "description": "null until started"}),
-            "pages_fetched": COUNT,
-            "next_start": {**COUNT, "description": "Checkpoint: offset of the next page"},
-            "attempts": COUNT,
-            "phase": {
-                "type": "string",
-                "enum": [phase.value for phase in JobPhase],
-                "description": "SNAPSHOT: free listing of the matches; PURCHASE: buying those "
-                "not stored yet",
-            },
-            "matched": _nullable({**COUNT, "description": "Same as total_records"}),
-            "snapshot_count": {**COUNT, "description": "RadarIDs listed by the snapshot"},
-            "reused_count": {**COUNT, "description": "Matches already stored, not bought"},
-            "purchased_count": {**COUNT, "description": "Records bought"},
-            "vanished_count": {**COUNT, "description": "Listed, but gone when bought"},
-            "unidentified_count": {
-                **COUNT,
-                "description": "Bought and billed, but returned without a RadarID: not stored",
-            },
-            "cost_total": {**NUMBER, "description": "Billed so far, dollars"},
-            "refresh_all": BOOLEAN,
-            "fields": _nullable(
-                {
-                    "type": "array",
-                    "items": STRING,
-                    "description": "Fields bought; null for the essentials",
-                }
-            ),
-            "cancel_requested": BOOLEAN,
-            "error_details": _nullable(STRING),
-            "warning": {
-                **_nullable(STRING),
-                "description": "Set when what was stored differs from what the search first "
-                "reported, with the figures",
-            },
-            "created_by": {**STRING, "description": "Owner's email"},
-            "created_at": TIMESTAMP,
-            "updated_at": TIMESTAMP,
-            "started_at": _nullable(TIMESTAMP),
-            "completed_at": _nullable(TIMESTAMP),
-        },
-    },
-    "LogEntry": {
-        "type": "object",
-        "required": ["id", "created_at", "level", "page", "message"],
-        "properties": {
-            "id": INTEGER,
-            "created_at": TIMESTAMP,
-            "level": {**STRING, "description": "INFO, WARNING or ERROR"},
-            "page": _nullable({**INTEGER, "description": "Page the line is about, if any"}),
-            "message": STRING,
-        },
     },
     "Lead": {
         "type": "object",
@@ -465,9 +250,45 @@ def _page_of(item: str) -> Schema:
     }
 
 
-_SCHEMAS.update(JobList=_page_of("Job"), LogList=_page_of("LogEntry"), LeadList=_page_of("Lead"))
-# Every Job property is always present (null where nullable).
-_SCHEMAS["Job"]["required"] = list(_SCHEMAS["Job"]["properties"])
+_SCHEMAS["LeadList"] = _page_of("Lead")
+
+
+# What the request schemas leave to the catalogue (a Raw field there), described from it.
+_JOB_FIELDS: Schema = _nullable(
+    {
+        "description": (
+            "What to buy per record: 'essentials' (the default) or a list of PropertyRadar "
+            f"field names, to which the essentials are added; at most {criteria.MAX_FIELDS} "
+            "fields in all."
+        ),
+        "oneOf": [
+            {"type": "string", "enum": sorted(criteria.FIELD_SETS)},
+            {"type": "array", "items": {"type": "string", "enum": sorted(criteria.KNOWN_FIELDS)}},
+        ],
+    }
+)
+_EXAMPLE_SEARCH = {"criteria": [{"name": "State", "value": ["OR"]}], "max_records": 50}
+
+
+def _declared_schemas() -> dict[str, Schema]:
+    """The component schemas of radar_app.api.schemas, as apispec describes them, with the
+    criteria and field lists the catalogue validates described from the catalogue."""
+    spec = APISpec("radar_app API", "1", "3.0.3", plugins=[MarshmallowPlugin()])
+    for name, declared in {**RESPONSE_SCHEMAS, **REQUEST_SCHEMAS}.items():
+        spec.components.schema(name, schema=declared)
+    generated: dict[str, Schema] = spec.to_dict()["components"]["schemas"]
+    for name in RESPONSE_SCHEMAS:
+        # Responses carry every property (null where nullable).
+        generated[name]["required"] = list(generated[name]["properties"])
+    for name in REQUEST_SCHEMAS:
+        generated[name]["properties"]["criteria"] = _CRITERIA_INPUT
+    generated["JobCreate"]["properties"]["fields"] = _JOB_FIELDS
+    generated["JobCreate"]["example"] = {"name": "Oregon sample", **_EXAMPLE_SEARCH}
+    generated["PreviewRequest"]["example"] = _EXAMPLE_SEARCH
+    return generated
+
+
+_SCHEMAS.update(_declared_schemas())
 
 _RESPONSES: dict[str, Schema] = {
     "Unauthorized": _json_response(
@@ -507,31 +328,22 @@ _PARAMETERS: dict[str, Schema] = {
         "description": "The job's `id`",
         "schema": {"type": "string", "minLength": 1},
     },
-    "Page": {
-        "name": "page",
-        "in": "query",
-        "required": False,
-        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 1},
-    },
-    "PerPage": {
-        "name": "per_page",
-        "in": "query",
-        "required": False,
-        "schema": {
-            "type": "integer",
-            "minimum": 1,
-            "maximum": MAX_PER_PAGE,
-            "default": DEFAULT_PER_PAGE,
-        },
-    },
-    "Status": {
-        "name": "status",
-        "in": "query",
-        "required": False,
-        "description": "Only jobs in this status (case-insensitive)",
-        "schema": _ref("JobStatus"),
-    },
 }
+
+
+def _query_parameters() -> dict[str, Schema]:
+    """The query parameters of radar_app.api.schemas, as apispec describes them."""
+    plugin = MarshmallowPlugin()
+    APISpec("radar_app API", "1", "3.0.3", plugins=[plugin])
+    assert plugin.converter is not None  # set by the spec above
+    described: dict[str, Schema] = {}
+    for component, (schema, field) in QUERY_PARAMETERS.items():
+        params = plugin.converter.schema2parameters(schema, location="query")
+        described[component] = next(p for p in params if p["name"] == field)
+    return described
+
+
+_PARAMETERS.update(_query_parameters())
 
 
 def _param(name: str) -> Schema:

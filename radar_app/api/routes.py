@@ -16,24 +16,35 @@ from flask import (
 )
 from flask_login import current_user, login_required
 from flask_sqlalchemy.pagination import Pagination
+from marshmallow import Schema, ValidationError
 
 from radar_app import batches, services
-from radar_app.api.serializers import job_json, lead_json, ledger_json, log_json
+from radar_app.api.schemas import (
+    JOB,
+    JOB_CREATE,
+    JOB_PAGE,
+    JOB_QUERY,
+    LEDGER,
+    LOG_PAGE,
+    PAGE_QUERY,
+    PREVIEW,
+    SEARCH,
+    field_problems,
+)
+from radar_app.api.serializers import lead_json
 from radar_app.auth.login import bearer_token
-from radar_app.defaults import JOB_NAME_MAX_LENGTH, MAX_RECORDS_LIMIT
 from radar_app.export import csv_download, custom_fields
 from radar_app.extensions import csrf, db, limiter
 from radar_app.models import (
     BatchJob,
     BatchJobLog,
     JobProperty,
-    JobStatus,
     LedgerEntry,
     Property,
 )
-from radar_app.pagination import PageArgs, page_args, paginate
+from radar_app.pagination import PageArgs, paginate
 from radar_app.preview import PreviewSettings, preview_search
-from radar_app.propertyradar.criteria import text_problem, validate_criteria
+from radar_app.propertyradar.criteria import validate_criteria
 from radar_app.propertyradar.errors import BadRequestError, CriteriaError, PropertyRadarError
 from radar_app.queue import get_queue
 
@@ -73,11 +84,8 @@ def protect_cookie_sessions() -> None:
         csrf.protect()
 
 
-CREATE_KEYS = {"criteria", "name", "max_records", "refresh_all", "fields"}
-
-
-def _parse_body(allowed: set[str]) -> dict[str, Any]:
-    """The JSON body's known keys, or a 400 listing every problem at once."""
+def _load_body(schema: Schema) -> dict[str, Any]:
+    """The JSON body as ``schema`` loads it, or a 400 listing every problem at once."""
     try:
         body = request.get_json(silent=True)
     except RecursionError:
@@ -86,30 +94,11 @@ def _parse_body(allowed: set[str]) -> dict[str, Any]:
         raise ApiError(400, "Request body is nested too deeply", fields={}) from None
     if not isinstance(body, dict):
         raise ApiError(400, "Request body must be a JSON object", fields={})
-    fields: dict[str, str] = {}
-    unknown = sorted(set(body) - allowed)
-    for key in unknown:
-        fields[key] = "Unknown field"
-    name = body.get("name")
-    if name is not None and (not isinstance(name, str) or len(name) > JOB_NAME_MAX_LENGTH):
-        fields["name"] = f"Must be a string of at most {JOB_NAME_MAX_LENGTH} characters"
-    elif name is not None and (problem := text_problem(name)):
-        fields["name"] = problem[0].upper() + problem[1:]
-    max_records = body.get("max_records")
-    if max_records is not None and (
-        isinstance(max_records, bool)
-        or not isinstance(max_records, int)
-        or not 1 <= max_records <= MAX_RECORDS_LIMIT
-    ):
-        fields["max_records"] = f"Must be a whole number between 1 and {MAX_RECORDS_LIMIT:,}"
-    refresh_all = body.get("refresh_all", False)
-    if not isinstance(refresh_all, bool):
-        fields["refresh_all"] = "Must be true or false"
-    if "criteria" not in body:
-        fields["criteria"] = "Required: a list of PropertyRadar criteria"
-    if fields:
-        raise ApiError(400, "Invalid request", fields=fields)
-    return body
+    try:
+        loaded: dict[str, Any] = schema.load(body)
+    except ValidationError as exc:
+        raise ApiError(400, "Invalid request", fields=field_problems(exc)) from exc
+    return loaded
 
 
 @bp.post("/batch-jobs")
@@ -117,7 +106,7 @@ def _parse_body(allowed: set[str]) -> dict[str, Any]:
 @limiter.limit(lambda: current_app.config["JOB_CREATE_RATE_LIMIT"], key_func=services.user_key)
 def create_batch_job() -> tuple[Response, int, dict[str, str]]:
     """Create a batch job and queue it for a worker."""
-    body = _parse_body(CREATE_KEYS)
+    body = _load_body(JOB_CREATE)
     try:
         job = batches.create_job(
             db.session,
@@ -125,24 +114,24 @@ def create_batch_job() -> tuple[Response, int, dict[str, str]]:
             services.queue_settings(),
             owner=current_user,
             criteria=body["criteria"],
-            name=body.get("name"),
-            max_records=body.get("max_records"),
-            refresh_all=body.get("refresh_all", False),
-            fields=body.get("fields"),
+            name=body["name"],
+            max_records=body["max_records"],
+            refresh_all=body["refresh_all"],
+            fields=body["fields"],
         )
     except CriteriaError as exc:
         raise ApiError(400, "Invalid criteria", fields=exc.errors) from exc
     except batches.QueueUnavailable as exc:
         raise ApiError(503, str(exc)) from exc
     location = url_for("api.get_batch_job", job_id=job.job_id)
-    return jsonify(job_json(job)), 201, {"Location": location}
+    return jsonify(JOB.dump(job)), 201, {"Location": location}
 
 
 @bp.post("/batch-jobs/preview")
 @login_required
 def preview_batch_job() -> Response:
     """What a search would match, reuse and cost, from free requests only."""
-    body = _parse_body({"criteria", "max_records", "refresh_all"})
+    body = _load_body(SEARCH)
     config = current_app.config
     try:
         criteria = validate_criteria(body["criteria"])
@@ -152,8 +141,8 @@ def preview_batch_job() -> Response:
                 client,
                 criteria,
                 PreviewSettings.from_config(config),
-                max_records=body.get("max_records"),
-                refresh_all=body.get("refresh_all", False),
+                max_records=body["max_records"],
+                refresh_all=body["refresh_all"],
             )
     except CriteriaError as exc:
         raise ApiError(400, "Invalid criteria", fields=exc.errors) from exc
@@ -164,31 +153,25 @@ def preview_batch_job() -> Response:
         ) from exc
     except PropertyRadarError as exc:
         raise ApiError(502, f"PropertyRadar could not answer: {exc}") from exc
-    return jsonify(result.to_dict())
+    return jsonify(PREVIEW.dump(result))
 
 
 @bp.get("/batch-jobs")
 @login_required
 def list_batch_jobs() -> Response:
     """The caller's jobs (an admin's: everyone's), newest first, optionally by status."""
-    paging = _page_args()
+    args = _load_query(JOB_QUERY)
     query = batches.visible_jobs(current_user)
-    status = request.args.get("status", "").strip().upper()
-    if status:
-        if status not in JobStatus.__members__:
-            raise ApiError(
-                400, "Invalid status", fields={"status": f"One of {', '.join(JobStatus)}"}
-            )
+    if status := args.get("status"):
         query = query.where(BatchJob.status == status)
-    jobs = paginate(query, paging)
-    return _page_json(jobs, job_json)
+    return jsonify(JOB_PAGE.dump(paginate(query, _paging(args))))
 
 
 @bp.get("/batch-jobs/<job_id>")
 @login_required
 def get_batch_job(job_id: str) -> Response:
     """One job with its progress, rate and ETA."""
-    return jsonify(job_json(services.job_or_404(job_id)))
+    return jsonify(JOB.dump(services.job_or_404(job_id)))
 
 
 @bp.post("/batch-jobs/<job_id>/cancel")
@@ -200,7 +183,7 @@ def cancel_batch_job(job_id: str) -> tuple[Response, int]:
         job = batches.request_cancel(db.session, get_queue(), job, by=current_user)
     except batches.InvalidTransition as exc:
         raise ApiError(409, str(exc), status=job.status) from exc
-    return jsonify(job_json(job)), 202
+    return jsonify(JOB.dump(job)), 202
 
 
 @bp.post("/batch-jobs/<job_id>/retry")
@@ -216,7 +199,7 @@ def retry_batch_job(job_id: str) -> tuple[Response, int]:
         raise ApiError(409, str(exc), status=job.status) from exc
     except batches.QueueUnavailable as exc:
         raise ApiError(503, str(exc)) from exc
-    return jsonify(job_json(job)), 202
+    return jsonify(JOB.dump(job)), 202
 
 
 @bp.get("/batch-jobs/<job_id>/logs")
@@ -224,14 +207,13 @@ def retry_batch_job(job_id: str) -> tuple[Response, int]:
 def batch_job_logs(job_id: str) -> Response:
     """The job's log, newest first."""
     job = services.job_or_404(job_id)
-    paging = _page_args()
     entries = paginate(
         sa.select(BatchJobLog)
         .where(BatchJobLog.batch_job_id == job.id)
         .order_by(BatchJobLog.id.desc()),
-        paging,
+        _paging(_load_query(PAGE_QUERY)),
     )
-    return _page_json(entries, log_json)
+    return jsonify(LOG_PAGE.dump(entries))
 
 
 @bp.get("/batch-jobs/<job_id>/ledger")
@@ -243,11 +225,17 @@ def batch_job_ledger(job_id: str) -> Response:
         sa.select(LedgerEntry).where(LedgerEntry.batch_job_id == job.id).order_by(LedgerEntry.id)
     ).all()
     return jsonify(
-        items=[ledger_json(e) for e in entries],
-        purchased_records=job.purchased_count,
-        reused_records=job.reused_count,
-        total_cost=round(job.cost_total, 2),
-        possibly_billed_requests=sum(e.outcome == LedgerEntry.POSSIBLY_BILLED for e in entries),
+        LEDGER.dump(
+            {
+                "items": entries,
+                "purchased_records": job.purchased_count,
+                "reused_records": job.reused_count,
+                "total_cost": round(job.cost_total, 2),
+                "possibly_billed_requests": sum(
+                    e.outcome == LedgerEntry.POSSIBLY_BILLED for e in entries
+                ),
+            }
+        )
     )
 
 
@@ -256,13 +244,12 @@ def batch_job_ledger(job_id: str) -> Response:
 def batch_job_leads(job_id: str) -> Response:
     """The job's leads in search order."""
     job = services.job_or_404(job_id)
-    paging = _page_args()
     leads = paginate(
         sa.select(Property)
         .join(JobProperty, JobProperty.property_id == Property.id)
         .where(JobProperty.batch_job_id == job.id)
         .order_by(JobProperty.position),
-        paging,
+        _paging(_load_query(PAGE_QUERY)),
         total=job.success_count,  # the number of links, kept with each page
     )
     custom = custom_fields(job)
@@ -276,8 +263,13 @@ def batch_job_leads_csv(job_id: str) -> Response:
     return csv_download(db.session, services.job_or_404(job_id))
 
 
-def _page_args() -> PageArgs:
+def _load_query(schema: Schema) -> dict[str, Any]:
     try:
-        return page_args(request.args)
-    except ValueError as exc:
-        raise ApiError(400, "Invalid pagination", fields={"page": str(exc)}) from exc
+        args: dict[str, Any] = schema.load(request.args)
+    except ValidationError as exc:
+        raise ApiError(400, "Invalid query", fields=field_problems(exc)) from exc
+    return args
+
+
+def _paging(args: dict[str, Any]) -> PageArgs:
+    return PageArgs(args["page"], args["per_page"])

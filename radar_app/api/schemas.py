@@ -1,0 +1,349 @@
+"""The API's resources, declared once as marshmallow schemas.
+
+Each schema both serializes (``JOB.dump(job)``) and describes: radar_app.api.openapi turns
+them into the document's component schemas with apispec's marshmallow plugin, so a field
+added, renamed or made nullable here changes the JSON and the document together. Leads are
+declared in radar_app.leads (CSV, model columns and JSON share that table).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import current_app
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_dump
+from marshmallow.validate import Length, OneOf, Range
+
+from radar_app import pace
+from radar_app.defaults import JOB_NAME_MAX_LENGTH, MAX_RECORDS_LIMIT
+from radar_app.models import BatchJob, JobPhase, JobStatus, LedgerEntry, utcnow
+from radar_app.pagination import DEFAULT_PER_PAGE, MAX_PAGE, MAX_PER_PAGE
+from radar_app.propertyradar.criteria import text_problem
+
+_COUNT = Range(min=0)
+
+
+# ------------------------------------------------------------------------- requests
+
+
+class _StrictInteger(fields.Integer):
+    """An integer as JSON spells one: true is not 1, 1.0 and "1" are not integers."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class _StrictBoolean(fields.Boolean):
+    """true or false, not 1, 0 or "yes"."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
+def _storable_text(text: str) -> None:
+    if problem := text_problem(text):
+        raise ValidationError(problem[0].upper() + problem[1:])
+
+
+_STATUSES = [s.value for s in JobStatus]
+_MAX_RECORDS_PROBLEM = f"Must be a whole number between 1 and {MAX_RECORDS_LIMIT:,}"
+_NAME_PROBLEM = f"Must be a string of at most {JOB_NAME_MAX_LENGTH} characters"
+
+
+class SearchSchema(Schema):
+    """A preview's body. Only its shape: the criteria catalogue
+    (radar_app.propertyradar.criteria) validates the criteria themselves, every problem at
+    once by path, and radar_app.api.openapi documents them from the same catalogue."""
+
+    # An unknown key (the default: raise) is a typo the caller wants to hear about.
+    error_messages = {"unknown": "Unknown field"}
+
+    criteria = fields.Raw(
+        required=True, error_messages={"required": "Required: a list of PropertyRadar criteria"}
+    )
+    max_records = _StrictInteger(
+        allow_none=True,
+        load_default=None,
+        validate=Range(min=1, max=MAX_RECORDS_LIMIT, error=_MAX_RECORDS_PROBLEM),
+        error_messages={"invalid": _MAX_RECORDS_PROBLEM, "null": _MAX_RECORDS_PROBLEM},
+        metadata={"description": "Stop after this many records (default: all matches)."},
+    )
+    refresh_all = _StrictBoolean(
+        load_default=False,
+        error_messages={"invalid": "Must be true or false", "null": "Must be true or false"},
+        metadata={"description": "Buy every match again, even those already stored and fresh."},
+    )
+
+
+class JobCreateSchema(SearchSchema):
+    """A new job's body."""
+
+    name = fields.String(
+        allow_none=True,
+        load_default=None,
+        validate=[Length(max=JOB_NAME_MAX_LENGTH, error=_NAME_PROBLEM), _storable_text],
+        error_messages={"invalid": _NAME_PROBLEM},
+        metadata={
+            "description": "Defaults to a summary of the criteria.",
+            "pattern": "^[^\\x00]*$",
+        },
+    )
+    # Validated by the catalogue too (radar_app.propertyradar.criteria.validate_fields).
+    fields_ = fields.Raw(data_key="fields", attribute="fields", allow_none=True, load_default=None)
+
+
+class _JobStatusField(fields.String):
+    """A job status in any case; empty means any status."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        status = super()._deserialize(value, attr, data, **kwargs).strip().upper()
+        if status and status not in _STATUSES:
+            raise ValidationError(f"One of {', '.join(_STATUSES)}")
+        return status
+
+
+class PageQuerySchema(Schema):
+    """?page=&per_page= of a list endpoint (the pages parse the same bounds with
+    radar_app.pagination.page_args)."""
+
+    class Meta:
+        # Other query keys (a cache-buster, say) are not the API's business.
+        unknown = EXCLUDE
+
+    page = fields.Integer(
+        load_default=1,
+        validate=Range(min=1, max=MAX_PAGE, error=f"page must be between 1 and {MAX_PAGE:,}"),
+        error_messages={"invalid": "page must be a whole number"},
+    )
+    per_page = fields.Integer(
+        load_default=DEFAULT_PER_PAGE,
+        validate=Range(
+            min=1, max=MAX_PER_PAGE, error=f"per_page must be between 1 and {MAX_PER_PAGE}"
+        ),
+        error_messages={"invalid": "per_page must be a whole number"},
+    )
+
+
+class JobQuerySchema(PageQuerySchema):
+    status = _JobStatusField(
+        metadata={"enum": _STATUSES, "description": "Only jobs in this status (case-insensitive)"}
+    )
+
+
+PAGE_QUERY = PageQuerySchema()
+JOB_QUERY = JobQuerySchema()
+
+
+JOB_CREATE = JobCreateSchema()
+SEARCH = SearchSchema()
+# Component name -> schema, for radar_app.api.openapi.
+REQUEST_SCHEMAS: dict[str, Schema] = {"JobCreate": JOB_CREATE, "PreviewRequest": SEARCH}
+# Parameter component name -> (query schema, field name), for radar_app.api.openapi.
+QUERY_PARAMETERS: dict[str, tuple[Schema, str]] = {
+    "Page": (PAGE_QUERY, "page"),
+    "PerPage": (PAGE_QUERY, "per_page"),
+    "Status": (JOB_QUERY, "status"),
+}
+
+
+def field_problems(error: ValidationError) -> dict[str, str]:
+    """marshmallow's messages as the API's ``fields``: one sentence per input key."""
+    messages = error.messages if isinstance(error.messages, dict) else {"": error.messages}
+    return {
+        key: str(problem[0] if isinstance(problem, list) else problem)
+        for key, problem in messages.items()
+    }
+
+
+# ------------------------------------------------------------------------ responses
+
+
+def _describe(text: str) -> dict[str, Any]:
+    return {"description": text}
+
+
+def _count(description: str | None = None, **kwargs: Any) -> fields.Integer:
+    return fields.Integer(
+        validate=_COUNT, metadata=_describe(description) if description else {}, **kwargs
+    )
+
+
+class CriterionSchema(Schema):
+    """One stored (normalized) PropertyRadar criterion."""
+
+    name = fields.String(required=True)
+    value = fields.List(fields.Raw(), required=True)
+
+
+class _JobAt:
+    """A job with the figures that depend on the time, all taken at one instant."""
+
+    def __init__(self, job: BatchJob, now: datetime) -> None:
+        self._job = job
+        self.records_per_second = job.records_per_second(now)
+        # The same estimate as the job page: none until buying has a meaningful rate.
+        self.eta_seconds = pace.purchase_pace(
+            job, now, batch_size=current_app.config["PROPERTYRADAR_BATCH_SIZE"]
+        ).seconds_left
+        self.duration_seconds = job.duration_seconds(now)
+        self.cost_total = round(job.cost_total, 2)
+        self.created_by = job.owner.email
+        self.matched = job.total_records
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._job, name)
+
+
+class JobSchema(Schema):
+    id = fields.String(
+        attribute="job_id", metadata=_describe("Public job id, used in every job URL")
+    )
+    name = fields.String()
+    status = fields.String(validate=OneOf(_STATUSES))
+    criteria = fields.List(fields.Nested(CriterionSchema))
+    max_records = fields.Integer(allow_none=True)
+    total_records = _count("Matches reported by PropertyRadar; null until known", allow_none=True)
+    processed_records = _count()
+    success_count = _count("Leads stored for this job")
+    error_count = _count()
+    progress_percent = fields.Float(validate=Range(min=0, max=100))
+    records_per_second = fields.Float(
+        allow_none=True, metadata=_describe("This run's rate; null before any record")
+    )
+    eta_seconds = fields.Float(
+        allow_none=True, metadata=_describe("Only while PROCESSING with a known rate")
+    )
+    duration_seconds = fields.Float(allow_none=True, metadata=_describe("null until started"))
+    pages_fetched = _count()
+    next_start = _count("Checkpoint: offset of the next page")
+    attempts = _count()
+    phase = fields.String(
+        validate=OneOf([p.value for p in JobPhase]),
+        metadata=_describe(
+            "SNAPSHOT: free listing of the matches; PURCHASE: buying those not stored yet"
+        ),
+    )
+    matched = _count("Same as total_records", allow_none=True)
+    snapshot_count = _count("RadarIDs listed by the snapshot")
+    reused_count = _count("Matches already stored, not bought")
+    purchased_count = _count("Records bought")
+    vanished_count = _count("Listed, but gone when bought")
+    unidentified_count = _count("Bought and billed, but returned without a RadarID: not stored")
+    cost_total = fields.Float(metadata=_describe("Billed so far, dollars"))
+    refresh_all = fields.Boolean()
+    fields_ = fields.List(
+        fields.String(),
+        data_key="fields",
+        attribute="fields",
+        allow_none=True,
+        metadata=_describe("Fields bought; null for the essentials"),
+    )
+    cancel_requested = fields.Boolean()
+    error_details = fields.String(allow_none=True)
+    warning = fields.String(
+        allow_none=True,
+        metadata=_describe(
+            "Set when what was stored differs from what the search first reported, with the figures"
+        ),
+    )
+    created_by = fields.String(metadata=_describe("Owner's email"))
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+    started_at = fields.DateTime(allow_none=True)
+    completed_at = fields.DateTime(allow_none=True)
+
+    @pre_dump
+    def _at_one_instant(self, job: BatchJob, **_: Any) -> _JobAt:
+        return _JobAt(job, utcnow())
+
+
+class LogEntrySchema(Schema):
+    id = fields.Integer()
+    created_at = fields.DateTime()
+    level = fields.String(metadata=_describe("INFO, WARNING or ERROR"))
+    page = fields.Integer(allow_none=True, metadata=_describe("Page the line is about, if any"))
+    message = fields.String()
+
+
+class LedgerEntrySchema(Schema):
+    """One purchase request of the job."""
+
+    id = fields.Integer()
+    created_at = fields.DateTime()
+    page = fields.Integer(allow_none=True)
+    outcome = fields.String(
+        validate=OneOf([LedgerEntry.BILLED, LedgerEntry.POSSIBLY_BILLED]),
+        metadata=_describe(
+            "possibly_billed: the request may have been billed but its response was lost"
+        ),
+    )
+    requested = _count("Records asked for")
+    result_count = _count("Records the API billed", allow_none=True)
+    total_cost = fields.Float(allow_none=True)
+    request_id = fields.String(allow_none=True, metadata=_describe("PropertyRadar's request id"))
+    note = fields.String(allow_none=True)
+
+
+class LedgerSchema(Schema):
+    items = fields.List(fields.Nested(LedgerEntrySchema))
+    purchased_records = _count()
+    reused_records = _count()
+    total_cost = fields.Float()
+    possibly_billed_requests = _count()
+
+
+class PreviewSchema(Schema):
+    """What a search would match, reuse and cost, from free requests only."""
+
+    matches = _count("Matching records (capped by max_records)")
+    total_matches = _count("Matching records before the cap")
+    pages = _count("Purchase requests needed")
+    sampled = _count("RadarIDs looked at to count `owned`")
+    owned = _count("Already stored and fresh: not bought again")
+    owned_is_estimate = fields.Boolean(
+        metadata=_describe("true when `owned` is extrapolated from the sample")
+    )
+    to_buy = _count()
+    estimated_cost = fields.Float(validate=Range(min=0))
+    price_per_export = fields.Float(validate=Range(min=0))
+    estimated_seconds = fields.Float(validate=Range(min=0))
+
+
+class _PageSchema(Schema):
+    """One page of a list resource, in the shape every list endpoint answers with."""
+
+    page = fields.Integer(validate=Range(min=1))
+    per_page = fields.Integer(validate=Range(min=1, max=MAX_PER_PAGE))
+    total = _count()
+
+
+class JobListSchema(_PageSchema):
+    items = fields.List(fields.Nested(JobSchema))
+
+
+class LogListSchema(_PageSchema):
+    items = fields.List(fields.Nested(LogEntrySchema))
+
+
+JOB = JobSchema()
+JOB_PAGE = JobListSchema()
+LOG_PAGE = LogListSchema()
+LEDGER = LedgerSchema()
+PREVIEW = PreviewSchema()
+
+# Component name -> schema, for radar_app.api.openapi. Every property of these responses is
+# always present (null where nullable).
+RESPONSE_SCHEMAS: dict[str, Schema] = {
+    "Job": JOB,
+    "LogEntry": LogEntrySchema(),
+    "LedgerEntry": LedgerEntrySchema(),
+    "Ledger": LEDGER,
+    "Preview": PREVIEW,
+    "JobList": JOB_PAGE,
+    "LogList": LOG_PAGE,
+}
