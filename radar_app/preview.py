@@ -8,7 +8,7 @@ sample and marked as an estimate.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, cast
 
@@ -35,9 +35,6 @@ class Preview:
     estimated_cost: float
     price_per_export: float
     estimated_seconds: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
