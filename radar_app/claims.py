@@ -11,11 +11,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from datetime import timedelta
-from typing import Any, cast
 
 import sqlalchemy as sa
 
-from radar_app.models import BatchJob, DbSession, JobStatus, PurchaseClaim, utcnow
+from radar_app.models import BatchJob, DbSession, JobStatus, PurchaseClaim, rows_updated, utcnow
 from radar_app.store import dialect_insert
 
 logger = logging.getLogger(__name__)
@@ -60,23 +59,19 @@ def claim_records(
             BatchJob.status == JobStatus.PROCESSING,
             BatchJob.heartbeat_at >= now - timedelta(seconds=heartbeat_stale_after),
         )
-        taken_over = cast(
-            # An UPDATE's result is a CursorResult (which has rowcount); Session.execute
-            # is typed for every statement as the plain Result.
-            sa.CursorResult[Any],
-            session.execute(
-                sa.update(PurchaseClaim)
-                .where(
-                    PurchaseClaim.radar_id.in_(sorted(held)),
-                    sa.or_(
-                        PurchaseClaim.claimed_at < now - timedelta(seconds=claim_stale_after),
-                        PurchaseClaim.batch_job_id.not_in(live_jobs),
-                    ),
-                )
-                .values(batch_job_id=job_id, claimed_at=now)
-                .execution_options(synchronize_session=False)
-            ),
-        ).rowcount
+        taken_over = rows_updated(
+            session,
+            sa.update(PurchaseClaim)
+            .where(
+                PurchaseClaim.radar_id.in_(sorted(held)),
+                sa.or_(
+                    PurchaseClaim.claimed_at < now - timedelta(seconds=claim_stale_after),
+                    PurchaseClaim.batch_job_id.not_in(live_jobs),
+                ),
+            )
+            .values(batch_job_id=job_id, claimed_at=now)
+            .execution_options(synchronize_session=False),
+        )
         if taken_over:
             logger.info("took over %d claims of stopped jobs", taken_over)
             held = _held_by_others(session, job_id, radar_ids)

@@ -69,6 +69,7 @@ from radar_app.models import (
     JobStatus,
     Property,
     SnapshotItem,
+    rows_updated,
     utcnow,
 )
 from radar_app.propertyradar.client import Page, PropertyRadarClient, RetryEvent
@@ -215,21 +216,17 @@ def _cancel_requested(session: DbSession, job: BatchJob) -> bool:
 def _assert_owner(session: DbSession, job: BatchJob, run_id: str, now: datetime) -> None:
     """First statement of each page transaction: still ours? It also takes the row's write
     lock, so recovery cannot requeue the job between this check and the commit."""
-    owned = cast(
-        # An UPDATE's result is a CursorResult (which has rowcount); Session.execute
-        # is typed for every statement as the plain Result.
-        sa.CursorResult[Any],
-        session.execute(
-            sa.update(BatchJob)
-            .where(
-                BatchJob.id == job.id,
-                BatchJob.rq_job_id == run_id,
-                BatchJob.status == JobStatus.PROCESSING,
-            )
-            .values(heartbeat_at=now)
-            .execution_options(synchronize_session=False)
-        ),
-    ).rowcount
+    owned = rows_updated(
+        session,
+        sa.update(BatchJob)
+        .where(
+            BatchJob.id == job.id,
+            BatchJob.rq_job_id == run_id,
+            BatchJob.status == JobStatus.PROCESSING,
+        )
+        .values(heartbeat_at=now)
+        .execution_options(synchronize_session=False),
+    )
     if owned != 1:
         raise LostOwnership(f"job {job.job_id} was taken over by another run")
 

@@ -16,7 +16,7 @@ import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -27,6 +27,7 @@ from radar_app.models import (
     JobPhase,
     JobStatus,
     JobTransition,
+    rows_updated,
     utcnow,
 )
 
@@ -173,21 +174,17 @@ def transition(
         session.rollback()
         return False
     now = utcnow()
-    won = cast(
-        # An UPDATE's result is a CursorResult (which has rowcount); Session.execute
-        # is typed for every statement as the plain Result.
-        sa.CursorResult[Any],
-        session.execute(
-            sa.update(BatchJob)
-            .where(
-                BatchJob.id == job.id,
-                BatchJob.status == source,
-                *(getattr(BatchJob, name) == value for name, value in guard.items()),
-            )
-            .values({**rule.sets(now), **(values or {}), "status": to, "updated_at": now})
-            .execution_options(synchronize_session=False)
-        ),
-    ).rowcount
+    won = rows_updated(
+        session,
+        sa.update(BatchJob)
+        .where(
+            BatchJob.id == job.id,
+            BatchJob.status == source,
+            *(getattr(BatchJob, name) == value for name, value in guard.items()),
+        )
+        .values({**rule.sets(now), **(values or {}), "status": to, "updated_at": now})
+        .execution_options(synchronize_session=False),
+    )
     if won != 1:
         session.rollback()
         return False

@@ -6,7 +6,7 @@ from __future__ import annotations
 import enum
 import secrets
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
@@ -29,6 +29,15 @@ else:
 # scoped_session forwarding each call to the request's Session; the worker and the CLI
 # pass a plain Session.
 DbSession: TypeAlias = so.Session | so.scoped_session[Any]
+
+
+def rows_updated(session: DbSession, statement: sa.Update) -> int:
+    """Run a conditional UPDATE and say how many rows it changed (0: the guard lost)."""
+    # An UPDATE's result is a CursorResult (which has rowcount); Session.execute is typed
+    # for every statement as the plain Result.
+    result = cast(sa.CursorResult[Any], session.execute(statement))
+    return result.rowcount
+
 
 # JSONB on PostgreSQL (indexable, compact), plain JSON text elsewhere.
 JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
