@@ -13,6 +13,7 @@ from radar_app.defaults import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_QUEUE,
     MAX_BATCH_SIZE,
+    MAX_CONCURRENCY,
     MAX_ROWS_PER_REQUEST,
 )
 
@@ -49,9 +50,9 @@ class Config:
     PROPERTYRADAR_BATCH_SIZE = DEFAULT_BATCH_SIZE
     # Purchase=0 RadarID snapshot pages are free: take as many per request as allowed.
     PROPERTYRADAR_SNAPSHOT_PAGE_SIZE = MAX_ROWS_PER_REQUEST
-    # Send the next purchase while storing the current chunk: faster, but a crash mid-store
-    # then re-buys two chunks instead of one. Off: never pay twice is the stronger promise.
-    PROPERTYRADAR_PREFETCH_PURCHASES = False
+    # Purchase=1 requests in flight per job (1: one after another). Each in flight at a
+    # crash may have been billed without its response arriving (see the README).
+    PROPERTYRADAR_CONCURRENCY = 2
     # A stored lead younger than this many days is reused instead of bought again.
     LEAD_FRESHNESS_DAYS = 30
     # For cost estimates only; PropertyRadar's price per export depends on the plan.
@@ -168,3 +169,5 @@ def validate(config: Mapping[str, Any]) -> None:
     batch_size = config["PROPERTYRADAR_BATCH_SIZE"]
     if not 1 <= batch_size <= MAX_BATCH_SIZE:
         raise ConfigError(f"PROPERTYRADAR_BATCH_SIZE must be between 1 and {MAX_BATCH_SIZE}")
+    if not 1 <= config["PROPERTYRADAR_CONCURRENCY"] <= MAX_CONCURRENCY:
+        raise ConfigError(f"PROPERTYRADAR_CONCURRENCY must be between 1 and {MAX_CONCURRENCY}")

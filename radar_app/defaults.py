@@ -7,6 +7,9 @@ MAX_ROWS_PER_REQUEST = 1000
 # page costs little.
 DEFAULT_BATCH_SIZE = 400
 MAX_BATCH_SIZE = MAX_ROWS_PER_REQUEST
+# Purchase requests one job may have in flight: more threads than this buy little more
+# speed and put more paid-for requests at risk when a work horse is killed.
+MAX_CONCURRENCY = 16
 
 # The most records one job may be asked to buy (max_records), in the form and the API.
 MAX_RECORDS_LIMIT = 10_000_000

@@ -3,46 +3,54 @@
 Works on any SQLAlchemy Session and a PropertyRadarClient: no Flask app or request
 context is needed, so the RQ task, the tests and a plain script can all drive it.
 
-A job runs in two phases, each resumable from a checkpoint on the job row:
+A job lists, then buys, and the two overlap:
 
-1. SNAPSHOT (free): page through the search with Purchase=0 and Fields=RadarID and store
-   the full list of matching RadarIDs. The job's total is the snapshot's size, so a result
-   set that changes while the job runs cannot make it skip or repeat records.
-2. PURCHASE: walk the snapshot in chunks of the batch size. RadarIDs already stored (and
-   fresher than the freshness window) are linked to the job without buying them
-   ("reused"); the rest are bought in one Purchase=1 request per chunk, by RadarID and
-   the original criteria, so records that no longer match are reported as vanished.
+- SNAPSHOT (free): Purchase=0 pages of RadarIDs, stored as the job's snapshot. The job's
+  total is the snapshot's size, so a result set that changes while the job runs cannot
+  make it skip or repeat records. After the first page every Start offset is known, so
+  the other pages are fetched concurrently (snapshot.py plans them).
+- PURCHASE: as soon as snapshot rows are stored, they are bought in chunks of the batch
+  size. RadarIDs already stored (and fresher than the freshness window) are linked to the
+  job without buying them ("reused"); the rest are bought in one Purchase=1 request per
+  chunk, by RadarID and the original criteria, so records that no longer match are
+  reported as vanished. Up to `concurrency` purchases are in flight, all through the
+  client's shared rate limiter; chunks may finish out of order.
 
-Per chunk, the properties, the job links, the ledger row, the checkpoint, the counters
-and the log row are committed in ONE transaction: a chunk is either fully stored and
-never bought again, or not stored at all and bought again on resume.
+Per chunk, the properties, the job links, the ledger rows, the snapshot rows marked
+stored (the per-chunk checkpoint), the counters and the log row are committed in ONE
+transaction. Each purchase is journaled (journal.py) before it is sent and its response
+the moment it arrives, so a work horse killed at any moment loses nothing it paid for:
+the next run stores journaled responses without buying them again, and puts requests
+that got no response in the ledger as possibly billed.
 
-What a bought chunk survives (issue 9):
+What else a bought chunk survives (issue 9):
 - another job buying the same records: RadarIDs are claimed (purchase_claims) before a
   purchase is sent; a job never buys what another active job has claimed, it waits for
   the record to be stored and reuses it;
-- a busy or unreachable database: the response stays in memory and the store
-  transaction is retried with backoff for up to db_retry_for seconds;
+- a busy or unreachable database: the response stays in memory (and in the journal) and
+  the store transaction is retried with backoff for up to db_retry_for seconds;
 - a page shorter than asked (the API capping Limit): the rest of the chunk is asked for
   again instead of being called vanished; the snapshot follows the records returned;
 - oversize values (unbounded TEXT columns) and records without a RadarID (billed,
   counted as such, never called vanished).
 
-This module keeps the phases; the rooms it works with: store.py (upserts, links,
-snapshot rows, the busy-database retry), claims.py (cross-job purchase claims),
-ledger.py (ledger rows and the budget) and jobstate.py (every change of the job's state).
+The rooms it works with: store.py (upserts, links, snapshot rows, the busy-database
+retry), journal.py (purchases in flight), snapshot.py (which free pages to ask for),
+claims.py (cross-job purchase claims), ledger.py (ledger rows and the budget) and
+jobstate.py (every change of the job's state).
 """
 
 from __future__ import annotations
 
 import contextvars
+import copy
 import dataclasses
 import logging
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -50,16 +58,19 @@ from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 
+from radar_app import journal
 from radar_app.claims import claim_records, release, release_all
 from radar_app.defaults import MAX_ROWS_PER_REQUEST
 from radar_app.import_report import chunk_message, completion_summary, shortfall_warning
 from radar_app.joblog import job_context
 from radar_app.jobstate import WORKER, Event, add_log, transition
+from radar_app.journal import PurchaseJournal
 from radar_app.ledger import (
     BudgetExceeded,
     check_budget,
     record_billed,
     record_possibly_billed,
+    record_unanswered,
 )
 from radar_app.models import (
     BatchJob,
@@ -67,18 +78,21 @@ from radar_app.models import (
     DbSession,
     JobPhase,
     JobStatus,
+    JournaledPurchase,
     Property,
     SnapshotItem,
     rows_updated,
     utcnow,
 )
-from radar_app.propertyradar.client import Page, PropertyRadarClient, RetryEvent
+from radar_app.propertyradar.client import Page, PropertyRadarClient, RetryEvent, page_from_body
 from radar_app.propertyradar.coerce import radar_id_of
 from radar_app.propertyradar.criteria import LEAD_FIELDS
 from radar_app.propertyradar.errors import PropertyRadarError
+from radar_app.snapshot import SnapshotPlan
 from radar_app.store import (
     is_transient_db_error,
     link,
+    mark_stored,
     retry_transaction,
     store_page,
     store_snapshot_items,
@@ -103,8 +117,12 @@ class ImportSettings:
     # A stored property younger than this is reused instead of bought again.
     freshness: timedelta = timedelta(days=30)
     fields: Sequence[str] | None = None
-    # Overlap the next purchase with storing the current chunk (see _Run._purchase).
-    prefetch_purchases: bool = False
+    # Purchase=1 requests in flight per job (1: strictly one after another). More cut the
+    # wall time while the API's latency dominates; a killed work horse may have this many
+    # purchases in flight, whose records are then possibly billed twice.
+    concurrency: int = 2
+    # Free snapshot pages in flight beside them (their own slots: they are cheap).
+    snapshot_slots: int = 2
     # Records claimed by another active job: check this often whether they are stored.
     claim_poll_interval: float = 1.0
     # A claim this old is taken over whatever its job's state (a safety net; a stopped
@@ -121,7 +139,7 @@ class ImportSettings:
             batch_size=config["PROPERTYRADAR_BATCH_SIZE"],
             snapshot_page_size=config["PROPERTYRADAR_SNAPSHOT_PAGE_SIZE"],
             freshness=timedelta(days=config["LEAD_FRESHNESS_DAYS"]),
-            prefetch_purchases=config["PROPERTYRADAR_PREFETCH_PURCHASES"],
+            concurrency=config["PROPERTYRADAR_CONCURRENCY"],
             claim_poll_interval=config["PURCHASE_CLAIM_POLL_INTERVAL"],
             claim_stale_after=config["PURCHASE_CLAIM_STALE_AFTER"],
             heartbeat_stale_after=config["RECOVERY_STALE_AFTER"],
@@ -132,15 +150,6 @@ class ImportSettings:
 class LostOwnership(Exception):
     """Another run owns this job now (recovery requeued it); this run must stop and store
     nothing more."""
-
-
-class _MustWait(Exception):
-    """The next chunk holds records another job is buying, and this run may not wait for
-    them yet (it holds a bought chunk that is not stored)."""
-
-
-class _Stopped(Exception):
-    """The run stopped while waiting (cancelled); the job row says why."""
 
 
 def failure_message(exc: BaseException) -> str:
@@ -274,10 +283,17 @@ def run_import(
 @dataclass
 class _Bought:
     """What one chunk's purchase brought back: every page billed (a capped page is
-    followed by more requests for the rest), and the error that stopped it, if any."""
+    followed by more requests for the rest), and the error that stopped it, if any.
+    `complete` is False when some of the chunk is still to be bought: after an error, or
+    for a chunk settled from the journal whose follow-up request got no answer."""
 
     pages: list[Page] = field(default_factory=list)
     error: Exception | None = None
+    incomplete: bool = False
+
+    @property
+    def complete(self) -> bool:
+        return self.error is None and not self.incomplete
 
 
 @dataclass
@@ -288,17 +304,31 @@ class _Chunk:
     positions: dict[str, int]
     reusable: set[str]
     to_buy: list[str]
-    last_position: int
-    purchase: Future[_Bought] | None
     # Stored leads not reused because they lack fields this job asks for.
     lacking_fields: int = 0
 
-    def bought(self) -> _Bought | None:
-        return self.purchase.result() if self.purchase is not None else None
+
+class _Held(Exception):
+    """The next chunk holds records another active job is buying right now."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(f"{count} records are being bought by another job")
+        self.count = count
+
+
+# The chunk a purchase thread is buying, for the ledger rows of its lost attempts.
+_current_chunk: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "current_chunk", default=None
+)
 
 
 class _Run:
-    """One claimed run of a job. Holds what the phases share."""
+    """One claimed run of a job: the snapshot and the purchases, pipelined.
+
+    The main thread owns the session and does every database write of the job (snapshot
+    pages, chunks, counters, the state); purchase threads only send requests and write
+    the journal, snapshot threads only fetch free pages.
+    """
 
     def __init__(
         self,
@@ -310,9 +340,7 @@ class _Run:
         self.session, self.client, self.job, self.settings = session, client, job, settings
         self.batch_id, self.run_id = job.id, job.rq_job_id or ""
         self.owner_id = job.created_by
-        self.current_page: int | None = None
-        self._next_chunk_number = 1
-        # Read once here: the purchase thread must not touch the session's objects.
+        # Read once here: the purchase threads must not touch the session's objects.
         self.criteria: list[dict[str, Any]] = list(job.criteria)
         self.fields = job.fields or settings.fields
         # A stored lead is reused only if its raw record has every field the job asks for
@@ -320,10 +348,13 @@ class _Run:
         # as in the documented example). The essentials come with every purchase, so
         # requiring them would re-buy every stored lead whenever that list grows.
         self.required_fields = frozenset(self.fields or ()) - frozenset(LEAD_FIELDS)
-        # Resolved here: the prefetch thread has no Flask app context to find it through.
         # An Engine: the web's and the worker's sessions are bound to one, never to a
-        # single Connection (get_bind() is typed for both).
+        # single Connection (get_bind() is typed for both). The threads write through it.
         self.engine = cast(sa.Engine, session.get_bind())
+        self.journal = PurchaseJournal(self.engine, job.id, settings.db_retry_for)
+        self.in_flight: dict[Future[_Bought], _Chunk] = {}
+        self._next_chunk_number = 1
+        self._last_beat = time.monotonic()
 
     def run(self) -> str:
         session, job = self.session, self.job
@@ -331,8 +362,8 @@ class _Run:
         def start() -> None:
             logger.info("attempt %d started (%s phase)", job.attempts, job.phase)
             resume = ""
-            if job.phase == JobPhase.PURCHASE and job.next_start:
-                resume = f", resuming at record {job.processed_records + 1}"
+            if job.processed_records:
+                resume = f", resuming after record {job.processed_records:,}"
             elif job.snapshot_next_start:
                 resume = f", resuming the snapshot at record {job.snapshot_next_start + 1}"
             add_log(session, job, "INFO", f"Attempt {job.attempts} started{resume}")
@@ -342,9 +373,8 @@ class _Run:
         self.client.on_retry = self._record_retry
         try:
             self._retry_db("start", start)
-            if job.phase == JobPhase.SNAPSHOT and not self._snapshot():
-                return job.status
-            if not self._purchase():
+            self._settle_journal()
+            if not self._import():
                 return job.status
             self._retry_db("completion", self._complete)
             logger.info("completed: %s", completion_summary(job))
@@ -370,79 +400,150 @@ class _Run:
         finally:
             self.client.on_retry = previous_on_retry
 
-    # -- phases -------------------------------------------------------------------
+    # -- the pipeline ---------------------------------------------------------------
 
-    def _snapshot(self) -> bool:
-        """Collect every matching RadarID for free. False when the run stopped (cancel).
-
-        Paging follows the records actually returned: a page shorter than asked (the API
-        may cap Limit) is not the end while the total says more remain; an empty page is.
-        Like the purchases, the next page is requested while the current one is stored.
-        A prefetched page that turns out not to be needed is simply dropped: it was free.
-        """
-        session, job, client = self.session, self.job, self.client
-        page_size = self.settings.snapshot_page_size
-
-        def next_limit(count: int) -> int:
-            return min(page_size, job.max_records - count) if job.max_records else page_size
-
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapshot") as executor:
-            prefetched: tuple[int, int, Future[Page]] | None = None
-            while True:
-                if self._cancelled() or self._stopped_for_shutdown():
-                    return False
-                limit = next_limit(job.snapshot_count)
-                if limit <= 0:
-                    break
-                start = job.snapshot_next_start
-                if prefetched is not None and prefetched[:2] == (start, limit):
-                    page = prefetched[2].result()
-                else:
-                    page = client.radar_ids(job.criteria, start, limit)
-                prefetched = None
-                following = start + len(page.results)
-                more = bool(page.results) and following < page.total_result_count
-                if more:
-                    guess = next_limit(job.snapshot_count + len(page.results))
-                    if guess > 0:
-                        future = executor.submit(
-                            contextvars.copy_context().run,
-                            client.radar_ids,
-                            job.criteria,
-                            following,
-                            guess,
-                        )
-                        prefetched = (following, guess, future)
-                self._retry_db(
-                    "snapshot page",
-                    partial(self._store_snapshot_page, page, start),
-                )
-                logger.info("snapshot start=%d ids=%d", start, len(page.results))
-                if not more:
-                    break
-
-        def close() -> None:
-            _assert_owner(session, job, self.run_id, utcnow())
-            job.total_records = job.snapshot_count
-            job.phase = JobPhase.PURCHASE
-            job.purchase_started_at = utcnow()
-            job.next_start = 0
-            add_log(
-                session,
-                job,
-                "INFO",
-                f"Snapshot complete: {job.snapshot_count:,} RadarIDs, at no cost",
+    def _import(self) -> bool:
+        """Snapshot and buy until nothing is left. False when the run stopped (cancel or
+        shutdown; the job row says which)."""
+        job, settings = self.job, self.settings
+        plan = None
+        if job.phase == JobPhase.SNAPSHOT:
+            plan = SnapshotPlan(
+                settings.snapshot_page_size,
+                job.max_records,
+                start=job.snapshot_next_start,
+                count=job.snapshot_count,
             )
-            session.commit()
+        self._next_chunk_number = self._first_chunk_number()
+        with (
+            ThreadPoolExecutor(settings.concurrency, thread_name_prefix="purchase") as buyers,
+            ThreadPoolExecutor(settings.snapshot_slots, thread_name_prefix="snapshot") as pages,
+        ):
+            try:
+                return self._pipeline(plan, buyers, pages)
+            except BaseException:
+                self._drain()
+                raise
 
-        self._retry_db("snapshot", close)
-        return True
+    def _pipeline(
+        self, plan: SnapshotPlan | None, buyers: ThreadPoolExecutor, pages: ThreadPoolExecutor
+    ) -> bool:
+        """Keep up to `concurrency` purchases and `snapshot_slots` free pages in flight,
+        and store whatever arrives first. Chunks are planned from snapshot rows already
+        stored, so purchases start with the first snapshot page."""
+        fetching: dict[Future[Page], tuple[int, int]] = {}
+        stop: str | None = None  # "cancel", "shutdown" or "error"
+        error: BaseException | None = None
+        blocked = False  # budget or another job's claims: plan again once nothing is in flight
+        while True:
+            if plan is not None and plan.done and stop is None:
+                self._retry_db("snapshot", self._close_snapshot)
+                plan = None
+            if stop is None:
+                if self._cancel_requested():
+                    stop = "cancel"
+                elif shutdown_requested.is_set():
+                    stop = "shutdown"
+            snapshot_done = plan is None or plan.done
+            if stop is None:
+                while plan is not None and len(fetching) < self.settings.snapshot_slots:
+                    request = plan.next_request()
+                    if request is None:
+                        break
+                    fetching[self._fetch_snapshot_page(pages, *request)] = request
+                if not (blocked and self.in_flight):
+                    blocked = False
+                    try:
+                        exhausted = self._fill(buyers, snapshot_done)
+                    except (BudgetExceeded, _Held) as exc:
+                        if self.in_flight or fetching:
+                            blocked = True  # decide again with nothing of ours in flight
+                        elif isinstance(exc, BudgetExceeded):
+                            raise
+                        else:
+                            self._wait_for_other_job(exc.count)
+                            continue
+                    else:
+                        if exhausted and snapshot_done and not self.in_flight:
+                            return True
+            waiting: list[Future[Any]] = [*self.in_flight, *fetching]
+            if not waiting:
+                if stop is not None:
+                    break
+                if plan is None or not plan.done:
+                    time.sleep(0.05)  # not expected: nothing to wait for, nothing planned
+                continue
+            arrived, _ = wait(waiting, timeout=0.25, return_when=FIRST_COMPLETED)
+            for future in arrived:
+                if future in fetching:
+                    start, limit = fetching.pop(future)
+                    if stop is not None or plan is None:
+                        continue  # free: dropped when stopping
+                    try:
+                        page = future.result()
+                    except PropertyRadarError as exc:
+                        stop, error = "error", exc
+                        continue
+                    self._retry_db(
+                        "snapshot page",
+                        partial(self._store_snapshot_page, plan, page, start, limit),
+                    )
+                else:
+                    chunk = self.in_flight.pop(future)
+                    bought = future.result()
+                    self._store_chunk(chunk, bought)
+                    if bought.error is not None and error is None:
+                        stop, error = "error", bought.error
+            if not arrived:
+                self._beat_now_and_then()
+        if stop == "error" and error is not None:
+            raise error
+        if stop == "cancel":
+            self._cancelled()
+        elif stop == "shutdown":
+            self._stopped_for_shutdown()
+        return False
 
-    def _store_snapshot_page(self, page: Page, start: int) -> None:
+    def _fill(self, buyers: ThreadPoolExecutor, snapshot_done: bool) -> bool:
+        """Plan chunks until `concurrency` purchases are in flight. True when every
+        snapshot row stored so far is done or in flight (nothing to plan)."""
+        while len(self.in_flight) < self.settings.concurrency:
+            chunk = self._plan(snapshot_done)
+            if chunk is None:
+                return not self._unplanned_rows()
+            if not chunk.to_buy:
+                self._store_chunk(chunk, None)
+                continue
+            # copy_context: the purchase thread's log lines keep this job's id.
+            future = buyers.submit(contextvars.copy_context().run, self._buy, chunk)
+            self.in_flight[future] = chunk
+        return False
+
+    def _drain(self) -> None:
+        """The run is ending on an error: store the purchases still in flight (they are
+        paid for). Whatever cannot be stored now is in the journal for the next run."""
+        for future, chunk in list(self.in_flight.items()):
+            bought = future.result()
+            try:
+                self._store_chunk(chunk, bought)
+            except Exception:  # noqa: BLE001 - the first error is the one to report
+                logger.warning("chunk %d: left in the journal for the next run", chunk.number)
+        self.in_flight.clear()
+
+    # -- the snapshot ---------------------------------------------------------------
+
+    def _fetch_snapshot_page(
+        self, pages: ThreadPoolExecutor, start: int, limit: int
+    ) -> Future[Page]:
+        return pages.submit(
+            contextvars.copy_context().run, self.client.radar_ids, self.criteria, start, limit
+        )
+
+    def _store_snapshot_page(self, plan: SnapshotPlan, page: Page, start: int, limit: int) -> None:
         """One transaction: the page's RadarIDs, the counters and the snapshot checkpoint."""
         session, job = self.session, self.job
         _assert_owner(session, job, self.run_id, utcnow())
-        if start == 0:
+        if job.search_total is None:
             cap = f" (capped at {job.max_records:,})" if job.max_records else ""
             add_log(
                 session,
@@ -451,9 +552,9 @@ class _Run:
                 f"Search matches {page.total_result_count:,} records{cap}; "
                 "taking a free snapshot of their RadarIDs",
             )
-        if job.search_total is None:
             # What the user was told the search matches; compared with what was stored.
             job.search_total = page.total_result_count
+            job.purchase_started_at = job.purchase_started_at or utcnow()
         # The total may change while paging (the snapshot follows it), so show the latest.
         job.total_records = (
             min(page.total_result_count, job.max_records)
@@ -461,130 +562,76 @@ class _Run:
             else page.total_result_count
         )
         added, missing = store_snapshot_items(session, job, page)
+        # The plan itself is told only once the page is safely stored (a retried
+        # transaction must not count it twice); the checkpoint comes from a copy.
+        answered = copy.deepcopy(plan)
+        answered.answered(start, limit, len(page.results), page.total_result_count, added)
         job.snapshot_count += added
         job.error_count += missing
-        job.snapshot_next_start = start + len(page.results)
+        job.snapshot_next_start = answered.checkpoint
+        session.commit()
+        plan.answered(start, limit, len(page.results), page.total_result_count, added)
+        logger.info("snapshot start=%d ids=%d", start, len(page.results))
+
+    def _close_snapshot(self) -> None:
+        session, job = self.session, self.job
+        _assert_owner(session, job, self.run_id, utcnow())
+        job.total_records = job.snapshot_count
+        job.phase = JobPhase.PURCHASE
+        job.purchase_started_at = job.purchase_started_at or utcnow()
+        add_log(
+            session, job, "INFO", f"Snapshot complete: {job.snapshot_count:,} RadarIDs, at no cost"
+        )
         session.commit()
 
-    def _purchase(self) -> bool:
-        """Buy what is not stored yet, chunk by chunk. False when the run stopped (cancel).
+    # -- chunks ---------------------------------------------------------------------
 
-        With prefetch_purchases, the next chunk's purchase is sent while the current one is
-        being stored (one request in flight, on one background thread), so the database
-        work hides behind the API's latency. Chunks are still committed strictly in order.
-        The price: a worker killed mid-store leaves two paid chunks unstored instead of
-        one, and both are bought again on resume. So it is off by default.
-        """
-        if self._stopped_for_shutdown():
-            return False
-        self._next_chunk_number = self._chunks_done(self.job.next_start) + 1
-        try:
-            return self._purchase_chunks()
-        except _Stopped:
-            return False
+    def _first_chunk_number(self) -> int:
+        """Chunk N holds about the records (N-1)*batch_size onwards, so a resumed job
+        numbers its chunks on from where it stopped."""
+        return -(-self.job.processed_records // self.settings.batch_size) + 1
 
-    def _purchase_chunks(self) -> bool:
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") as executor:
-            current = self._plan(self.job.next_start, executor, in_flight=0)
-            while current is not None:
-                bought = current.bought()
-                cancelled = _cancel_requested(self.session, self.job)
-                if cancelled:
-                    # A chunk that was bought is stored even when a cancel arrived
-                    # meanwhile: it has been paid for.
-                    self._store_chunk(current, bought)
-                    self._cancelled()
-                    return False
-                if shutdown_requested.is_set():
-                    self._store_chunk(current, bought)  # paid for: keep it, then buy no more
-                    self._stopped_for_shutdown()
-                    return False
-                if not self.settings.prefetch_purchases or (bought and bought.error):
-                    self._store_chunk(current, bought)
-                    if self._stopped_for_shutdown():
-                        return False
-                    current = self._plan(current.last_position + 1, executor, in_flight=0)
-                    continue
-                try:
-                    upcoming = self._plan(
-                        current.last_position + 1,
-                        executor,
-                        in_flight=len(current.to_buy),
-                        may_wait=False,
-                    )
-                except (BudgetExceeded, _MustWait):
-                    # Store the chunk already paid for, then decide again with nothing in
-                    # flight: that raises with the exact figures, or goes on (or waits for
-                    # another job's purchase) once nothing of ours is left unstored.
-                    self._store_chunk(current, bought)
-                    current = self._plan(current.last_position + 1, executor, in_flight=0)
-                    continue
-                self._store_chunk(current, bought)
-                current = upcoming
-        return True
-
-    def _chunks_done(self, cursor: int) -> int:
-        """Chunks before `cursor`: chunk N holds snapshot rows (N-1)*batch_size onwards, so
-        a resumed job numbers its chunks on from where it stopped."""
-        done = self.session.scalar(
-            sa.select(sa.func.count())
-            .select_from(SnapshotItem)
-            .where(SnapshotItem.batch_job_id == self.job.id, SnapshotItem.position < cursor)
-        )
-        self.session.commit()
-        return -(-int(done or 0) // self.settings.batch_size)
-
-    def _plan(
-        self,
-        cursor: int,
-        executor: ThreadPoolExecutor,
-        *,
-        in_flight: int,
-        may_wait: bool = True,
-    ) -> _Chunk | None:
-        """Select the chunk starting at `cursor`, decide what to reuse, claim the rest and
-        start buying it in the background. None when the snapshot is exhausted.
-
-        Records another active job is buying are not bought here: the run waits (heart
-        beating, checking for a cancel) until they are stored and reuses them, or until
-        their claim is released or goes stale and it may buy them itself.
-        """
-        session, job = self.session, self.job
-        rows = session.execute(
-            sa.select(SnapshotItem.position, SnapshotItem.radar_id)
-            .where(SnapshotItem.batch_job_id == job.id, SnapshotItem.position >= cursor)
-            .order_by(SnapshotItem.position)
-            .limit(self.settings.batch_size)
+    def _unplanned_rows(self) -> bool:
+        busy = self._busy_radar_ids()
+        rows = self.session.scalars(
+            sa.select(SnapshotItem.radar_id)
+            .where(SnapshotItem.batch_job_id == self.batch_id, SnapshotItem.stored.is_(False))
+            .limit(len(busy) + 1)
         ).all()
-        session.commit()  # end the read transaction; the worker thread must not wait on it
-        if not rows:
+        self.session.commit()
+        return any(rid not in busy for rid in rows)
+
+    def _busy_radar_ids(self) -> set[str]:
+        return {rid for chunk in self.in_flight.values() for rid in chunk.positions}
+
+    def _plan(self, snapshot_done: bool) -> _Chunk | None:
+        """The next chunk: up to batch_size snapshot rows not stored and not in flight, in
+        search order, with what can be reused decided and the rest claimed. None when
+        there is none yet (a short chunk waits for more snapshot pages)."""
+        session, job, size = self.session, self.job, self.settings.batch_size
+        busy = self._busy_radar_ids()
+        rows = [
+            (position, radar_id)
+            for position, radar_id in session.execute(
+                sa.select(SnapshotItem.position, SnapshotItem.radar_id)
+                .where(SnapshotItem.batch_job_id == job.id, SnapshotItem.stored.is_(False))
+                .order_by(SnapshotItem.position)
+                .limit(size + len(busy))
+            ).tuples()
+            if radar_id not in busy
+        ][:size]
+        session.commit()  # end the read transaction
+        if not rows or (len(rows) < size and not snapshot_done):
             return None
-        number = self._next_chunk_number
         positions = {radar_id: position for position, radar_id in rows}
-        waited_for: int | None = None
-        while True:
-            reusable, lacking = self._reusable(list(positions))
-            to_buy = [rid for rid in positions if rid not in reusable]
-            if to_buy:
-                check_budget(session, self.owner_id, len(to_buy) + in_flight)
+        reusable, lacking = self._reusable(list(positions))
+        to_buy = [rid for rid in positions if rid not in reusable]
+        if to_buy:
+            check_budget(session, self.owner_id, len(to_buy) + self._records_in_flight())
             held = self._retry_db("claim", partial(self._claim, to_buy))
             session.commit()
-            if not held:
-                break
-            if not may_wait:
-                raise _MustWait
-            if waited_for is None:
-                waited_for = len(held)
-                self._retry_db("wait", partial(self._log_wait, number, waited_for))
-                logger.info(
-                    "chunk %d: waiting for %d records another job is buying", number, waited_for
-                )
-            time.sleep(self.settings.claim_poll_interval)
-            if self._cancelled() or self._stopped_for_shutdown():
-                raise _Stopped
-            # Still ours? (Also a heartbeat, for runs without the heartbeat thread.)
-            self._retry_db("wait", self._beat)
-        if to_buy:
+            if held:
+                raise _Held(len(held))
             # Stored by the job whose claim was released between our check and our claim:
             # now that the claim is ours nobody else can store them, so this check is final.
             late, _ = self._reusable(to_buy)
@@ -592,32 +639,46 @@ class _Run:
                 self._retry_db("claim", partial(self._release, late))
                 reusable |= late
                 to_buy = [rid for rid in to_buy if rid not in late]
+        number = self._next_chunk_number
         self._next_chunk_number += 1
-        future = None
-        if to_buy:
-            self.current_page = number
-            # copy_context: the prefetch thread's log lines keep this job's id.
-            future = executor.submit(contextvars.copy_context().run, self._buy, to_buy)
-        return _Chunk(number, positions, reusable, to_buy, rows[-1][0], future, lacking)
+        return _Chunk(number, positions, reusable, to_buy, lacking)
 
-    def _buy(self, radar_ids: list[str]) -> _Bought:
-        """Buy these RadarIDs. A response with fewer records than asked although its total
-        says more match (the API silently capping Limit) is followed by a request for the
-        rest, so they are not called vanished. Never raises: what was bought before an
-        error must still be stored."""
+    def _records_in_flight(self) -> int:
+        return sum(len(chunk.to_buy) for chunk in self.in_flight.values())
+
+    def _wait_for_other_job(self, held: int) -> None:
+        """Nothing of ours is in flight and the next records are being bought by another
+        job: wait (heart beating, checking for a cancel) until they are stored to reuse
+        them, or their claim is released or goes stale and this run may buy them."""
+        if not getattr(self, "_logged_wait", False):
+            self._logged_wait = True
+            self._retry_db("wait", partial(self._log_wait, self._next_chunk_number, held))
+            logger.info("waiting for %d records another job is buying", held)
+        time.sleep(self.settings.claim_poll_interval)
+        self._retry_db("wait", self._beat)
+
+    def _buy(self, chunk: _Chunk) -> _Bought:
+        """Buy the chunk's RadarIDs (on a purchase thread). A response with fewer records
+        than asked although its total says more match (the API silently capping Limit)
+        is followed by a request for the rest, so they are not called vanished. Each
+        request is journaled before it is sent, each response as it arrives. Never
+        raises: what was bought before an error must still be stored."""
+        _current_chunk.set(chunk.number)
         bought = _Bought()
-        wanted = list(radar_ids)
+        wanted = list(chunk.to_buy)
         matching: int | None = None  # how many of the chunk still match (first total)
         received = 0
         try:
             while wanted:
                 limit = len(wanted) if matching is None else min(len(wanted), matching - received)
+                entry = self.journal.sent(chunk.number, wanted)
                 page = self.client.fetch_page(
                     purchase_criteria(self.criteria, wanted), 0, limit, self.fields
                 )
+                self.journal.received(entry, page)
                 bought.pages.append(page)
                 if matching is None:
-                    matching = min(page.total_result_count, len(radar_ids))
+                    matching = min(page.total_result_count, len(chunk.to_buy))
                 received += len(page.results)
                 got = {radar_id_of(record) for record in page.results}
                 wanted = [rid for rid in wanted if rid not in got]
@@ -633,10 +694,8 @@ class _Run:
         return bought
 
     def _store_chunk(self, chunk: _Chunk, bought: _Bought | None) -> None:
-        """Store what the chunk brought, retrying while the database is busy, then raise
-        the purchase's error if it had one (what was bought before it is kept)."""
-        if bought is not None and bought.error is not None and not bought.pages:
-            raise bought.error
+        """Store what the chunk brought, retrying while the database is busy. A purchase
+        error is left in `bought` for the caller (what was bought before it is kept)."""
         try:
             self._retry_db("chunk", lambda: self._store_chunk_once(chunk, bought))
         except LostOwnership:
@@ -644,13 +703,11 @@ class _Run:
             if bought is not None and bought.pages:
                 self._retry_db("orphaned chunk", lambda: self._store_orphaned(chunk, bought))
             raise
-        if bought is not None and bought.error is not None:
-            raise bought.error
 
     def _store_chunk_once(self, chunk: _Chunk, bought: _Bought | None) -> None:
-        """One transaction: links, bought properties, ledger, counters, checkpoint, log,
-        and the release of the chunk's claims. A chunk whose purchase failed part way
-        stores what was bought but keeps the checkpoint, so a retry reuses it."""
+        """One transaction: links, bought properties, ledger, counters, the chunk's rows
+        marked stored, its journal rows deleted, its claims released, a log row. A chunk
+        whose purchase failed part way stores what was bought; the rest stays to buy."""
         session, job = self.session, self.job
         now = utcnow()
         _assert_owner(session, job, self.run_id, now)
@@ -667,17 +724,21 @@ class _Run:
                 stored | page_stored,
             )
             self._add_ledger(chunk.number, len(chunk.to_buy), page)
-        job.cost_total += sum(page.total_cost or 0.0 for page in pages)
-        job.pages_fetched += len(pages)
+        if bought is not None:
+            self._settle_unanswered(chunk.number, bought)
         if chunk.to_buy:
             release(session, job.id, chunk.to_buy)
-        complete = bought is None or bought.error is None
+        job.cost_total += sum(page.total_cost or 0.0 for page in pages)
+        job.pages_fetched += len(pages)
+        complete = bought is None or bought.complete
         # A record without a RadarID was one of those asked for: it was bought, not lost.
         vanished = max(0, len([rid for rid in chunk.to_buy if rid not in stored]) - missing)
+        done = set(positions) if complete else (chunk.reusable | stored) & positions.keys()
+        mark_stored(session, job, [positions[rid] for rid in done])
+        job.processed_records += len(done)
+        job.next_start = job.processed_records
         if complete:
-            job.processed_records += len(positions)
             job.vanished_count += vanished
-            job.next_start = chunk.last_position + 1
         job.reused_count += reused
         job.purchased_count += len(stored)
         job.unidentified_count += missing
@@ -714,6 +775,90 @@ class _Run:
             [page.request_id for page in pages],
         )
 
+    def _settle_unanswered(self, number: int, bought: _Bought) -> None:
+        """The chunk's journal rows go with it. A request that went out and got no usable
+        answer (its last attempt lost, or this chunk settled after a crash) may have been
+        billed: it becomes a "possibly billed" ledger row for the records it asked for."""
+        error = bought.error
+        lost = bought.incomplete or bool(getattr(error, "last_attempt_possibly_billed", False))
+        if lost:
+            for entry in journal.unanswered(self.session, self.batch_id, number):
+                why = "no response was stored before the run stopped"
+                if error is not None:
+                    why = f"the last attempt failed ({error})"
+                record_unanswered(
+                    self.session,
+                    self.batch_id,
+                    self.owner_id,
+                    number,
+                    len(entry.radar_ids),
+                    entry.request_id,
+                    f"Purchase sent, {why}; its records may have been billed",
+                )
+        journal.discard(self.session, self.batch_id, number)
+
+    def _settle_journal(self) -> None:
+        """Store what an earlier run of this job bought and did not store (its responses
+        are in the journal), and put its unanswered requests in the ledger as possibly
+        billed, before anything is bought again."""
+        entries = self._retry_db("journal", lambda: journal.left_over(self.session, self.batch_id))
+        by_chunk: dict[int, list[JournaledPurchase]] = {}
+        for entry in entries:
+            by_chunk.setdefault(entry.chunk, []).append(entry)
+        self.session.commit()
+        for number, rows in by_chunk.items():
+            answered = [row for row in rows if row.response is not None]
+            if not answered:
+                self._retry_db("journal", partial(self._settle_lost, number, rows))
+                continue
+            asked = list(dict.fromkeys(rid for row in answered for rid in row.radar_ids))
+            pages = [
+                page_from_body(row.response.encode(), row.request_id, 0, len(row.radar_ids))
+                for row in answered
+                if row.response is not None
+            ]
+            matching = min(pages[0].total_result_count, len(asked)) if pages else 0
+            received = sum(len(page.results) for page in pages)
+            bought = _Bought(
+                pages=pages,
+                incomplete=len(answered) < len(rows) or received < matching,
+            )
+            found = dict(
+                self.session.execute(
+                    sa.select(SnapshotItem.radar_id, SnapshotItem.position).where(
+                        SnapshotItem.batch_job_id == self.batch_id,
+                        SnapshotItem.radar_id.in_(asked),
+                    )
+                ).tuples()
+            )
+            self.session.commit()
+            chunk = _Chunk(number, found, set(), [rid for rid in asked if rid in found])
+            self._store_chunk(chunk, bought)
+            logger.info(
+                "chunk %d: %d journaled responses stored, %d unanswered requests",
+                number,
+                len(answered),
+                len(rows) - len(answered),
+            )
+
+    def _settle_lost(self, number: int, rows: list[JournaledPurchase]) -> None:
+        """A chunk of an earlier run whose purchase got no response before it stopped."""
+        session, job = self.session, self.job
+        _assert_owner(session, job, self.run_id, utcnow())
+        self._settle_unanswered(number, _Bought(incomplete=True))
+        asked = sum(len(row.radar_ids) for row in rows)
+        add_log(
+            session,
+            job,
+            "WARNING",
+            f"Chunk {number}: a purchase of {asked:,} records was sent before the run "
+            "stopped and got no response; it may have been billed (see the ledger) and "
+            "is bought again",
+            page=number,
+        )
+        session.commit()
+        logger.warning("chunk %d: %d unanswered purchase requests settled", number, len(rows))
+
     def _store_orphaned(self, chunk: _Chunk, bought: _Bought) -> None:
         """This run lost the job (recovery requeued it, e.g. while the database was locked)
         but holds a paid chunk: store the records and the ledger rows anyway, so the run
@@ -724,6 +869,7 @@ class _Run:
             stored |= upsert_records(session, page, now)[0]
             self._add_ledger(chunk.number, len(chunk.to_buy), page)
         release(session, self.batch_id, chunk.to_buy)
+        journal.discard(session, self.batch_id, chunk.number)
         session.add(
             BatchJobLog(
                 batch_job_id=self.batch_id,
@@ -777,6 +923,13 @@ class _Run:
         _assert_owner(self.session, self.job, self.run_id, utcnow())
         self.session.commit()
 
+    def _beat_now_and_then(self) -> None:
+        """Still ours? Checked about once a second while waiting on requests (also a
+        heartbeat for runs without the heartbeat thread)."""
+        if time.monotonic() - self._last_beat >= 1.0:
+            self._last_beat = time.monotonic()
+            self._retry_db("heartbeat", self._beat)
+
     # -- helpers ------------------------------------------------------------------
 
     def _retry_db(self, what: str, work: Callable[[], T]) -> T:
@@ -800,28 +953,27 @@ class _Run:
         return complete, len(rows) - len(complete)
 
     def _record_retry(self, event: RetryEvent) -> None:
-        """Ledger row for a purchase whose response was lost: it may have been billed.
-        Written on its own connection at once, so a crash right after cannot lose it."""
+        """Ledger row for a purchase attempt whose response was lost: it may have been
+        billed. Written on its own connection at once, so a crash right after cannot lose
+        it. Runs on the purchase thread that sent the attempt."""
         if event.purchase and event.possibly_billed:
             record_possibly_billed(
-                self.engine, self.batch_id, self.owner_id, self.current_page, event
+                self.engine, self.batch_id, self.owner_id, _current_chunk.get(), event
             )
 
-    def _cancelled(self) -> bool:
-        if not _cancel_requested(self.session, self.job):
-            return False
+    def _cancel_requested(self) -> bool:
+        return self._retry_db("cancel check", lambda: _cancel_requested(self.session, self.job))
+
+    def _cancelled(self) -> None:
         self._finish(
             Event.CANCELLED,
             f"Cancelled after {self.job.processed_records:,} records; stored leads are kept",
         )
-        logger.info("cancelled at record %d", self.job.next_start)
-        return True
+        logger.info("cancelled after record %d", self.job.processed_records)
 
-    def _stopped_for_shutdown(self) -> bool:
-        """True (after logging it on the job) when the app is stopping; the job stays
-        PROCESSING, and recovery requeues it from its checkpoint once its heartbeat is stale."""
-        if not shutdown_requested.is_set():
-            return False
+    def _stopped_for_shutdown(self) -> None:
+        """The app is stopping: log it on the job, which stays PROCESSING; recovery
+        requeues it from its checkpoint once its heartbeat is stale."""
 
         def log_stop() -> None:
             _assert_owner(self.session, self.job, self.run_id, utcnow())
@@ -836,8 +988,7 @@ class _Run:
             self.session.commit()
 
         self._retry_db("shutdown", log_stop)
-        logger.warning("stopped for shutdown at record %d", self.job.next_start)
-        return True
+        logger.warning("stopped for shutdown after record %d", self.job.processed_records)
 
     def _finish(self, event: Event, message: str) -> None:
         self._retry_db(
@@ -851,7 +1002,7 @@ class _Run:
             if job is None or job.rq_job_id != self.run_id or job.status != JobStatus.PROCESSING:
                 return  # not ours any more: the run that owns it decides its fate
             self.job = job
-            logger.error("failed at record %d: %s", job.processed_records, message)
+            logger.error("failed after record %d: %s", job.processed_records, message)
             _finish(
                 session,
                 job,

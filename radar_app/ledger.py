@@ -83,7 +83,7 @@ def record_possibly_billed(
         "created_at": utcnow(),
         "page": chunk_number,
         "outcome": LedgerEntry.POSSIBLY_BILLED,
-        "requested": 0,
+        "requested": event.requested,
         "result_count": None,
         "total_cost": None,
         "request_id": event.error.request_id,
@@ -91,3 +91,30 @@ def record_possibly_billed(
     }
     with engine.begin() as conn:
         conn.execute(sa.insert(LedgerEntry.__table__), entry)
+
+
+def record_unanswered(
+    session: DbSession,
+    job_id: int,
+    user_id: int,
+    chunk_number: int,
+    requested: int,
+    request_id: str | None,
+    why: str,
+) -> None:
+    """Ledger row for a journaled purchase that went out and never got a usable response
+    (the run died, or the request's last attempt was lost): it may have billed up to
+    `requested` records. No commit: written with the chunk that settles it."""
+    session.add(
+        LedgerEntry(
+            batch_job_id=job_id,
+            user_id=user_id,
+            page=chunk_number,
+            outcome=LedgerEntry.POSSIBLY_BILLED,
+            requested=requested,
+            result_count=None,
+            total_cost=None,
+            request_id=request_id,
+            note=why[:300],
+        )
+    )

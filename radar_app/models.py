@@ -326,6 +326,9 @@ class SnapshotItem(Model):
     )
     position: so.Mapped[int] = so.mapped_column(primary_key=True)
     radar_id: so.Mapped[str] = so.mapped_column(sa.String(32))
+    # Its chunk is stored (bought, reused or found vanished): the per-chunk checkpoint.
+    # Chunks finish out of order, so one cursor cannot say what is left to buy.
+    stored: so.Mapped[bool] = so.mapped_column(default=False, server_default=sa.false())
 
 
 class LedgerEntry(Model):
@@ -354,6 +357,27 @@ class LedgerEntry(Model):
     total_cost: so.Mapped[float | None]
     request_id: so.Mapped[str | None] = so.mapped_column(sa.String(64))
     note: so.Mapped[str | None] = so.mapped_column(sa.String(300))
+
+
+class JournaledPurchase(Model):
+    """A Purchase=1 request of a chunk, written before it is sent, its response body written
+    the moment it arrives (before anything is parsed or stored), and deleted in the
+    transaction that stores the chunk. After a crash, a row with a response is stored from
+    here, never bought again; a row without one may have been billed (see journal.py)."""
+
+    __tablename__ = "purchase_journal"
+    __table_args__ = (sa.Index("ix_purchase_journal_job", "batch_job_id", "id"),)
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    batch_job_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("batch_jobs.id", ondelete="CASCADE")
+    )
+    chunk: so.Mapped[int]
+    radar_ids: so.Mapped[list[str]] = so.mapped_column(sa.JSON)
+    sent_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
+    received_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime)
+    response: so.Mapped[str | None] = so.mapped_column(sa.Text)
+    request_id: so.Mapped[str | None] = so.mapped_column(sa.String(64))
 
 
 class PurchaseClaim(Model):

@@ -210,3 +210,14 @@ def store_snapshot_items(session: DbSession, job: BatchJob, page: Page) -> tuple
             dialect_insert(session, SnapshotItem.__table__).on_conflict_do_nothing(), rows
         )
     return len(rows), missing
+
+
+def mark_stored(session: DbSession, job: BatchJob, positions: list[int]) -> None:
+    """Mark these snapshot rows done: their chunk is stored (no commit)."""
+    if positions:
+        session.execute(
+            sa.update(SnapshotItem)
+            .where(SnapshotItem.batch_job_id == job.id, SnapshotItem.position.in_(positions))
+            .values(stored=True)
+            .execution_options(synchronize_session=False)
+        )

@@ -145,10 +145,10 @@ def test_invalid_fields_are_rejected(api):
     assert named.status_code == 400
 
 
-def test_prefetching_purchases_keeps_counts_and_budget_exact(app, api, run_worker, simulator, user):
-    """With the next purchase sent while the current chunk is stored, nothing changes for
-    the user: exact counts, and a budget still stops before the chunk that crosses it."""
-    app.config["PROPERTYRADAR_PREFETCH_PURCHASES"] = True
+def test_concurrent_purchases_keep_counts_and_budget_exact(app, api, run_worker, simulator, user):
+    """With four purchases in flight, nothing changes for the user: exact counts, and a
+    budget still stops before the chunk that crosses it (chunks in flight count)."""
+    app.config["PROPERTYRADAR_CONCURRENCY"] = 4
     with app.app_context():
         db.session.execute(
             sa.update(User).where(User.id == user.id).values(monthly_export_budget=1000)

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from radar_app.extensions import db
-from radar_app.importer import run_import
+from radar_app.importer import ImportSettings, run_import
 from radar_app.models import BatchJob, BatchJobLog, JobStatus, LedgerEntry, Property, PurchaseClaim
 from radar_app.propertyradar.client import PropertyRadarClient
 from tests.conftest import SIM_TOKEN, ApiClient, issue_token, make_user
@@ -86,15 +86,14 @@ def assert_billed_equals_stored(app: Flask, simulator, *job_ids: str) -> None:
 # -- 1. identical searches at the same moment ------------------------------------------
 
 
-@pytest.mark.parametrize("prefetch", ["0", "1"], ids=["one-purchase-at-a-time", "prefetch"])
+@pytest.mark.parametrize("concurrency", ["1", "4"], ids=["one-purchase-at-a-time", "four"])
 def test_three_identical_searches_at_once_buy_each_record_once(
-    app, client, simulator, start_worker, prefetch
+    app, client, simulator, start_worker, concurrency
 ):
     """3 users, 3 worker processes, the same 5,000-record search at the same moment:
     before, 14,200 records were billed for 5,000 distinct (15,000 in the issue); now
-    5,000 are billed, and every job has all 5,000 leads. With prefetch, a run holding a
-    bought chunk never waits for another job (two could wait for each other): it stores
-    its chunk first."""
+    5,000 are billed, and every job has all 5,000 leads. With purchases in flight, a run
+    never waits for another job (two could wait for each other): it stores them first."""
     simulator.configure(latency_ms=250)  # purchases overlap across the three workers
     apis = []
     for n in range(3):
@@ -106,7 +105,7 @@ def test_three_identical_searches_at_once_buy_each_record_once(
         start_worker(
             env={
                 "PURCHASE_CLAIM_POLL_INTERVAL": "0.05",
-                "PROPERTYRADAR_PREFETCH_PURCHASES": prefetch,
+                "PROPERTYRADAR_CONCURRENCY": concurrency,
             }
         )
 
@@ -440,7 +439,11 @@ def test_a_chunk_bought_by_a_run_that_lost_its_job_is_not_bought_again(
         lost = RequeuedDuringFirstPurchase(
             SIM_TOKEN, simulator_url, engine=db.engine, batch_id=batch_id
         )
-        assert run_import(db.session, lost, batch_id) == JobStatus.PROCESSING
+        # One purchase in flight, so exactly one chunk is bought by the run that lost.
+        one_at_a_time = ImportSettings(concurrency=1)
+        assert run_import(db.session, lost, batch_id, settings=one_at_a_time) == (
+            JobStatus.PROCESSING
+        )
         db.session.remove()
         owner = PropertyRadarClient(SIM_TOKEN, simulator_url)
         assert run_import(db.session, owner, batch_id, run_id="requeued-run") == "COMPLETED"

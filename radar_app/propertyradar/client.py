@@ -26,9 +26,10 @@ import logging
 import random
 import re
 import socket
+import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any, Protocol, TypeGuard, cast
 from urllib.parse import urlencode
@@ -86,6 +87,14 @@ class Page:
     request_id: str | None
     start: int
     limit: int
+    # The response body as received: a purchase journals it before anything is parsed
+    # or stored (see radar_app/journal.py), and page_from_body() rebuilds the page.
+    body: bytes | None = field(default=None, repr=False, compare=False)
+
+
+def page_from_body(body: bytes, request_id: str | None, start: int, limit: int) -> Page:
+    """The Page a journaled 2xx response body stands for (as the client built it)."""
+    return _build_page(json.loads(body), request_id, 200, start, limit, body)
 
 
 @dataclass(frozen=True)
@@ -103,6 +112,8 @@ class RetryEvent:
     error: PropertyRadarError
     purchase: bool
     possibly_billed: bool
+    # Records the failed request asked for (its Limit): what it may have billed.
+    requested: int = 0
 
 
 def _possibly_billed(error: PropertyRadarError, purchase: bool) -> bool:
@@ -267,7 +278,12 @@ class PropertyRadarClient:
         self.backoff_max = backoff_max
         self.max_limit = max_limit
         self._owns_session = session is None
-        self.session = session if session is not None else requests.Session()
+        # A job sends several requests at once from threads (see importer.py), and a
+        # requests.Session is not documented as thread-safe: each thread gets its own.
+        self._shared_session = session
+        self._thread_sessions = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._sessions_lock = threading.Lock()
         self._sleep = sleep
         self.on_retry = on_retry
         self._rng = rng if rng is not None else random.Random()
@@ -317,10 +333,26 @@ class PropertyRadarClient:
             fields=[f.strip() for f in field_list],
         )
 
+    @property
+    def session(self) -> requests.Session:
+        """The HTTP session of the calling thread (the injected one, if any)."""
+        if self._shared_session is not None:
+            return self._shared_session
+        session: requests.Session | None = getattr(self._thread_sessions, "session", None)
+        if session is None:
+            session = requests.Session()
+            self._thread_sessions.session = session
+            with self._sessions_lock:
+                self._sessions.append(session)
+        return session
+
     def close(self) -> None:
-        """Close the HTTP session if this client created it."""
+        """Close the HTTP sessions this client created."""
         if self._owns_session:
-            self.session.close()
+            with self._sessions_lock:
+                sessions, self._sessions = self._sessions, []
+            for session in sessions:
+                session.close()
 
     def __enter__(self) -> PropertyRadarClient:
         return self
@@ -405,6 +437,7 @@ class PropertyRadarClient:
                 any_billed = any_billed or billed
                 if not error.retryable or attempt >= self.max_attempts:
                     error.possibly_billed = any_billed
+                    error.last_attempt_possibly_billed = billed
                     raise
                 delay = self._backoff(attempt, error)
                 log.warning(
@@ -416,7 +449,7 @@ class PropertyRadarClient:
                     " [purchase possibly billed]" if billed else "",
                 )
                 if self.on_retry is not None:
-                    self.on_retry(RetryEvent(attempt, delay, error, purchase, billed))
+                    self.on_retry(RetryEvent(attempt, delay, error, purchase, billed, limit))
                 self._sleep(delay)
 
     def _attempt(
@@ -440,7 +473,7 @@ class PropertyRadarClient:
             raise _transport_error(exc) from exc
         content = self._read_body(response, deadline)
         data, request_id = self._check_response(response, content)
-        return _build_page(data, request_id, response.status_code, start, limit)
+        return _build_page(data, request_id, response.status_code, start, limit, content)
 
     def _read_body(self, response: requests.Response, deadline: float) -> bytes:
         """The whole body, or TransportError once ``deadline`` (monotonic) has passed.
@@ -561,7 +594,9 @@ class PropertyRadarClient:
         )
 
 
-def _build_page(data: Any, request_id: str | None, status: int, start: int, limit: int) -> Page:
+def _build_page(
+    data: Any, request_id: str | None, status: int, start: int, limit: int, body: bytes
+) -> Page:
     """Validate a 2xx body into a Page; anything unusable is MalformedResponseError
     (retryable: usually a truncated body or an intermediary's error page)."""
 
@@ -587,7 +622,8 @@ def _build_page(data: Any, request_id: str | None, status: int, start: int, limi
         request_id=request_id,
         start=start,
         limit=limit,
+        body=body,
     )
 
 
-__all__ = ["Page", "PropertyRadarClient", "RetryEvent", "parse_retry_after"]
+__all__ = ["Page", "PropertyRadarClient", "RetryEvent", "page_from_body", "parse_retry_after"]

@@ -25,6 +25,8 @@ class PropertyRadarError(Exception):
         possibly_billed: set by the client on the error it finally raises: ``True``
             when any attempt of a ``Purchase=1`` call may have reached the API and been
             billed even though no usable response came back.
+        last_attempt_possibly_billed: the same for the final attempt alone (the earlier
+            ones were reported through the client's ``on_retry``).
     """
 
     retryable: bool = False
@@ -45,6 +47,7 @@ class PropertyRadarError(Exception):
         self.attempts = attempts
         self.detail = detail
         self.possibly_billed = False
+        self.last_attempt_possibly_billed = False
 
     def __str__(self) -> str:
         head = (
