@@ -319,6 +319,8 @@ class SnapshotItem(Model):
     __tablename__ = "job_snapshot_items"
     __table_args__ = (
         sa.UniqueConstraint("batch_job_id", "radar_id", name="uq_job_snapshot_items_job_radar"),
+        # The next chunk is the first rows not stored yet: found without scanning those done.
+        sa.Index("ix_job_snapshot_items_to_store", "batch_job_id", "stored", "position"),
     )
 
     batch_job_id: so.Mapped[int] = so.mapped_column(

@@ -38,6 +38,12 @@ def upgrade():
         batch.add_column(
             sa.Column("stored", sa.Boolean(), server_default=sa.false(), nullable=False)
         )
+    op.create_index(
+        "ix_job_snapshot_items_to_store",
+        "job_snapshot_items",
+        ["batch_job_id", "stored", "position"],
+        unique=False,
+    )
     # Jobs part way through their purchase phase: everything before the old single
     # cursor (next_start) is stored.
     op.execute(
@@ -48,6 +54,7 @@ def upgrade():
 
 
 def downgrade():
+    op.drop_index("ix_job_snapshot_items_to_store", table_name="job_snapshot_items")
     with op.batch_alter_table("job_snapshot_items") as batch:
         batch.drop_column("stored")
     op.drop_index("ix_purchase_journal_job", table_name="purchase_journal")
