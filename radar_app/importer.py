@@ -523,10 +523,9 @@ class _Run:
         """The run is ending on an error: store the purchases still in flight (they are
         paid for). Whatever cannot be stored now is in the journal for the next run."""
         for future, chunk in list(self.in_flight.items()):
-            bought = future.result()
             try:
-                self._store_chunk(chunk, bought)
-            except Exception:  # noqa: BLE001 - the first error is the one to report
+                self._store_chunk(chunk, future.result())
+            except BaseException:  # noqa: BLE001 - the first error is the one to report
                 logger.warning("chunk %d: left in the journal for the next run", chunk.number)
         self.in_flight.clear()
 
@@ -829,7 +828,9 @@ class _Run:
                         SnapshotItem.batch_job_id == self.batch_id,
                         SnapshotItem.radar_id.in_(asked),
                     )
-                ).tuples()
+                )
+                .tuples()
+                .all()
             )
             self.session.commit()
             chunk = _Chunk(number, found, set(), [rid for rid in asked if rid in found])

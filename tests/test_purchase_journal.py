@@ -1,0 +1,130 @@
+"""The purchase journal (issue 11): a response that arrived is never bought again, and a
+request that got no response is in the ledger as possibly billed, with its records.
+
+These runs die in-process at an exact point (an exception no handler catches, as close
+as a test gets to a kill at that instruction); tests/test_crash_ledger.py SIGKILLs real
+work horses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+
+from radar_app.extensions import db
+from radar_app.importer import ImportSettings, run_import
+from radar_app.journal import PurchaseJournal
+from radar_app.models import BatchJob, JobStatus, JournaledPurchase, LedgerEntry
+from radar_app.propertyradar.client import Page, PropertyRadarClient
+from tests.conftest import SIM_TOKEN
+from tests.helpers import MULTNOMAH, count_rows, job_row, stored_radar_ids
+
+
+class Killed(BaseException):
+    """The work horse dies here: no except clause of the app catches it."""
+
+
+def create(api: Any) -> str:
+    response = api.post("/api/batch-jobs", json={"criteria": MULTNOMAH})
+    assert response.status_code == 201, response.json
+    return response.json["id"]
+
+
+def requeue(app: Flask, batch_id: int, run_id: str) -> None:
+    """What recovery does with a job whose work horse died: PENDING under a new RQ id."""
+    with app.app_context():
+        db.session.execute(
+            sa.update(BatchJob)
+            .where(BatchJob.id == batch_id)
+            .values(status=JobStatus.PENDING, rq_job_id=run_id)
+        )
+        db.session.commit()
+
+
+def ledger_total(app: Flask, batch_id: int) -> tuple[int, int]:
+    """(records billed, records possibly billed) in the job's ledger."""
+    with app.app_context():
+        entries = db.session.scalars(
+            sa.select(LedgerEntry).where(LedgerEntry.batch_job_id == batch_id)
+        ).all()
+        billed = sum(e.result_count or 0 for e in entries if e.outcome == LedgerEntry.BILLED)
+        possibly = sum(e.requested for e in entries if e.outcome == LedgerEntry.POSSIBLY_BILLED)
+        return billed, possibly
+
+
+def test_a_response_journaled_before_the_crash_is_stored_from_the_journal_not_bought_again(
+    app, api, simulator, simulator_url, monkeypatch
+):
+    job_id = create(api)
+    batch_id = job_row(app, job_id).id
+    received = PurchaseJournal.received
+
+    def received_then_die(self: PurchaseJournal, entry_id: int, page: Page) -> None:
+        received(self, entry_id, page)
+        raise Killed  # after the body is journaled, before the chunk is stored
+
+    monkeypatch.setattr(PurchaseJournal, "received", received_then_die)
+    with app.app_context():
+        client = PropertyRadarClient(SIM_TOKEN, simulator_url)
+        with pytest.raises(Killed):
+            run_import(db.session, client, batch_id, settings=ImportSettings(concurrency=1))
+        db.session.remove()
+    assert job_row(app, job_id).success_count == 0
+    assert count_rows(app, JournaledPurchase) == 1
+    assert simulator.stats()["billed_records"] == 400
+
+    monkeypatch.setattr(PurchaseJournal, "received", received)
+    requeue(app, batch_id, "second-run")
+    with app.app_context():
+        client = PropertyRadarClient(SIM_TOKEN, simulator_url)
+        assert run_import(db.session, client, batch_id, run_id="second-run") == "COMPLETED"
+    job = job_row(app, job_id)
+    stats = simulator.stats()
+    assert job.success_count == job.purchased_count == 2000
+    ids = stored_radar_ids(app, job_id)
+    assert len(ids) == len(set(ids)) == 2000
+    assert stats["billed_records"] == 2000
+    assert max(stats["billed_radar_ids"].values()) == 1, "a journaled response was bought again"
+    assert ledger_total(app, batch_id) == (2000, 0)
+    assert count_rows(app, JournaledPurchase) == 0, "the journal only holds what is in flight"
+
+
+def test_a_purchase_without_a_journaled_response_is_possibly_billed_with_its_records(
+    app, api, simulator, simulator_url
+):
+    job_id = create(api)
+    batch_id = job_row(app, job_id).id
+
+    class DiesWithTheResponseOnTheWire(PropertyRadarClient):
+        def fetch_page(self, *args: Any, **kwargs: Any) -> Page:
+            super().fetch_page(*args, **kwargs)  # PropertyRadar billed it...
+            raise Killed  # ...and the horse died before the body was journaled
+
+    with app.app_context():
+        dying = DiesWithTheResponseOnTheWire(SIM_TOKEN, simulator_url)
+        with pytest.raises(Killed):
+            run_import(db.session, dying, batch_id, settings=ImportSettings(concurrency=1))
+        db.session.remove()
+    assert count_rows(app, JournaledPurchase) == 1
+
+    requeue(app, batch_id, "second-run")
+    with app.app_context():
+        client = PropertyRadarClient(SIM_TOKEN, simulator_url)
+        assert run_import(db.session, client, batch_id, run_id="second-run") == "COMPLETED"
+    job = job_row(app, job_id)
+    stats = simulator.stats()
+    assert job.success_count == 2000 and len(set(stored_radar_ids(app, job_id))) == 2000
+    # The one request in flight at the crash was bought twice, and no more.
+    assert sum(1 for n in stats["billed_radar_ids"].values() if n > 1) == 400
+    billed, possibly = ledger_total(app, batch_id)
+    assert (billed, possibly) == (2000, 400)
+    assert billed + possibly == stats["billed_records"]
+    assert count_rows(app, JournaledPurchase) == 0
+    with app.app_context():
+        entries = db.session.scalars(
+            sa.select(LedgerEntry.note).where(LedgerEntry.outcome == LedgerEntry.POSSIBLY_BILLED)
+        ).all()
+    assert entries and "may have been billed" in entries[0]
