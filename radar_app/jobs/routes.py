@@ -37,20 +37,13 @@ from redis.exceptions import RedisError
 from werkzeug.wrappers import Response
 
 from radar_app import batches, pace, services
-from radar_app.export import csv_download
+from radar_app.export import csv_download, leads_in_search_order
 from radar_app.extensions import db, limiter, login_manager
 from radar_app.jobs import filters, search
 from radar_app.jobs.filters import money
 from radar_app.jobs.forms import PROPERTY_RANGES, STATE_NAMES, VALUE_RANGES, SearchForm
-from radar_app.models import (
-    BatchJob,
-    BatchJobLog,
-    JobProperty,
-    JobStatus,
-    LedgerEntry,
-    Property,
-    utcnow,
-)
+from radar_app.jobstate import log_newest_first
+from radar_app.models import BatchJob, JobStatus, LedgerEntry, utcnow
 from radar_app.pagination import PageArgs, page_args, paginate
 from radar_app.preview import PreviewSettings
 from radar_app.propertyradar.counties import by_fips, counties_in
@@ -304,7 +297,7 @@ def new_search() -> tuple[str, int] | Response | str:
             )
     except RedisError:
         form.form_errors.append(
-            f"{search.QUEUE_DOWN}. Your search is still here; nothing was created."
+            f"{batches.QUEUE_DOWN}. Your search is still here; nothing was created."
         )
         return _search_page(form, 503)
     except PropertyRadarError as exc:
@@ -321,7 +314,7 @@ def _start_confirmed(form: SearchForm, confirmation: str) -> tuple[str, int] | R
         started = _claim_confirmation(confirmation)
     except RedisError:
         form.form_errors.append(
-            f"{search.QUEUE_DOWN}. Your search is still here; nothing was created."
+            f"{batches.QUEUE_DOWN}. Your search is still here; nothing was created."
         )
         return _search_page(form, 503)
     if started is not None:
@@ -356,7 +349,7 @@ def _start_search(form: SearchForm) -> tuple[tuple[str, int] | Response, str | N
             max_records=form.max_records.data,
             background=form.background.data,
             batch_size=batch_size,
-            seconds_per_page=current_app.config.get("ESTIMATED_SECONDS_PER_PAGE", 1.0),
+            seconds_per_page=current_app.config["ESTIMATED_SECONDS_PER_PAGE"],
             refresh_all=form.refresh_all.data,
             fields=form.chosen_fields(),
         )
@@ -418,7 +411,7 @@ def preview() -> tuple[str, int]:
     except PropertyRadarError as exc:
         return render_template("jobs/_preview.html", form=form, error=exc), 200
     except RedisError:
-        return render_template("jobs/_preview.html", form=form, error=search.QUEUE_DOWN), 200
+        return render_template("jobs/_preview.html", form=form, error=batches.QUEUE_DOWN), 200
     return render_template(
         "jobs/_preview.html", form=form, estimate=result, preview=result.preview
     ), 200
@@ -428,12 +421,7 @@ def preview() -> tuple[str, int]:
 
 
 def _log_page(job: BatchJob, paging: PageArgs) -> dict[str, Any]:
-    entries = paginate(
-        sa.select(BatchJobLog)
-        .where(BatchJobLog.batch_job_id == job.id)
-        .order_by(BatchJobLog.id.desc()),
-        paging,
-    )
+    entries = paginate(log_newest_first(job), paging)
     return {
         "entries": entries.items,
         "log_page": entries.page,
@@ -444,10 +432,7 @@ def _log_page(job: BatchJob, paging: PageArgs) -> dict[str, Any]:
 
 def _leads_page(job: BatchJob, paging: PageArgs) -> dict[str, Any]:
     leads = paginate(
-        sa.select(Property)
-        .join(JobProperty, JobProperty.property_id == Property.id)
-        .where(JobProperty.batch_job_id == job.id)
-        .order_by(JobProperty.position),
+        leads_in_search_order(job),
         paging,
         # success_count is the number of links, kept with each page: no COUNT(*) needed.
         total=job.success_count,
