@@ -38,6 +38,10 @@ class QueueUnavailable(Exception):
     """Redis could not be reached (HTTP 503)."""
 
 
+# What a person is told when Redis (the queue, or the rate limit that lives there) is down.
+QUEUE_DOWN = "The job queue is unavailable; please try again shortly"
+
+
 @dataclass(frozen=True)
 class QueueSettings:
     job_timeout: int
@@ -122,7 +126,7 @@ def create_job(
             logger.warning("job=%s enqueue timed out but a worker claimed it", job.job_id)
             session.refresh(job)
             return job
-        raise QueueUnavailable("The job queue is unavailable; please try again shortly") from exc
+        raise QueueUnavailable(QUEUE_DOWN) from exc
     return job
 
 
@@ -246,7 +250,7 @@ def retry_job(
         if not reverted:
             logger.warning("job=%s retry enqueue timed out but a worker claimed it", job.job_id)
             return job
-        raise QueueUnavailable("The job queue is unavailable; please try again shortly") from exc
+        raise QueueUnavailable(QUEUE_DOWN) from exc
     return job
 
 

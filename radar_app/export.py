@@ -1,4 +1,4 @@
-"""The CSV export of a job's leads.
+"""A job's leads as they are read back: in search order, and as a CSV export.
 
 It carries every field the job bought, in radar_app.leads order: the lead essentials
 (typed Property columns, plus any without a column, read from the raw record) and the
@@ -24,6 +24,17 @@ from radar_app.models import BatchJob, DbSession, JobProperty, Property
 def custom_fields(job: BatchJob) -> list[str]:
     """The fields the job bought beyond the essentials, in the order it asked for them."""
     return leads.custom_fields(job.fields)
+
+
+def leads_in_search_order(job: BatchJob) -> sa.Select[tuple[Property]]:
+    """The job's leads, in the order the search returned them: the query a page of them
+    is cut from (the CSV reads the same links by keyset, see iter_csv)."""
+    return (
+        sa.select(Property)
+        .join(JobProperty, JobProperty.property_id == Property.id)
+        .where(JobProperty.batch_job_id == job.id)
+        .order_by(JobProperty.position)
+    )
 
 
 # Rows per keyset page: big enough that the per-query cost vanishes, small enough that a

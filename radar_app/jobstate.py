@@ -130,6 +130,15 @@ def add_log(
     session.add(BatchJobLog(batch_job_id=job.id, level=level, page=page, message=message))
 
 
+def log_newest_first(job: BatchJob) -> sa.Select[tuple[BatchJobLog]]:
+    """The job's user-visible log, newest line first: the query a page of it is cut from."""
+    return (
+        sa.select(BatchJobLog)
+        .where(BatchJobLog.batch_job_id == job.id)
+        .order_by(BatchJobLog.id.desc())
+    )
+
+
 def transition(
     session: DbSession,
     job: BatchJob,

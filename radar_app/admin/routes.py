@@ -13,14 +13,13 @@ from werkzeug.wrappers import Response
 
 from radar_app import recovery
 from radar_app.admin.queue_health import queue_health
-from radar_app.batches import QueueSettings
 from radar_app.extensions import db
 from radar_app.jobstate import admin_actor
 from radar_app.ledger import records_bought_this_month
 from radar_app.models import BatchJob, LedgerEntry, User
 from radar_app.queue import get_queue
 from radar_app.security import redact_url
-from radar_app.services import job_or_404
+from radar_app.services import job_or_404, queue_settings
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -85,7 +84,7 @@ def requeue(job_id: str) -> Response:
         done = recovery.requeue(
             db.session,
             get_queue(),
-            QueueSettings.from_config(current_app.config),
+            queue_settings(),
             job,
             f"Requeued by {current_user.email}",
             actor=admin_actor(current_user.email),

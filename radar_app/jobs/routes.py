@@ -11,7 +11,6 @@ something new.
 
 from __future__ import annotations
 
-import secrets
 from datetime import datetime
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -30,27 +29,20 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
-from itsdangerous import BadSignature, URLSafeTimedSerializer
 from redis.exceptions import RedisError
 
 # Werkzeug's Response: what redirect() returns, and the base of Flask's.
 from werkzeug.wrappers import Response
 
 from radar_app import batches, pace, services
-from radar_app.export import csv_download
+from radar_app.export import csv_download, leads_in_search_order
 from radar_app.extensions import db, limiter, login_manager
 from radar_app.jobs import filters, search
+from radar_app.jobs.confirm import Confirmations
 from radar_app.jobs.filters import money
 from radar_app.jobs.forms import PROPERTY_RANGES, STATE_NAMES, VALUE_RANGES, SearchForm
-from radar_app.models import (
-    BatchJob,
-    BatchJobLog,
-    JobProperty,
-    JobStatus,
-    LedgerEntry,
-    Property,
-    utcnow,
-)
+from radar_app.jobstate import log_newest_first
+from radar_app.models import BatchJob, JobStatus, LedgerEntry, utcnow
 from radar_app.pagination import PageArgs, page_args, paginate
 from radar_app.preview import PreviewSettings
 from radar_app.propertyradar.counties import by_fips, counties_in
@@ -69,9 +61,6 @@ MAX_UNSURE_PAGES = 5
 # Toasts shown per poll; the rest follow on the next polls.
 MAX_TOASTS = 5
 NOTIFIED_KEY = "notified_until"
-CONFIRM_SALT = "radar_app.search-confirm"
-# Redis key of a used confirmation; its value is the id of the job it started.
-CONFIRM_KEY_PREFIX = "radar:search-confirmed:"
 
 
 def is_htmx() -> bool:
@@ -174,10 +163,10 @@ def _is_back_to_form() -> bool:
     return request.method == "POST" and request.form.get("action") == "edit"
 
 
-def _confirmations() -> URLSafeTimedSerializer:
+def _confirmations() -> Confirmations:
     # Never None: the app refuses to start without a SECRET_KEY (config.validate).
     secret_key = cast(str | bytes, current_app.secret_key)
-    return URLSafeTimedSerializer(secret_key, salt=CONFIRM_SALT)
+    return Confirmations(secret_key, get_redis(), current_app.config["SEARCH_CONFIRM_SECONDS"])
 
 
 def _search_spec(form: SearchForm) -> str:
@@ -189,52 +178,18 @@ def _search_spec(form: SearchForm) -> str:
     )
 
 
-def _confirm_seconds() -> int:
-    return current_app.config["SEARCH_CONFIRM_SECONDS"]
-
-
 def _confirmation(form: SearchForm) -> str | None:
     """The id of the user's confirmation of the cost of exactly this search, if the POST
     carries a valid one (signed, theirs, not expired)."""
     token = request.form.get("confirm_token")
     if not token or request.form.get("action") != "confirm":
         return None
-    try:
-        signed = _confirmations().loads(token, max_age=_confirm_seconds())
-    except BadSignature:  # includes SignatureExpired
-        return None
-    if (
-        isinstance(signed, dict)
-        and signed.get("user") == current_user.id
-        and signed.get("spec") == _search_spec(form)
-        and isinstance(signed.get("id"), str)
-    ):
-        return signed["id"]
-    return None
-
-
-def _claim_confirmation(confirmation: str) -> str | None:
-    """Mark the confirmation used; None if it was fresh, else the job it started ("" while
-    that job is still being created). One confirmation starts one job, however often a
-    double click or a browser's resend posts it.
-
-    Raises:
-        RedisError: Redis is down (the job could not be queued either).
-    """
-    key = f"{CONFIRM_KEY_PREFIX}{confirmation}"
-    redis = get_redis()
-    if redis.set(key, "", nx=True, ex=_confirm_seconds() + 60):
-        return None
-    # redis-py types each command for its sync and asyncio clients at once; this one is sync.
-    started = cast(bytes | str | None, redis.get(key))
-    return started.decode() if isinstance(started, bytes) else (started or "")
+    return _confirmations().verify(token, current_user.id, _search_spec(form))
 
 
 def _confirm_page(form: SearchForm, priced: search.CostPreview, *, stale: bool) -> str:
     """The cost of the search and a Confirm button; Back returns to the form, values kept."""
-    token = _confirmations().dumps(
-        {"user": current_user.id, "spec": _search_spec(form), "id": secrets.token_hex(16)}
-    )
+    token = _confirmations().issue(current_user.id, _search_spec(form))
     names = {f.name for f in form} - {"csrf_token"}
     # What the browser sent, as sent: Back and Confirm post the same form again.
     carried = [(key, value) for key in names for value in request.form.getlist(key)]
@@ -304,7 +259,7 @@ def new_search() -> tuple[str, int] | Response | str:
             )
     except RedisError:
         form.form_errors.append(
-            f"{search.QUEUE_DOWN}. Your search is still here; nothing was created."
+            f"{batches.QUEUE_DOWN}. Your search is still here; nothing was created."
         )
         return _search_page(form, 503)
     except PropertyRadarError as exc:
@@ -316,12 +271,14 @@ def new_search() -> tuple[str, int] | Response | str:
 
 
 def _start_confirmed(form: SearchForm, confirmation: str) -> tuple[str, int] | Response:
-    key = f"{CONFIRM_KEY_PREFIX}{confirmation}"
+    """Start the confirmed search, once: one confirmation starts one job, however often a
+    double click or a browser's resend posts it."""
+    confirmations = _confirmations()
     try:
-        started = _claim_confirmation(confirmation)
+        started = confirmations.claim(confirmation)
     except RedisError:
         form.form_errors.append(
-            f"{search.QUEUE_DOWN}. Your search is still here; nothing was created."
+            f"{batches.QUEUE_DOWN}. Your search is still here; nothing was created."
         )
         return _search_page(form, 503)
     if started is not None:
@@ -331,10 +288,7 @@ def _start_confirmed(form: SearchForm, confirmation: str) -> tuple[str, int] | R
         return redirect(url_for("jobs.index"))
     response, job_id = _start_search(form)
     try:
-        if job_id:
-            get_redis().set(key, job_id, ex=_confirm_seconds() + 60)
-        else:  # nothing was created: the same confirmation may be tried again
-            get_redis().delete(key)
+        confirmations.settle(confirmation, job_id)
     except RedisError:
         pass  # the job is created; a resend would only be told it was started
     return response
@@ -356,7 +310,7 @@ def _start_search(form: SearchForm) -> tuple[tuple[str, int] | Response, str | N
             max_records=form.max_records.data,
             background=form.background.data,
             batch_size=batch_size,
-            seconds_per_page=current_app.config.get("ESTIMATED_SECONDS_PER_PAGE", 1.0),
+            seconds_per_page=current_app.config["ESTIMATED_SECONDS_PER_PAGE"],
             refresh_all=form.refresh_all.data,
             fields=form.chosen_fields(),
         )
@@ -418,7 +372,7 @@ def preview() -> tuple[str, int]:
     except PropertyRadarError as exc:
         return render_template("jobs/_preview.html", form=form, error=exc), 200
     except RedisError:
-        return render_template("jobs/_preview.html", form=form, error=search.QUEUE_DOWN), 200
+        return render_template("jobs/_preview.html", form=form, error=batches.QUEUE_DOWN), 200
     return render_template(
         "jobs/_preview.html", form=form, estimate=result, preview=result.preview
     ), 200
@@ -428,12 +382,7 @@ def preview() -> tuple[str, int]:
 
 
 def _log_page(job: BatchJob, paging: PageArgs) -> dict[str, Any]:
-    entries = paginate(
-        sa.select(BatchJobLog)
-        .where(BatchJobLog.batch_job_id == job.id)
-        .order_by(BatchJobLog.id.desc()),
-        paging,
-    )
+    entries = paginate(log_newest_first(job), paging)
     return {
         "entries": entries.items,
         "log_page": entries.page,
@@ -444,10 +393,7 @@ def _log_page(job: BatchJob, paging: PageArgs) -> dict[str, Any]:
 
 def _leads_page(job: BatchJob, paging: PageArgs) -> dict[str, Any]:
     leads = paginate(
-        sa.select(Property)
-        .join(JobProperty, JobProperty.property_id == Property.id)
-        .where(JobProperty.batch_job_id == job.id)
-        .order_by(JobProperty.position),
+        leads_in_search_order(job),
         paging,
         # success_count is the number of links, kept with each page: no COUNT(*) needed.
         total=job.success_count,

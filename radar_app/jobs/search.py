@@ -24,8 +24,6 @@ from radar_app.models import BatchJob, DbSession, User
 from radar_app.preview import Preview, PreviewSettings, preview_search
 from radar_app.propertyradar.client import PropertyRadarClient
 
-QUEUE_DOWN = "The job queue is unavailable; please try again shortly"
-
 
 @dataclass(frozen=True)
 class Estimate:
@@ -184,7 +182,7 @@ def submit(
                 seconds_per_page=seconds_per_page,
             )
         except RedisError as exc:  # the shared rate limiter lives in Redis too
-            raise batches.QueueUnavailable(QUEUE_DOWN) from exc
+            raise batches.QueueUnavailable(batches.QUEUE_DOWN) from exc
     job = batches.create_job(session, queue, settings, **create)
     return Submitted(job, Mode.TOO_BIG if sized.records > batch_size else Mode.WAIT, sized)
 
