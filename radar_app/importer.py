@@ -594,7 +594,7 @@ class _Run:
         busy = self._busy_radar_ids()
         rows = self.session.scalars(
             sa.select(SnapshotItem.radar_id)
-            .where(SnapshotItem.batch_job_id == self.batch_id, SnapshotItem.stored.is_(False))
+            .where(SnapshotItem.batch_job_id == self.batch_id, SnapshotItem.stored == sa.false())
             .limit(len(busy) + 1)
         ).all()
         self.session.commit()
@@ -613,7 +613,7 @@ class _Run:
             (position, radar_id)
             for position, radar_id in session.execute(
                 sa.select(SnapshotItem.position, SnapshotItem.radar_id)
-                .where(SnapshotItem.batch_job_id == job.id, SnapshotItem.stored.is_(False))
+                .where(SnapshotItem.batch_job_id == job.id, SnapshotItem.stored == sa.false())
                 .order_by(SnapshotItem.position)
                 .limit(size + len(busy))
             ).tuples()
