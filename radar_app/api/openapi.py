@@ -95,6 +95,8 @@ class _Document:
         return self.spec.to_dict()
 
     def _operation(self, operation: Operation) -> dict[str, Any]:
+        if operation.tag not in _TAGS:
+            raise ValueError(f"{operation.operation_id}: no tag {operation.tag!r} in _TAGS")
         described: dict[str, Any] = {
             "operationId": operation.operation_id,
             "summary": operation.summary,
@@ -138,12 +140,13 @@ class _Document:
         return {status: self._response(same) for status, same in by_status.items()}
 
     def _response(self, replies: list[Reply]) -> dict[str, Any] | str:
-        if len(replies) == 1 and replies[0].component:
-            (reply,) = replies
-            if reply.component not in self.spec.components.responses:
-                self.spec.components.response(reply.component, self._described(replies))
-            return reply.component
-        return self._described(replies)
+        """A reply many operations give is a component, referred to by its name."""
+        component = replies[0].component if len(replies) == 1 else None
+        if component is None:
+            return self._described(replies)
+        if component not in self.spec.components.responses:
+            self.spec.components.response(component, self._described(replies))
+        return component
 
     def _described(self, replies: list[Reply]) -> dict[str, Any]:
         media_types = {reply.media_type for reply in replies}
