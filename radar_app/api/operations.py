@@ -215,6 +215,8 @@ class ApiBlueprint(Blueprint):
             raise ValueError(f"{rule}: no declaration describes the path parameters {unknown}")
 
         def register(view: Callable[..., Any]) -> Callable[..., Any]:
+            if not (view.__doc__ or "").strip():
+                raise ValueError(f"{view.__name__}: its docstring is the operation's summary")
             operation = Operation(
                 view=view,
                 method=method.upper(),
