@@ -5,7 +5,7 @@ column and its SQL type, the parser that turns the value PropertyRadar sent into
 column's value, the CSV header and the JSON key. From this table come the Property
 model's lead columns (radar_app.models), the coercion of bought records
 (:func:`lead_columns`), the CSV columns (radar_app.export), the JSON leads
-(radar_app.api.serializers) and the OpenAPI Lead schema (radar_app.api.openapi).
+(radar_app.api.serializers) and the API's Lead schema (radar_app.api.schemas).
 
 Which fields are the lead essentials, bought when a job names no fields, is
 ``criteria.LEAD_FIELDS``: the PropertyRadar client sends it by default, and that package

@@ -30,6 +30,8 @@ from schemathesis.specs.openapi.checks import (
 from devstack import free_port
 from radar_app import create_app
 from radar_app.api.openapi import openapi_spec
+from radar_app.api.routes import bp
+from radar_app.api.schemas import JOB_CREATE
 from radar_app.api.serializers import LEAD_KEYS
 from radar_app.extensions import db
 from radar_app.models import JobStatus
@@ -118,7 +120,8 @@ def test_document_covers_every_api_route(app: Flask) -> None:
 def test_document_follows_the_catalogues() -> None:
     spec = openapi_spec()
     schemas = spec["components"]["schemas"]
-    assert schemas["JobStatus"]["enum"] == [s.value for s in JobStatus]
+    for resource in ("Job", "Conflict"):
+        assert schemas[resource]["properties"]["status"]["enum"] == [s.value for s in JobStatus]
     variants = schemas["CriterionInput"]["oneOf"]
     assert [v["properties"]["name"]["enum"] for v in variants] == [[name] for name in CRITERIA]
     assert list(schemas["Lead"]["properties"]) == LEAD_KEYS
@@ -139,6 +142,36 @@ def test_document_follows_the_catalogues() -> None:
     assert schemas["JobCreate"]["properties"]["criteria"]["maxItems"] == MAX_CRITERIA
     for path in ("/api/batch-jobs", "/api/batch-jobs/preview"):
         assert "413" in spec["paths"][path]["post"]["responses"]
+
+
+def test_the_document_is_the_views_declarations() -> None:
+    """Each route's body, query, job and reply are declared once, on its view: the view
+    runs on the declaration, and the document is made from it."""
+    operations = {op.operation_id: op for op in bp.operations}
+    create = openapi_spec()["paths"]["/api/batch-jobs"]["post"]
+    assert operations["createBatchJob"].body is JOB_CREATE
+    assert create["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/JobCreate"
+    }
+    # What the declaration implies: sign-in, the rate limit, the body's 400 and 413, and a
+    # 400 that is either the body's (with `fields`) or the CSRF check's.
+    assert set(create["responses"]) == {"201", "400", "401", "413", "429", "503"}
+    assert create["responses"]["400"]["content"]["application/json"]["schema"] == {
+        "anyOf": [
+            {"$ref": "#/components/schemas/ValidationError"},
+            {"$ref": "#/components/schemas/Error"},
+        ]
+    }
+    leads = openapi_spec()["paths"]["/api/batch-jobs/{job_id}/leads"]["get"]
+    assert [p["$ref"].rsplit("/", 1)[1] for p in leads["parameters"]] == [
+        "JobId",
+        "Page",
+        "PerPage",
+    ]
+    assert set(leads["responses"]) == {"200", "400", "401", "404"}
+    # A path parameter that no declaration describes is refused when the view is declared.
+    with pytest.raises(ValueError, match="page"):
+        bp.operation("GET", "/batch-jobs/<job_id>/pages/<int:page>", tag="jobs", reply=None)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,12 @@
-"""The API's resources, declared once as marshmallow schemas.
+"""The API's requests and resources, declared once as marshmallow schemas.
 
-Each schema both serializes (``JOB.dump(job)``) and describes: radar_app.api.openapi turns
-them into the document's component schemas with apispec's marshmallow plugin, so a field
-added, renamed or made nullable here changes the JSON and the document together. Leads are
-declared in radar_app.leads (CSV, model columns and JSON share that table).
+Each schema both does and describes: the request schemas load the bodies and queries, the
+response schemas dump the replies (the operations of radar_app.api.routes name which), and
+radar_app.api.openapi turns the same schemas into the document with apispec's marshmallow
+plugin, so a field added, renamed or made nullable here changes the server and the document
+together. A lead's fields come from radar_app.leads (CSV, model columns and JSON share that
+table); the criteria and the fields to buy are described from the criteria catalogue
+(radar_app.api.criteria_schema), which validates them.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from flask import current_app
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_dump
 from marshmallow.validate import Length, OneOf, Range
 
-from radar_app import pace
+from radar_app import leads, pace
+from radar_app.api.criteria_schema import CRITERIA_INPUT, JOB_FIELDS
 from radar_app.defaults import JOB_NAME_MAX_LENGTH, MAX_RECORDS_LIMIT
 from radar_app.models import BatchJob, JobPhase, JobStatus, LedgerEntry, utcnow
 from radar_app.pagination import DEFAULT_PER_PAGE, MAX_PAGE, MAX_PER_PAGE
@@ -58,13 +62,15 @@ _NAME_PROBLEM = f"Must be a string of at most {JOB_NAME_MAX_LENGTH} characters"
 class SearchSchema(Schema):
     """A preview's body. Only its shape: the criteria catalogue
     (radar_app.propertyradar.criteria) validates the criteria themselves, every problem at
-    once by path, and radar_app.api.openapi documents them from the same catalogue."""
+    once by path, and the document describes them from the same catalogue."""
 
     # An unknown key (the default: raise) is a typo the caller wants to hear about.
     error_messages = {"unknown": "Unknown field"}
 
     criteria = fields.Raw(
-        required=True, error_messages={"required": "Required: a list of PropertyRadar criteria"}
+        required=True,
+        error_messages={"required": "Required: a list of PropertyRadar criteria"},
+        metadata=CRITERIA_INPUT,
     )
     max_records = _StrictInteger(
         allow_none=True,
@@ -94,7 +100,13 @@ class JobCreateSchema(SearchSchema):
         },
     )
     # Validated by the catalogue too (radar_app.propertyradar.criteria.validate_fields).
-    fields_ = fields.Raw(data_key="fields", attribute="fields", allow_none=True, load_default=None)
+    fields_ = fields.Raw(
+        data_key="fields",
+        attribute="fields",
+        allow_none=True,
+        load_default=None,
+        metadata=JOB_FIELDS,
+    )
 
 
 class _JobStatusField(fields.String):
@@ -141,14 +153,6 @@ JOB_QUERY = JobQuerySchema()
 
 JOB_CREATE = JobCreateSchema()
 SEARCH = SearchSchema()
-# Component name -> schema, for radar_app.api.openapi.
-REQUEST_SCHEMAS: dict[str, Schema] = {"JobCreate": JOB_CREATE, "PreviewRequest": SEARCH}
-# Parameter component name -> (query schema, field name), for radar_app.api.openapi.
-QUERY_PARAMETERS: dict[str, tuple[Schema, str]] = {
-    "Page": (PAGE_QUERY, "page"),
-    "PerPage": (PAGE_QUERY, "per_page"),
-    "Status": (JOB_QUERY, "status"),
-}
 
 
 def field_problems(error: ValidationError) -> dict[str, str]:
@@ -163,6 +167,11 @@ def field_problems(error: ValidationError) -> dict[str, str]:
 # ------------------------------------------------------------------------ responses
 
 
+class ResponseSchema(Schema):
+    """A reply's body: dumped, never loaded. Every dump carries every field (null where
+    nullable), so the document calls every property required."""
+
+
 def _describe(text: str) -> dict[str, Any]:
     return {"description": text}
 
@@ -173,7 +182,7 @@ def _count(description: str | None = None, **kwargs: Any) -> fields.Integer:
     )
 
 
-class CriterionSchema(Schema):
+class CriterionSchema(ResponseSchema):
     """One stored (normalized) PropertyRadar criterion."""
 
     name = fields.String(required=True)
@@ -199,7 +208,7 @@ class _JobAt:
         return getattr(self._job, name)
 
 
-class JobSchema(Schema):
+class JobSchema(ResponseSchema):
     id = fields.String(
         attribute="job_id", metadata=_describe("Public job id, used in every job URL")
     )
@@ -262,7 +271,7 @@ class JobSchema(Schema):
         return _JobAt(job, utcnow())
 
 
-class LogEntrySchema(Schema):
+class LogEntrySchema(ResponseSchema):
     id = fields.Integer()
     created_at = fields.DateTime()
     level = fields.String(metadata=_describe("INFO, WARNING or ERROR"))
@@ -270,7 +279,7 @@ class LogEntrySchema(Schema):
     message = fields.String()
 
 
-class LedgerEntrySchema(Schema):
+class LedgerEntrySchema(ResponseSchema):
     """One purchase request of the job."""
 
     id = fields.Integer()
@@ -289,7 +298,7 @@ class LedgerEntrySchema(Schema):
     note = fields.String(allow_none=True)
 
 
-class LedgerSchema(Schema):
+class LedgerSchema(ResponseSchema):
     items = fields.List(fields.Nested(LedgerEntrySchema))
     purchased_records = _count()
     reused_records = _count()
@@ -297,7 +306,7 @@ class LedgerSchema(Schema):
     possibly_billed_requests = _count()
 
 
-class PreviewSchema(Schema):
+class PreviewSchema(ResponseSchema):
     """What a search would match, reuse and cost, from free requests only."""
 
     matches = _count("Matching records (capped by max_records)")
@@ -314,7 +323,7 @@ class PreviewSchema(Schema):
     estimated_seconds = fields.Float(validate=Range(min=0))
 
 
-class _PageSchema(Schema):
+class _PageSchema(ResponseSchema):
     """One page of a list resource, in the shape every list endpoint answers with."""
 
     page = fields.Integer(validate=Range(min=1))
@@ -330,20 +339,60 @@ class LogListSchema(_PageSchema):
     items = fields.List(fields.Nested(LogEntrySchema))
 
 
+def _lead_field(lead_field: leads.LeadField) -> fields.Raw:
+    # Raw: lead_json (radar_app.api.serializers) has already given each value its type.
+    description = {"description": lead_field.description} if lead_field.description else {}
+    return fields.Raw(
+        allow_none=not lead_field.identifies,
+        metadata={"type": lead_field.json_type, **description},
+    )
+
+
+LeadSchema = ResponseSchema.from_dict(
+    {
+        **{f.name: _lead_field(f) for f in leads.FIELDS},
+        leads.CUSTOM_FIELDS_KEY: fields.Dict(
+            metadata=_describe(
+                "The job's custom fields (its `fields` beyond the essentials), by "
+                "PropertyRadar name, with the values PropertyRadar sent (null when it sent "
+                "none). Empty for a job that bought the essentials."
+            )
+        ),
+    },
+    name="LeadSchema",
+)
+
+
+class LeadListSchema(_PageSchema):
+    items = fields.List(fields.Nested(LeadSchema))
+
+
+class ErrorSchema(ResponseSchema):
+    error = fields.String(metadata=_describe("What went wrong, for people"))
+
+
+class ValidationErrorSchema(ErrorSchema):
+    fields_ = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        data_key="fields",
+        attribute="fields",
+        metadata=_describe("Problem per input path, e.g. criteria[0].value"),
+    )
+
+
+class ConflictSchema(ErrorSchema):
+    status = fields.String(
+        validate=OneOf(_STATUSES), metadata=_describe("The job's status, which did not allow it")
+    )
+
+
 JOB = JobSchema()
 JOB_PAGE = JobListSchema()
 LOG_PAGE = LogListSchema()
+LEAD_PAGE = LeadListSchema()
 LEDGER = LedgerSchema()
 PREVIEW = PreviewSchema()
-
-# Component name -> schema, for radar_app.api.openapi. Every property of these responses is
-# always present (null where nullable).
-RESPONSE_SCHEMAS: dict[str, Schema] = {
-    "Job": JOB,
-    "LogEntry": LogEntrySchema(),
-    "LedgerEntry": LedgerEntrySchema(),
-    "Ledger": LEDGER,
-    "Preview": PREVIEW,
-    "JobList": JOB_PAGE,
-    "LogList": LOG_PAGE,
-}
+ERROR = ErrorSchema()
+VALIDATION_ERROR = ValidationErrorSchema()
+CONFLICT = ConflictSchema()
