@@ -28,9 +28,10 @@ from radar_app.api.schemas import (
     SEARCH,
 )
 from radar_app.api.serializers import lead_json
-from radar_app.export import csv_download, custom_fields
+from radar_app.export import csv_download, custom_fields, leads_in_search_order
 from radar_app.extensions import db
-from radar_app.models import BatchJob, BatchJobLog, JobProperty, LedgerEntry, Property
+from radar_app.jobstate import log_newest_first
+from radar_app.models import BatchJob, LedgerEntry
 from radar_app.pagination import PageArgs, paginate
 from radar_app.preview import PreviewSettings, preview_search
 from radar_app.propertyradar.criteria import validate_criteria
@@ -190,12 +191,7 @@ def retry_batch_job(job: BatchJob) -> BatchJob:
 )
 def list_batch_job_logs(job: BatchJob, query: dict[str, Any]) -> Any:
     """The job's log, newest first."""
-    return paginate(
-        sa.select(BatchJobLog)
-        .where(BatchJobLog.batch_job_id == job.id)
-        .order_by(BatchJobLog.id.desc()),
-        _paging(query),
-    )
+    return paginate(log_newest_first(job), _paging(query))
 
 
 @bp.operation(
@@ -228,10 +224,7 @@ def get_batch_job_ledger(job: BatchJob) -> dict[str, Any]:
 def list_batch_job_leads(job: BatchJob, query: dict[str, Any]) -> dict[str, Any]:
     """The job's leads in search order."""
     page = paginate(
-        sa.select(Property)
-        .join(JobProperty, JobProperty.property_id == Property.id)
-        .where(JobProperty.batch_job_id == job.id)
-        .order_by(JobProperty.position),
+        leads_in_search_order(job),
         _paging(query),
         total=job.success_count,  # the number of links, kept with each page
     )
