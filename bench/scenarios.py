@@ -20,10 +20,11 @@ import importlib
 import importlib.util
 import math
 import statistics
+import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -140,6 +141,9 @@ class Timed:
     purchase_requests: int
     free_requests: int
     billed_records: int
+    # radar_app's job alone (started_at to completed_at); the rest of wall_s is the POST,
+    # the queue, the fork of the work horse and the GET.
+    job_s: float | None = None
 
     @property
     def records_per_s(self) -> float:
@@ -276,6 +280,14 @@ class Bench:
         )
         return row, found
 
+    def _timed_step(self, name: str, step: Callable[[], None]) -> None:
+        started = time.monotonic()
+        step()
+        print(
+            f"bench: {self.backend} {name} took {time.monotonic() - started:.0f} s",
+            file=sys.stderr,
+        )
+
     def scenario_a(self) -> None:
         states, n = self.sizes.zero_latency
         row, found = self.run_import(f"a. import {n:,}, 0 ms", [(states, n)], 0, 1)
@@ -349,7 +361,9 @@ class Bench:
                 f"{job['purchased_count']:,} bought; expected COMPLETED, {records:,} leads, "
                 f"{bought:,} bought ({job['error_details']})"
             )
-        return self._timed(wall, records)
+        timed = self._timed(wall, records)
+        timed.job_s = job["duration_seconds"]
+        return timed
 
     def _await_done(self, job_id: str, deadline: float) -> dict[str, Any]:
         """The job's API answer once it is done. The job row says when to ask (cheaper
@@ -415,6 +429,7 @@ class Bench:
                 met=_yes(ratio <= limit) if limit else "",
                 notes=f"{ours.records_per_s:,.0f} vs {peer.records_per_s:,.0f} rec/s",
             )
+        row.notes += f"; the job itself {ours.job_s:.2f} s"
         row.radar_app_requests, row.peer_requests = ours.requests, peer.requests
         row.notes += self._billing_note(ours, n)
         row.extra = {"radar_app": vars(ours), "script": vars(peer), "latency_ms": latency_ms}
@@ -442,8 +457,8 @@ class Bench:
                 peer_requests=peer.requests,
                 target="≤ 0.35×, 0 bought",
                 met=_yes(ratio <= 0.35 and ours.purchase_requests == 0),
-                notes=f"the script bought {peer.billed_records:,} records again"
-                + self._billing_note(ours, 0),
+                notes=f"the script bought {peer.billed_records:,} records again; "
+                f"the job itself {ours.job_s:.2f} s" + self._billing_note(ours, 0),
                 extra={"radar_app": vars(ours), "script": vars(peer), "latency_ms": latency_ms},
             )
         )
@@ -656,18 +671,19 @@ class Bench:
     # -- all -----------------------------------------------------------------------
 
     def run(self) -> list[Row]:
+        """Every scenario in order; rows and comparisons fill in as they are measured."""
         self.prepare()
         self.stack.start_web()
         self.stack.start_workers(1)
         try:
-            self.scenario_a()
-            self.scenario_compare()
-            self.scenario_store()
-            self.scenario_c()
+            self._timed_step("a", self.scenario_a)
+            self._timed_step("g-i", self.scenario_compare)
+            self._timed_step("j", self.scenario_store)
+            self._timed_step("c", self.scenario_c)
             session = self.stack.login(EMAIL, PASSWORD)
-            self.scenario_d(session)
-            self.scenario_e(session)
-            self.scenario_f()
+            self._timed_step("d", lambda: self.scenario_d(session))
+            self._timed_step("e", lambda: self.scenario_e(session))
+            self._timed_step("f", self.scenario_f)
         finally:
             self.stack.stop_workers()
             self.stack.stop_web()
