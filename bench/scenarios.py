@@ -65,8 +65,10 @@ class Sizes:
     zero_latency: tuple[list[str], int]  # states, records
     million: tuple[list[str], int] | None
     poll_seconds: float
-    # Issue 11's side-by-side imports: this many records of one state.
+    # Issue 11's side-by-side imports: this many records of one state; each side's best
+    # of `compare_runs` runs, the two sides alternating (a shared machine's load swings).
     compare: tuple[list[str], int] = (["CA"], 20_000)
+    compare_runs: int = 2
     pollers: int = 20
     table_jobs: int = 10_000
     parallel_records: int = 4_000
@@ -160,8 +162,10 @@ def _round(value: float, digits: int = 2) -> float:
 
 
 class Bench:
-    def __init__(self, stack: Stack, database_url: str, sizes: Sizes) -> None:
-        self.stack, self.sizes = stack, sizes
+    def __init__(
+        self, stack: Stack, database_url: str, sizes: Sizes, only: set[str] | None = None
+    ) -> None:
+        self.stack, self.sizes, self.only = stack, sizes, only
         self.database_url = database_url
         self.backend = sa.engine.make_url(database_url).get_backend_name()
         queue = f"bench-{uuid.uuid4().hex[:8]}"
@@ -170,6 +174,7 @@ class Bench:
         self.rows: list[Row] = []
         self.comparisons: list[Comparison] = []
         self.biggest_job: str | None = None
+        self.rss_small: float | None = None  # worker peak RSS of row a, for row c
         # The script's own table: beside radar_app's tables on PostgreSQL (same server),
         # a file of its own beside radar_app's on SQLite (the script's sqlite3 defaults).
         if self.backend == "sqlite":
@@ -299,6 +304,9 @@ class Bench:
     def scenario_c(self) -> None:
         if self.sizes.million is None:
             return
+        if self.rss_small is None:
+            print("bench: c compares with a's RSS: run a too; skipped", file=sys.stderr)
+            return
         states, n = self.sizes.million
         row, found = self.run_import(f"c. import {n:,}, 0 ms", [(states, n)], 0, 1)
         growth = row.worker_peak_rss_mb - self.rss_small
@@ -390,12 +398,21 @@ class Bench:
         for _ in range(4):
             self.api.get(f"{self.stack.web_url}/api/batch-jobs", timeout=30).raise_for_status()
 
+    def side_by_side(self, states: list[str], n: int, refresh_all: bool) -> tuple[Timed, Timed]:
+        """(radar_app, the script) on the same search: the script, then radar_app, again
+        `compare_runs` times; each side's fastest run."""
+        ours: list[Timed] = []
+        peers: list[Timed] = []
+        for _ in range(self.sizes.compare_runs):
+            peers.append(self.run_script(states, n))
+            ours.append(self.run_api_import(states, n, refresh_all=refresh_all))
+        return min(ours, key=lambda t: t.wall_s), min(peers, key=lambda t: t.wall_s)
+
     def compare_import(self, latency_ms: int, concurrency: str) -> None:
-        """The script, then radar_app, on the same search at the same latency."""
+        """radar_app beside the script on the same search at the same latency."""
         states, n = self.sizes.compare
         self.stack.simulator.configure(latency_ms=latency_ms)
-        peer = self.run_script(states, n)
-        ours = self.run_api_import(states, n, refresh_all=True)
+        ours, peer = self.side_by_side(states, n, refresh_all=True)
         name = f"import {n:,}, {latency_ms} ms, concurrency {concurrency}"
         if latency_ms == 0:
             ratio = ours.records_per_s / peer.records_per_s
@@ -440,8 +457,7 @@ class Bench:
         snapshot only); the script buys every record again."""
         states, n = self.sizes.compare
         self.stack.simulator.configure(latency_ms=latency_ms)
-        peer = self.run_script(states, n)
-        ours = self.run_api_import(states, n, refresh_all=False)
+        ours, peer = self.side_by_side(states, n, refresh_all=False)
         ratio = ours.wall_s / peer.wall_s
         self.comparisons.append(
             Comparison(
@@ -518,6 +534,9 @@ class Bench:
     # -- export --------------------------------------------------------------------
 
     def scenario_d(self, session: requests.Session) -> None:
+        if self.biggest_job is None:
+            print("bench: d needs a or c (a job to export); skipped", file=sys.stderr)
+            return
         url = f"{self.stack.web_url}/jobs/{self.biggest_job}/leads.csv"
         web = self.stack.web
         assert web is not None
@@ -671,19 +690,24 @@ class Bench:
     # -- all -----------------------------------------------------------------------
 
     def run(self) -> list[Row]:
-        """Every scenario in order; rows and comparisons fill in as they are measured."""
+        """The scenarios in `only` (default: all) in order; rows and comparisons fill in
+        as they are measured."""
         self.prepare()
         self.stack.start_web()
         self.stack.start_workers(1)
+        steps: list[tuple[str, Callable[[], None]]] = [
+            ("a", self.scenario_a),
+            ("g", self.scenario_compare),  # g, h and i
+            ("j", self.scenario_store),
+            ("c", self.scenario_c),
+            ("d", lambda: self.scenario_d(self.stack.login(EMAIL, PASSWORD))),
+            ("e", lambda: self.scenario_e(self.stack.login(EMAIL, PASSWORD))),
+            ("f", self.scenario_f),
+        ]
         try:
-            self._timed_step("a", self.scenario_a)
-            self._timed_step("g-i", self.scenario_compare)
-            self._timed_step("j", self.scenario_store)
-            self._timed_step("c", self.scenario_c)
-            session = self.stack.login(EMAIL, PASSWORD)
-            self._timed_step("d", lambda: self.scenario_d(session))
-            self._timed_step("e", lambda: self.scenario_e(session))
-            self._timed_step("f", self.scenario_f)
+            for name, step in steps:
+                if self.only is None or name in self.only:
+                    self._timed_step(name, step)
         finally:
             self.stack.stop_workers()
             self.stack.stop_web()
