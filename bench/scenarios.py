@@ -7,11 +7,12 @@ Issue 6's rows (a, c, f) take an import's wall time from the job rows: first sta
 to last completed_at (queue wait and fork are outside it; the bench polls the rows only to
 know when to stop).
 
-Issue 11's rows (g–k) put radar_app beside the script our users write without it
+Issue 11's rows (g–j) put radar_app beside the script our users write without it
 (bench/script.py), run in this process against the same simulator at the same latency,
-one right after the other, and time what a user sees: from the API POST that creates the
-job (through gunicorn, with an API token) until a GET of the job answers COMPLETED. The
-bench watches the job row to know when to send that GET; the clock stops at its answer.
+alternating (each side's best of `compare_runs`), and time what a user sees: from the
+API POST that creates the job (through gunicorn, with an API token) until a GET of the
+job answers COMPLETED. The bench watches the job row to know when to send that GET; the
+clock stops at its answer.
 """
 
 from __future__ import annotations
