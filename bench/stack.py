@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import redis
 import requests
+from rq import Worker
 
 from devstack import RedisServer, free_port, stop, wait_until
 from radar_app.config import PROJECT_ROOT
@@ -66,6 +68,11 @@ class Simulator:
         # Also frees the simulator's per-record billing log between scenarios.
         _json_request(f"{self.url}/_sim/reset", {})
 
+    def stats(self) -> dict[str, Any]:
+        """What was served and billed since the last reset, without the request log."""
+        stats: dict[str, Any] = _json_request(f"{self.url}/_sim/stats?tail=0")
+        return stats
+
     def stop(self) -> None:
         stop(self.process)
         self._log.close()
@@ -79,6 +86,7 @@ class Stack:
         self.redis = RedisServer().start()
         self.simulator = Simulator(scale, workdir / "simulator.log")
         self.workers: list[subprocess.Popen[bytes]] = []
+        self.worker_names: list[str] = []
         self.web: subprocess.Popen[bytes] | None = None
         self.web_url = ""
         self.env: dict[str, str] = {}
@@ -93,11 +101,11 @@ class Stack:
             "PROPERTYRADAR_API_URL": self.simulator.url,
             "PROPERTYRADAR_API_TOKEN": TOKEN,
             "PROPERTYRADAR_BATCH_SIZE": "400",
-            # Measure the fastest configuration; it is off by default (see config.py).
-            "PROPERTYRADAR_PREFETCH_PURCHASES": os.environ.get(
-                "PROPERTYRADAR_PREFETCH_PURCHASES", "true"
-            ),
+            # PROPERTYRADAR_CONCURRENCY comes from the caller's environment like everything
+            # else (unset: the app's default); scenarios that measure another value pass it
+            # to start_workers.
             "LOGIN_RATE_LIMIT": "1000 per minute",
+            "JOB_CREATE_RATE_LIMIT": "1000 per minute",
             "PYTHONUNBUFFERED": "1",
         }
 
@@ -107,26 +115,51 @@ class Stack:
             cwd=PROJECT_ROOT, env=self.env, check=True, capture_output=True, text=True,
         ).stdout  # fmt: skip
 
-    def _spawn(self, args: list[str], log: str) -> subprocess.Popen[bytes]:
+    def _spawn(
+        self, args: list[str], log: str, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         with (self.workdir / log).open("ab") as out:
             return subprocess.Popen(
-                args, cwd=PROJECT_ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True,
+                args, cwd=PROJECT_ROOT, env=env or self.env, stdout=out,
+                stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
 
-    def start_workers(self, count: int) -> None:
+    def start_workers(self, count: int, settings: dict[str, str] | None = None) -> None:
+        """`count` fresh worker.py processes; `settings` are environment variables for
+        them alone (e.g. PROPERTYRADAR_CONCURRENCY), on top of the stack's."""
         self.stop_workers()
+        env = {**self.env, **(settings or {})}
         for number in range(count):
             name = f"bench-{os.getpid()}-{number + 1}-{time.monotonic_ns()}"
+            self.worker_names.append(name)
             self.workers.append(
-                self._spawn([PYTHON, "worker.py", "--name", name], f"worker-{number + 1}.log")
+                self._spawn([PYTHON, "worker.py", "--name", name], f"worker-{number + 1}.log", env)
             )
-        time.sleep(1.5)  # app build + first dequeue; a job enqueued earlier just waits
+        self.wait_workers_idle()
+
+    def wait_workers_idle(self, timeout: float = 120) -> None:
+        """Until every worker is registered with RQ and waiting for a job: a scenario
+        that times from job creation must not count a worker's start-up, nor the end of
+        the previous job (the horse reporting back), as the new job's time."""
+        connection = redis.Redis.from_url(self.redis.url)
+
+        def idle() -> bool:
+            for worker in self.workers:
+                if worker.poll() is not None:
+                    raise RuntimeError(f"worker exited with {worker.returncode}")
+            states = {w.name: w.get_state() for w in Worker.all(connection=connection)}
+            return all(states.get(name) == "idle" for name in self.worker_names)
+
+        try:
+            wait_until(idle, timeout, "idle RQ workers", interval=0.02)
+        finally:
+            connection.close()
 
     def stop_workers(self) -> None:
         for worker in self.workers:
             stop(worker)
         self.workers = []
+        self.worker_names = []
 
     def start_web(self) -> None:
         port = free_port()
@@ -165,6 +198,10 @@ class Stack:
         if response.status_code != 302:
             raise RuntimeError(f"login failed: HTTP {response.status_code}")
         return session
+
+    def api_token(self, email: str) -> str:
+        """A new API token for `email` (`flask users token` prints it on its last line)."""
+        return self.flask("users", "token", email).strip().splitlines()[-1]
 
     def close(self) -> None:
         self.stop_web()
