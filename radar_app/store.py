@@ -279,6 +279,14 @@ def _statements(connection: sa.Connection) -> _Statements:
     return statements
 
 
+def _connection(session: DbSession) -> sa.Connection:
+    """The session's connection to the properties' database, in its transaction. What
+    the session holds pending is flushed first, as the ORM's autoflush did before the
+    statements here were ORM statements."""
+    session.flush()
+    return session.connection(bind_arguments={"mapper": Property})
+
+
 def _coerce_page(
     page: Page,
 ) -> tuple[list[str | None], dict[str, tuple[tuple[Any, ...], Any]], int]:
@@ -304,7 +312,7 @@ def _upsert_rows(
     session: DbSession, rows: dict[str, tuple[tuple[Any, ...], Any]], now: datetime
 ) -> None:
     if rows:
-        connection = session.connection()
+        connection = _connection(session)
         statements = _statements(connection)
         statements.upsert(connection, list(rows.values()), statements.timestamp(now))
 
@@ -313,7 +321,7 @@ def link(session: DbSession, job: BatchJob, positions: dict[str, int]) -> int:
     """Link stored properties (by RadarID) to the job; returns how many links are new."""
     if not positions:
         return 0
-    connection = session.connection()
+    connection = _connection(session)
     return _statements(connection).link(connection, job.id, positions)
 
 
@@ -372,5 +380,5 @@ def store_snapshot_items(session: DbSession, job: BatchJob, page: Page) -> tuple
         return 0, missing
     # A RadarID seen on an earlier page (the result set shifted) keeps its first place:
     # the unique (job, RadarID) makes ON CONFLICT skip it, and the count is of rows added.
-    connection = session.connection()
+    connection = _connection(session)
     return _statements(connection).add_snapshot_items(connection, job.id, items), missing
