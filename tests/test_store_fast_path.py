@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from radar_app.extensions import db
-from radar_app.leads import lead_columns
+from radar_app.leads import LEAD_COLUMNS, lead_columns, lead_values
 from radar_app.models import BatchJob, JobProperty, Property, SnapshotItem, User
 from radar_app.propertyradar.client import Page
 from radar_app.propertyradar.coerce import radar_id_of
@@ -305,3 +305,11 @@ def test_a_record_bought_twice_links_once_and_counts_new_links_only(app, user):
             .where(JobProperty.batch_job_id == job.id)
         )
         assert count == 500
+
+
+def test_lead_values_are_lead_columns_in_column_order():
+    records: list[Any] = [get_dataset().record(i * 13) for i in range(200)]
+    records += _hard_records() + [None, {}, {"County": "Multnomah", "FIPS": "41051"}]
+    for record in records:
+        assert lead_values(record) == tuple(lead_columns(record).values())
+        assert tuple(lead_columns(record)) == LEAD_COLUMNS
