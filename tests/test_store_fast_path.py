@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -313,3 +314,22 @@ def test_lead_values_are_lead_columns_in_column_order():
     for record in records:
         assert lead_values(record) == tuple(lead_columns(record).values())
         assert tuple(lead_columns(record)) == LEAD_COLUMNS
+
+
+def test_the_store_bench_times_both_paths_and_leaves_the_database_as_it_was(database_url):
+    from bench.storepath import measure
+
+    result = measure(database_url, records=900, repeats=1)  # raises if a path lost records
+
+    assert result["records"] == 900
+    assert result["store_path_records_per_s"] > 0 and result["raw_executemany_records_per_s"] > 0
+    assert result["ratio"] > 0 and result["cpu_ratio"] > 0
+    engine = sa.create_engine(database_url)
+    try:
+        inspector = sa.inspect(engine)
+        assert inspector.get_table_names() == []
+        assert not [s for s in inspector.get_schema_names() if s.startswith("storepath_")]
+        if engine.dialect.name == "sqlite":  # the scratch file beside it is gone too
+            assert not list(Path(engine.url.database or "").parent.glob("storepath_*"))
+    finally:
+        engine.dispose()
