@@ -195,16 +195,19 @@ class _SqliteStatements(_Statements):
 class _PostgresqlStatements(_Statements):
     """One statement per chunk: INSERT ... SELECT FROM unnest(one array per column).
 
-    Measured upserting 20,000 leads in 400-row chunks (2 cores, local server; CPU
-    seconds of this process + of its server backend, which is what a busy machine pays;
-    wall time was too noisy to rank them): psycopg 3.3's executemany, which pipelines
-    (one Bind/Execute per row, no round trip each), 0.68 + 0.93 s; unnest() 0.53 + 0.87 s;
-    COPY into a temporary staging table then INSERT ... SELECT ... ON CONFLICT 0.52 +
-    0.84 s. unnest is as cheap as COPY without a staging table per connection, a second
-    statement, or the raw psycopg connection (COPY has no SQLAlchemy wrapper, so its
-    errors would escape retry_transaction). The arrays go in binary (%b): in text each
-    JSON document's quotes would be escaped in Python, 4x slower. raw travels as text[]
-    and is cast per element: a jsonb[] array costs the server a copy of each document.
+    Measured on 20,000 leads in 400-row chunks (bench/storepath.py; 2 shared cores, local
+    server; CPU is this process + its server backend, steadier than wall time there):
+    upserts alone, psycopg 3.3's executemany, which pipelines (one Bind/Execute per row,
+    no round trip each): 0.68 + 0.93 CPU s; unnest(): 0.53 + 0.87 s; COPY into a
+    temporary staging table, then INSERT ... SELECT ... ON CONFLICT: 0.52 + 0.84 s. The
+    whole store path (upsert + links), best of 4: unnest 10,300-12,400 records/s wall and
+    1.48-1.54 CPU s, executemany 11,900-12,200 records/s and 1.68-1.72 CPU s. So unnest:
+    the wall time of executemany within noise for 10% less CPU (what N workers on a
+    busy machine share), as cheap as COPY without a staging table per connection, a
+    second statement, or the raw psycopg connection (COPY bypasses SQLAlchemy, whose
+    wrapped errors retry_transaction relies on). Arrays go in binary (%b): in text every
+    quote of every JSON document is escaped in Python, 4x slower. raw travels as text[]
+    cast per element: a jsonb[] array costs the server a copy of each document.
     """
 
     def __init__(self, dialect: sa.Dialect) -> None:
