@@ -105,6 +105,8 @@ def dialect_insert(session: DbSession, table: sa.Table) -> Any:
 _TABLE: sa.Table = Property.__table__
 # Columns of an upsert, in the order of the tuples sent.
 _INSERT_COLUMNS: tuple[str, ...] = (*LEAD_COLUMNS, "raw", "first_seen_at", "last_seen_at")
+if LEAD_COLUMNS[0] != "radar_id":  # _coerce_page reads the RadarID from the first value
+    raise RuntimeError("radar_app.leads.FIELDS must start with the RadarID")
 
 
 def _quoted(dialect: sa.Dialect, names: Iterable[str]) -> str:
@@ -300,7 +302,7 @@ def _coerce_page(
     missing_id = 0
     for record in page.results:
         values = lead_values(record)
-        radar_id = values[0]  # LEAD_COLUMNS starts with the RadarID
+        radar_id = values[0]
         ids.append(radar_id)
         if radar_id is None:
             missing_id += 1
