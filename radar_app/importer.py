@@ -414,7 +414,7 @@ class _Run:
                 start=job.snapshot_next_start,
                 count=job.snapshot_count,
             )
-        self._next_chunk_number = self._first_chunk_number()
+        self._next_chunk_number = self._retry_db("chunk numbers", self._first_chunk_number)
         with (
             ThreadPoolExecutor(settings.concurrency, thread_name_prefix="purchase") as buyers,
             ThreadPoolExecutor(settings.snapshot_slots, thread_name_prefix="snapshot") as pages,
@@ -586,9 +586,16 @@ class _Run:
     # -- chunks ---------------------------------------------------------------------
 
     def _first_chunk_number(self) -> int:
-        """Chunk N holds about the records (N-1)*batch_size onwards, so a resumed job
-        numbers its chunks on from where it stopped."""
-        return -(-self.job.processed_records // self.settings.batch_size) + 1
+        """A resumed job numbers its chunks on from the earlier runs' (chunk N holds
+        about the records (N-1)*batch_size onwards, and has ledger rows under N)."""
+        last = self.session.scalar(
+            sa.select(sa.func.max(LedgerEntry.page)).where(
+                LedgerEntry.batch_job_id == self.batch_id
+            )
+        )
+        self.session.commit()
+        done = -(-self.job.processed_records // self.settings.batch_size)
+        return max(int(last or 0), done) + 1
 
     def _unplanned_rows(self) -> bool:
         busy = self._busy_radar_ids()

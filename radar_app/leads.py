@@ -173,11 +173,12 @@ LEAD_COLUMNS: tuple[str, ...] = tuple(f.name for f in STORED_FIELDS)
 RADAR_ID: LeadField = next(f for f in FIELDS if f.identifies)
 
 
-def _compile_lead_columns() -> Callable[[object], dict[str, Any]]:
-    """Build lead_columns from the table as straight-line code: one dict display, the
-    code one would write by hand. It runs for every record bought, and a loop over the
-    table is about 10% slower (bench/: store only). Only the table's own names and
-    parsers go into the source, so nothing from a record is ever compiled."""
+def _compile_parser(name: str, opening: str, entry: str, closing: str) -> Callable[[object], Any]:
+    """Build a parser of whole records from the table as straight-line code: one dict (or
+    tuple) display, the code one would write by hand. It runs for every record bought,
+    and a loop over the table is about 10% slower (bench/: store only). Only the table's
+    own names and parsers go into the source, so nothing from a record is ever compiled.
+    ``entry`` formats one column's value (``{value}``) with its ``{name}``."""
     parsers: dict[str, Any] = {}
     entries = []
     for i, f in enumerate(STORED_FIELDS):
@@ -185,30 +186,39 @@ def _compile_lead_columns() -> Callable[[object], dict[str, Any]]:
         value = f"_parse{i}(get({f.field!r}))"
         if f.fallback is not None:
             value = f"(v if (v := {value}) is not None else _parse{i}(get({f.fallback!r})))"
-        entries.append(f"        {f.name!r}: {value},")
+        entries.append("        " + entry.format(name=repr(f.name), value=value))
     source = "\n".join(
         [
-            "def lead_columns(record):",
+            f"def {name}(record):",
             "    get = (record if isinstance(record, Mapping) else _EMPTY).get",
-            "    return {",
+            f"    return {opening}",
             *entries,
-            "    }",
+            f"    {closing}",
         ]
     )
     namespace: dict[str, Any] = {"Mapping": Mapping, "_EMPTY": {}, **parsers}
-    exec(compile(source, f"<{__name__}.lead_columns>", "exec"), namespace)
-    compiled: Callable[[object], dict[str, Any]] = namespace["lead_columns"]
-    compiled.__doc__ = """Map one PropertyRadar result record to typed lead columns, by column name.
+    exec(compile(source, f"<{__name__}.{name}>", "exec"), namespace)
+    compiled: Callable[[object], Any] = namespace[name]
+    compiled.__module__ = __name__
+    return compiled
+
+
+lead_columns: Callable[[object], dict[str, Any]] = _compile_parser(
+    "lead_columns", "{", "{name}: {value},", "}"
+)
+lead_columns.__doc__ = """Map one PropertyRadar result record to typed lead columns, by column name.
 
     Missing keys and unreadable values become ``None``; this never raises, because the
     record has already been paid for by the time it is parsed. ``county`` is the FIPS
     code from ``County`` (or ``FIPS``), ``None`` when only a county name is present.
     """
-    compiled.__module__ = __name__
-    return compiled
 
-
-lead_columns = _compile_lead_columns()
+# What the store sends to the database: the values of lead_columns, in LEAD_COLUMNS
+# order, as a tuple (no dict to build and take apart again per record).
+lead_values: Callable[[object], tuple[Any, ...]] = _compile_parser(
+    "lead_values", "(", "{value},", ")"
+)
+lead_values.__doc__ = """lead_columns(record)'s values as a tuple, in LEAD_COLUMNS order."""
 
 
 def raw_value(raw: object, lead_field: LeadField) -> Any:
