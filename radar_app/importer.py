@@ -79,6 +79,7 @@ from radar_app.models import (
     JobPhase,
     JobStatus,
     JournaledPurchase,
+    LedgerEntry,
     Property,
     SnapshotItem,
     rows_updated,
