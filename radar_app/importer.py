@@ -86,11 +86,12 @@ from radar_app.models import (
     utcnow,
 )
 from radar_app.propertyradar.client import Page, PropertyRadarClient, RetryEvent, page_from_body
-from radar_app.propertyradar.coerce import radar_id_of
 from radar_app.propertyradar.criteria import LEAD_FIELDS
 from radar_app.propertyradar.errors import PropertyRadarError
 from radar_app.snapshot import SnapshotPlan
 from radar_app.store import (
+    CoercedPage,
+    coerce_page,
     is_transient_db_error,
     link,
     mark_stored,
@@ -291,6 +292,9 @@ class _Bought:
     pages: list[Page] = field(default_factory=list)
     error: Exception | None = None
     incomplete: bool = False
+    # Per page: its journal row, and its records parsed on the purchase thread.
+    entries: list[int] = field(default_factory=list)
+    coerced: list[CoercedPage] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -307,6 +311,8 @@ class _Chunk:
     to_buy: list[str]
     # Stored leads not reused because they lack fields this job asks for.
     lacking_fields: int = 0
+    # The journal row of its first purchase request, written before it is sent.
+    entry: int | None = None
 
 
 class _Held(Exception):
@@ -648,7 +654,12 @@ class _Run:
                 to_buy = [rid for rid in to_buy if rid not in late]
         number = self._next_chunk_number
         self._next_chunk_number += 1
-        return _Chunk(number, positions, reusable, to_buy, lacking)
+        chunk = _Chunk(number, positions, reusable, to_buy, lacking)
+        if to_buy:
+            # Written here, not on the purchase thread: on SQLite the threads would wait
+            # for this thread's write lock, in SQLite's busy handler that sleeps in steps.
+            chunk.entry = self.journal.sent(number, to_buy)
+        return chunk
 
     def _records_in_flight(self) -> int:
         return sum(len(chunk.to_buy) for chunk in self.in_flight.values())
@@ -667,27 +678,31 @@ class _Run:
     def _buy(self, chunk: _Chunk) -> _Bought:
         """Buy the chunk's RadarIDs (on a purchase thread). A response with fewer records
         than asked although its total says more match (the API silently capping Limit)
-        is followed by a request for the rest, so they are not called vanished. Each
-        request is journaled before it is sent, each response as it arrives. Never
-        raises: what was bought before an error must still be stored."""
+        is followed by a request for the rest, so they are not called vanished. Every
+        request is journaled before it is sent (the first one by _plan). Never raises:
+        what was bought before an error must still be stored."""
         _current_chunk.set(chunk.number)
         bought = _Bought()
         wanted = list(chunk.to_buy)
         matching: int | None = None  # how many of the chunk still match (first total)
         received = 0
+        entry = chunk.entry
         try:
             while wanted:
                 limit = len(wanted) if matching is None else min(len(wanted), matching - received)
-                entry = self.journal.sent(chunk.number, wanted)
+                if entry is None:
+                    entry = self.journal.sent(chunk.number, wanted)
                 page = self.client.fetch_page(
                     purchase_criteria(self.criteria, wanted), 0, limit, self.fields
                 )
-                self.journal.received(entry, page)
                 bought.pages.append(page)
+                bought.entries.append(entry)
+                entry = None
+                bought.coerced.append(coerce_page(page))
                 if matching is None:
                     matching = min(page.total_result_count, len(chunk.to_buy))
                 received += len(page.results)
-                got = {radar_id_of(record) for record in page.results}
+                got = set(bought.coerced[-1].ids)
                 wanted = [rid for rid in wanted if rid not in got]
                 if not page.results or received >= matching:
                     break
@@ -701,8 +716,11 @@ class _Run:
         return bought
 
     def _store_chunk(self, chunk: _Chunk, bought: _Bought | None) -> None:
-        """Store what the chunk brought, retrying while the database is busy. A purchase
+        """Journal the responses that arrived, in a short transaction of their own, then
+        store what the chunk brought, retrying while the database is busy. A purchase
         error is left in `bought` for the caller (what was bought before it is kept)."""
+        if bought is not None and bought.entries:
+            self.journal.received(list(zip(bought.entries, bought.pages, strict=True)))
         try:
             self._retry_db("chunk", lambda: self._store_chunk_once(chunk, bought))
         except LostOwnership:
@@ -723,8 +741,12 @@ class _Run:
         bought_linked, missing = 0, 0
         stored: set[str] = set()
         pages = bought.pages if bought is not None else []
-        for page in pages:
-            linked, page_missing, page_stored = store_page(session, job, page, now, positions)
+        coerced = bought.coerced if bought is not None else []
+        for index, page in enumerate(pages):
+            parsed = coerced[index] if index < len(coerced) else None
+            linked, page_missing, page_stored = store_page(
+                session, job, page, now, positions, parsed
+            )
             bought_linked, missing, stored = (
                 bought_linked + linked,
                 missing + page_missing,

@@ -15,8 +15,11 @@ a row with a response is stored from here and never bought again; a row without 
 out and may have been billed, so it becomes a "possibly billed" ledger row for its
 RadarIDs, which are then bought again.
 
-The writes of 1 and 2 happen on the purchase threads, each in a short transaction of its
-own on the engine (the run's session belongs to its main thread).
+The writes of 1 and 2 are short transactions of their own on the engine, made by the
+run's main thread (which also stores the chunks): on SQLite, purchase threads writing
+them would queue for its write lock anyway, in SQLite's busy handler that sleeps in ever
+longer steps. A follow-up request (the rest of a capped chunk) is journaled by its
+purchase thread.
 """
 
 from __future__ import annotations
@@ -62,36 +65,60 @@ class PurchaseJournal:
 
         return self._retrying("journal the purchase", insert)
 
-    def received(self, entry_id: int, page: Page) -> None:
-        """Keep a response the moment it arrives. A failure here is logged, not raised:
-        the page is still in memory and is stored by the chunk's own transaction."""
-        values = {
-            "received_at": utcnow(),
-            "response": (page.body or b"").decode("utf-8", "replace"),
-            "request_id": page.request_id,
-        }
+    def received(self, responses: list[tuple[int, Page]]) -> None:
+        """Keep responses that arrived (journal row id, page) in one short transaction,
+        before anything is parsed into leads or stored. A failure here is logged, not
+        raised: the pages are still in memory and the chunk's own transaction follows."""
+        now = utcnow()
+        values = [
+            {
+                "entry_id": entry_id,
+                "received_at": now,
+                "response": (page.body or b"").decode("utf-8", "replace"),
+                "request_id": page.request_id,
+            }
+            for entry_id, page in responses
+        ]
+        statement = (
+            sa.update(_TABLE)
+            .where(_TABLE.c.id == sa.bindparam("entry_id"))
+            .values(
+                received_at=sa.bindparam("received_at"),
+                response=sa.bindparam("response"),
+                request_id=sa.bindparam("request_id"),
+            )
+        )
 
         def update() -> None:
             with self.engine.begin() as conn:
-                conn.execute(sa.update(_TABLE).where(_TABLE.c.id == entry_id).values(**values))
+                conn.execute(statement, values)
 
         try:
-            self._retrying("journal the response", update)
+            self._retrying("journal the responses", update)
         except sa.exc.SQLAlchemyError:
-            logger.exception("could not journal response %s; storing it from memory", entry_id)
+            logger.exception("could not journal responses; storing them from memory")
 
     def _retrying(self, what: str, work: Callable[[], T]) -> T:
+        """Like store.retry_transaction, on a connection of its own."""
         deadline = time.monotonic() + self.retry_for
-        delay = 0.05
+        delay, tries = 0.05, 0
         while True:
             try:
-                return work()
+                result = work()
             except sa.exc.DBAPIError as exc:
                 if not is_transient_db_error(exc) or time.monotonic() + delay > deadline:
                     raise
-                logger.warning("%s: database busy or unreachable (%s); retrying", what, exc.orig)
+                tries += 1
+                if tries == 1:
+                    logger.warning(
+                        "%s: database busy or unreachable (%s); retrying", what, exc.orig
+                    )
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
+                continue
+            if tries:
+                logger.warning("%s: stored after %d database retries", what, tries)
+            return result
 
 
 def left_over(session: DbSession, batch_id: int) -> list[JournaledPurchase]:

@@ -13,6 +13,7 @@ import sqlite3
 import time
 import weakref
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -105,7 +106,7 @@ def dialect_insert(session: DbSession, table: sa.Table) -> Any:
 _TABLE: sa.Table = Property.__table__
 # Columns of an upsert, in the order of the tuples sent.
 _INSERT_COLUMNS: tuple[str, ...] = (*LEAD_COLUMNS, "raw", "first_seen_at", "last_seen_at")
-if LEAD_COLUMNS[0] != "radar_id":  # _coerce_page reads the RadarID from the first value
+if LEAD_COLUMNS[0] != "radar_id":  # coerce_page reads the RadarID from the first value
     raise RuntimeError("radar_app.leads.FIELDS must start with the RadarID")
 
 
@@ -309,11 +310,18 @@ def _connection(session: DbSession) -> sa.Connection:
     return session.connection(bind_arguments={"mapper": Property})
 
 
-def _coerce_page(
-    page: Page,
-) -> tuple[list[str | None], dict[str, tuple[tuple[Any, ...], Any]], int]:
-    """A page's records as (lead values, raw record) by RadarID, with each record's
-    RadarID in page order (None: no usable RadarID) and how many lacked one."""
+@dataclass(frozen=True)
+class CoercedPage:
+    """A page's records parsed into lead values once (a purchase thread does it while
+    the main thread stores another chunk): each record's RadarID in page order (None:
+    no usable RadarID), (lead values, raw record) by RadarID, and how many lacked one."""
+
+    ids: list[str | None]
+    rows: dict[str, tuple[tuple[Any, ...], Any]]
+    missing_id: int
+
+
+def coerce_page(page: Page) -> CoercedPage:
     rows: dict[str, tuple[tuple[Any, ...], Any]] = {}
     ids: list[str | None] = []
     missing_id = 0
@@ -327,7 +335,7 @@ def _coerce_page(
         # A RadarID twice in one page: keep the last copy. PostgreSQL refuses an upsert
         # that touches the same row twice in one statement.
         rows[radar_id] = (values, record)
-    return ids, rows, missing_id
+    return CoercedPage(ids, rows, missing_id)
 
 
 def _upsert_rows(
@@ -353,24 +361,26 @@ def store_page(
     page: Page,
     now: datetime,
     positions: dict[str, int] | None = None,
+    coerced: CoercedPage | None = None,
 ) -> tuple[int, int, set[str]]:
     """Upsert a page's properties and link them to the job (no commit).
 
     Args:
         positions: snapshot position per RadarID; without it, Start + index on the page.
+        coerced: the page already parsed by coerce_page.
 
     Returns:
         (records linked to the job for the first time, records without a RadarID,
         RadarIDs stored)
     """
-    ids, rows, missing_id = _coerce_page(page)
-    _upsert_rows(session, rows, now)
+    coerced = coerced or coerce_page(page)
+    _upsert_rows(session, coerced.rows, now)
     link_positions: dict[str, int] = {}
-    for index, radar_id in enumerate(ids):
+    for index, radar_id in enumerate(coerced.ids):
         if radar_id is not None:
             fallback = page.start + index
             link_positions.setdefault(radar_id, (positions or {}).get(radar_id, fallback))
-    return link(session, job, link_positions), missing_id, set(rows)
+    return link(session, job, link_positions), coerced.missing_id, set(coerced.rows)
 
 
 def upsert_records(session: DbSession, page: Page, now: datetime) -> tuple[set[str], int]:
@@ -379,9 +389,9 @@ def upsert_records(session: DbSession, page: Page, now: datetime) -> tuple[set[s
     Returns:
         (RadarIDs stored, records without a usable RadarID: not stored)
     """
-    _ids, rows, missing_id = _coerce_page(page)
-    _upsert_rows(session, rows, now)
-    return set(rows), missing_id
+    coerced = coerce_page(page)
+    _upsert_rows(session, coerced.rows, now)
+    return set(coerced.rows), coerced.missing_id
 
 
 def store_snapshot_items(session: DbSession, job: BatchJob, page: Page) -> tuple[int, int]:

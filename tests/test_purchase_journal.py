@@ -62,8 +62,8 @@ def test_a_response_journaled_before_the_crash_is_stored_from_the_journal_not_bo
     batch_id = job_row(app, job_id).id
     received = PurchaseJournal.received
 
-    def received_then_die(self: PurchaseJournal, entry_id: int, page: Page) -> None:
-        received(self, entry_id, page)
+    def received_then_die(self: PurchaseJournal, responses: list[tuple[int, Page]]) -> None:
+        received(self, responses)
         raise Killed  # after the body is journaled, before the chunk is stored
 
     monkeypatch.setattr(PurchaseJournal, "received", received_then_die)
