@@ -362,6 +362,7 @@ class _Run:
         self.in_flight: dict[Future[_Bought], _Chunk] = {}
         self._next_chunk_number = 1
         self._last_beat = time.monotonic()
+        self._logged_wait = False  # "waiting for records another job is buying": once
 
     def run(self) -> str:
         session, job = self.session, self.job
@@ -463,6 +464,8 @@ class _Run:
                     try:
                         exhausted = self._fill(buyers, snapshot_done)
                     except (BudgetExceeded, _Held) as exc:
+                        if isinstance(exc, _Held):
+                            self._log_wait_once(exc.count)
                         if self.in_flight or fetching:
                             blocked = True  # decide again with nothing of ours in flight
                         elif isinstance(exc, BudgetExceeded):
@@ -664,14 +667,16 @@ class _Run:
     def _records_in_flight(self) -> int:
         return sum(len(chunk.to_buy) for chunk in self.in_flight.values())
 
-    def _wait_for_other_job(self, held: int) -> None:
-        """Nothing of ours is in flight and the next records are being bought by another
-        job: wait (heart beating, checking for a cancel) until they are stored to reuse
-        them, or their claim is released or goes stale and this run may buy them."""
-        if not getattr(self, "_logged_wait", False):
+    def _log_wait_once(self, held: int) -> None:
+        if not self._logged_wait:
             self._logged_wait = True
             self._retry_db("wait", partial(self._log_wait, self._next_chunk_number, held))
             logger.info("waiting for %d records another job is buying", held)
+
+    def _wait_for_other_job(self, held: int) -> None:
+        """Nothing of ours is in flight and the next records are being bought by another
+        job: wait (heart beating; the loop checks for a cancel) until they are stored to
+        reuse them, or their claim is released or goes stale and this run may buy them."""
         time.sleep(self.settings.claim_poll_interval)
         self._retry_db("wait", self._beat)
 
