@@ -295,6 +295,7 @@ class _Bought:
     # Per page: its journal row, and its records parsed on the purchase thread.
     entries: list[int] = field(default_factory=list)
     coerced: list[CoercedPage] = field(default_factory=list)
+    journaled: bool = False
 
     @property
     def complete(self) -> bool:
@@ -436,88 +437,103 @@ class _Run:
     def _pipeline(
         self, plan: SnapshotPlan | None, buyers: ThreadPoolExecutor, pages: ThreadPoolExecutor
     ) -> bool:
-        """Keep up to `concurrency` purchases and `snapshot_slots` free pages in flight,
-        and store whatever arrives first. Chunks are planned from snapshot rows already
-        stored, so purchases start with the first snapshot page."""
-        fetching: dict[Future[Page], tuple[int, int]] = {}
-        stop: str | None = None  # "cancel", "shutdown" or "error"
-        error: BaseException | None = None
-        blocked = False  # budget or another job's claims: plan again once nothing is in flight
+        """Keep up to `concurrency` purchases and `snapshot_slots` free pages in flight.
+        Chunks are planned from snapshot rows already stored, so purchases start with
+        the first snapshot page. When responses arrive they are journaled at once, the
+        requests that replace them are sent, and only then are they stored: the store
+        runs while the next requests are on the wire."""
+        self._plan_state = plan
+        self._fetching: dict[Future[Page], tuple[int, int]] = {}
+        self._stop: str | None = None  # "cancel", "shutdown" or "error"
+        self._error: BaseException | None = None
+        self._blocked = (
+            False  # budget or another job's claims: plan again once nothing is in flight
+        )
         while True:
-            if plan is not None and plan.done and stop is None:
-                self._retry_db("snapshot", self._close_snapshot)
-                plan = None
-            if stop is None:
+            if self._stop is None:
                 if self._cancel_requested():
-                    stop = "cancel"
+                    self._stop = "cancel"
                 elif shutdown_requested.is_set():
-                    stop = "shutdown"
-            snapshot_done = plan is None or plan.done
-            if stop is None:
-                while plan is not None and len(fetching) < self.settings.snapshot_slots:
-                    request = plan.next_request()
-                    if request is None:
-                        break
-                    fetching[self._fetch_snapshot_page(pages, *request)] = request
-                if not (blocked and self.in_flight):
-                    blocked = False
-                    try:
-                        exhausted = self._fill(buyers, snapshot_done)
-                    except (BudgetExceeded, _Held) as exc:
-                        if isinstance(exc, _Held):
-                            self._log_wait_once(exc.count)
-                        if self.in_flight or fetching:
-                            blocked = True  # decide again with nothing of ours in flight
-                        elif isinstance(exc, BudgetExceeded):
-                            raise
-                        else:
-                            self._wait_for_other_job(exc.count)
-                            continue
-                    else:
-                        if exhausted and snapshot_done and not self.in_flight:
-                            return True
-            waiting: list[Future[Any]] = [*self.in_flight, *fetching]
+                    self._stop = "shutdown"
+            if self._stop is None and self._issue(buyers, pages):
+                return True
+            waiting: list[Future[Any]] = [*self.in_flight, *self._fetching]
             if not waiting:
-                if stop is not None:
+                if self._stop is not None:
                     break
-                if plan is None or not plan.done:
-                    time.sleep(0.05)  # not expected: nothing to wait for, nothing planned
-                continue
+                continue  # _issue waited for another job's purchase
             arrived, _ = wait(waiting, timeout=0.25, return_when=FIRST_COMPLETED)
+            bought_now = [future for future in arrived if future in self.in_flight]
+            for future in bought_now:
+                self._journal_responses(future.result())
             for future in arrived:
-                if future in fetching:
-                    start, limit = fetching.pop(future)
-                    if stop is not None or plan is None:
-                        continue  # free: dropped when stopping
-                    try:
-                        page = future.result()
-                    except PropertyRadarError as exc:
-                        stop, error = "error", exc
-                        continue
-                    self._retry_db(
-                        "snapshot page",
-                        partial(self._store_snapshot_page, plan, page, start, limit),
-                    )
-                else:
-                    chunk = self.in_flight.pop(future)
-                    bought = future.result()
-                    self._store_chunk(chunk, bought)
-                    if bought.error is not None and error is None:
-                        stop, error = "error", bought.error
+                if future in self._fetching:
+                    self._snapshot_page_arrived(future)
+            if bought_now and self._stop is None and self._issue(buyers, pages):
+                return True
+            for future in bought_now:
+                chunk, bought = self.in_flight.pop(future), future.result()
+                self._store_chunk(chunk, bought)
+                if bought.error is not None and self._error is None:
+                    self._stop, self._error = "error", bought.error
             if not arrived:
                 self._beat_now_and_then()
-        if stop == "error" and error is not None:
-            raise error
-        if stop == "cancel":
+        if self._stop == "error" and self._error is not None:
+            raise self._error
+        if self._stop == "cancel":
             self._cancelled()
-        elif stop == "shutdown":
+        elif self._stop == "shutdown":
             self._stopped_for_shutdown()
         return False
 
+    def _issue(self, buyers: ThreadPoolExecutor, pages: ThreadPoolExecutor) -> bool:
+        """Send what may be sent now: free snapshot pages, then purchases. True when the
+        job is done (everything stored, nothing in flight)."""
+        plan = self._plan_state
+        if plan is not None and plan.done:
+            self._retry_db("snapshot", self._close_snapshot)
+            plan = self._plan_state = None
+        while plan is not None and len(self._fetching) < self.settings.snapshot_slots:
+            request = plan.next_request()
+            if request is None:
+                break
+            self._fetching[self._fetch_snapshot_page(pages, *request)] = request
+        if self._blocked and self.in_flight:
+            return False
+        self._blocked = False
+        snapshot_done = plan is None
+        try:
+            exhausted = self._fill(buyers, snapshot_done)
+        except (BudgetExceeded, _Held) as exc:
+            if isinstance(exc, _Held):
+                self._log_wait_once(exc.count)
+            if self.in_flight or self._fetching:
+                self._blocked = True  # decide again with nothing of ours in flight
+                return False
+            if isinstance(exc, BudgetExceeded):
+                raise
+            self._wait_for_other_job(exc.count)
+            return False
+        return exhausted and snapshot_done and not self.in_flight
+
+    def _snapshot_page_arrived(self, future: Future[Page]) -> None:
+        start, limit = self._fetching.pop(future)
+        plan = self._plan_state
+        if self._stop is not None or plan is None:
+            return  # free: dropped when stopping
+        try:
+            page = future.result()
+        except PropertyRadarError as exc:
+            self._stop, self._error = "error", exc
+            return
+        store = partial(self._store_snapshot_page, plan, page, start, limit)
+        self._retry_db("snapshot page", store)
+
     def _fill(self, buyers: ThreadPoolExecutor, snapshot_done: bool) -> bool:
-        """Plan chunks until `concurrency` purchases are in flight. True when every
-        snapshot row stored so far is done or in flight (nothing to plan)."""
-        while len(self.in_flight) < self.settings.concurrency:
+        """Plan chunks until `concurrency` purchases are on the wire (answered ones
+        waiting to be stored do not count). True when every snapshot row stored so far
+        is done, in flight or waiting to be stored (nothing to plan)."""
+        while sum(not f.done() for f in self.in_flight) < self.settings.concurrency:
             chunk = self._plan(snapshot_done)
             if chunk is None:
                 return not self._unplanned_rows()
@@ -720,12 +736,17 @@ class _Run:
             bought.error = exc
         return bought
 
+    def _journal_responses(self, bought: _Bought) -> None:
+        if bought.entries and not bought.journaled:
+            self.journal.received(list(zip(bought.entries, bought.pages, strict=True)))
+            bought.journaled = True
+
     def _store_chunk(self, chunk: _Chunk, bought: _Bought | None) -> None:
         """Journal the responses that arrived, in a short transaction of their own, then
         store what the chunk brought, retrying while the database is busy. A purchase
         error is left in `bought` for the caller (what was bought before it is kept)."""
-        if bought is not None and bought.entries:
-            self.journal.received(list(zip(bought.entries, bought.pages, strict=True)))
+        if bought is not None:
+            self._journal_responses(bought)
         try:
             self._retry_db("chunk", lambda: self._store_chunk_once(chunk, bought))
         except LostOwnership:

@@ -445,7 +445,8 @@ def test_a_chunk_bought_by_a_run_that_lost_its_job_is_not_bought_again(
         lost = RequeuedDuringFirstPurchase(
             SIM_TOKEN, simulator_url, engine=db.engine, batch_id=batch_id
         )
-        # One purchase in flight, so exactly one chunk is bought by the run that lost.
+        # One purchase on the wire at a time: the run that lost bought the chunk it was
+        # storing, and maybe the next one, sent while it stored.
         one_at_a_time = ImportSettings(concurrency=1)
         assert run_import(db.session, lost, batch_id, settings=one_at_a_time) == (
             JobStatus.PROCESSING
@@ -454,7 +455,8 @@ def test_a_chunk_bought_by_a_run_that_lost_its_job_is_not_bought_again(
         owner = PropertyRadarClient(SIM_TOKEN, simulator_url)
         assert run_import(db.session, owner, batch_id, run_id="requeued-run") == "COMPLETED"
     job = job_row(app, job_id)
-    assert (job.success_count, job.reused_count, job.purchased_count) == (2000, 400, 1600)
+    assert job.success_count == job.reused_count + job.purchased_count == 2000
+    assert job.reused_count in (400, 800)
     assert_billed_equals_stored(app, simulator, job_id)
     assert "were stored, so they are reused, not bought again" in "\n".join(
         log_messages(app, job_id)

@@ -73,8 +73,10 @@ def test_a_response_journaled_before_the_crash_is_stored_from_the_journal_not_bo
             run_import(db.session, client, batch_id, settings=ImportSettings(concurrency=1))
         db.session.remove()
     assert job_row(app, job_id).success_count == 0
-    assert count_rows(app, JournaledPurchase) == 1
-    assert simulator.stats()["billed_records"] == 400
+    answered, unanswered = journal_at_the_crash(app)
+    # The response being journaled when the horse died (and any other that had arrived:
+    # the run's last act, storing what is in flight, only got as far as journaling it).
+    assert len(answered) >= 400
 
     monkeypatch.setattr(PurchaseJournal, "received", received)
     requeue(app, batch_id, "second-run")
@@ -86,10 +88,24 @@ def test_a_response_journaled_before_the_crash_is_stored_from_the_journal_not_bo
     assert job.success_count == job.purchased_count == 2000
     ids = stored_radar_ids(app, job_id)
     assert len(ids) == len(set(ids)) == 2000
-    assert stats["billed_records"] == 2000
-    assert max(stats["billed_radar_ids"].values()) == 1, "a journaled response was bought again"
-    assert ledger_total(app, batch_id) == (2000, 0)
+    bills = stats["billed_radar_ids"]
+    assert all(bills[rid] == 1 for rid in answered), "a journaled response was bought again"
+    # Only a request still unanswered at the crash (the next chunk, sent while the
+    # answered one was being journaled) may have been bought twice.
+    assert {rid for rid, n in bills.items() if n > 1} <= unanswered
+    billed, possibly = ledger_total(app, batch_id)
+    assert billed + possibly == stats["billed_records"]
+    assert possibly == len(unanswered)
     assert count_rows(app, JournaledPurchase) == 0, "the journal only holds what is in flight"
+
+
+def journal_at_the_crash(app: Flask) -> tuple[set[str], set[str]]:
+    """(RadarIDs of journaled responses, RadarIDs of requests without one)."""
+    with app.app_context():
+        rows = db.session.scalars(sa.select(JournaledPurchase)).all()
+        answered = {rid for row in rows if row.response is not None for rid in row.radar_ids}
+        unanswered = {rid for row in rows if row.response is None for rid in row.radar_ids}
+        return answered, unanswered
 
 
 def test_a_purchase_without_a_journaled_response_is_possibly_billed_with_its_records(
@@ -108,7 +124,9 @@ def test_a_purchase_without_a_journaled_response_is_possibly_billed_with_its_rec
         with pytest.raises(Killed):
             run_import(db.session, dying, batch_id, settings=ImportSettings(concurrency=1))
         db.session.remove()
-    assert count_rows(app, JournaledPurchase) == 1
+    answered, unanswered = journal_at_the_crash(app)
+    # The dying request, and maybe the next one (sent once the first had ended).
+    assert not answered and len(unanswered) in (400, 800)
 
     requeue(app, batch_id, "second-run")
     with app.app_context():
@@ -117,10 +135,10 @@ def test_a_purchase_without_a_journaled_response_is_possibly_billed_with_its_rec
     job = job_row(app, job_id)
     stats = simulator.stats()
     assert job.success_count == 2000 and len(set(stored_radar_ids(app, job_id))) == 2000
-    # The one request in flight at the crash was bought twice, and no more.
-    assert sum(1 for n in stats["billed_radar_ids"].values() if n > 1) == 400
+    # The requests in flight at the crash were bought twice, and nothing else.
+    assert {rid for rid, n in stats["billed_radar_ids"].items() if n > 1} == unanswered
     billed, possibly = ledger_total(app, batch_id)
-    assert (billed, possibly) == (2000, 400)
+    assert (billed, possibly) == (2000, len(unanswered))
     assert billed + possibly == stats["billed_records"]
     assert count_rows(app, JournaledPurchase) == 0
     with app.app_context():
