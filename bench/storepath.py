@@ -36,6 +36,7 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 from sqlalchemy import event
 
+from radar_app import jsoncodec
 from radar_app.extensions import db, sqlite_pragmas
 from radar_app.leads import STORED_FIELDS, lead_columns
 from radar_app.models import BatchJob, Property, User, utcnow
@@ -173,8 +174,9 @@ def _raw_upsert_sql(placeholder: str, raw_cast: str) -> str:
 def _raw_rows(page: Page, now: Any) -> list[tuple[Any, ...]]:
     """What a script must send for the same rows: each lead column typed as the column
     (PostgreSQL refuses "612000" for a bigint; the app's own parsers do it), the record
-    as JSON text, and the timestamps."""
-    dumps = json.dumps
+    as JSON text (by the encoder the app's engine uses, so both sides encode alike), and
+    the timestamps."""
+    dumps = jsoncodec.dumps
     return [(*lead_columns(record).values(), dumps(record), now, now) for record in page.results]
 
 

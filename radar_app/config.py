@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from radar_app import jsoncodec
 from radar_app.defaults import (
     DEFAULT_API_URL,
     DEFAULT_BATCH_SIZE,
@@ -32,7 +33,10 @@ class Config:
 
     SECRET_KEY: str | None = None
     SQLALCHEMY_DATABASE_URI = f"sqlite:///{INSTANCE_DIR / 'radar_app.db'}"
-    SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {"pool_pre_ping": True}
+    SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {
+        "pool_pre_ping": True,
+        "json_serializer": jsoncodec.dumps,
+    }
     REDIS_URL = "redis://127.0.0.1:6379/0"
     # Seconds any Redis call made while answering a web request may take (connect, and each
     # reply): queueing a job, /healthz, the admin pages and the sign-in and job-creation

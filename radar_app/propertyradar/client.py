@@ -38,6 +38,7 @@ import requests
 from requests import exceptions as rexc
 from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError
 
+import radar_app.jsoncodec as jsoncodec
 from radar_app.defaults import DEFAULT_API_URL, MAX_BATCH_SIZE
 
 from .coerce import to_float, to_int
@@ -94,7 +95,7 @@ class Page:
 
 def page_from_body(body: bytes, request_id: str | None, start: int, limit: int) -> Page:
     """The Page a journaled 2xx response body stands for (as the client built it)."""
-    return _build_page(json.loads(body), request_id, 200, start, limit, body)
+    return _build_page(jsoncodec.loads(body), request_id, 200, start, limit, body)
 
 
 @dataclass(frozen=True)
@@ -116,11 +117,20 @@ class RetryEvent:
     requested: int = 0
 
 
+# PropertyRadar bills each result returned. An error answer (500, 502, 503) returned none;
+# a 504 is a gateway giving up on an answer the API may still have produced and billed.
+_LOST_ANSWER_STATUSES = frozenset({504})
+
+
 def _possibly_billed(error: PropertyRadarError, purchase: bool) -> bool:
+    """Whether a failed purchase attempt may have been billed: its answer was lost (a
+    timeout after sending, a cut-off or garbled body, a gateway timeout), not refused."""
     if not purchase:
         return False
-    if isinstance(error, (ServerError, MalformedResponseError)):
+    if isinstance(error, MalformedResponseError):
         return True
+    if isinstance(error, ServerError):
+        return error.status in _LOST_ANSWER_STATUSES
     return isinstance(error, TransportError) and error.sent
 
 
@@ -537,7 +547,7 @@ class PropertyRadarClient:
     ) -> tuple[dict[str, Any], str | None]:
         status = response.status_code
         try:
-            data: Any = json.loads(content)
+            data: Any = jsoncodec.loads(content)
         except (ValueError, RecursionError):
             data = None
         request_id = response.headers.get(REQUEST_ID_HEADER) or None
