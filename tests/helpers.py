@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -108,13 +109,15 @@ def ledger_total(app: Flask, batch_id: int) -> int:
 
 
 def work_horse(worker: psutil.Process) -> psutil.Process | None:
-    """The worker's forked work horse: a child running the same command line (the
-    reconciler is a spawned child with its own command line)."""
+    """The worker's forked work horse: a child running the same command line, leading a
+    process group of its own (RQ's horse calls setpgrp). The reconciler is a spawned
+    child; between its fork and its exec it too has the worker's command line, but not
+    a group of its own."""
     for child in worker.children():
         try:
-            if child.cmdline() == worker.cmdline():
+            if child.cmdline() == worker.cmdline() and os.getpgid(child.pid) == child.pid:
                 return child
-        except psutil.NoSuchProcess:
+        except (psutil.NoSuchProcess, ProcessLookupError):
             continue
     return None
 
