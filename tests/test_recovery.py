@@ -17,7 +17,7 @@ from radar_app.importer import run_import
 from radar_app.models import BatchJob, JobStatus
 from radar_app.queue import get_queue, get_redis
 from radar_app.services import build_client
-from tests.helpers import MULTNOMAH, OREGON, job_row, stored_radar_ids, wait_for
+from tests.helpers import MULTNOMAH, OREGON, job_row, ledger_total, stored_radar_ids, wait_for
 
 FAST_RECOVERY = {
     "HEARTBEAT_INTERVAL": "0.5",
@@ -172,9 +172,13 @@ def test_three_workers_five_jobs_exact_counts(app, api, simulator, start_worker)
 
 
 @pytest.mark.slow
-def test_redis_restart_mid_job_loses_nothing(app, app_config, token, simulator, start_worker):
+@pytest.mark.parametrize("concurrency", [1, 4], ids=lambda n: f"concurrency-{n}")
+def test_redis_restart_mid_job_loses_nothing(
+    app, app_config, token, simulator, start_worker, concurrency
+):
     """Redis (no persistence) restarts while a worker is importing: the job row, not the
-    queue, holds the progress, so the job completes with exact counts."""
+    queue, holds the progress, so the job completes with exact counts, and its ledger
+    (billed + possibly billed) is what PropertyRadar billed."""
     from devstack import RedisServer
     from radar_app import create_app
     from tests.conftest import ApiClient
@@ -187,7 +191,8 @@ def test_redis_restart_mid_job_loses_nothing(app, app_config, token, simulator, 
         response = api.post("/api/batch-jobs", json={"criteria": OREGON})
         assert response.status_code == 201
         job_id = response.json["id"]
-        start_worker(env={**FAST_RECOVERY, "REDIS_URL": redis.url})
+        concurrent = {"PROPERTYRADAR_CONCURRENCY": str(concurrency)}
+        start_worker(env={**FAST_RECOVERY, "REDIS_URL": redis.url, **concurrent})
         wait_for(lambda: job_row(app, job_id).processed_records >= 1200, what="3 chunks")
 
         redis.stop()  # everything in Redis is gone
@@ -197,7 +202,9 @@ def test_redis_restart_mid_job_loses_nothing(app, app_config, token, simulator, 
         assert job.status == JobStatus.COMPLETED
         ids = stored_radar_ids(app, job_id)
         assert len(ids) == len(set(ids)) == 10_000
-        assert simulator.stats()["billed_records"] <= 10_000 + 400
+        billed = simulator.stats()["billed_records"]
+        assert billed <= 10_000 + 400
+        assert ledger_total(app, job.id) == billed
         with own_app.app_context():
             db.engine.dispose()
     finally:
