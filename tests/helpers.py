@@ -136,7 +136,16 @@ def sigkill_worker_and_horse(worker: psutil.Process, horse: psutil.Process) -> l
 
 
 def assert_orphans_exit(others: list[psutil.Process], timeout: float = 10) -> None:
-    _, alive = psutil.wait_procs(others, timeout=timeout)
+    def running(process: psutil.Process) -> bool:
+        # An exited orphan stays a zombie until init gets round to reaping it.
+        try:
+            return process.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    deadline = time.monotonic() + timeout
+    while (alive := [p for p in others if running(p)]) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert not alive, f"orphaned children of the killed worker still run: {alive}"
 
 
