@@ -122,30 +122,37 @@ def work_horse(worker: psutil.Process) -> psutil.Process | None:
     return None
 
 
-def sigkill_worker_and_horse(worker: psutil.Process, horse: psutil.Process) -> list[psutil.Process]:
-    """SIGKILL a worker and its work horse, as the OOM killer or a lost machine would: no
-    cleanup. RQ starts each horse in its own session, so killing the process group is not
-    enough. Returns once both are dead, with the worker's other children (its reconciler),
-    which must notice and exit by themselves (see assert_orphans_exit)."""
-    others = [child for child in worker.children() if child != horse]
-    for process in (worker, horse):
-        process.send_signal(signal.SIGKILL)
-    _, alive = psutil.wait_procs([worker, horse], timeout=10)
-    assert not alive, f"SIGKILLed processes still run: {alive}"
-    return others
+def still_running(processes: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait up to `timeout` s for the processes to exit; those still running. One that
+    exited but whose parent died too stays a zombie until init reaps it: it has exited."""
 
-
-def assert_orphans_exit(others: list[psutil.Process], timeout: float = 10) -> None:
     def running(process: psutil.Process) -> bool:
-        # An exited orphan stays a zombie until init gets round to reaping it.
         try:
             return process.status() != psutil.STATUS_ZOMBIE
         except psutil.NoSuchProcess:
             return False
 
     deadline = time.monotonic() + timeout
-    while (alive := [p for p in others if running(p)]) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    while (alive := [p for p in processes if running(p)]) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return alive
+
+
+def sigkill_worker_and_horse(worker: psutil.Process, horse: psutil.Process) -> list[psutil.Process]:
+    """SIGKILL a worker and its work horse, as the OOM killer or a lost machine would: no
+    cleanup. RQ starts each horse in a process group of its own, so killing the worker's
+    group is not enough. Returns once both are dead, with the worker's other children
+    (its reconciler), which must notice and exit by themselves (assert_orphans_exit)."""
+    others = [child for child in worker.children() if child != horse]
+    for process in (worker, horse):
+        process.send_signal(signal.SIGKILL)
+    alive = still_running([worker, horse], timeout=10)
+    assert not alive, f"SIGKILLed processes still run: {alive}"
+    return others
+
+
+def assert_orphans_exit(others: list[psutil.Process], timeout: float = 10) -> None:
+    alive = still_running(others, timeout)
     assert not alive, f"orphaned children of the killed worker still run: {alive}"
 
 
