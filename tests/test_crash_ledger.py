@@ -1,9 +1,10 @@
 """Issue 11's crash acceptance: the work horse SIGKILLed at the three moments that decide
 what a crash costs, at PROPERTYRADAR_CONCURRENCY 1, 2 and 4.
 
-1. during the snapshot: the job is in its SNAPSHOT phase with a free page on the wire;
-2. a purchase in flight: PropertyRadar is serving a Purchase=1 request that the purchase
-   journal holds without a response;
+1. during the snapshot: the job is in its SNAPSHOT phase with a free page on the wire
+   (and, the snapshot and the purchases overlapping, a purchase too);
+2. purchases in flight: PropertyRadar is serving Purchase=1 requests (two at once when
+   the concurrency allows) that the purchase journal holds without a response;
 3. a response that arrived but is not stored: the journal holds its body, its chunk is
    not stored yet.
 
@@ -58,13 +59,13 @@ LATENCY_MS = 100
 CONCURRENCY = [1, 2, 4]
 # A killed job is requeued within RECOVERY_STALE_AFTER + RECOVERY_INTERVAL, by a worker
 # that was started with the doomed one (a worker's start-up alone takes seconds on a
-# busy machine). Snapshot pages of 400: five, so there is a snapshot to resume.
+# busy machine). The snapshot takes two free pages of 1,000: after the first, two chunks
+# can be bought at once while the second is on the wire.
 FAST = {
     "HEARTBEAT_INTERVAL": "0.25",
     "RECOVERY_STALE_AFTER": "2",
     "RECOVERY_INTERVAL": "0.25",
     "RECOVERY_PENDING_GRACE": "1",
-    "PROPERTYRADAR_SNAPSHOT_PAGE_SIZE": "400",
 }
 
 
@@ -250,7 +251,7 @@ class Kill:
 class Moment:
     name: str
 
-    def seen(self, db: Database, probe: ApiProbe, job_id: str) -> bool:
+    def seen(self, db: Database, probe: ApiProbe, job_id: str, concurrency: int) -> bool:
         raise NotImplementedError
 
     def landed(self, db: Database, job_id: str, kill: Kill) -> bool:
@@ -261,14 +262,16 @@ class Moment:
 class DuringSnapshot(Moment):
     name = "snapshot"
 
-    def seen(self, db: Database, probe: ApiProbe, job_id: str) -> bool:
+    def seen(self, db: Database, probe: ApiProbe, job_id: str, concurrency: int) -> bool:
         job = db.job(job_id)
         # A page stored already: the kill interrupts a snapshot, not its first request.
-        return (
-            job.phase == "SNAPSHOT"
-            and job.snapshot_count > 0
-            and bool(probe.in_progress(purchase=False))
-        )
+        if not (
+            job.phase == "SNAPSHOT" and job.snapshot_count > 0 and probe.in_progress(purchase=False)
+        ):
+            return False
+        # Issue 11's engine (the one with the journal) buys beside the snapshot: the kill
+        # takes a purchase down with it. The engine before it buys after the snapshot.
+        return not db.has_journal or PurchaseInFlight().seen(db, probe, job_id, 1)
 
     def landed(self, db: Database, job_id: str, kill: Kill) -> bool:
         return db.job(job_id).phase == "SNAPSHOT"
@@ -277,12 +280,15 @@ class DuringSnapshot(Moment):
 class PurchaseInFlight(Moment):
     name = "purchase-in-flight"
 
-    def seen(self, db: Database, probe: ApiProbe, job_id: str) -> bool:
+    def seen(self, db: Database, probe: ApiProbe, job_id: str, concurrency: int) -> bool:
+        # Two at once where the concurrency allows: after the first snapshot page two
+        # chunks are ready together (more at once is too brief a sight to wait for).
+        least = min(concurrency, 2)
         on_the_wire = {call.radar_ids for call in probe.in_progress(purchase=True)}
         if not db.has_journal:
-            return bool(on_the_wire)
+            return len(on_the_wire) >= least
         waiting = {row.radar_ids for row in db.journal(db.job(job_id).id) if not row.received}
-        return bool(on_the_wire & waiting)
+        return len(on_the_wire & waiting) >= least
 
     def landed(self, db: Database, job_id: str, kill: Kill) -> bool:
         return bool(kill.purchases_in_flight)
@@ -291,7 +297,7 @@ class PurchaseInFlight(Moment):
 class ResponseNotStored(Moment):
     name = "response-not-stored"
 
-    def seen(self, db: Database, probe: ApiProbe, job_id: str) -> bool:
+    def seen(self, db: Database, probe: ApiProbe, job_id: str, concurrency: int) -> bool:
         if not db.has_journal:
             # No journal: an answered purchase whose records are not stored yet.
             return any(db.unstored(call.radar_ids) for call in probe.answered_purchases())
@@ -320,6 +326,7 @@ def kill_at(
     probe: ApiProbe,
     workers: list[psutil.Process],
     job_id: str,
+    concurrency: int,
     timeout: float = 30,
 ) -> tuple[Kill, list[psutil.Process]]:
     """Wait for the moment, lock the database, check the moment again and SIGKILL the
@@ -345,12 +352,12 @@ def kill_at(
                 f"under the lock ({near_misses} near misses): raise LATENCY_MS or the search"
             )
         assert time.monotonic() < deadline, f"moment {moment.name} not seen in {timeout}s"
-        if moment.seen(db, probe, job_id) and db.lock():
+        if moment.seen(db, probe, job_id, concurrency) and db.lock():
             try:
                 # Under the lock the horse can no longer store, journal or finish a chunk.
                 # Wait (briefly) for journaled requests to leave: see sent_as_journaled.
                 ready = wait_until(lambda: sent_as_journaled(db, probe, batch_id), 0.3)
-                if ready and moment.seen(db, probe, job_id):
+                if ready and moment.seen(db, probe, job_id, concurrency):
                     in_flight = [c.radar_ids for c in probe.in_progress(purchase=True)]
                     orphans = sigkill_worker_and_horse(worker, horse)
                     break
@@ -399,7 +406,7 @@ def test_sigkill_at_the_moment_keeps_the_ledger_exact(
     # One runs the job and is killed; the other resumes it.
     workers = [psutil.Process(start_worker(env=env).pid) for _ in range(2)]
 
-    kill, orphans = kill_at(moment, database, probe, workers, job_id)
+    kill, orphans = kill_at(moment, database, probe, workers, job_id, concurrency)
     killed_at = time.monotonic()
     assert moment.landed(database, job_id, kill), f"the kill missed {moment.name}: {kill}"
     assert_orphans_exit(orphans)
