@@ -59,8 +59,7 @@ LATENCY_MS = 100
 CONCURRENCY = [1, 2, 4]
 # A killed job is requeued within RECOVERY_STALE_AFTER + RECOVERY_INTERVAL, by a worker
 # that was started with the doomed one (a worker's start-up alone takes seconds on a
-# busy machine). The snapshot takes two free pages of 1,000: after the first, two chunks
-# can be bought at once while the second is on the wire.
+# busy machine).
 FAST = {
     "HEARTBEAT_INTERVAL": "0.25",
     "RECOVERY_STALE_AFTER": "2",
@@ -82,12 +81,14 @@ class ApiCall:
 class ApiProbe:
     """Every API request the simulator serves, from the moment it arrives until its answer
     is decided and billed. The simulator's own log only gets a request once it is
-    answered, too late to see one on the wire."""
+    answered, too late to see one on the wire. `snapshot_latency`: seconds each free
+    (Purchase=0) request takes on top of the simulator's latency."""
 
     def __init__(self, simulator: Simulator) -> None:
         self._serve = simulator._api_response
         self._lock = threading.Lock()
         self._calls: list[ApiCall] = []
+        self.snapshot_latency = 0.0
 
     def serve(self, request: Request) -> Response:
         body = request.get_json(silent=True) or {}
@@ -97,6 +98,8 @@ class ApiProbe:
         with self._lock:
             self._calls.append(call)
         try:
+            if not call.purchase:
+                time.sleep(self.snapshot_latency)
             response = self._serve(request)
             call.status = response.status_code
             return response
@@ -250,6 +253,11 @@ class Kill:
 
 class Moment:
     name: str
+    # Worker settings that make the moment last long enough to be seen. By default the
+    # snapshot takes two free pages of 1,000: after the first, two chunks can be bought
+    # at once while the second page is on the wire.
+    env: dict[str, str] = {}
+    snapshot_latency = 0.0
 
     def seen(self, db: Database, probe: ApiProbe, job_id: str, concurrency: int) -> bool:
         raise NotImplementedError
@@ -261,6 +269,9 @@ class Moment:
 
 class DuringSnapshot(Moment):
     name = "snapshot"
+    # Five slow pages of 400: four of them on the wire while chunks are bought.
+    env = {"PROPERTYRADAR_SNAPSHOT_PAGE_SIZE": "400"}
+    snapshot_latency = 0.2
 
     def seen(self, db: Database, probe: ApiProbe, job_id: str, concurrency: int) -> bool:
         job = db.job(job_id)
@@ -398,7 +409,8 @@ def test_sigkill_at_the_moment_keeps_the_ledger_exact(
     app, api, simulator, probe, database, start_worker, tmp_path, moment, concurrency
 ):
     simulator.configure(latency_ms=LATENCY_MS)
-    env = {**FAST, "PROPERTYRADAR_CONCURRENCY": str(concurrency)}
+    probe.snapshot_latency = moment.snapshot_latency
+    env = {**FAST, **moment.env, "PROPERTYRADAR_CONCURRENCY": str(concurrency)}
     response = api.post("/api/batch-jobs", json={"criteria": MULTNOMAH})
     assert response.status_code == 201, response.json
     job_id = response.json["id"]
