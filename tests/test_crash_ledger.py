@@ -156,8 +156,7 @@ class Database:
         self.mark = "?" if self.sqlite else "%s"
         self.conn: Any
         if self.sqlite:
-            # timeout=0: a lock attempt fails at once instead of queueing behind the horse.
-            self.conn = sqlite3.connect(parsed.database, timeout=0, isolation_level=None)
+            self.conn = sqlite3.connect(parsed.database, timeout=5, isolation_level=None)
             tables = self.rows("SELECT name FROM sqlite_master WHERE name = 'purchase_journal'")
         else:
             import psycopg
@@ -206,7 +205,12 @@ class Database:
         while True:
             try:
                 if self.sqlite:
-                    self.conn.execute("BEGIN IMMEDIATE")
+                    # Fail at once instead of queueing behind the horse (reads still wait).
+                    self.conn.execute("PRAGMA busy_timeout = 0")
+                    try:
+                        self.conn.execute("BEGIN IMMEDIATE")
+                    finally:
+                        self.conn.execute("PRAGMA busy_timeout = 5000")
                 else:
                     self.conn.execute("BEGIN")
                     self.conn.execute("SET LOCAL lock_timeout = '10ms'")
