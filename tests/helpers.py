@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import psutil
 import sqlalchemy as sa
 from flask import Flask
 
 from radar_app import batches
 from radar_app.extensions import db
-from radar_app.models import BatchJob, JobProperty, Property, User
+from radar_app.models import BatchJob, JobProperty, LedgerEntry, Property, User
 from radar_app.queue import get_queue
 
 T = TypeVar("T")
@@ -85,3 +88,78 @@ def make_job(
             setattr(job, key, value)
         db.session.commit()
         return job.job_id
+
+
+def ledger_total(app: Flask, batch_id: int) -> int:
+    """What the job's ledger says PropertyRadar may have billed: the records of its billed
+    rows plus the records asked for by its "possibly billed" rows (lost responses)."""
+    counted = sa.case(
+        (LedgerEntry.outcome == LedgerEntry.BILLED, sa.func.coalesce(LedgerEntry.result_count, 0)),
+        (LedgerEntry.outcome == LedgerEntry.POSSIBLY_BILLED, LedgerEntry.requested),
+        else_=0,
+    )
+    with app.app_context():
+        return int(
+            db.session.scalar(
+                sa.select(sa.func.coalesce(sa.func.sum(counted), 0)).where(
+                    LedgerEntry.batch_job_id == batch_id
+                )
+            )
+        )
+
+
+def work_horse(worker: psutil.Process) -> psutil.Process | None:
+    """The worker's forked work horse: a child running the same command line, leading a
+    process group of its own (RQ's horse calls setpgrp). The reconciler is a spawned
+    child; between its fork and its exec it too has the worker's command line, but not
+    a group of its own."""
+    for child in worker.children():
+        try:
+            if child.cmdline() == worker.cmdline() and os.getpgid(child.pid) == child.pid:
+                return child
+        except (psutil.NoSuchProcess, ProcessLookupError):
+            continue
+    return None
+
+
+def still_running(processes: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait up to `timeout` s for the processes to exit; those still running. One that
+    exited but whose parent died too stays a zombie until init reaps it: it has exited."""
+
+    def running(process: psutil.Process) -> bool:
+        try:
+            return process.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    deadline = time.monotonic() + timeout
+    while (alive := [p for p in processes if running(p)]) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return alive
+
+
+def sigkill_worker_and_horse(worker: psutil.Process, horse: psutil.Process) -> list[psutil.Process]:
+    """SIGKILL a worker and its work horse, as the OOM killer or a lost machine would: no
+    cleanup. RQ starts each horse in a process group of its own, so killing the worker's
+    group is not enough. Returns once both are dead, with the worker's other children
+    (its reconciler), which must notice and exit by themselves (assert_orphans_exit)."""
+    others = [child for child in worker.children() if child != horse]
+    for process in (worker, horse):
+        process.send_signal(signal.SIGKILL)
+    alive = still_running([worker, horse], timeout=10)
+    assert not alive, f"SIGKILLed processes still run: {alive}"
+    return others
+
+
+def assert_orphans_exit(others: list[psutil.Process], timeout: float = 10) -> None:
+    alive = still_running(others, timeout)
+    assert not alive, f"orphaned children of the killed worker still run: {alive}"
+
+
+def kill_worker_and_horse(pid: int) -> None:
+    """SIGKILL a worker and its work horse; its reconciler process, left behind, must
+    notice and exit by itself."""
+    worker = psutil.Process(pid)
+    horse = work_horse(worker)
+    assert horse is not None, "the worker has no work horse: is a job running?"
+    assert_orphans_exit(sigkill_worker_and_horse(worker, horse))

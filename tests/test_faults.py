@@ -12,9 +12,19 @@ import pytest
 
 from radar_app.models import JobStatus
 from tests.conftest import SIM_TOKEN
-from tests.helpers import MULTNOMAH, job_row, purchase_requests, stored_radar_ids, wait_for
+from tests.helpers import (
+    MULTNOMAH,
+    job_row,
+    ledger_total,
+    purchase_requests,
+    stored_radar_ids,
+    wait_for,
+)
 
 EXPECTED = 2000  # MULTNOMAH: 5 pages of 400
+# Purchase requests in flight per job (issue 11): 1 is strictly sequential, 4 the most
+# the faults below are tried with.
+CONCURRENCY = pytest.mark.parametrize("concurrency", [1, 4], ids=lambda n: f"concurrency-{n}")
 
 
 def create(api, criteria=MULTNOMAH):
@@ -28,36 +38,51 @@ def assert_exact(app, job_id, expected=EXPECTED):
     assert len(ids) == len(set(ids)) == expected
 
 
+def assert_ledger_is_the_bill(app, simulator, job_id):
+    """The job's ledger (billed + possibly billed) is what PropertyRadar billed."""
+    billed = simulator.stats()["billed_records"]
+    assert ledger_total(app, job_row(app, job_id).id) == billed, "ledger != PropertyRadar's bill"
+
+
 def logs(api, job_id):
     return [
         e["message"] for e in api.get(f"/api/batch-jobs/{job_id}/logs?per_page=100").json["items"]
     ]
 
 
+@CONCURRENCY
 @pytest.mark.parametrize("kind", ["500", "502", "503"])
-def test_5xx_burst_is_absorbed(app, api, run_worker, simulator, kind):
+def test_5xx_burst_is_absorbed(app, api, run_worker, simulator, kind, concurrency):
     """Outcome: COMPLETED. Two failures in a row on page 2 are retried."""
+    app.config["PROPERTYRADAR_CONCURRENCY"] = concurrency
     simulator.configure(scripted_faults=[{"kind": kind, "purchase": 1, "after": 1, "times": 2}])
     job_id = create(api)
     run_worker()
     assert job_row(app, job_id).status == JobStatus.COMPLETED
     assert_exact(app, job_id)
     assert simulator.stats()["billed_records"] == EXPECTED  # a 5xx was not billed here
+    assert_ledger_is_the_bill(app, simulator, job_id)
 
 
-def test_429_storm_with_retry_after_is_absorbed(app, api, run_worker, simulator):
+@CONCURRENCY
+def test_429_storm_with_retry_after_is_absorbed(app, api, run_worker, simulator, concurrency):
     """Outcome: COMPLETED after waiting out Retry-After."""
+    app.config["PROPERTYRADAR_CONCURRENCY"] = concurrency
     simulator.configure(retry_after=0.05, scripted_faults=[{"kind": "429", "times": 2}])
     job_id = create(api)
     run_worker()
     assert job_row(app, job_id).status == JobStatus.COMPLETED
     assert_exact(app, job_id)
     assert simulator.stats()["faults"]["429"] == 2
+    assert_ledger_is_the_bill(app, simulator, job_id)
 
 
-def test_malformed_json_is_retried(app, api, run_worker, simulator):
+@CONCURRENCY
+def test_malformed_json_is_retried(app, api, run_worker, simulator, concurrency):
     """Outcome: COMPLETED. The garbled page was billed, so it is bought twice: the only
-    way to get rows whose response was lost; the retry is logged as possibly billed."""
+    way to get rows whose response was lost; the ledger calls the first possibly billed,
+    with its records, so it still adds up to the bill."""
+    app.config["PROPERTYRADAR_CONCURRENCY"] = concurrency
     simulator.configure(
         scripted_faults=[{"kind": "malformed", "purchase": 1, "after": 2, "times": 1}]
     )
@@ -66,6 +91,39 @@ def test_malformed_json_is_retried(app, api, run_worker, simulator):
     assert job_row(app, job_id).status == JobStatus.COMPLETED
     assert_exact(app, job_id)
     assert simulator.stats()["billed_records"] == EXPECTED + 400
+    assert_ledger_is_the_bill(app, simulator, job_id)
+
+
+def test_429_storm_5xx_burst_and_malformed_bodies_together_at_concurrency_4(
+    app, api, run_worker, simulator
+):
+    """Outcome: COMPLETED with every lead once, four purchases in flight through a storm
+    of 429s (one shared pause for all of them), a burst of 5xx and two garbled bodies; the
+    ledger adds up to the bill, which is the job plus the two garbled chunks."""
+    app.config["PROPERTYRADAR_CONCURRENCY"] = 4
+    # Enough attempts that one request meeting every fault in a row still gets through.
+    app.config["PROPERTYRADAR_MAX_ATTEMPTS"] = 15
+    faults = {"429": 6, "500": 2, "502": 1, "503": 1, "malformed": 2}
+    simulator.configure(
+        retry_after=0.05,
+        scripted_faults=[
+            {"kind": "429", "after": 2, "times": faults["429"]},
+            {"kind": "500", "purchase": 1, "after": 1, "times": faults["500"]},
+            {"kind": "502", "purchase": 1, "after": 2, "times": faults["502"]},
+            {"kind": "503", "purchase": 1, "after": 3, "times": faults["503"]},
+            {"kind": "malformed", "purchase": 1, "after": 2, "times": faults["malformed"]},
+        ],
+    )
+    job_id = create(api)
+    run_worker()
+    job = job_row(app, job_id)
+    assert job.status == JobStatus.COMPLETED, job.error_details
+    assert job.success_count == EXPECTED
+    assert_exact(app, job_id)
+    stats = simulator.stats()
+    assert stats["faults"] == faults
+    assert stats["billed_records"] == EXPECTED + 400 * faults["malformed"]
+    assert_ledger_is_the_bill(app, simulator, job_id)
 
 
 def test_response_slower_than_the_client_timeout(app, api, run_worker, simulator):

@@ -5,7 +5,6 @@ Every test uses short recovery settings (FAST) so that a fault is noticed in sec
 
 from __future__ import annotations
 
-import signal
 import time
 
 import psutil
@@ -13,7 +12,14 @@ import pytest
 from redis import Redis
 
 from radar_app.models import JobStatus
-from tests.helpers import MULTNOMAH, OREGON, job_row, stored_radar_ids, wait_for
+from tests.helpers import (
+    MULTNOMAH,
+    OREGON,
+    job_row,
+    kill_worker_and_horse,
+    stored_radar_ids,
+    wait_for,
+)
 
 FAST = {
     "HEARTBEAT_INTERVAL": "0.5",
@@ -33,33 +39,6 @@ def create(api, criteria, **extra) -> str:
 def finished(app, job_id):
     job = job_row(app, job_id)
     return job if not JobStatus(job.status).is_active else None
-
-
-def work_horse(worker: psutil.Process) -> psutil.Process | None:
-    """The worker's forked work horse: a child running the same command line (the
-    reconciler is a spawned child with its own command line)."""
-    for child in worker.children():
-        try:
-            if child.cmdline() == worker.cmdline():
-                return child
-        except psutil.NoSuchProcess:
-            continue
-    return None
-
-
-def kill_worker_and_horse(pid: int) -> None:
-    """SIGKILL a worker and its work horse, as the OOM killer or a lost machine would: no
-    cleanup. RQ starts each horse in its own session, so killing the process group is not
-    enough. The worker's reconciler process, left behind, must notice and exit by itself."""
-    worker = psutil.Process(pid)
-    horse = work_horse(worker)
-    assert horse is not None, "the worker has no work horse: is a job running?"
-    others = [child for child in worker.children() if child != horse]
-    for process in (worker, horse):
-        process.send_signal(signal.SIGKILL)
-    psutil.wait_procs([worker, horse], timeout=10)
-    _, alive = psutil.wait_procs(others, timeout=10)
-    assert not alive, f"orphaned children of the killed worker still run: {alive}"
 
 
 def assert_exact(app, job_id: str, expected: int) -> None:
