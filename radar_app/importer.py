@@ -534,6 +534,8 @@ class _Run:
         waiting to be stored do not count). True when every snapshot row stored so far
         is done, in flight or waiting to be stored (nothing to plan)."""
         while sum(not f.done() for f in self.in_flight) < self.settings.concurrency:
+            if shutdown_requested.is_set():
+                return False  # the app is stopping: buy nothing more (the loop then stops)
             chunk = self._plan(snapshot_done)
             if chunk is None:
                 return not self._unplanned_rows()

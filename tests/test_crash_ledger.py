@@ -114,9 +114,6 @@ class ApiProbe:
     def in_progress(self, *, purchase: bool) -> list[ApiCall]:
         return [c for c in self.calls() if c.purchase == purchase and c.status is None]
 
-    def answered_purchases(self) -> list[ApiCall]:
-        return [c for c in self.calls() if c.purchase and c.status == 200]
-
     def reached(self, radar_ids: frozenset[str]) -> bool:
         return any(c.purchase and c.radar_ids == radar_ids for c in self.calls())
 
@@ -157,7 +154,6 @@ class Database:
         self.conn: Any
         if self.sqlite:
             self.conn = sqlite3.connect(parsed.database, timeout=5, isolation_level=None)
-            tables = self.rows("SELECT name FROM sqlite_master WHERE name = 'purchase_journal'")
         else:
             import psycopg
 
@@ -165,10 +161,6 @@ class Database:
                 parsed.set(drivername="postgresql").render_as_string(hide_password=False),
                 autocommit=True,
             )
-            tables = [row for row in self.rows("SELECT to_regclass('purchase_journal')") if row[0]]
-        # The journal is issue 11's (migration 0007). Without it (the engine before issue
-        # 11) the moments are read from the simulator and the stored properties alone.
-        self.has_journal = bool(tables)
 
     def rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         return list(self.conn.execute(sql.replace("?", self.mark), params).fetchall())
@@ -180,8 +172,6 @@ class Database:
         return JobState(*row)
 
     def journal(self, batch_id: int) -> list[JournalRow]:
-        if not self.has_journal:
-            return []
         rows = self.rows(
             "SELECT radar_ids, CASE WHEN received_at IS NULL THEN 0 ELSE 1 END "
             "FROM purchase_journal WHERE batch_job_id = ?",
@@ -192,16 +182,10 @@ class Database:
             for ids, got in rows
         ]
 
-    def unstored(self, radar_ids: frozenset[str]) -> bool:
-        """Some of these RadarIDs are not stored as properties."""
-        marks = ", ".join("?" * len(radar_ids))
-        sql = f"SELECT count(*) FROM properties WHERE radar_id IN ({marks})"
-        return self.rows(sql, *radar_ids)[0][0] < len(radar_ids)
-
     def lock(self, timeout: float = 0.2) -> bool:
         """Take the write lock a chunk's store needs; False if the horse held it all along."""
         deadline = time.monotonic() + timeout
-        tables = "properties, purchase_journal" if self.has_journal else "properties"
+        tables = "properties, purchase_journal"
         while True:
             try:
                 if self.sqlite:
@@ -284,9 +268,8 @@ class DuringSnapshot(Moment):
             job.phase == "SNAPSHOT" and job.snapshot_count > 0 and probe.in_progress(purchase=False)
         ):
             return False
-        # Issue 11's engine (the one with the journal) buys beside the snapshot: the kill
-        # takes a purchase down with it. The engine before it buys after the snapshot.
-        return not db.has_journal or PurchaseInFlight().seen(db, probe, job_id, 1)
+        # Purchases run beside the snapshot: the kill takes one down with it.
+        return PurchaseInFlight().seen(db, probe, job_id, 1)
 
     def landed(self, db: Database, job_id: str, kill: Kill) -> bool:
         return db.job(job_id).phase == "SNAPSHOT"
@@ -300,8 +283,6 @@ class PurchaseInFlight(Moment):
         # chunks are ready together (more at once is too brief a sight to wait for).
         least = min(concurrency, 2)
         on_the_wire = {call.radar_ids for call in probe.in_progress(purchase=True)}
-        if not db.has_journal:
-            return len(on_the_wire) >= least
         waiting = {row.radar_ids for row in db.journal(db.job(job_id).id) if not row.received}
         return len(on_the_wire & waiting) >= least
 
@@ -313,14 +294,9 @@ class ResponseNotStored(Moment):
     name = "response-not-stored"
 
     def seen(self, db: Database, probe: ApiProbe, job_id: str, concurrency: int) -> bool:
-        if not db.has_journal:
-            # No journal: an answered purchase whose records are not stored yet.
-            return any(db.unstored(call.radar_ids) for call in probe.answered_purchases())
         return any(row.received for row in db.journal(db.job(job_id).id))
 
     def landed(self, db: Database, job_id: str, kill: Kill) -> bool:
-        if not db.has_journal:
-            return True  # seen under the lock, and nobody has written since
         return any(row.received for row in db.journal(db.job(job_id).id))
 
 
@@ -381,9 +357,8 @@ def kill_at(
                 db.unlock()
         time.sleep(0.002)
     journal = db.journal(batch_id)
-    if db.has_journal:
-        # What the engine must call possibly billed: requests it sent without a response.
-        in_flight = [row.radar_ids for row in journal if not row.received]
+    # What the engine must call possibly billed: requests it sent without a response.
+    in_flight = [row.radar_ids for row in journal if not row.received]
     return Kill(in_flight, journal, near_misses), orphans
 
 
