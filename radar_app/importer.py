@@ -63,7 +63,7 @@ from radar_app.claims import claim_records, release, release_all
 from radar_app.defaults import MAX_ROWS_PER_REQUEST
 from radar_app.import_report import chunk_message, completion_summary, shortfall_warning
 from radar_app.joblog import job_context
-from radar_app.jobstate import WORKER, Event, add_log, transition
+from radar_app.jobstate import WORKER, Event, add_log, heartbeat, transition
 from radar_app.journal import PurchaseJournal
 from radar_app.ledger import (
     BudgetExceeded,
@@ -79,7 +79,6 @@ from radar_app.models import (
     JobPhase,
     JobStatus,
     JournaledPurchase,
-    LedgerEntry,
     Property,
     SnapshotItem,
     rows_updated,
@@ -227,18 +226,7 @@ def _cancel_requested(session: DbSession, job: BatchJob) -> bool:
 def _assert_owner(session: DbSession, job: BatchJob, run_id: str, now: datetime) -> None:
     """First statement of each page transaction: still ours? It also takes the row's write
     lock, so recovery cannot requeue the job between this check and the commit."""
-    owned = rows_updated(
-        session,
-        sa.update(BatchJob)
-        .where(
-            BatchJob.id == job.id,
-            BatchJob.rq_job_id == run_id,
-            BatchJob.status == JobStatus.PROCESSING,
-        )
-        .values(heartbeat_at=now)
-        .execution_options(synchronize_session=False),
-    )
-    if owned != 1:
+    if rows_updated(session, heartbeat(job.id, run_id, now)) != 1:
         raise LostOwnership(f"job {job.job_id} was taken over by another run")
 
 
@@ -312,8 +300,9 @@ class _Chunk:
     to_buy: list[str]
     # Stored leads not reused because they lack fields this job asks for.
     lacking_fields: int = 0
-    # The journal row of its first purchase request, written before it is sent.
-    entry: int | None = None
+    # Its journal rows: the first request's written by _plan before it is sent, those of
+    # follow-up requests (the rest of a capped answer) by the purchase thread.
+    entries: list[int] = field(default_factory=list)
 
 
 class _Held(Exception):
@@ -361,7 +350,6 @@ class _Run:
         self.engine = cast(sa.Engine, session.get_bind())
         self.journal = PurchaseJournal(self.engine, job.id, settings.db_retry_for)
         self.in_flight: dict[Future[_Bought], _Chunk] = {}
-        self._next_chunk_number = 1
         self._last_beat = time.monotonic()
         self._logged_wait = False  # "waiting for records another job is buying": once
 
@@ -423,7 +411,6 @@ class _Run:
                 start=job.snapshot_next_start,
                 count=job.snapshot_count,
             )
-        self._next_chunk_number = self._retry_db("chunk numbers", self._first_chunk_number)
         with (
             ThreadPoolExecutor(settings.concurrency, thread_name_prefix="purchase") as buyers,
             ThreadPoolExecutor(settings.snapshot_slots, thread_name_prefix="snapshot") as pages,
@@ -613,18 +600,6 @@ class _Run:
 
     # -- chunks ---------------------------------------------------------------------
 
-    def _first_chunk_number(self) -> int:
-        """A resumed job numbers its chunks on from the earlier runs' (chunk N holds
-        about the records (N-1)*batch_size onwards, and has ledger rows under N)."""
-        last = self.session.scalar(
-            sa.select(sa.func.max(LedgerEntry.page)).where(
-                LedgerEntry.batch_job_id == self.batch_id
-            )
-        )
-        self.session.commit()
-        done = -(-self.job.processed_records // self.settings.batch_size)
-        return max(int(last or 0), done) + 1
-
     def _unplanned_rows(self) -> bool:
         busy = self._busy_radar_ids()
         rows = self.session.scalars(
@@ -673,13 +648,14 @@ class _Run:
                 self._retry_db("claim", partial(self._release, late))
                 reusable |= late
                 to_buy = [rid for rid in to_buy if rid not in late]
-        number = self._next_chunk_number
-        self._next_chunk_number += 1
+        # Numbered by place in the search: chunk N starts at record (N-1)*batch_size+1, in
+        # every run, so a retry calls a chunk what the failed run called it.
+        number = rows[0][0] // size + 1
         chunk = _Chunk(number, positions, reusable, to_buy, lacking)
         if to_buy:
             # Written here, not on the purchase thread: on SQLite the threads would wait
             # for this thread's write lock, in SQLite's busy handler that sleeps in steps.
-            chunk.entry = self.journal.sent(number, to_buy)
+            chunk.entries.append(self.journal.sent(number, to_buy))
         return chunk
 
     def _records_in_flight(self) -> int:
@@ -688,7 +664,7 @@ class _Run:
     def _log_wait_once(self, held: int) -> None:
         if not self._logged_wait:
             self._logged_wait = True
-            self._retry_db("wait", partial(self._log_wait, self._next_chunk_number, held))
+            self._retry_db("wait", partial(self._log_wait, held))
             logger.info("waiting for %d records another job is buying", held)
 
     def _wait_for_other_job(self, held: int) -> None:
@@ -709,12 +685,13 @@ class _Run:
         wanted = list(chunk.to_buy)
         matching: int | None = None  # how many of the chunk still match (first total)
         received = 0
-        entry = chunk.entry
+        entry = chunk.entries[0] if chunk.entries else None
         try:
             while wanted:
                 limit = len(wanted) if matching is None else min(len(wanted), matching - received)
                 if entry is None:
                     entry = self.journal.sent(chunk.number, wanted)
+                    chunk.entries.append(entry)
                 page = self.client.fetch_page(
                     purchase_criteria(self.criteria, wanted), 0, limit, self.fields
                 )
@@ -782,7 +759,7 @@ class _Run:
             )
             self._add_ledger(chunk.number, len(chunk.to_buy), page)
         if bought is not None:
-            self._settle_unanswered(chunk.number, bought)
+            self._settle_unanswered(chunk, bought)
         if chunk.to_buy:
             release(session, job.id, chunk.to_buy)
         job.cost_total += sum(page.total_cost or 0.0 for page in pages)
@@ -832,14 +809,14 @@ class _Run:
             [page.request_id for page in pages],
         )
 
-    def _settle_unanswered(self, number: int, bought: _Bought) -> None:
+    def _settle_unanswered(self, chunk: _Chunk, bought: _Bought) -> None:
         """The chunk's journal rows go with it. A request that went out and got no usable
         answer (its last attempt lost, or this chunk settled after a crash) may have been
         billed: it becomes a "possibly billed" ledger row for the records it asked for."""
         error = bought.error
         lost = bought.incomplete or bool(getattr(error, "last_attempt_possibly_billed", False))
         if lost:
-            for entry in journal.unanswered(self.session, self.batch_id, number):
+            for entry in journal.unanswered(self.session, chunk.entries):
                 why = "no response was stored before the run stopped"
                 if error is not None:
                     why = f"the last attempt failed ({error})"
@@ -847,12 +824,12 @@ class _Run:
                     self.session,
                     self.batch_id,
                     self.owner_id,
-                    number,
+                    chunk.number,
                     len(entry.radar_ids),
                     entry.request_id,
                     f"Purchase sent, {why}; its records may have been billed",
                 )
-        journal.discard(self.session, self.batch_id, number)
+        journal.discard(self.session, chunk.entries)
 
     def _settle_journal(self) -> None:
         """Store what an earlier run of this job bought and did not store (its responses
@@ -892,6 +869,7 @@ class _Run:
             )
             self.session.commit()
             chunk = _Chunk(number, found, set(), [rid for rid in asked if rid in found])
+            chunk.entries = [row.id for row in rows]
             self._store_chunk(chunk, bought)
             logger.info(
                 "chunk %d: %d journaled responses stored, %d unanswered requests",
@@ -904,7 +882,8 @@ class _Run:
         """A chunk of an earlier run whose purchase got no response before it stopped."""
         session, job = self.session, self.job
         _assert_owner(session, job, self.run_id, utcnow())
-        self._settle_unanswered(number, _Bought(incomplete=True))
+        lost = _Chunk(number, {}, set(), [], entries=[row.id for row in rows])
+        self._settle_unanswered(lost, _Bought(incomplete=True))
         asked = sum(len(row.radar_ids) for row in rows)
         add_log(
             session,
@@ -928,7 +907,7 @@ class _Run:
             stored |= upsert_records(session, page, now)[0]
             self._add_ledger(chunk.number, len(chunk.to_buy), page)
         release(session, self.batch_id, chunk.to_buy)
-        journal.discard(session, self.batch_id, chunk.number)
+        journal.discard(session, chunk.entries)
         session.add(
             BatchJobLog(
                 batch_job_id=self.batch_id,
@@ -967,13 +946,13 @@ class _Run:
         release(self.session, self.batch_id, radar_ids)
         self.session.commit()
 
-    def _log_wait(self, number: int, held: int) -> None:
+    def _log_wait(self, held: int) -> None:
         _assert_owner(self.session, self.job, self.run_id, utcnow())
         add_log(
             self.session,
             self.job,
             "INFO",
-            f"Chunk {number}: waiting for {held:,} records another job is buying right now; "
+            f"Waiting for {held:,} records another job is buying right now; "
             "they will be reused, not bought twice",
         )
         self.session.commit()

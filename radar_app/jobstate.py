@@ -139,6 +139,21 @@ def log_newest_first(job: BatchJob) -> sa.Select[tuple[BatchJobLog]]:
     )
 
 
+def heartbeat(batch_id: int, run_id: str, now: datetime) -> sa.Update:
+    """The UPDATE a run beats its heart with. It changes the row only while the run still
+    owns the job (PROCESSING under its RQ id): 0 rows means another run has it now."""
+    return (
+        sa.update(BatchJob)
+        .where(
+            BatchJob.id == batch_id,
+            BatchJob.rq_job_id == run_id,
+            BatchJob.status == JobStatus.PROCESSING,
+        )
+        .values(heartbeat_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def transition(
     session: DbSession,
     job: BatchJob,

@@ -132,23 +132,18 @@ def left_over(session: DbSession, batch_id: int) -> list[JournaledPurchase]:
     )
 
 
-def unanswered(session: DbSession, batch_id: int, chunk: int) -> list[JournaledPurchase]:
-    """The chunk's requests that went out and got no response."""
+def unanswered(session: DbSession, entry_ids: list[int]) -> list[JournaledPurchase]:
+    """Those of these requests that went out and got no response."""
     return list(
         session.scalars(
             sa.select(JournaledPurchase).where(
-                JournaledPurchase.batch_job_id == batch_id,
-                JournaledPurchase.chunk == chunk,
-                JournaledPurchase.received_at.is_(None),
+                JournaledPurchase.id.in_(entry_ids), JournaledPurchase.received_at.is_(None)
             )
         )
     )
 
 
-def discard(session: DbSession, batch_id: int, chunk: int) -> None:
-    """Delete the chunk's rows (no commit: in the transaction that stores the chunk)."""
-    session.execute(
-        sa.delete(JournaledPurchase).where(
-            JournaledPurchase.batch_job_id == batch_id, JournaledPurchase.chunk == chunk
-        )
-    )
+def discard(session: DbSession, entry_ids: list[int]) -> None:
+    """Delete these rows (no commit: in the transaction that stores their chunk)."""
+    if entry_ids:
+        session.execute(sa.delete(JournaledPurchase).where(JournaledPurchase.id.in_(entry_ids)))
