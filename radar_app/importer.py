@@ -49,6 +49,7 @@ import logging
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -350,6 +351,8 @@ class _Run:
         self.engine = cast(sa.Engine, session.get_bind())
         self.journal = PurchaseJournal(self.engine, job.id, settings.db_retry_for)
         self.in_flight: dict[Future[_Bought], _Chunk] = {}
+        # Chunks planned to replace those on the wire (see _prepare).
+        self._ready: list[_Chunk] = []
         self._last_beat = time.monotonic()
         self._logged_wait = False  # "waiting for records another job is buying": once
 
@@ -458,11 +461,23 @@ class _Run:
                     self._snapshot_page_arrived(future)
             if bought_now and self._stop is None and self._issue(buyers, pages):
                 return True
-            for future in bought_now:
+            to_store = deque(bought_now)
+            while to_store:
+                future = to_store.popleft()
                 chunk, bought = self.in_flight.pop(future), future.result()
                 self._store_chunk(chunk, bought)
                 if bought.error is not None and self._error is None:
                     self._stop, self._error = "error", bought.error
+                # Answers that came in while it was stored: journal them and send their
+                # replacements before the next store, not after all of them.
+                fresh = [f for f in self.in_flight if f.done() and f not in to_store]
+                for answered in fresh:
+                    self._journal_responses(answered.result())
+                if fresh and self._stop is None:
+                    self._issue(buyers, pages)
+                to_store.extend(fresh)
+            if self._stop is None:
+                self._prepare(snapshot_done=self._plan_state is None)
             if not arrived:
                 self._beat_now_and_then()
         if self._stop == "error" and self._error is not None:
@@ -523,20 +538,41 @@ class _Run:
         while sum(not f.done() for f in self.in_flight) < self.settings.concurrency:
             if shutdown_requested.is_set():
                 return False  # the app is stopping: buy nothing more (the loop then stops)
-            chunk = self._plan(snapshot_done)
+            chunk = self._ready.pop(0) if self._ready else self._plan(snapshot_done)
             if chunk is None:
                 return not self._unplanned_rows()
             if not chunk.to_buy:
                 self._store_chunk(chunk, None)
                 continue
+            # Written here, not on the purchase thread: on SQLite the threads would wait
+            # for this thread's write lock, in SQLite's busy handler that sleeps in steps.
+            chunk.entries.append(self.journal.sent(chunk.number, chunk.to_buy))
             # copy_context: the purchase thread's log lines keep this job's id.
             future = buyers.submit(contextvars.copy_context().run, self._buy, chunk)
             self.in_flight[future] = chunk
         return False
 
+    def _prepare(self, snapshot_done: bool) -> None:
+        """Plan the chunks that will replace those on the wire (reuse decided, records
+        claimed) while waiting for their answers, so an answer's replacement goes out at
+        once. Their journal rows are written when they are sent."""
+        try:
+            while len(self._ready) < self.settings.concurrency and not self._blocked:
+                chunk = self._plan(snapshot_done)
+                if chunk is None or not chunk.to_buy:
+                    if chunk is not None:
+                        self._ready.append(chunk)  # stored (reused) by the next _fill
+                    return
+                self._ready.append(chunk)
+        except (BudgetExceeded, _Held):
+            return  # _fill meets it again with the exact figures, and decides
+
     def _drain(self) -> None:
         """The run is ending on an error: store the purchases still in flight (they are
         paid for). Whatever cannot be stored now is in the journal for the next run."""
+        # The error may have left a transaction open (LostOwnership from a guarded UPDATE
+        # keeps SQLite's write lock): the journal writes below use other connections.
+        self.session.rollback()
         for future, chunk in list(self.in_flight.items()):
             try:
                 self._store_chunk(chunk, future.result())
@@ -611,7 +647,8 @@ class _Run:
         return any(rid not in busy for rid in rows)
 
     def _busy_radar_ids(self) -> set[str]:
-        return {rid for chunk in self.in_flight.values() for rid in chunk.positions}
+        chunks = [*self.in_flight.values(), *self._ready]
+        return {rid for chunk in chunks for rid in chunk.positions}
 
     def _plan(self, snapshot_done: bool) -> _Chunk | None:
         """The next chunk: up to batch_size snapshot rows not stored and not in flight, in
@@ -652,14 +689,12 @@ class _Run:
         # every run, so a retry calls a chunk what the failed run called it.
         number = rows[0][0] // size + 1
         chunk = _Chunk(number, positions, reusable, to_buy, lacking)
-        if to_buy:
-            # Written here, not on the purchase thread: on SQLite the threads would wait
-            # for this thread's write lock, in SQLite's busy handler that sleeps in steps.
-            chunk.entries.append(self.journal.sent(number, to_buy))
         return chunk
 
     def _records_in_flight(self) -> int:
-        return sum(len(chunk.to_buy) for chunk in self.in_flight.values())
+        """Records being bought: on the wire, answered and not stored yet, or planned."""
+        chunks = [*self.in_flight.values(), *self._ready]
+        return sum(len(chunk.to_buy) for chunk in chunks)
 
     def _log_wait_once(self, held: int) -> None:
         if not self._logged_wait:
