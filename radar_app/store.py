@@ -18,7 +18,6 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from radar_app.leads import LEAD_COLUMNS, lead_values
 from radar_app.models import BatchJob, DbSession, Property
@@ -80,15 +79,6 @@ def retry_transaction(session: DbSession, what: str, work: Callable[[], T], retr
         if tries:
             logger.warning("%s: stored after %d database retries", what, tries)
         return result
-
-
-def dialect_insert(session: DbSession, table: sa.Table) -> Any:
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(table)
-    if dialect == "sqlite":
-        return sqlite.insert(table)
-    raise RuntimeError(f"Unsupported database dialect: {dialect}")
 
 
 # -- the hot path --------------------------------------------------------------------

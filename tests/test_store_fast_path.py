@@ -16,13 +16,14 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask
+from sqlalchemy.dialects import postgresql, sqlite
 
 from radar_app.extensions import db
 from radar_app.leads import LEAD_COLUMNS, lead_columns, lead_values
 from radar_app.models import BatchJob, JobProperty, Property, SnapshotItem, User
 from radar_app.propertyradar.client import Page
 from radar_app.propertyradar.coerce import radar_id_of
-from radar_app.store import dialect_insert, store_page, store_snapshot_items, upsert_records
+from radar_app.store import store_page, store_snapshot_items, upsert_records
 from simulator.dataset import get_dataset
 
 # -- the store path before the fast path: the oracle ---------------------------------
@@ -30,6 +31,12 @@ from simulator.dataset import get_dataset
 _UPDATABLE = [
     c.name for c in Property.__table__.columns if c.name not in {"id", "radar_id", "first_seen_at"}
 ]
+
+
+def dialect_insert(session: Any, table: sa.Table) -> Any:
+    """The ORM path's INSERT of the dialect (the reference the fast path is held to)."""
+    name = session.get_bind().dialect.name
+    return postgresql.insert(table) if name == "postgresql" else sqlite.insert(table)
 
 
 def _old_upsert_records(session: Any, page: Page, now: datetime) -> tuple[set[str], int]:
