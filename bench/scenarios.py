@@ -634,7 +634,10 @@ class Bench:
         running = sum(j.status == "PROCESSING" for j in self.jobs(ids))
         with self.ctx():
             for job in db.session.scalars(sa.select(BatchJob).where(BatchJob.id.in_(ids))):
-                batches.request_cancel(db.session, get_queue(), job)
+                try:
+                    batches.request_cancel(db.session, get_queue(), job)
+                except batches.InvalidTransition:
+                    pass  # it finished while the pollers ran: nothing to cancel
         self.wait(ids, timeout=120)
         context = (
             f"{self.sizes.pollers} pollers, {self.sizes.table_jobs:,} jobs in the table, "
