@@ -8,6 +8,7 @@ import time
 import psutil
 import pytest
 import sqlalchemy as sa
+import sqlalchemy.orm as so
 from redis import Redis
 
 from radar_app import recovery
@@ -117,6 +118,7 @@ def test_a_replaced_run_stops_without_storing_more(app, api, run_worker, simulat
         batch = db.session.scalar(sa.select(BatchJob).where(BatchJob.job_id == job_id))
         first_run = batch.rq_job_id
         real_client = build_client(app.config, get_redis())
+        engine = db.engine
         pages = []
 
         class TakenOverClient:
@@ -129,10 +131,12 @@ def test_a_replaced_run_stops_without_storing_more(app, api, run_worker, simulat
                 page = real_client.fetch_page(*args, **kwargs)
                 pages.append(page)
                 if len(pages) == 2:  # recovery decides this run is dead, mid-page
-                    with app.app_context():
-                        stale = db.session.get(BatchJob, batch.id)
+                    # On a session of its own, as the reconciler process has: this runs on
+                    # a purchase thread, beside the run's own session.
+                    with app.app_context(), so.Session(engine) as session:
+                        stale = session.get(BatchJob, batch.id)
                         settings = QueueSettings.from_config(app.config)
-                        assert recovery.requeue(db.session, get_queue(), settings, stale, "test")
+                        assert recovery.requeue(session, get_queue(), settings, stale, "test")
                 return page
 
         status = run_import(
