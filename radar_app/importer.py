@@ -65,7 +65,7 @@ from radar_app.defaults import MAX_ROWS_PER_REQUEST
 from radar_app.import_report import chunk_message, completion_summary, shortfall_warning
 from radar_app.joblog import job_context
 from radar_app.jobstate import WORKER, Event, add_log, heartbeat, transition
-from radar_app.journal import PurchaseJournal
+from radar_app.journal import PurchaseJournal, SentRequest
 from radar_app.ledger import (
     BudgetExceeded,
     check_budget,
@@ -282,7 +282,7 @@ class _Bought:
     error: Exception | None = None
     incomplete: bool = False
     # Per page: its journal row, and its records parsed on the purchase thread.
-    entries: list[int] = field(default_factory=list)
+    entries: list[SentRequest] = field(default_factory=list)
     coerced: list[CoercedPage] = field(default_factory=list)
     journaled: bool = False
 
@@ -303,7 +303,11 @@ class _Chunk:
     lacking_fields: int = 0
     # Its journal rows: the first request's written by _plan before it is sent, those of
     # follow-up requests (the rest of a capped answer) by the purchase thread.
-    entries: list[int] = field(default_factory=list)
+    entries: list[SentRequest] = field(default_factory=list)
+
+    @property
+    def entry_ids(self) -> list[int]:
+        return [entry.entry_id for entry in self.entries]
 
 
 class _Held(Exception):
@@ -314,9 +318,13 @@ class _Held(Exception):
         self.count = count
 
 
-# The chunk a purchase thread is buying, for the ledger rows of its lost attempts.
+# The chunk a purchase thread is buying and the request it is sending, for the ledger
+# rows of its lost attempts.
 _current_chunk: contextvars.ContextVar[int | None] = contextvars.ContextVar(
     "current_chunk", default=None
+)
+_current_request: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "current_request", default=None
 )
 
 
@@ -727,8 +735,13 @@ class _Run:
                 if entry is None:
                     entry = self.journal.sent(chunk.number, wanted)
                     chunk.entries.append(entry)
+                _current_request.set(entry.client_request_id)
                 page = self.client.fetch_page(
-                    purchase_criteria(self.criteria, wanted), 0, limit, self.fields
+                    purchase_criteria(self.criteria, wanted),
+                    0,
+                    limit,
+                    self.fields,
+                    client_request_id=entry.client_request_id,
                 )
                 bought.pages.append(page)
                 bought.entries.append(entry)
@@ -752,7 +765,12 @@ class _Run:
 
     def _journal_responses(self, bought: _Bought) -> None:
         if bought.entries and not bought.journaled:
-            self.journal.received(list(zip(bought.entries, bought.pages, strict=True)))
+            self.journal.received(
+                [
+                    (entry.entry_id, page)
+                    for entry, page in zip(bought.entries, bought.pages, strict=True)
+                ]
+            )
             bought.journaled = True
 
     def _store_chunk(self, chunk: _Chunk, bought: _Bought | None) -> None:
@@ -782,6 +800,7 @@ class _Run:
         stored: set[str] = set()
         pages = bought.pages if bought is not None else []
         coerced = bought.coerced if bought is not None else []
+        sent = bought.entries if bought is not None else []
         for index, page in enumerate(pages):
             parsed = coerced[index] if index < len(coerced) else None
             linked, page_missing, page_stored = store_page(
@@ -792,7 +811,7 @@ class _Run:
                 missing + page_missing,
                 stored | page_stored,
             )
-            self._add_ledger(chunk.number, len(chunk.to_buy), page)
+            self._add_ledger(chunk.number, len(chunk.to_buy), page, sent[index])
         if bought is not None:
             self._settle_unanswered(chunk, bought)
         if chunk.to_buy:
@@ -851,7 +870,7 @@ class _Run:
         error = bought.error
         lost = bought.incomplete or bool(getattr(error, "last_attempt_possibly_billed", False))
         if lost:
-            for entry in journal.unanswered(self.session, chunk.entries):
+            for entry in journal.unanswered(self.session, chunk.entry_ids):
                 why = "no response was stored before the run stopped"
                 if error is not None:
                     why = f"the last attempt failed ({error})"
@@ -862,9 +881,10 @@ class _Run:
                     chunk.number,
                     len(entry.radar_ids),
                     entry.request_id,
+                    entry.client_request_id,
                     f"Purchase sent, {why}; its records may have been billed",
                 )
-        journal.discard(self.session, chunk.entries)
+        journal.discard(self.session, chunk.entry_ids)
 
     def _settle_journal(self) -> None:
         """Store what an earlier run of this job bought and did not store (its responses
@@ -891,6 +911,8 @@ class _Run:
             bought = _Bought(
                 pages=pages,
                 incomplete=len(answered) < len(rows) or received < matching,
+                entries=[SentRequest.of(row) for row in answered],
+                journaled=True,
             )
             found = dict(
                 self.session.execute(
@@ -904,7 +926,7 @@ class _Run:
             )
             self.session.commit()
             chunk = _Chunk(number, found, set(), [rid for rid in asked if rid in found])
-            chunk.entries = [row.id for row in rows]
+            chunk.entries = [SentRequest.of(row) for row in rows]
             self._store_chunk(chunk, bought)
             logger.info(
                 "chunk %d: %d journaled responses stored, %d unanswered requests",
@@ -917,7 +939,7 @@ class _Run:
         """A chunk of an earlier run whose purchase got no response before it stopped."""
         session, job = self.session, self.job
         _assert_owner(session, job, self.run_id, utcnow())
-        lost = _Chunk(number, {}, set(), [], entries=[row.id for row in rows])
+        lost = _Chunk(number, {}, set(), [], entries=[SentRequest.of(row) for row in rows])
         self._settle_unanswered(lost, _Bought(incomplete=True))
         asked = sum(len(row.radar_ids) for row in rows)
         add_log(
@@ -938,11 +960,11 @@ class _Run:
         that owns the job now reuses them instead of buying them again."""
         session, now = self.session, utcnow()
         stored: set[str] = set()
-        for page in bought.pages:
+        for page, sent in zip(bought.pages, bought.entries, strict=True):
             stored |= upsert_records(session, page, now)[0]
-            self._add_ledger(chunk.number, len(chunk.to_buy), page)
+            self._add_ledger(chunk.number, len(chunk.to_buy), page, sent)
         release(session, self.batch_id, chunk.to_buy)
-        journal.discard(session, chunk.entries)
+        journal.discard(session, chunk.entry_ids)
         session.add(
             BatchJobLog(
                 batch_job_id=self.batch_id,
@@ -955,8 +977,16 @@ class _Run:
         session.commit()
         logger.warning("stored %d records of an orphaned purchase", len(stored))
 
-    def _add_ledger(self, chunk_number: int, requested: int, page: Page) -> None:
-        record_billed(self.session, self.batch_id, self.owner_id, chunk_number, requested, page)
+    def _add_ledger(self, chunk_number: int, requested: int, page: Page, sent: SentRequest) -> None:
+        record_billed(
+            self.session,
+            self.batch_id,
+            self.owner_id,
+            chunk_number,
+            requested,
+            page,
+            sent.client_request_id,
+        )
 
     def _complete(self) -> None:
         warning = shortfall_warning(self.job)
@@ -1031,7 +1061,12 @@ class _Run:
         it. Runs on the purchase thread that sent the attempt."""
         if event.purchase and event.possibly_billed:
             record_possibly_billed(
-                self.engine, self.batch_id, self.owner_id, _current_chunk.get(), event
+                self.engine,
+                self.batch_id,
+                self.owner_id,
+                _current_chunk.get(),
+                event,
+                _current_request.get(),
             )
 
     def _cancel_requested(self) -> bool:

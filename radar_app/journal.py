@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import sqlalchemy as sa
 
@@ -42,26 +43,40 @@ T = TypeVar("T")
 _TABLE = JournaledPurchase.__table__
 
 
+class SentRequest(NamedTuple):
+    """A journaled purchase request: its row, and the id it is sent with
+    (X-Client-Request-Id, copied to its ledger row)."""
+
+    entry_id: int
+    client_request_id: str | None  # None on rows journaled before these ids existed
+
+    @classmethod
+    def of(cls, row: JournaledPurchase) -> SentRequest:
+        return cls(row.id, row.client_request_id)
+
+
 class PurchaseJournal:
     """The journal rows of one job, written from any thread."""
 
     def __init__(self, engine: sa.Engine, batch_id: int, retry_for: float) -> None:
         self.engine, self.batch_id, self.retry_for = engine, batch_id, retry_for
 
-    def sent(self, chunk: int, radar_ids: list[str]) -> int:
-        """Write down a purchase about to be sent; returns its row id. Raises (and then
-        the purchase is not sent) if the database stays unavailable."""
+    def sent(self, chunk: int, radar_ids: list[str]) -> SentRequest:
+        """Write down a purchase about to be sent. Raises (and then the purchase is not
+        sent) if the database stays unavailable."""
+        client_request_id = str(uuid.uuid4())
         row = {
             "batch_job_id": self.batch_id,
             "chunk": chunk,
             "radar_ids": radar_ids,
             "sent_at": utcnow(),
+            "client_request_id": client_request_id,
         }
 
-        def insert() -> int:
+        def insert() -> SentRequest:
             with self.engine.begin() as conn:
                 result = conn.execute(sa.insert(_TABLE).returning(_TABLE.c.id), row)
-                return int(result.scalar_one())
+                return SentRequest(int(result.scalar_one()), client_request_id)
 
         return self._retrying("journal the purchase", insert)
 

@@ -55,7 +55,13 @@ def check_budget(session: DbSession, user_id: int, wanted: int) -> None:
 
 
 def record_billed(
-    session: DbSession, job_id: int, user_id: int, chunk_number: int, requested: int, page: Page
+    session: DbSession,
+    job_id: int,
+    user_id: int,
+    chunk_number: int,
+    requested: int,
+    page: Page,
+    client_request_id: str | None,
 ) -> None:
     """Ledger row for a purchase the API answered (no commit: it is stored with the chunk)."""
     session.add(
@@ -68,12 +74,18 @@ def record_billed(
             result_count=page.result_count,
             total_cost=page.total_cost,
             request_id=page.request_id,
+            client_request_id=client_request_id,
         )
     )
 
 
 def record_possibly_billed(
-    engine: sa.Engine, job_id: int, user_id: int, chunk_number: int | None, event: RetryEvent
+    engine: sa.Engine,
+    job_id: int,
+    user_id: int,
+    chunk_number: int | None,
+    event: RetryEvent,
+    client_request_id: str | None,
 ) -> None:
     """Ledger row for a purchase whose response was lost: it may have been billed.
     Written on its own connection at once, so a crash right after cannot lose it."""
@@ -87,6 +99,7 @@ def record_possibly_billed(
         "result_count": None,
         "total_cost": None,
         "request_id": event.error.request_id,
+        "client_request_id": client_request_id,
         "note": f"Attempt {event.attempt} failed ({event.error}); retried"[:300],
     }
     with engine.begin() as conn:
@@ -100,6 +113,7 @@ def record_unanswered(
     chunk_number: int,
     requested: int,
     request_id: str | None,
+    client_request_id: str | None,
     why: str,
 ) -> None:
     """Ledger row for a journaled purchase that went out and never got a usable response
@@ -115,6 +129,7 @@ def record_unanswered(
             result_count=None,
             total_cost=None,
             request_id=request_id,
+            client_request_id=client_request_id,
             note=why[:300],
         )
     )

@@ -358,6 +358,8 @@ class LedgerEntry(Model):
     result_count: so.Mapped[int | None]
     total_cost: so.Mapped[float | None]
     request_id: so.Mapped[str | None] = so.mapped_column(sa.String(64))
+    # Ours, sent as X-Client-Request-Id: which request of ours the row stands for.
+    client_request_id: so.Mapped[str | None] = so.mapped_column(sa.String(36))
     note: so.Mapped[str | None] = so.mapped_column(sa.String(300))
 
 
@@ -380,6 +382,7 @@ class JournaledPurchase(Model):
     received_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime)
     response: so.Mapped[str | None] = so.mapped_column(sa.Text)
     request_id: so.Mapped[str | None] = so.mapped_column(sa.String(64))
+    client_request_id: so.Mapped[str | None] = so.mapped_column(sa.String(36))
 
 
 class PurchaseClaim(Model):

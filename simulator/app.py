@@ -132,7 +132,8 @@ class Simulator:
         """Snapshot of what was served and billed (``tail``: only the last N log rows).
 
         Keys: ``requests`` (log of the last 100,000 API requests: t, method, path,
-        purchase, start, limit, status, result_count, fault, request_id, billed);
+        purchase, start, limit, status, result_count, fault, request_id, client_request_id,
+        billed);
         ``purchase_requests`` (Purchase=1 requests the server processed with a 200,
         including slow and malformed deliveries); ``count_requests`` (the same for
         Purchase=0); ``billed_records`` and ``billed_radar_ids`` (every billed row, also
@@ -231,6 +232,9 @@ class Simulator:
             "result_count": 0,
             "fault": None,
             "request_id": rid,
+            # The caller's name for the request, if it sent one (radar_app does for each
+            # purchase): lets a test match its ledger rows to what was served and billed.
+            "client_request_id": request.headers.get("X-Client-Request-Id"),
         }
         headers = {"X-Radar-Request-Id": rid}
         if not request.path.startswith("/v1/"):

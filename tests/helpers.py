@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import psutil
@@ -106,6 +108,75 @@ def ledger_total(app: Flask, batch_id: int) -> int:
                 )
             )
         )
+
+
+@dataclass
+class LedgerCheck:
+    """A job's ledger matched row by row (by X-Client-Request-Id) with the requests the
+    simulator served and billed."""
+
+    # Records PropertyRadar billed that no ledger row of the job accounts for.
+    unaccounted: int
+    # "Possibly billed" rows for requests PropertyRadar never saw (the horse was killed
+    # after journaling the request and before it left): (chunk, records asked for).
+    never_sent: list[tuple[int | None, int]]
+    # Requests whose ledger rows say more or less than PropertyRadar billed for them,
+    # other than the never-sent ones: (client request id, ledger, billed).
+    mismatched: list[tuple[str | None, int, int]]
+
+
+def check_ledger(app: Flask, batch_id: int, stats: dict[str, Any]) -> LedgerCheck:
+    """Match the job's ledger rows with the simulator's request log (``stats``)."""
+    billed: dict[str | None, int] = defaultdict(int)
+    for request in stats["requests"]:
+        if request["purchase"]:
+            billed[request.get("client_request_id")] += request.get("billed", 0)
+    with app.app_context():
+        rows = db.session.scalars(
+            sa.select(LedgerEntry).where(LedgerEntry.batch_job_id == batch_id)
+        ).all()
+        ledger: dict[str | None, int] = defaultdict(int)
+        possibly: dict[str | None, list[LedgerEntry]] = defaultdict(list)
+        for row in rows:
+            if row.outcome == LedgerEntry.BILLED:
+                ledger[row.client_request_id] += row.result_count or 0
+            else:
+                ledger[row.client_request_id] += row.requested
+                possibly[row.client_request_id].append(row)
+        never_sent = [
+            (row.page, row.requested)
+            for request_id, ledgered in possibly.items()
+            if request_id is not None and request_id not in billed
+            for row in ledgered
+        ]
+    unaccounted = sum(n for request_id, n in billed.items() if request_id not in ledger)
+    mismatched = [
+        (request_id, ledger[request_id], billed.get(request_id, 0))
+        for request_id in ledger
+        if ledger[request_id] != billed.get(request_id, 0)
+        and not (request_id in possibly and request_id not in billed)
+    ]
+    return LedgerCheck(unaccounted, never_sent, mismatched)
+
+
+def assert_ledger_matches_bill(
+    app: Flask, batch_id: int, stats: dict[str, Any], *, killed_before_sending: int = 0
+) -> None:
+    """The job's ledger says what PropertyRadar billed, request by request: no billed
+    record outside it, and each row equal to what its request was billed. The one
+    exception is a horse SIGKILLed between journaling a request and sending it: the
+    request is "possibly billed" (nothing can tell) though PropertyRadar never saw it;
+    at most `killed_before_sending` such requests are allowed."""
+    check = check_ledger(app, batch_id, stats)
+    assert check.unaccounted == 0, f"{check.unaccounted} billed records not in the ledger"
+    assert check.mismatched == [], "ledger rows that differ from what was billed"
+    assert len(check.never_sent) <= killed_before_sending, check.never_sent
+    over = sum(records for _chunk, records in check.never_sent)
+    total = ledger_total(app, batch_id)
+    assert total == stats["billed_records"] + over, (
+        f"the ledger says {total}, PropertyRadar billed {stats['billed_records']}, "
+        f"{over} records of requests that never left"
+    )
 
 
 def work_horse(worker: psutil.Process) -> psutil.Process | None:

@@ -43,6 +43,7 @@ from radar_app.models import JobStatus
 from simulator import Simulator
 from tests.helpers import (
     MULTNOMAH,
+    assert_ledger_matches_bill,
     assert_orphans_exit,
     job_row,
     ledger_total,
@@ -431,6 +432,8 @@ def test_sigkill_at_the_moment_keeps_the_ledger_exact(
         f"the ledger (billed + possibly billed) says {ledger}, PropertyRadar billed "
         f"{billed}; {kill.records_in_flight} records were in flight at the kill"
     )
+    # Row by row too: each kill here lands at a moment the simulator has seen.
+    assert_ledger_matches_bill(app, job.id, stats)
     billed_again = sum(n - 1 for n in stats["billed_radar_ids"].values() if n > 1)
     assert billed_again <= kill.records_in_flight, (
         f"{billed_again} records billed twice, {kill.records_in_flight} were in flight"

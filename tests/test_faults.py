@@ -14,8 +14,8 @@ from radar_app.models import JobStatus
 from tests.conftest import SIM_TOKEN
 from tests.helpers import (
     MULTNOMAH,
+    assert_ledger_matches_bill,
     job_row,
-    ledger_total,
     purchase_requests,
     stored_radar_ids,
     wait_for,
@@ -39,9 +39,8 @@ def assert_exact(app, job_id, expected=EXPECTED):
 
 
 def assert_ledger_is_the_bill(app, simulator, job_id):
-    """The job's ledger (billed + possibly billed) is what PropertyRadar billed."""
-    billed = simulator.stats()["billed_records"]
-    assert ledger_total(app, job_row(app, job_id).id) == billed, "ledger != PropertyRadar's bill"
+    """The job's ledger (billed + possibly billed) is what PropertyRadar billed, row by row."""
+    assert_ledger_matches_bill(app, job_row(app, job_id).id, simulator.stats())
 
 
 def logs(api, job_id):

@@ -58,6 +58,9 @@ log = logging.getLogger(__name__)
 USER_AGENT = "radar_app/1.0 (PropertyRadar lead import)"
 REQUEST_ID_HEADER = "X-Radar-Request-Id"
 PROPERTIES_PATH = "/v1/properties"
+# Our name for a purchase, sent with each of its attempts: ledger rows carry it, so support
+# (and the tests, against the simulator's log) can match a row to the request it stands for.
+CLIENT_REQUEST_ID_HEADER = "X-Client-Request-Id"
 # Bytes asked for per body read; a read returns as soon as any bytes arrive.
 BODY_READ_SIZE = 64 * 1024
 # Where the token is set, for the message shown when PropertyRadar rejects it.
@@ -321,11 +324,14 @@ class PropertyRadarClient:
         start: int,
         limit: int,
         fields: Sequence[str] | None = None,
+        client_request_id: str | None = None,
     ) -> Page:
         """Buy one page of full records (``Purchase=1``): every returned row is billed.
 
         ``fields`` defaults to :data:`LEAD_FIELDS`; field count does not change the price,
-        but the API caps a request at about 50 fields.
+        but the API caps a request at about 50 fields. ``client_request_id`` is sent as
+        the ``X-Client-Request-Id`` header of every attempt: the caller's name for the
+        purchase, to match its records with what PropertyRadar saw.
         """
         if isinstance(fields, str):
             raise ValueError("fields must be a sequence of field names, not a string")
@@ -341,6 +347,7 @@ class PropertyRadarClient:
             limit=limit,
             purchase=True,
             fields=[f.strip() for f in field_list],
+            client_request_id=client_request_id,
         )
 
     @property
@@ -380,6 +387,7 @@ class PropertyRadarClient:
         limit: int,
         purchase: bool,
         fields: Sequence[str],
+        client_request_id: str | None = None,
     ) -> Page:
         normalized = validate_criteria(criteria)  # raises CriteriaError, no request made
         if isinstance(start, bool) or not isinstance(start, int) or start < 0:
@@ -397,7 +405,12 @@ class PropertyRadarClient:
             "Fields": ",".join(fields),
         }
         body = {"Criteria": normalized}
-        return self._request_with_retries(params, body, purchase=purchase, start=start, limit=limit)
+        headers = self._headers()
+        if client_request_id is not None:
+            headers[CLIENT_REQUEST_ID_HEADER] = client_request_id
+        return self._request_with_retries(
+            params, body, headers, purchase=purchase, start=start, limit=limit
+        )
 
     def _headers(self) -> dict[str, str]:
         return {
@@ -417,6 +430,7 @@ class PropertyRadarClient:
         self,
         params: dict[str, str],
         body: dict[str, Any],
+        headers: dict[str, str],
         *,
         purchase: bool,
         start: int,
@@ -436,7 +450,7 @@ class PropertyRadarClient:
             if self._rate_limiter is not None:
                 self._rate_limiter.acquire()
             try:
-                return self._attempt(params, body, start=start, limit=limit)
+                return self._attempt(params, body, headers, start=start, limit=limit)
             except PropertyRadarError as error:
                 self._scrub(error)
                 error.attempts = attempt
@@ -463,7 +477,13 @@ class PropertyRadarClient:
                 self._sleep(delay)
 
     def _attempt(
-        self, params: dict[str, str], body: dict[str, Any], *, start: int, limit: int
+        self,
+        params: dict[str, str],
+        body: dict[str, Any],
+        headers: dict[str, str],
+        *,
+        start: int,
+        limit: int,
     ) -> Page:
         # Build the query by hand so the Fields commas stay literal (readable in logs).
         url = f"{self.base_url}{PROPERTIES_PATH}?{urlencode(params, safe=',')}"
@@ -474,7 +494,7 @@ class PropertyRadarClient:
             response = self.session.post(
                 url,
                 data=json.dumps(body),
-                headers=self._headers(),
+                headers=headers,
                 timeout=(self.connect_timeout, self.deadline),
                 allow_redirects=False,
                 stream=True,
