@@ -361,6 +361,10 @@ class _Run:
         self.in_flight: dict[Future[_Bought], _Chunk] = {}
         # Chunks planned to replace those on the wire (see _prepare).
         self._ready: list[_Chunk] = []
+        # Every snapshot row before this position is stored, planned, or not listed yet:
+        # _plan reads from here, not past the rows of every chunk in flight again. A
+        # snapshot page that arrives late (pages come back out of order) moves it back.
+        self._scan_from = 0
         self._last_beat = time.monotonic()
         self._logged_wait = False  # "waiting for records another job is buying": once
 
@@ -629,6 +633,7 @@ class _Run:
         job.snapshot_next_start = answered.checkpoint
         session.commit()
         plan.answered(start, limit, len(page.results), page.total_result_count, added)
+        self._scan_from = min(self._scan_from, start)
         logger.info("snapshot start=%d ids=%d", start, len(page.results))
 
     def _close_snapshot(self) -> None:
@@ -645,36 +650,40 @@ class _Run:
     # -- chunks ---------------------------------------------------------------------
 
     def _unplanned_rows(self) -> bool:
-        busy = self._busy_radar_ids()
-        rows = self.session.scalars(
-            sa.select(SnapshotItem.radar_id)
-            .where(SnapshotItem.batch_job_id == self.batch_id, SnapshotItem.stored == sa.false())
-            .limit(len(busy) + 1)
-        ).all()
-        self.session.commit()
-        return any(rid not in busy for rid in rows)
+        return bool(self._free_rows(1))
 
-    def _busy_radar_ids(self) -> set[str]:
+    def _free_rows(self, size: int) -> list[tuple[int, str]]:
+        """The first `size` snapshot rows (position, RadarID) not stored and not in a
+        chunk of this run's, in search order."""
         chunks = [*self.in_flight.values(), *self._ready]
-        return {rid for chunk in chunks for rid in chunk.positions}
+        busy = {rid for chunk in chunks for rid in chunk.positions}
+        # Only busy rows at or past _scan_from come back from the query (usually none).
+        ahead = sum(
+            position >= self._scan_from for chunk in chunks for position in chunk.positions.values()
+        )
+        rows = [
+            (position, radar_id)
+            for position, radar_id in self.session.execute(
+                sa.select(SnapshotItem.position, SnapshotItem.radar_id)
+                .where(
+                    SnapshotItem.batch_job_id == self.batch_id,
+                    SnapshotItem.stored == sa.false(),
+                    SnapshotItem.position >= self._scan_from,
+                )
+                .order_by(SnapshotItem.position)
+                .limit(size + ahead)
+            ).tuples()
+            if radar_id not in busy
+        ][:size]
+        self.session.commit()  # end the read transaction
+        return rows
 
     def _plan(self, snapshot_done: bool) -> _Chunk | None:
         """The next chunk: up to batch_size snapshot rows not stored and not in flight, in
         search order, with what can be reused decided and the rest claimed. None when
         there is none yet (a short chunk waits for more snapshot pages)."""
-        session, job, size = self.session, self.job, self.settings.batch_size
-        busy = self._busy_radar_ids()
-        rows = [
-            (position, radar_id)
-            for position, radar_id in session.execute(
-                sa.select(SnapshotItem.position, SnapshotItem.radar_id)
-                .where(SnapshotItem.batch_job_id == job.id, SnapshotItem.stored == sa.false())
-                .order_by(SnapshotItem.position)
-                .limit(size + len(busy))
-            ).tuples()
-            if radar_id not in busy
-        ][:size]
-        session.commit()  # end the read transaction
+        session, size = self.session, self.settings.batch_size
+        rows = self._free_rows(size)
         if not rows or (len(rows) < size and not snapshot_done):
             return None
         positions = {radar_id: position for position, radar_id in rows}
@@ -696,8 +705,9 @@ class _Run:
         # Numbered by place in the search: chunk N starts at record (N-1)*batch_size+1, in
         # every run, so a retry calls a chunk what the failed run called it.
         number = rows[0][0] // size + 1
-        chunk = _Chunk(number, positions, reusable, to_buy, lacking)
-        return chunk
+        # Planned: every free row before the last one is in this chunk or an earlier one.
+        self._scan_from = max(self._scan_from, rows[-1][0] + 1)
+        return _Chunk(number, positions, reusable, to_buy, lacking)
 
     def _records_in_flight(self) -> int:
         """Records being bought: on the wire, answered and not stored yet, or planned."""
