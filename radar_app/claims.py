@@ -14,7 +14,15 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from radar_app.models import BatchJob, DbSession, JobStatus, PurchaseClaim, rows_updated, utcnow
+from radar_app.models import (
+    BatchJob,
+    DbSession,
+    JobStatus,
+    PurchaseClaim,
+    one_of,
+    rows_updated,
+    utcnow,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -98,11 +106,15 @@ def _insert_claims(session: DbSession, job_id: int, radar_ids: list[str], now: d
         )
 
 
+def _dialect(session: DbSession) -> sa.Dialect:
+    return session.get_bind(PurchaseClaim).dialect
+
+
 def _held_by_others(session: DbSession, job_id: int, radar_ids: list[str]) -> set[str]:
     return set(
         session.scalars(
             sa.select(PurchaseClaim.radar_id).where(
-                PurchaseClaim.radar_id.in_(radar_ids),
+                one_of(PurchaseClaim.radar_id, radar_ids, _dialect(session)),
                 PurchaseClaim.batch_job_id != job_id,
             )
         )
@@ -114,6 +126,7 @@ def release(session: DbSession, job_id: int, radar_ids: Iterable[str]) -> None:
     the same transaction)."""
     session.execute(
         sa.delete(PurchaseClaim).where(
+            # An IN list, not one_of: SQLite would then scan the job's claims for them.
             PurchaseClaim.radar_id.in_(list(radar_ids)),
             PurchaseClaim.batch_job_id == job_id,
         )

@@ -82,6 +82,7 @@ from radar_app.models import (
     JournaledPurchase,
     Property,
     SnapshotItem,
+    one_of,
     rows_updated,
     utcnow,
 )
@@ -1054,7 +1055,8 @@ class _Run:
         if self.job.refresh_all:
             return set(), 0
         fresh_since = utcnow() - self.settings.freshness
-        fresh = sa.and_(Property.radar_id.in_(radar_ids), Property.last_seen_at >= fresh_since)
+        listed = one_of(Property.radar_id, radar_ids, self.engine.dialect)
+        fresh = sa.and_(listed, Property.last_seen_at >= fresh_since)
         if not self.required_fields:
             return set(self.session.scalars(sa.select(Property.radar_id).where(fresh))), 0
         rows = self.session.execute(sa.select(Property.radar_id, Property.raw).where(fresh)).all()

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any, TypeAlias, cast
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 from flask_login import UserMixin
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from radar_app import leads
+from radar_app import jsoncodec, leads
 from radar_app.defaults import JOB_NAME_MAX_LENGTH
 from radar_app.extensions import db
 
@@ -37,6 +37,19 @@ def rows_updated(session: DbSession, statement: sa.Update) -> int:
     # for every statement as the plain Result.
     result = cast(sa.CursorResult[Any], session.execute(statement))
     return result.rowcount
+
+
+def one_of(
+    column: so.QueryableAttribute[Any], values: list[Any], dialect: sa.Dialect
+) -> sa.ColumnElement[bool]:
+    """`column IN values` with every value in one bound parameter: a JSON array read by
+    json_each on SQLite, an array on PostgreSQL. SQLAlchemy expands an IN list into a
+    parameter per value at every execution (0.5 ms for 400 RadarIDs on SQLite against
+    0.23 ms this way), and the importer runs several of these per chunk."""
+    if dialect.name == "postgresql":
+        return column == sa.any_(sa.bindparam(None, values, type_=ARRAY(column.type)))
+    listed = sa.func.json_each(sa.bindparam(None, jsoncodec.dumps(values))).table_valued("value")
+    return column.in_(sa.select(listed.c.value))
 
 
 # JSONB on PostgreSQL (indexable, compact), plain JSON text elsewhere.
