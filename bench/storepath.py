@@ -37,6 +37,7 @@ import sqlalchemy.orm as so
 from sqlalchemy import event
 
 from radar_app import jsoncodec
+from radar_app.config import Config
 from radar_app.extensions import db, sqlite_pragmas
 from radar_app.leads import STORED_FIELDS, lead_columns
 from radar_app.models import BatchJob, Property, User, utcnow
@@ -100,8 +101,9 @@ def scratch_database(database_url: str) -> Iterator[sa.URL | str]:
 
 
 def _engine(url: sa.URL | str) -> sa.Engine:
-    """An engine configured as the app's (pool_pre_ping; SQLite's WAL, busy timeout, FKs)."""
-    engine = sa.create_engine(url, pool_pre_ping=True)
+    """An engine configured as the app's: its engine options (pool_pre_ping, the JSON
+    encoder of its JSON columns) and SQLite's WAL, busy timeout and FKs."""
+    engine = sa.create_engine(url, **Config.SQLALCHEMY_ENGINE_OPTIONS)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", sqlite_pragmas)
     return engine
