@@ -319,6 +319,9 @@ class _Held(Exception):
         self.count = count
 
 
+# How long the loop waits for a purchase it handed to a thread to be written out.
+SEND_WAIT = 0.05
+
 # The chunk a purchase thread is buying and the request it is sending, for the ledger
 # rows of its lost attempts.
 _current_chunk: contextvars.ContextVar[int | None] = contextvars.ContextVar(
@@ -467,12 +470,12 @@ class _Run:
                 continue  # _issue waited for another job's purchase
             arrived, _ = wait(waiting, timeout=0.25, return_when=FIRST_COMPLETED)
             bought_now = [future for future in arrived if future in self.in_flight]
-            for future in bought_now:
-                self._journal_responses(future.result())
+            self._journal_responses(*(future.result() for future in bought_now))  # at once
             for future in arrived:
                 if future in self._fetching:
                     self._snapshot_page_arrived(future)
-            if bought_now and self._stop is None and self._issue(buyers, pages):
+            # Replacements (and the next free pages) go out before anything is stored.
+            if arrived and self._stop is None and self._issue(buyers, pages):
                 return True
             to_store = deque(bought_now)
             while to_store:
@@ -481,11 +484,9 @@ class _Run:
                 self._store_chunk(chunk, bought)
                 if bought.error is not None and self._error is None:
                     self._stop, self._error = "error", bought.error
-                # Answers that came in while it was stored: journal them and send their
-                # replacements before the next store, not after all of them.
+                # Answers that came in while it was stored: their replacements go out
+                # (each answer journaled first, see _on_the_wire) before the next store.
                 fresh = [f for f in self.in_flight if f.done() and f not in to_store]
-                for answered in fresh:
-                    self._journal_responses(answered.result())
                 if fresh and self._stop is None:
                     self._issue(buyers, pages)
                 to_store.extend(fresh)
@@ -548,7 +549,7 @@ class _Run:
         """Plan chunks until `concurrency` purchases are on the wire (answered ones
         waiting to be stored do not count). True when every snapshot row stored so far
         is done, in flight or waiting to be stored (nothing to plan)."""
-        while sum(not f.done() for f in self.in_flight) < self.settings.concurrency:
+        while self._on_the_wire() < self.settings.concurrency:
             if shutdown_requested.is_set():
                 return False  # the app is stopping: buy nothing more (the loop then stops)
             chunk = self._ready.pop(0) if self._ready else self._plan(snapshot_done)
@@ -560,10 +561,25 @@ class _Run:
             # Written here, not on the purchase thread: on SQLite the threads would wait
             # for this thread's write lock, in SQLite's busy handler that sleeps in steps.
             chunk.entries.append(self.journal.sent(chunk.number, chunk.to_buy))
+            left = threading.Event()
             # copy_context: the purchase thread's log lines keep this job's id.
-            future = buyers.submit(contextvars.copy_context().run, self._buy, chunk)
+            future = buyers.submit(contextvars.copy_context().run, self._buy, chunk, left.set)
             self.in_flight[future] = chunk
+            # Let the request leave before going on: this thread's next work (storing a
+            # chunk) would hold the GIL while the purchase thread prepares and writes it,
+            # delaying the purchase and widening the one window where the ledger errs high
+            # (journaled, not sent yet). Bounded: a rate-limiter wait or a slow connect
+            # must not hold up the loop.
+            left.wait(SEND_WAIT)
         return False
+
+    def _on_the_wire(self) -> int:
+        """Purchases not answered yet. Those answered are journaled first: the request
+        that replaces an answered one is sent only once that answer is safe, so a kill
+        loses at most the requests on the wire (`concurrency` of them)."""
+        answered = [future for future in self.in_flight if future.done()]
+        self._journal_responses(*(future.result() for future in answered))
+        return len(self.in_flight) - len(answered)
 
     def _prepare(self, snapshot_done: bool) -> None:
         """Plan the chunks that will replace those on the wire (reuse decided, records
@@ -728,7 +744,7 @@ class _Run:
         time.sleep(self.settings.claim_poll_interval)
         self._retry_db("wait", self._beat)
 
-    def _buy(self, chunk: _Chunk) -> _Bought:
+    def _buy(self, chunk: _Chunk, on_sent: Callable[[], None] | None = None) -> _Bought:
         """Buy the chunk's RadarIDs (on a purchase thread). A response with fewer records
         than asked although its total says more match (the API silently capping Limit)
         is followed by a request for the rest, so they are not called vanished. Every
@@ -753,7 +769,9 @@ class _Run:
                     limit,
                     self.fields,
                     client_request_id=entry.client_request_id,
+                    on_sent=on_sent,
                 )
+                on_sent = None
                 bought.pages.append(page)
                 bought.entries.append(entry)
                 entry = None
@@ -774,15 +792,19 @@ class _Run:
             bought.error = exc
         return bought
 
-    def _journal_responses(self, bought: _Bought) -> None:
-        if bought.entries and not bought.journaled:
+    def _journal_responses(self, *answers: _Bought) -> None:
+        """Journal the responses of these purchases not journaled yet, in one transaction."""
+        fresh = [bought for bought in answers if bought.entries and not bought.journaled]
+        if fresh:
             self.journal.received(
                 [
                     (entry.entry_id, page)
+                    for bought in fresh
                     for entry, page in zip(bought.entries, bought.pages, strict=True)
                 ]
             )
-            bought.journaled = True
+            for bought in fresh:
+                bought.journaled = True
 
     def _store_chunk(self, chunk: _Chunk, bought: _Bought | None) -> None:
         """Journal the responses that arrived, in a short transaction of their own, then

@@ -131,3 +131,30 @@ def test_a_token_rotated_out_mid_run_fails_at_once_and_names_the_setting(simulat
     simulator.configure(token="rotated-token")
     with PropertyRadarClient("rotated-token", simulator_url) as fresh:
         assert fresh.fetch_page(MULTNOMAH, 800, 400).result_count == 400
+
+
+def test_on_sent_fires_once_the_purchase_is_written_before_its_answer(simulator, simulator_url):
+    """The importer waits for on_sent before it stores the previous chunk: it must fire
+    when the request has left, not when the answer is back."""
+    simulator.configure(latency_ms=400)
+    answered = []
+    seen_at_send: list[tuple[bool, int]] = []
+
+    def on_sent() -> None:
+        seen_at_send.append((bool(answered), len(simulator.stats()["requests"])))
+
+    with PropertyRadarClient(SIM_TOKEN, simulator_url) as client:
+        page = client.fetch_page(MULTNOMAH, 0, 400, client_request_id="ours-1", on_sent=on_sent)
+        answered.append(page)
+    # Called once, while the simulator was still holding the answer back (it logs a
+    # request once answered), and the request carried our id.
+    assert seen_at_send == [(False, 0)]
+    assert simulator.stats()["requests"][-1]["client_request_id"] == "ours-1"
+
+
+def test_on_sent_still_fires_when_the_request_cannot_be_sent():
+    with PropertyRadarClient(SIM_TOKEN, "http://127.0.0.1:9", max_attempts=1) as client:
+        calls = []
+        with pytest.raises(TransportError):
+            client.fetch_page(MULTNOMAH, 0, 400, on_sent=lambda: calls.append(1))
+    assert calls == [1]

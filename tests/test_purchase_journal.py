@@ -20,7 +20,7 @@ from radar_app.journal import PurchaseJournal
 from radar_app.models import BatchJob, JobStatus, JournaledPurchase, LedgerEntry
 from radar_app.propertyradar.client import Page, PropertyRadarClient
 from tests.conftest import SIM_TOKEN
-from tests.helpers import MULTNOMAH, count_rows, job_row, stored_radar_ids
+from tests.helpers import MULTNOMAH, OREGON, count_rows, job_row, stored_radar_ids
 
 
 class Killed(BaseException):
@@ -146,3 +146,36 @@ def test_a_purchase_without_a_journaled_response_is_possibly_billed_with_its_rec
             sa.select(LedgerEntry.note).where(LedgerEntry.outcome == LedgerEntry.POSSIBLY_BILLED)
         ).all()
     assert entries and "may have been billed" in entries[0]
+
+
+@pytest.mark.parametrize("concurrency", [2, 4])
+def test_a_purchase_goes_out_only_once_every_answered_one_is_journaled(
+    app, api, simulator, simulator_url, concurrency
+):
+    """At a kill, only the requests on the wire may be lost (and bought again): so when a
+    purchase is sent, every other journaled request without a response must still be on
+    the wire, never one whose answer has arrived and waits in memory to be stored."""
+    response = api.post("/api/batch-jobs", json={"criteria": OREGON})
+    assert response.status_code == 201, response.json
+    batch_id = job_row(app, response.json["id"]).id
+    engine_url = app.config["SQLALCHEMY_DATABASE_URI"]
+    seen: list[int] = []
+
+    class Counting(PropertyRadarClient):
+        def fetch_page(self, *args: Any, **kwargs: Any) -> Page:
+            with sa.create_engine(engine_url).connect() as conn:
+                unanswered = conn.scalar(
+                    sa.select(sa.func.count()).where(
+                        JournaledPurchase.batch_job_id == batch_id,
+                        JournaledPurchase.received_at.is_(None),
+                    )
+                )
+            seen.append(int(unanswered or 0))
+            return super().fetch_page(*args, **kwargs)
+
+    with app.app_context():
+        client = Counting(SIM_TOKEN, simulator_url)
+        settings = ImportSettings(concurrency=concurrency)
+        assert run_import(db.session, client, batch_id, settings=settings) == "COMPLETED"
+    # This request's own row, and the others on the wire.
+    assert len(seen) == 25 and max(seen) <= concurrency, seen

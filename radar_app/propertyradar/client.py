@@ -35,7 +35,9 @@ from typing import Any, Protocol, TypeGuard, cast
 from urllib.parse import urlencode
 
 import requests
+import urllib3
 from requests import exceptions as rexc
+from requests.adapters import HTTPAdapter
 from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError
 
 import radar_app.jsoncodec as jsoncodec
@@ -183,6 +185,49 @@ def _is_number(value: object) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
 
 
+# Called on the sending thread once a request's bytes are written, before its response
+# is read (see fetch_page's on_sent).
+_on_sent = threading.local()
+
+
+def _request_written() -> None:
+    callback: Callable[[], None] | None = getattr(_on_sent, "callback", None)
+    if callback is not None:
+        _on_sent.callback = None
+        callback()
+
+
+class _NotifyingConnection(urllib3.connection.HTTPConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        super().request(*args, **kwargs)
+        _request_written()
+
+
+class _NotifyingHTTPSConnection(urllib3.connection.HTTPSConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        super().request(*args, **kwargs)
+        _request_written()
+
+
+class _NotifyingPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _NotifyingConnection
+
+
+class _NotifyingHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _NotifyingHTTPSConnection
+
+
+class _NotifyingAdapter(HTTPAdapter):
+    """An HTTPAdapter whose connections say when a request has been written."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _NotifyingPool,
+            "https": _NotifyingHTTPSPool,
+        }
+
+
 def _socket_of(response: requests.Response) -> socket.socket | None:
     """The socket the body is read from (urllib3 2 keeps the connection on a streamed
     response until it is released), or None for a response not read from a socket."""
@@ -325,13 +370,17 @@ class PropertyRadarClient:
         limit: int,
         fields: Sequence[str] | None = None,
         client_request_id: str | None = None,
+        on_sent: Callable[[], None] | None = None,
     ) -> Page:
         """Buy one page of full records (``Purchase=1``): every returned row is billed.
 
         ``fields`` defaults to :data:`LEAD_FIELDS`; field count does not change the price,
         but the API caps a request at about 50 fields. ``client_request_id`` is sent as
         the ``X-Client-Request-Id`` header of every attempt: the caller's name for the
-        purchase, to match its records with what PropertyRadar saw.
+        purchase, to match its records with what PropertyRadar saw. ``on_sent`` is called
+        once, on this thread, as soon as the first attempt's request has been written to
+        the socket (at the latest when the call returns or raises): a caller that waits
+        for it knows the purchase has left.
         """
         if isinstance(fields, str):
             raise ValueError("fields must be a sequence of field names, not a string")
@@ -348,6 +397,7 @@ class PropertyRadarClient:
             purchase=True,
             fields=[f.strip() for f in field_list],
             client_request_id=client_request_id,
+            on_sent=on_sent,
         )
 
     @property
@@ -358,6 +408,9 @@ class PropertyRadarClient:
         session: requests.Session | None = getattr(self._thread_sessions, "session", None)
         if session is None:
             session = requests.Session()
+            adapter = _NotifyingAdapter()
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
             self._thread_sessions.session = session
             with self._sessions_lock:
                 self._sessions.append(session)
@@ -388,6 +441,7 @@ class PropertyRadarClient:
         purchase: bool,
         fields: Sequence[str],
         client_request_id: str | None = None,
+        on_sent: Callable[[], None] | None = None,
     ) -> Page:
         normalized = validate_criteria(criteria)  # raises CriteriaError, no request made
         if isinstance(start, bool) or not isinstance(start, int) or start < 0:
@@ -408,9 +462,13 @@ class PropertyRadarClient:
         headers = self._headers()
         if client_request_id is not None:
             headers[CLIENT_REQUEST_ID_HEADER] = client_request_id
-        return self._request_with_retries(
-            params, body, headers, purchase=purchase, start=start, limit=limit
-        )
+        _on_sent.callback = on_sent
+        try:
+            return self._request_with_retries(
+                params, body, headers, purchase=purchase, start=start, limit=limit
+            )
+        finally:
+            _request_written()  # not written at all (or not through our adapter): say so now
 
     def _headers(self) -> dict[str, str]:
         return {
