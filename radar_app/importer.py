@@ -87,6 +87,7 @@ from radar_app.models import (
     utcnow,
 )
 from radar_app.propertyradar.client import Page, PropertyRadarClient, RetryEvent, page_from_body
+from radar_app.propertyradar.coerce import radar_id_of
 from radar_app.propertyradar.criteria import LEAD_FIELDS
 from radar_app.propertyradar.errors import PropertyRadarError
 from radar_app.snapshot import SnapshotPlan
@@ -282,10 +283,11 @@ class _Bought:
     pages: list[Page] = field(default_factory=list)
     error: Exception | None = None
     incomplete: bool = False
-    # Per page: its journal row, and its records parsed on the purchase thread.
+    # Per page: its journal row; and its records parsed into lead values, by the parser
+    # thread once the pages are journaled (off the path from an answer to its replacement).
     entries: list[SentRequest] = field(default_factory=list)
-    coerced: list[CoercedPage] = field(default_factory=list)
     journaled: bool = False
+    parsed: Future[list[CoercedPage]] | None = None
 
     @property
     def complete(self) -> bool:
@@ -309,6 +311,10 @@ class _Chunk:
     @property
     def entry_ids(self) -> list[int]:
         return [entry.entry_id for entry in self.entries]
+
+
+def _parse_pages(pages: list[Page]) -> list[CoercedPage]:
+    return [coerce_page(page) for page in pages]
 
 
 class _Held(Exception):
@@ -363,6 +369,8 @@ class _Run:
         self.engine = cast(sa.Engine, session.get_bind())
         self.journal = PurchaseJournal(self.engine, job.id, settings.db_retry_for)
         self.in_flight: dict[Future[_Bought], _Chunk] = {}
+        # Parses answered pages into lead values (set for the pipeline, see _import).
+        self._parser: ThreadPoolExecutor
         # Chunks planned to replace those on the wire (see _prepare).
         self._ready: list[_Chunk] = []
         # Every snapshot row before this position is stored, planned, or not listed yet:
@@ -433,6 +441,7 @@ class _Run:
         with (
             ThreadPoolExecutor(settings.concurrency, thread_name_prefix="purchase") as buyers,
             ThreadPoolExecutor(settings.snapshot_slots, thread_name_prefix="snapshot") as pages,
+            ThreadPoolExecutor(1, thread_name_prefix="parse") as self._parser,
         ):
             try:
                 return self._pipeline(plan, buyers, pages)
@@ -775,11 +784,10 @@ class _Run:
                 bought.pages.append(page)
                 bought.entries.append(entry)
                 entry = None
-                bought.coerced.append(coerce_page(page))
                 if matching is None:
                     matching = min(page.total_result_count, len(chunk.to_buy))
                 received += len(page.results)
-                got = set(bought.coerced[-1].ids)
+                got = {radar_id_of(record) for record in page.results}
                 wanted = [rid for rid in wanted if rid not in got]
                 if not page.results or received >= matching:
                     break
@@ -805,6 +813,9 @@ class _Run:
             )
             for bought in fresh:
                 bought.journaled = True
+                bought.parsed = self._parser.submit(
+                    contextvars.copy_context().run, _parse_pages, bought.pages
+                )
 
     def _store_chunk(self, chunk: _Chunk, bought: _Bought | None) -> None:
         """Journal the responses that arrived, in a short transaction of their own, then
@@ -832,10 +843,10 @@ class _Run:
         bought_linked, missing = 0, 0
         stored: set[str] = set()
         pages = bought.pages if bought is not None else []
-        coerced = bought.coerced if bought is not None else []
+        coerced = bought.parsed.result() if bought is not None and bought.parsed else []
         sent = bought.entries if bought is not None else []
         for index, page in enumerate(pages):
-            parsed = coerced[index] if index < len(coerced) else None
+            parsed = coerced[index] if index < len(coerced) else None  # None: parsed here
             linked, page_missing, page_stored = store_page(
                 session, job, page, now, positions, parsed
             )
