@@ -315,6 +315,24 @@ def test_a_record_bought_twice_links_once_and_counts_new_links_only(app, user):
         assert count == 500
 
 
+def test_numbers_no_column_can_hold_leave_it_empty_and_the_chunk_is_stored(app, user):
+    """A garbled count or price must not fail a paid chunk: PostgreSQL refuses 3e9 for
+    an INTEGER and 1e20 for a BIGINT (SQLite the second). The raw record keeps them."""
+    job_ids = _jobs(app, user)
+    odd = dict(get_dataset().record(7), SqFt=3_000_000_000, Beds="99999999999", AVM=10**20)
+    fine = dict(get_dataset().record(8), SqFt=2_147_483_647, AVM=-(2**63))
+    with app.app_context():
+        job = db.session.scalar(sa.select(BatchJob).where(BatchJob.job_id == job_ids[0]))
+        linked, missing, stored = store_page(db.session, job, _page([odd, fine]), datetime.now(UTC))
+        db.session.commit()
+        assert (linked, missing, len(stored)) == (2, 0, 2)
+        kept = db.session.scalar(sa.select(Property).where(Property.radar_id == odd["RadarID"]))
+        assert kept is not None and (kept.sqft, kept.beds, kept.avm) == (None, None, None)
+        assert kept.raw["SqFt"] == 3_000_000_000 and kept.raw["AVM"] == 10**20
+        edge = db.session.scalar(sa.select(Property).where(Property.radar_id == fine["RadarID"]))
+        assert edge is not None and (edge.sqft, edge.avm) == (2_147_483_647, -(2**63))
+
+
 def test_lead_values_are_lead_columns_in_column_order():
     records: list[Any] = [get_dataset().record(i * 13) for i in range(200)]
     records += _hard_records() + [None, {}, {"County": "Multnomah", "FIPS": "41051"}]

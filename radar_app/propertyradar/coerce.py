@@ -85,6 +85,23 @@ def to_int(v: object) -> int | None:
         return None
 
 
+_INT32_MAX = 2**31 - 1
+_INT64_MAX = 2**63 - 1
+
+
+def to_int32(v: object) -> int | None:
+    """to_int, within a 32-bit INTEGER column's range (None beyond it: PostgreSQL refuses
+    the value, and one odd value must not fail a paid chunk; the raw record keeps it)."""
+    number = to_int(v)
+    return number if number is not None and -_INT32_MAX - 1 <= number <= _INT32_MAX else None
+
+
+def to_int64(v: object) -> int | None:
+    """to_int, within a BIGINT column's range (SQLite's INTEGER too)."""
+    number = to_int(v)
+    return number if number is not None and -_INT64_MAX - 1 <= number <= _INT64_MAX else None
+
+
 _TRUE = frozenset({"1", "true", "t", "yes", "y"})
 _FALSE = frozenset({"0", "false", "f", "no", "n"})
 
@@ -235,6 +252,8 @@ __all__ = [
     "RADAR_ID_MAX_LENGTH",
     "radar_id_of",
     "to_bool",
+    "to_int32",
+    "to_int64",
     "to_fips",
     "to_float",
     "to_int",
