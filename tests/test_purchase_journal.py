@@ -158,12 +158,14 @@ def test_a_purchase_goes_out_only_once_every_answered_one_is_journaled(
     response = api.post("/api/batch-jobs", json={"criteria": OREGON})
     assert response.status_code == 201, response.json
     batch_id = job_row(app, response.json["id"]).id
-    engine_url = app.config["SQLALCHEMY_DATABASE_URI"]
+    # Its own connections (closed after each use), as the purchase threads are not the
+    # run's session.
+    counter = sa.create_engine(app.config["SQLALCHEMY_DATABASE_URI"], poolclass=sa.pool.NullPool)
     seen: list[int] = []
 
     class Counting(PropertyRadarClient):
         def fetch_page(self, *args: Any, **kwargs: Any) -> Page:
-            with sa.create_engine(engine_url).connect() as conn:
+            with counter.connect() as conn:
                 unanswered = conn.scalar(
                     sa.select(sa.func.count()).where(
                         JournaledPurchase.batch_job_id == batch_id,
@@ -173,9 +175,11 @@ def test_a_purchase_goes_out_only_once_every_answered_one_is_journaled(
             seen.append(int(unanswered or 0))
             return super().fetch_page(*args, **kwargs)
 
-    with app.app_context():
-        client = Counting(SIM_TOKEN, simulator_url)
-        settings = ImportSettings(concurrency=concurrency)
-        assert run_import(db.session, client, batch_id, settings=settings) == "COMPLETED"
+    try:
+        with app.app_context(), Counting(SIM_TOKEN, simulator_url) as client:
+            settings = ImportSettings(concurrency=concurrency)
+            assert run_import(db.session, client, batch_id, settings=settings) == "COMPLETED"
+    finally:
+        counter.dispose()
     # This request's own row, and the others on the wire.
     assert len(seen) == 25 and max(seen) <= concurrency, seen
