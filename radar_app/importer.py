@@ -681,12 +681,13 @@ class _Run:
     def _free_rows(self, size: int) -> list[tuple[int, str]]:
         """The first `size` snapshot rows (position, RadarID) not stored and not in a
         chunk of this run's, in search order."""
-        chunks = [*self.in_flight.values(), *self._ready]
-        busy = {rid for chunk in chunks for rid in chunk.positions}
-        # Only busy rows at or past _scan_from come back from the query (usually none).
-        ahead = sum(
-            position >= self._scan_from for chunk in chunks for position in chunk.positions.values()
-        )
+        # Only busy rows at or past _scan_from can come back from the query (usually none).
+        busy = {
+            rid
+            for chunk in [*self.in_flight.values(), *self._ready]
+            for rid, position in chunk.positions.items()
+            if position >= self._scan_from
+        }
         rows = [
             (position, radar_id)
             for position, radar_id in self.session.execute(
@@ -697,7 +698,7 @@ class _Run:
                     SnapshotItem.position >= self._scan_from,
                 )
                 .order_by(SnapshotItem.position)
-                .limit(size + ahead)
+                .limit(size + len(busy))
             ).tuples()
             if radar_id not in busy
         ][:size]
@@ -801,7 +802,8 @@ class _Run:
         return bought
 
     def _journal_responses(self, *answers: _Bought) -> None:
-        """Journal the responses of these purchases not journaled yet, in one transaction."""
+        """Journal the responses of these purchases not journaled yet, in one transaction,
+        then hand their pages to the parser thread (journaled first: parsing may wait)."""
         fresh = [bought for bought in answers if bought.entries and not bought.journaled]
         if fresh:
             self.journal.received(
