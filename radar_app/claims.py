@@ -124,13 +124,13 @@ def _held_by_others(session: DbSession, job_id: int, radar_ids: list[str]) -> se
 def release(session: DbSession, job_id: int, radar_ids: Iterable[str]) -> None:
     """Release the job's claims on these RadarIDs (no commit: the caller stores them in
     the same transaction)."""
-    session.execute(
-        sa.delete(PurchaseClaim).where(
-            # An IN list, not one_of: SQLite would then scan the job's claims for them.
-            PurchaseClaim.radar_id.in_(list(radar_ids)),
-            PurchaseClaim.batch_job_id == job_id,
-        )
-    )
+    radar_ids, dialect = list(radar_ids), _dialect(session)
+    # On SQLite an IN list: with json_each (one_of) it scans the claims for them.
+    if dialect.name == "postgresql":
+        these = one_of(PurchaseClaim.radar_id, radar_ids, dialect)
+    else:
+        these = PurchaseClaim.radar_id.in_(radar_ids)
+    session.execute(sa.delete(PurchaseClaim).where(these, PurchaseClaim.batch_job_id == job_id))
 
 
 def release_all(session: DbSession, job_id: int) -> None:

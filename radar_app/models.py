@@ -403,10 +403,10 @@ class PurchaseClaim(Model):
     a job claims what it is about to buy (INSERT ... ON CONFLICT DO NOTHING, committed on
     its own before the purchase is sent), and a job that finds a RadarID claimed by
     another active job waits until it is stored and then reuses it. The claim is deleted
-    in the transaction that stores the record (see claims.py)."""
+    in the transaction that stores the record (see claims.py). Found by RadarID only
+    (migration 0009 says why there is no index on the job)."""
 
     __tablename__ = "purchase_claims"
-    __table_args__ = (sa.Index("ix_purchase_claims_job", "batch_job_id"),)
 
     radar_id: so.Mapped[str] = so.mapped_column(sa.String(32), primary_key=True)
     batch_job_id: so.Mapped[int] = so.mapped_column(

@@ -253,9 +253,11 @@ class _PostgresqlStatements(_Statements):
             "FROM unnest(%b::integer[], %b::varchar[]) WITH ORDINALITY "
             "AS v(position, radar_id, n) ORDER BY v.n ON CONFLICT DO NOTHING"
         )
+        # The range: a new job's rows are not in the table's statistics yet, and from
+        # "batch_job_id = x" alone PostgreSQL planned a scan of all of the job's rows.
         self.mark_stored_sql = (
-            "UPDATE job_snapshot_items SET stored = true "
-            "WHERE batch_job_id = %s AND position = ANY(%b::integer[])"
+            "UPDATE job_snapshot_items SET stored = true WHERE batch_job_id = %s "
+            "AND position BETWEEN %s AND %s AND position = ANY(%b::integer[])"
         )
 
     def upsert(self, connection: sa.Connection, rows: list[tuple[Any, ...]], now: Any) -> None:
@@ -275,7 +277,8 @@ class _PostgresqlStatements(_Statements):
         return _rowcount(connection.exec_driver_sql(self.snapshot_sql, params))
 
     def mark_stored(self, connection: sa.Connection, job_id: int, positions: list[int]) -> None:
-        connection.exec_driver_sql(self.mark_stored_sql, (job_id, positions))
+        params = (job_id, min(positions), max(positions), positions)
+        connection.exec_driver_sql(self.mark_stored_sql, params)
 
 
 def _rowcount(result: sa.CursorResult[Any]) -> int:
