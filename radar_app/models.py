@@ -398,6 +398,18 @@ class JournaledPurchase(Model):
     client_request_id: so.Mapped[str | None] = so.mapped_column(sa.String(36))
 
 
+# Response bodies stored as they are: PostgreSQL's compression of a 250 KB body cost 4.5 ms
+# a purchase against 1.1 ms, and the rows live only until their chunk is stored (0009).
+JOURNAL_RESPONSE_UNCOMPRESSED = sa.DDL(
+    "ALTER TABLE purchase_journal ALTER COLUMN response SET STORAGE EXTERNAL"
+)
+sa.event.listen(
+    JournaledPurchase.__table__,
+    "after_create",
+    JOURNAL_RESPONSE_UNCOMPRESSED.execute_if(dialect="postgresql"),
+)
+
+
 class PurchaseClaim(Model):
     """A RadarID some job is buying right now. Two jobs never buy the same record at once:
     a job claims what it is about to buy (INSERT ... ON CONFLICT DO NOTHING, committed on
