@@ -94,6 +94,7 @@ from radar_app.snapshot import SnapshotPlan
 from radar_app.store import (
     CoercedPage,
     coerce_page,
+    free_snapshot_rows,
     is_transient_db_error,
     link,
     mark_stored,
@@ -359,6 +360,7 @@ class _Run:
         # Read once here: the purchase threads must not touch the session's objects.
         self.criteria: list[dict[str, Any]] = list(job.criteria)
         self.fields = job.fields or settings.fields
+        self.refresh_all = job.refresh_all
         # A stored lead is reused only if its raw record has every field the job asks for
         # beyond the essentials (responses carry each requested field, null when unknown,
         # as in the documented example). The essentials come with every purchase, so
@@ -688,20 +690,9 @@ class _Run:
             for rid, position in chunk.positions.items()
             if position >= self._scan_from
         }
-        rows = [
-            (position, radar_id)
-            for position, radar_id in self.session.execute(
-                sa.select(SnapshotItem.position, SnapshotItem.radar_id)
-                .where(
-                    SnapshotItem.batch_job_id == self.batch_id,
-                    SnapshotItem.stored == sa.false(),
-                    SnapshotItem.position >= self._scan_from,
-                )
-                .order_by(SnapshotItem.position)
-                .limit(size + len(busy))
-            ).tuples()
-            if radar_id not in busy
-        ][:size]
+        listed = free_snapshot_rows(self.session, self.batch_id, self._scan_from, size + len(busy))
+        rows = [(position, radar_id) for position, radar_id in listed if radar_id not in busy]
+        del rows[size:]
         self.session.commit()  # end the read transaction
         return rows
 
@@ -1087,7 +1078,7 @@ class _Run:
     def _reusable(self, radar_ids: list[str]) -> tuple[set[str], int]:
         """(RadarIDs stored fresh enough, and with every field the job asks for; how many
         stored ones were passed over because they lack some of those fields)."""
-        if self.job.refresh_all:
+        if self.refresh_all:
             return set(), 0
         fresh_since = utcnow() - self.settings.freshness
         listed = one_of(Property.radar_id, radar_ids, self.engine.dialect)

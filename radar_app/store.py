@@ -16,7 +16,7 @@ import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 
@@ -114,6 +114,8 @@ def _updates(dialect: sa.Dialect) -> str:
 class _Statements(abc.ABC):
     """The hot path's statements for one dialect, built once (see _statements)."""
 
+    free_rows_sql: str
+
     def __init__(self, dialect: sa.Dialect) -> None:
         self.dialect = dialect
         # The conversions SQLAlchemy applies to these columns' values (None: none), so the
@@ -156,6 +158,16 @@ class _Statements(abc.ABC):
     def mark_stored(self, connection: sa.Connection, job_id: int, positions: list[int]) -> None:
         """Mark these snapshot positions stored."""
 
+    def free_rows(
+        self, connection: sa.Connection, job_id: int, start: int, limit: int
+    ) -> list[tuple[int, str]]:
+        """The first `limit` snapshot rows (position, RadarID) at or past `start` not
+        stored yet, in search order. Read through the driver's cursor: the planner runs
+        this before every purchase, and SQLAlchemy's result rows cost more than the query."""
+        cursor = connection.exec_driver_sql(self.free_rows_sql, (job_id, start, limit)).cursor
+        assert cursor is not None  # a SELECT's cursor
+        return cast(list[tuple[int, str]], cursor.fetchall())
+
 
 class _SqliteStatements(_Statements):
     """executemany: sqlite3 binds each row's parameters in C, one prepared statement.
@@ -182,6 +194,10 @@ class _SqliteStatements(_Statements):
         self.mark_stored_sql = (
             "UPDATE job_snapshot_items SET stored = 1 "
             "WHERE batch_job_id = ? AND position IN (SELECT value FROM json_each(?))"
+        )
+        self.free_rows_sql = (
+            "SELECT position, radar_id FROM job_snapshot_items WHERE batch_job_id = ? "
+            "AND stored = 0 AND position >= ? ORDER BY position LIMIT ?"
         )
 
     def upsert(self, connection: sa.Connection, rows: list[tuple[Any, ...]], now: Any) -> None:
@@ -258,6 +274,10 @@ class _PostgresqlStatements(_Statements):
         self.mark_stored_sql = (
             "UPDATE job_snapshot_items SET stored = true WHERE batch_job_id = %s "
             "AND position BETWEEN %s AND %s AND position = ANY(%b::integer[])"
+        )
+        self.free_rows_sql = (
+            "SELECT position, radar_id FROM job_snapshot_items WHERE batch_job_id = %s "
+            "AND NOT stored AND position >= %s ORDER BY position LIMIT %s"
         )
 
     def upsert(self, connection: sa.Connection, rows: list[tuple[Any, ...]], now: Any) -> None:
@@ -416,6 +436,14 @@ def store_snapshot_items(session: DbSession, job: BatchJob, page: Page) -> tuple
     # the unique (job, RadarID) makes ON CONFLICT skip it, and the count is of rows added.
     connection = _connection(session)
     return _statements(connection).add_snapshot_items(connection, job.id, items), missing
+
+
+def free_snapshot_rows(
+    session: DbSession, job_id: int, start: int, limit: int
+) -> list[tuple[int, str]]:
+    """The job's first `limit` snapshot rows at or past position `start` not stored yet."""
+    connection = _connection(session)
+    return _statements(connection).free_rows(connection, job_id, start, limit)
 
 
 def mark_stored(session: DbSession, job: BatchJob, positions: list[int]) -> None:
