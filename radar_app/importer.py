@@ -49,7 +49,6 @@ import logging
 import sqlite3
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -490,19 +489,18 @@ class _Run:
             # Replacements (and the next free pages) go out before anything is stored.
             if arrived and self._stop is None and self._issue(buyers, pages):
                 return True
-            to_store = deque(bought_now)
+            to_store = bought_now
             while to_store:
-                future = to_store.popleft()
-                chunk, bought = self.in_flight.pop(future), future.result()
-                self._store_chunk(chunk, bought)
-                if bought.error is not None and self._error is None:
-                    self._stop, self._error = "error", bought.error
-                # Answers that came in while it was stored: their replacements go out
+                answered = [(self.in_flight.pop(future), future.result()) for future in to_store]
+                self._store_chunks(answered)
+                for _chunk, bought in answered:
+                    if bought.error is not None and self._error is None:
+                        self._stop, self._error = "error", bought.error
+                # Answers that came in while those were stored: their replacements go out
                 # (each answer journaled first, see _on_the_wire) before the next store.
-                fresh = [f for f in self.in_flight if f.done() and f not in to_store]
-                if fresh and self._stop is None:
+                to_store = [future for future in self.in_flight if future.done()]
+                if to_store and self._stop is None:
                     self._issue(buyers, pages)
-                to_store.extend(fresh)
             if self._stop is None:
                 self._prepare(snapshot_done=self._plan_state is None)
             if not arrived:
@@ -813,26 +811,40 @@ class _Run:
                 )
 
     def _store_chunk(self, chunk: _Chunk, bought: _Bought | None) -> None:
+        self._store_chunks([(chunk, bought)])
+
+    def _store_chunks(self, chunks: list[tuple[_Chunk, _Bought | None]]) -> None:
         """Journal the responses that arrived, in a short transaction of their own, then
-        store what the chunk brought, retrying while the database is busy. A purchase
-        error is left in `bought` for the caller (what was bought before it is kept)."""
-        if bought is not None:
-            self._journal_responses(bought)
+        store what the chunks brought in one transaction, retrying while the database is
+        busy. One transaction for the chunks answered together: the pages they share
+        (the RadarID index's, the job row's) are written once, not once per chunk. A
+        purchase error is left in its `bought` for the caller (what was bought before it
+        is kept)."""
+        self._journal_responses(*(bought for _chunk, bought in chunks if bought is not None))
         try:
-            self._retry_db("chunk", lambda: self._store_chunk_once(chunk, bought))
+            self._retry_db("chunk", lambda: self._store_chunks_once(chunks))
         except LostOwnership:
             self.session.rollback()
-            if bought is not None and bought.pages:
-                self._retry_db("orphaned chunk", lambda: self._store_orphaned(chunk, bought))
+            for chunk, bought in chunks:
+                if bought is not None and bought.pages:
+                    orphaned = partial(self._store_orphaned, chunk, bought)
+                    self._retry_db("orphaned chunk", orphaned)
             raise
 
-    def _store_chunk_once(self, chunk: _Chunk, bought: _Bought | None) -> None:
-        """One transaction: links, bought properties, ledger, counters, the chunk's rows
-        marked stored, its journal rows deleted, its claims released, a log row. A chunk
-        whose purchase failed part way stores what was bought; the rest stays to buy."""
-        session, job = self.session, self.job
+    def _store_chunks_once(self, chunks: list[tuple[_Chunk, _Bought | None]]) -> None:
         now = utcnow()
-        _assert_owner(session, job, self.run_id, now)
+        _assert_owner(self.session, self.job, self.run_id, now)
+        logged = [self._add_chunk(chunk, bought, now) for chunk, bought in chunks]
+        self.session.commit()
+        for line in logged:
+            logger.info(*line)
+
+    def _add_chunk(self, chunk: _Chunk, bought: _Bought | None, now: datetime) -> tuple[Any, ...]:
+        """A chunk's part of a store transaction: links, bought properties, ledger,
+        counters, the chunk's rows marked stored, its journal rows deleted, its claims
+        released, a log row. A chunk whose purchase failed part way stores what was
+        bought; the rest stays to buy. Returns its log line (written once committed)."""
+        session, job = self.session, self.job
         positions = chunk.positions
         reused = link(session, job, {rid: positions[rid] for rid in chunk.reusable})
         bought_linked, missing = 0, 0
@@ -890,8 +902,7 @@ class _Run:
             message,
             page=chunk.number if pages else None,
         )
-        session.commit()
-        logger.info(
+        return (
             "chunk %d positions=%d reused=%d bought=%d no_radar_id=%d vanished=%d requests=%s",
             chunk.number,
             len(positions),
