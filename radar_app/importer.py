@@ -329,6 +329,10 @@ class _Held(Exception):
 
 # How long the loop waits for a purchase it handed to a thread to be written out.
 SEND_WAIT = 0.05
+# Chunks answered together are stored in one transaction, up to this many: the pages they
+# share are written once, and no purchase goes out while the transaction runs (its
+# replacements are sent between transactions).
+STORE_BATCH = 2
 
 # The chunk a purchase thread is buying and the request it is sending, for the ledger
 # rows of its lost attempts.
@@ -491,16 +495,18 @@ class _Run:
                 return True
             to_store = bought_now
             while to_store:
-                answered = [(self.in_flight.pop(future), future.result()) for future in to_store]
+                batch, to_store = to_store[:STORE_BATCH], to_store[STORE_BATCH:]
+                answered = [(self.in_flight.pop(future), future.result()) for future in batch]
                 self._store_chunks(answered)
                 for _chunk, bought in answered:
                     if bought.error is not None and self._error is None:
                         self._stop, self._error = "error", bought.error
                 # Answers that came in while those were stored: their replacements go out
                 # (each answer journaled first, see _on_the_wire) before the next store.
-                to_store = [future for future in self.in_flight if future.done()]
-                if to_store and self._stop is None:
+                fresh = [f for f in self.in_flight if f.done() and f not in to_store]
+                if fresh and self._stop is None:
                     self._issue(buyers, pages)
+                to_store += fresh
             if self._stop is None:
                 self._prepare(snapshot_done=self._plan_state is None)
             if not arrived:
