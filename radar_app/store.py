@@ -164,9 +164,11 @@ class _Statements(abc.ABC):
         """The first `limit` snapshot rows (position, RadarID) at or past `start` not
         stored yet, in search order. Read through the driver's cursor: the planner runs
         this before every purchase, and SQLAlchemy's result rows cost more than the query."""
-        cursor = connection.exec_driver_sql(self.free_rows_sql, (job_id, start, limit)).cursor
-        assert cursor is not None  # a SELECT's cursor
-        return cast(list[tuple[int, str]], cursor.fetchall())
+        result = connection.exec_driver_sql(self.free_rows_sql, (job_id, start, limit))
+        assert result.cursor is not None  # a SELECT's cursor
+        rows = result.cursor.fetchall()
+        result.close()
+        return cast(list[tuple[int, str]], rows)
 
 
 class _SqliteStatements(_Statements):
