@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
+from radar_app import jsoncodec
 from radar_app.models import (
     BatchJob,
     DbSession,
@@ -48,8 +49,7 @@ def claim_records(
     if not radar_ids:
         return set()
     now = utcnow()
-    _insert_claims(session, job_id, sorted(radar_ids), now)
-    held = _held_by_others(session, job_id, radar_ids)
+    held = set(radar_ids) - _insert_claims(session, job_id, sorted(radar_ids), now)
     if held:
         live_jobs = sa.select(BatchJob.id).where(
             BatchJob.status == JobStatus.PROCESSING,
@@ -78,32 +78,37 @@ def claim_records(
     return held
 
 
-def _insert_claims(session: DbSession, job_id: int, radar_ids: list[str], now: datetime) -> None:
+def _insert_claims(
+    session: DbSession, job_id: int, radar_ids: list[str], now: datetime
+) -> set[str]:
     """INSERT the claims, in sorted order: two transactions inserting overlapping RadarIDs
     in the same order cannot deadlock on PostgreSQL (one waits for the other's commit,
     then skips). A claim this job already holds (left by a run that died) is renewed, so
-    that nobody takes it over as stale while this run buys. One prepared statement for
-    the chunk (this runs before every purchase), not an ORM insert of 400 rows."""
+    that nobody takes it over as stale while this run buys. Returns the RadarIDs now
+    claimed by this job: the others are held by another job. One statement for the
+    chunk (this runs before every purchase), not an ORM insert of 400 rows."""
     connection = session.connection(bind_arguments={"mapper": PurchaseClaim})
     dialect = connection.dialect
     stamp = _TIME.type._cached_bind_processor(dialect)
     when = stamp(now) if stamp else now
     upsert = (
         "ON CONFLICT (radar_id) DO UPDATE SET claimed_at = excluded.claimed_at "
-        "WHERE purchase_claims.batch_job_id = excluded.batch_job_id"
+        "WHERE purchase_claims.batch_job_id = excluded.batch_job_id RETURNING radar_id"
     )
     if dialect.name == "postgresql":
-        connection.exec_driver_sql(
+        result = connection.exec_driver_sql(
             "INSERT INTO purchase_claims (radar_id, batch_job_id, claimed_at) "
             "SELECT r, %s, %s FROM unnest(%b::varchar[]) AS r ORDER BY r " + upsert,
             (job_id, when, radar_ids),
         )
     else:
-        connection.exec_driver_sql(
+        # The WHERE is what lets SQLite parse ON CONFLICT after an INSERT ... SELECT.
+        result = connection.exec_driver_sql(
             "INSERT INTO purchase_claims (radar_id, batch_job_id, claimed_at) "
-            "VALUES (?, ?, ?) " + upsert,
-            [(rid, job_id, when) for rid in radar_ids],
+            "SELECT e.value, ?, ? FROM json_each(?) AS e WHERE true " + upsert,
+            (job_id, when, jsoncodec.dumps(radar_ids)),
         )
+    return set(result.scalars())
 
 
 def _dialect(session: DbSession) -> sa.Dialect:
