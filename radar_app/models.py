@@ -413,6 +413,7 @@ POSTGRESQL_STORAGE = {
 }
 for _table, _statement in POSTGRESQL_STORAGE.items():
     sa.event.listen(_table, "after_create", sa.DDL(_statement).execute_if(dialect="postgresql"))
+del _table, _statement  # the loop's names are not part of the module
 
 
 class PurchaseClaim(Model):
