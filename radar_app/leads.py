@@ -29,6 +29,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from radar_app.propertyradar.coerce import (
+    INLINE,
+    INLINE_NAMES,
     RADAR_ID_MAX_LENGTH,
     to_bool,
     to_fips,
@@ -184,7 +186,8 @@ def _compile_parser(name: str, opening: str, entry: str, closing: str) -> Callab
     entries = []
     for i, f in enumerate(STORED_FIELDS):
         parsers[f"_parse{i}"] = f.parse
-        value = f"_parse{i}(get({f.field!r}))"
+        common = INLINE.get(f.parse, "{parse}(_v)").format(parse=f"_parse{i}")
+        value = f"(None if (_v := get({f.field!r})) is None else {common})"
         if f.fallback is not None:
             value = f"(v if (v := {value}) is not None else _parse{i}(get({f.fallback!r})))"
         entries.append("        " + entry.format(name=repr(f.name), value=value))
@@ -197,7 +200,7 @@ def _compile_parser(name: str, opening: str, entry: str, closing: str) -> Callab
             f"    {closing}",
         ]
     )
-    namespace: dict[str, Any] = {"Mapping": Mapping, "_EMPTY": {}, **parsers}
+    namespace: dict[str, Any] = {"Mapping": Mapping, "_EMPTY": {}, **INLINE_NAMES, **parsers}
     exec(compile(source, f"<{__name__}.{name}>", "exec"), namespace)
     compiled: Callable[[object], Any] = namespace[name]
     compiled.__module__ = __name__
