@@ -135,7 +135,13 @@ def release(session: DbSession, job_id: int, radar_ids: Iterable[str]) -> None:
         these = one_of(PurchaseClaim.radar_id, radar_ids, dialect)
     else:
         these = PurchaseClaim.radar_id.in_(radar_ids)
-    session.execute(sa.delete(PurchaseClaim).where(these, PurchaseClaim.batch_job_id == job_id))
+    # synchronize_session=False: no claim is loaded in the session, and the default
+    # fetched the deleted RadarIDs back to look for them (6% of the store lane's time).
+    session.execute(
+        sa.delete(PurchaseClaim)
+        .where(these, PurchaseClaim.batch_job_id == job_id)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def release_all(session: DbSession, job_id: int) -> None:
