@@ -340,8 +340,8 @@ class _Held(Exception):
 # How long the loop waits for a purchase it handed to a thread to be written out.
 SEND_WAIT = 0.05
 # Chunks answered together are stored in one transaction, up to this many: the pages they
-# share are written once, and no purchase goes out while the transaction runs (its
-# replacements are sent between transactions).
+# share are written once, and on SQLite no purchase goes out while the transaction runs
+# (its replacements are sent between transactions; _StoreLane).
 STORE_BATCH = 2
 
 
@@ -650,9 +650,11 @@ class _Run:
         """Plan chunks until `concurrency` purchases are on the wire (answered ones
         waiting to be stored do not count). True when every snapshot row stored so far
         is done, in flight or waiting to be stored (nothing to plan)."""
-        # Answers the lane has not taken yet hold the next purchases back: the pipeline
-        # never buys faster than it stores, so what waits in memory stays bounded.
-        while self._on_the_wire() < self.settings.concurrency and len(self._to_store) < STORE_BATCH:
+        # Answers the lane has not taken yet (as many as may be on the wire) hold the next
+        # purchases back: a job never buys faster than it stores, and what waits in memory
+        # stays bounded.
+        limit = self.settings.concurrency
+        while self._on_the_wire() < limit and len(self._to_store) < limit:
             if shutdown_requested.is_set():
                 return False  # the app is stopping: buy nothing more (the loop then stops)
             chunk = self._ready.pop(0) if self._ready else self._plan(snapshot_done)
