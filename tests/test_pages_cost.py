@@ -288,6 +288,12 @@ def test_a_possibly_billed_purchase_is_flagged_with_its_note(
     assert "unknown" in flagged  # neither the records nor the cost are known
     assert entry["note"].startswith("Attempt 1 failed")
     assert escape(entry["note"]) in flagged
+    # The id radar_app sent with it, which PropertyRadar received, is shown too: for a
+    # request whose answer never came it is the only one.
+    ours = entry["client_request_id"]
+    assert f"ours: {ours}" in flagged
+    sent = [r["client_request_id"] for r in simulator.stats()["requests"] if r["purchase"]]
+    assert ours in sent
 
 
 # ----------------------------------------------------------------------- snapshot phase

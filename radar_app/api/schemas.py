@@ -295,6 +295,13 @@ class LedgerEntrySchema(ResponseSchema):
     result_count = _count("Records the API billed", allow_none=True)
     total_cost = fields.Float(allow_none=True)
     request_id = fields.String(allow_none=True, metadata=_describe("PropertyRadar's request id"))
+    client_request_id = fields.String(
+        allow_none=True,
+        metadata=_describe(
+            "The id radar_app sent with the request (X-Client-Request-Id): what identifies "
+            "a possibly billed request, which has no PropertyRadar id"
+        ),
+    )
     note = fields.String(allow_none=True)
 
 
