@@ -125,11 +125,6 @@ class ImportSettings:
     # wall time while the API's latency dominates; a killed work horse may have this many
     # purchases in flight, whose records are then possibly billed twice.
     concurrency: int = 2
-    # Free snapshot pages in flight beside them, in slots of their own (None: as many as
-    # the purchases, at least 2; they are cheap). Purchases that outrun the snapshot wait
-    # for RadarIDs to buy: at concurrency 4 and 100 ms, 2 slots finished the snapshot of
-    # 20,000 records near the end of the job (PostgreSQL, 2.9 s), 4 half way (2.7 s).
-    snapshot_slots: int | None = None
     # Records claimed by another active job: check this often whether they are stored.
     claim_poll_interval: float = 1.0
     # A claim this old is taken over whatever its job's state (a safety net; a stopped
@@ -142,7 +137,12 @@ class ImportSettings:
 
     @property
     def free_page_slots(self) -> int:
-        return self.snapshot_slots or max(2, self.concurrency)
+        """Free snapshot pages in flight beside the purchases, in slots of their own: as
+        many as the purchases, at least 2 (they are cheap). Purchases that outrun the
+        snapshot wait for RadarIDs to buy: at concurrency 4 and 100 ms, 2 slots finished
+        the snapshot of 20,000 records near the end of the job (PostgreSQL, 2.9 s), 4
+        half way (2.7 s)."""
+        return max(2, self.concurrency)
 
     @classmethod
     def from_config(cls, config: Any) -> ImportSettings:
