@@ -57,7 +57,6 @@ from functools import partial
 from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
-import sqlalchemy.orm as so
 
 from radar_app import journal
 from radar_app.claims import claim_records, release, release_all
@@ -234,10 +233,8 @@ def _cancel_requested(session: DbSession, job: BatchJob) -> bool:
 
 
 def _assert_owner(session: DbSession, job: BatchJob, run_id: str, now: datetime) -> None:
-    """Still ours? Asked in each transaction that writes the job's progress. It takes the
-    row's write lock, so recovery cannot requeue the job between this check and the
-    commit. Store and snapshot transactions ask last, just before committing: they run
-    on two sessions on PostgreSQL (_StoreLane), and each holds the row only briefly."""
+    """First statement of each page transaction: still ours? It also takes the row's write
+    lock, so recovery cannot requeue the job between this check and the commit."""
     # On the connection: the same UPDATE without the ORM's bulk-update machinery, which
     # cost more than the statement (this opens every transaction of the run).
     connection = session.connection(bind_arguments={"mapper": BatchJob})
@@ -340,47 +337,9 @@ class _Held(Exception):
 # How long the loop waits for a purchase it handed to a thread to be written out.
 SEND_WAIT = 0.05
 # Chunks answered together are stored in one transaction, up to this many: the pages they
-# share are written once, and on SQLite no purchase goes out while the transaction runs
-# (its replacements are sent between transactions; _StoreLane).
+# share are written once, and no purchase goes out while the transaction runs (its
+# replacements are sent between transactions).
 STORE_BATCH = 2
-
-
-class _StoreLane:
-    """Where chunks are stored, one store transaction at a time.
-
-    On PostgreSQL, on a thread of its own with a session of its own: the server stores
-    one chunk while the main thread journals, plans and sends the next (it used to wait
-    for the server two thirds of the time). The lane's session writes the job's purchase
-    counters and the main session its snapshot counters: no column is written by both.
-    On SQLite, on the main thread: the database has one writer at a time, and a second
-    connection would wait for this one's lock in SQLite's busy handler, which sleeps in
-    steps.
-    """
-
-    def __init__(self, session: DbSession, job: BatchJob, engine: sa.Engine) -> None:
-        self.thread: ThreadPoolExecutor | None = None
-        self.session, self.job_id = session, job.id
-        self._job: BatchJob | None = job
-        if engine.dialect.name == "postgresql":
-            self.session, self._job = so.Session(engine), None
-            self.thread = ThreadPoolExecutor(1, thread_name_prefix="store")
-        # The chunks of the transaction on the lane's thread, and its outcome.
-        self.storing: list[tuple[_Chunk, _Bought | None]] = []
-        self.pending: Future[None] | None = None
-
-    @property
-    def job(self) -> BatchJob:
-        """The job in the lane's session (loaded by the lane's first transaction)."""
-        if self._job is None:
-            self._job = self.session.get(BatchJob, self.job_id)
-            assert self._job is not None  # claimed by this run: never deleted
-        return self._job
-
-    def close(self) -> None:
-        if self.thread is not None:
-            self.thread.shutdown(wait=True)
-            self.session.close()
-
 
 # The chunk a purchase thread is buying and the request it is sending, for the ledger
 # rows of its lost attempts.
@@ -432,9 +391,6 @@ class _Run:
         # _plan reads from here, not past the rows of every chunk in flight again. A
         # snapshot page that arrives late (pages come back out of order) moves it back.
         self._scan_from = 0
-        # Answered (and journaled) chunks waiting for the store lane, in order.
-        self._to_store: list[tuple[_Chunk, _Bought | None]] = []
-        self._lane = _StoreLane(session, job, self.engine)
         self._last_beat = time.monotonic()
         self._logged_wait = False  # "waiting for records another job is buying": once
 
@@ -481,7 +437,6 @@ class _Run:
             raise
         finally:
             self.client.on_retry = previous_on_retry
-            self._lane.close()
 
     # -- the pipeline ---------------------------------------------------------------
 
@@ -507,9 +462,6 @@ class _Run:
             except BaseException:
                 self._drain()
                 raise
-            finally:
-                # The lane's commits changed the job's counters: read them again.
-                self.session.expire(self.job)
 
     def _pipeline(
         self, plan: SnapshotPlan | None, buyers: ThreadPoolExecutor, pages: ThreadPoolExecutor
@@ -534,9 +486,7 @@ class _Run:
                     self._stop = "shutdown"
             if self._stop is None and self._issue(buyers, pages):
                 return True
-            self._hand_off(buyers, pages)
-            lane = [self._lane.pending] if self._lane.pending is not None else []
-            waiting: list[Future[Any]] = [*self.in_flight, *self._fetching, *lane]
+            waiting: list[Future[Any]] = [*self.in_flight, *self._fetching]
             if not waiting:
                 if self._stop is not None:
                     break
@@ -547,11 +497,23 @@ class _Run:
             for future in arrived:
                 if future in self._fetching:
                     self._snapshot_page_arrived(future)
-            self._collect_stored()
             # Replacements (and the next free pages) go out before anything is stored.
             if arrived and self._stop is None and self._issue(buyers, pages):
                 return True
-            self._hand_off(buyers, pages)
+            to_store = bought_now
+            while to_store:
+                batch, to_store = to_store[:STORE_BATCH], to_store[STORE_BATCH:]
+                answered = [(self.in_flight.pop(future), future.result()) for future in batch]
+                self._store_chunks(answered)
+                for _chunk, bought in answered:
+                    if bought.error is not None and self._error is None:
+                        self._stop, self._error = "error", bought.error
+                # Answers that came in while those were stored: their replacements go out
+                # (each answer journaled first, see _on_the_wire) before the next store.
+                fresh = [f for f in self.in_flight if f.done() and f not in to_store]
+                if fresh and self._stop is None:
+                    self._issue(buyers, pages)
+                to_store += fresh
             if self._stop is None:
                 self._prepare(snapshot_done=self._plan_state is None)
             if not arrived:
@@ -563,45 +525,6 @@ class _Run:
         elif self._stop == "shutdown":
             self._stopped_for_shutdown()
         return False
-
-    def _queue_answered(self) -> None:
-        """Answered purchases (journaled) leave the wire for the store lane's queue."""
-        answered = [future for future in self.in_flight if future.done()]
-        self._journal_responses(*(future.result() for future in answered))
-        for future in answered:
-            bought = future.result()
-            self._to_store.append((self.in_flight.pop(future), bought))
-            if bought.error is not None and self._error is None:
-                self._stop, self._error = "error", bought.error
-
-    def _hand_off(self, buyers: ThreadPoolExecutor, pages: ThreadPoolExecutor) -> None:
-        """Give the lane the next chunks to store, if it is free. On the main thread's
-        lane, store them all now, sending the replacements of answers that come in
-        meanwhile (each journaled first, see _on_the_wire) between transactions."""
-        self._queue_answered()
-        while self._to_store and self._lane.pending is None:
-            batch, self._to_store = self._to_store[:STORE_BATCH], self._to_store[STORE_BATCH:]
-            if self._lane.thread is None:
-                self._store_chunks(batch)
-                self._queue_answered()
-                if self._stop is None:
-                    self._issue(buyers, pages)
-                continue
-            self._lane.storing = batch
-            self._lane.pending = self._lane.thread.submit(
-                contextvars.copy_context().run, self._store_chunks, batch
-            )
-
-    def _collect_stored(self) -> None:
-        """The lane's transaction has ended: its error, if any, is the run's."""
-        done = self._lane.pending
-        if done is not None and done.done():
-            self._lane.pending, self._lane.storing = None, []
-            done.result()
-
-    def _busy(self) -> bool:
-        """Chunks of this run not stored yet: on the wire, answered or being stored."""
-        return bool(self.in_flight or self._to_store or self._lane.pending)
 
     def _issue(self, buyers: ThreadPoolExecutor, pages: ThreadPoolExecutor) -> bool:
         """Send what may be sent now: free snapshot pages, then purchases. True when the
@@ -615,7 +538,7 @@ class _Run:
             if request is None:
                 break
             self._fetching[self._fetch_snapshot_page(pages, *request)] = request
-        if self._blocked and self._busy():
+        if self._blocked and self.in_flight:
             return False
         self._blocked = False
         snapshot_done = plan is None
@@ -624,14 +547,14 @@ class _Run:
         except (BudgetExceeded, _Held) as exc:
             if isinstance(exc, _Held):
                 self._log_wait_once(exc.count)
-            if self._busy() or self._fetching:
+            if self.in_flight or self._fetching:
                 self._blocked = True  # decide again with nothing of ours in flight
                 return False
             if isinstance(exc, BudgetExceeded):
                 raise
             self._wait_for_other_job(exc.count)
             return False
-        return exhausted and snapshot_done and not self._busy()
+        return exhausted and snapshot_done and not self.in_flight
 
     def _snapshot_page_arrived(self, future: Future[Page]) -> None:
         start, limit = self._fetching.pop(future)
@@ -650,18 +573,14 @@ class _Run:
         """Plan chunks until `concurrency` purchases are on the wire (answered ones
         waiting to be stored do not count). True when every snapshot row stored so far
         is done, in flight or waiting to be stored (nothing to plan)."""
-        # Answers the lane has not taken yet (as many as may be on the wire) hold the next
-        # purchases back: a job never buys faster than it stores, and what waits in memory
-        # stays bounded.
-        limit = self.settings.concurrency
-        while self._on_the_wire() < limit and len(self._to_store) < limit:
+        while self._on_the_wire() < self.settings.concurrency:
             if shutdown_requested.is_set():
                 return False  # the app is stopping: buy nothing more (the loop then stops)
             chunk = self._ready.pop(0) if self._ready else self._plan(snapshot_done)
             if chunk is None:
                 return not self._unplanned_rows()
             if not chunk.to_buy:
-                self._to_store.append((chunk, None))  # all reused: nothing to buy
+                self._store_chunk(chunk, None)
                 continue
             # Written here, not on the purchase thread: on SQLite the threads would wait
             # for this thread's write lock, in SQLite's busy handler that sleeps in steps.
@@ -707,18 +626,12 @@ class _Run:
         # The error may have left a transaction open (LostOwnership from a guarded UPDATE
         # keeps SQLite's write lock): the journal writes below use other connections.
         self.session.rollback()
-        if self._lane.pending is not None:
-            # Let it end. Stored, or not and in the journal, as when a store fails.
-            self._lane.pending.exception()
-            self._lane.pending, self._lane.storing = None, []
-        left = self._to_store + [(chunk, f.result()) for f, chunk in self.in_flight.items()]
-        self._to_store = []
-        self.in_flight.clear()
-        for chunk, bought in left:
+        for future, chunk in list(self.in_flight.items()):
             try:
-                self._store_chunk(chunk, bought)
+                self._store_chunk(chunk, future.result())
             except BaseException:  # noqa: BLE001 - the first error is the one to report
                 logger.warning("chunk %d: left in the journal for the next run", chunk.number)
+        self.in_flight.clear()
 
     # -- the snapshot ---------------------------------------------------------------
 
@@ -732,6 +645,7 @@ class _Run:
     def _store_snapshot_page(self, plan: SnapshotPlan, page: Page, start: int, limit: int) -> None:
         """One transaction: the page's RadarIDs, the counters and the snapshot checkpoint."""
         session, job = self.session, self.job
+        _assert_owner(session, job, self.run_id, utcnow())
         if job.search_total is None:
             cap = f" (capped at {job.max_records:,})" if job.max_records else ""
             add_log(
@@ -758,7 +672,6 @@ class _Run:
         job.snapshot_count += added
         job.error_count += missing
         job.snapshot_next_start = answered.checkpoint
-        _assert_owner(session, job, self.run_id, utcnow())
         session.commit()
         plan.answered(start, limit, len(page.results), page.total_result_count, added)
         self._scan_from = min(self._scan_from, start)
@@ -786,7 +699,7 @@ class _Run:
         # Only busy rows at or past _scan_from can come back from the query (usually none).
         busy = {
             rid
-            for chunk in self._unstored_chunks()
+            for chunk in [*self.in_flight.values(), *self._ready]
             for rid, position in chunk.positions.items()
             if position >= self._scan_from
         }
@@ -827,15 +740,10 @@ class _Run:
         self._scan_from = max(self._scan_from, rows[-1][0] + 1)
         return _Chunk(number, positions, reusable, to_buy, lacking)
 
-    def _unstored_chunks(self) -> list[_Chunk]:
-        """This run's chunks whose rows are not marked stored yet: planned, on the wire,
-        answered, or in a store transaction not committed yet."""
-        queued = [chunk for chunk, _bought in [*self._to_store, *self._lane.storing]]
-        return [*self.in_flight.values(), *self._ready, *queued]
-
     def _records_in_flight(self) -> int:
-        """Records being bought and not in the ledger yet (its rows come with the store)."""
-        return sum(len(chunk.to_buy) for chunk in self._unstored_chunks())
+        """Records being bought: on the wire, answered and not stored yet, or planned."""
+        chunks = [*self.in_flight.values(), *self._ready]
+        return sum(len(chunk.to_buy) for chunk in chunks)
 
     def _log_wait_once(self, held: int) -> None:
         if not self._logged_wait:
@@ -916,52 +824,40 @@ class _Run:
                 )
 
     def _store_chunk(self, chunk: _Chunk, bought: _Bought | None) -> None:
-        """Store one chunk now, on the main thread (the lane is idle: before the pipeline
-        or after it), its response journaled first."""
-        if bought is not None:
-            self._journal_responses(bought)
         self._store_chunks([(chunk, bought)])
 
     def _store_chunks(self, chunks: list[tuple[_Chunk, _Bought | None]]) -> None:
-        """Store what the chunks brought (their responses journaled) in one transaction
-        of the store lane's session, retrying while the database is busy. One
-        transaction for the chunks answered together: the pages they share (the RadarID
-        index's, the job row's) are written once, not once per chunk. A purchase error is
-        left in its `bought` for the caller (what was bought before it is kept)."""
-        session, retry_for = self._lane.session, self.settings.db_retry_for
+        """Journal the responses that arrived, in a short transaction of their own, then
+        store what the chunks brought in one transaction, retrying while the database is
+        busy. One transaction for the chunks answered together: the pages they share
+        (the RadarID index's, the job row's) are written once, not once per chunk. A
+        purchase error is left in its `bought` for the caller (what was bought before it
+        is kept)."""
+        self._journal_responses(*(bought for _chunk, bought in chunks if bought is not None))
         try:
-            retry_transaction(session, "chunk", lambda: self._store_chunks_once(chunks), retry_for)
+            self._retry_db("chunk", lambda: self._store_chunks_once(chunks))
         except LostOwnership:
-            session.rollback()
+            self.session.rollback()
             for chunk, bought in chunks:
                 if bought is not None and bought.pages:
                     orphaned = partial(self._store_orphaned, chunk, bought)
-                    retry_transaction(session, "orphaned chunk", orphaned, retry_for)
+                    self._retry_db("orphaned chunk", orphaned)
             raise
 
     def _store_chunks_once(self, chunks: list[tuple[_Chunk, _Bought | None]]) -> None:
-        session, job, now = self._lane.session, self._lane.job, utcnow()
-        # The job's counters and the ledger and log rows are written at the commit, after
-        # _assert_owner: a flush before it would take the job row's lock early.
-        with session.no_autoflush:
-            logged = [self._add_chunk(session, job, c, bought, now) for c, bought in chunks]
-        _assert_owner(session, job, self.run_id, now)
-        session.commit()
+        now = utcnow()
+        _assert_owner(self.session, self.job, self.run_id, now)
+        logged = [self._add_chunk(chunk, bought, now) for chunk, bought in chunks]
+        self.session.commit()
         for line in logged:
             logger.info(*line)
 
-    def _add_chunk(
-        self,
-        session: DbSession,
-        job: BatchJob,
-        chunk: _Chunk,
-        bought: _Bought | None,
-        now: datetime,
-    ) -> tuple[Any, ...]:
+    def _add_chunk(self, chunk: _Chunk, bought: _Bought | None, now: datetime) -> tuple[Any, ...]:
         """A chunk's part of a store transaction: links, bought properties, ledger,
         counters, the chunk's rows marked stored, its journal rows deleted, its claims
         released, a log row. A chunk whose purchase failed part way stores what was
         bought; the rest stays to buy. Returns its log line (written once committed)."""
+        session, job = self.session, self.job
         positions = chunk.positions
         reused = link(session, job, {rid: positions[rid] for rid in chunk.reusable})
         bought_linked, missing = 0, 0
@@ -979,9 +875,9 @@ class _Run:
                 missing + page_missing,
                 stored | page_stored,
             )
-            self._add_ledger(session, chunk.number, len(chunk.to_buy), page, sent[index])
+            self._add_ledger(chunk.number, len(chunk.to_buy), page, sent[index])
         if bought is not None:
-            self._settle_unanswered(session, chunk, bought)
+            self._settle_unanswered(chunk, bought)
         if chunk.to_buy:
             release(session, job.id, chunk.to_buy)
         job.cost_total += sum(page.total_cost or 0.0 for page in pages)
@@ -1030,19 +926,19 @@ class _Run:
             [page.request_id for page in pages],
         )
 
-    def _settle_unanswered(self, session: DbSession, chunk: _Chunk, bought: _Bought) -> None:
+    def _settle_unanswered(self, chunk: _Chunk, bought: _Bought) -> None:
         """The chunk's journal rows go with it. A request that went out and got no usable
         answer (its last attempt lost, or this chunk settled after a crash) may have been
         billed: it becomes a "possibly billed" ledger row for the records it asked for."""
         error = bought.error
         lost = bought.incomplete or bool(getattr(error, "last_attempt_possibly_billed", False))
         if lost:
-            for entry in journal.unanswered(session, chunk.entry_ids):
+            for entry in journal.unanswered(self.session, chunk.entry_ids):
                 why = "no response was stored before the run stopped"
                 if error is not None:
                     why = f"the last attempt failed ({error})"
                 record_unanswered(
-                    session,
+                    self.session,
                     self.batch_id,
                     self.owner_id,
                     chunk.number,
@@ -1051,7 +947,7 @@ class _Run:
                     entry.client_request_id,
                     f"Purchase sent, {why}; its records may have been billed",
                 )
-        journal.discard(session, chunk.entry_ids)
+        journal.discard(self.session, chunk.entry_ids)
 
     def _settle_journal(self) -> None:
         """Store what an earlier run of this job bought and did not store (its responses
@@ -1107,7 +1003,7 @@ class _Run:
         session, job = self.session, self.job
         _assert_owner(session, job, self.run_id, utcnow())
         lost = _Chunk(number, {}, set(), [], entries=[SentRequest.of(row) for row in rows])
-        self._settle_unanswered(session, lost, _Bought(incomplete=True))
+        self._settle_unanswered(lost, _Bought(incomplete=True))
         asked = sum(len(row.radar_ids) for row in rows)
         add_log(
             session,
@@ -1125,11 +1021,11 @@ class _Run:
         """This run lost the job (recovery requeued it, e.g. while the database was locked)
         but holds a paid chunk: store the records and the ledger rows anyway, so the run
         that owns the job now reuses them instead of buying them again."""
-        session, now = self._lane.session, utcnow()
+        session, now = self.session, utcnow()
         stored: set[str] = set()
         for page, sent in zip(bought.pages, bought.entries, strict=True):
             stored |= upsert_records(session, page, now)[0]
-            self._add_ledger(session, chunk.number, len(chunk.to_buy), page, sent)
+            self._add_ledger(chunk.number, len(chunk.to_buy), page, sent)
         release(session, self.batch_id, chunk.to_buy)
         journal.discard(session, chunk.entry_ids)
         session.add(
@@ -1144,11 +1040,9 @@ class _Run:
         session.commit()
         logger.warning("stored %d records of an orphaned purchase", len(stored))
 
-    def _add_ledger(
-        self, session: DbSession, chunk_number: int, requested: int, page: Page, sent: SentRequest
-    ) -> None:
+    def _add_ledger(self, chunk_number: int, requested: int, page: Page, sent: SentRequest) -> None:
         record_billed(
-            session,
+            self.session,
             self.batch_id,
             self.owner_id,
             chunk_number,
