@@ -152,7 +152,7 @@ def time_store_path(engine: sa.Engine, pages: list[Page]) -> tuple[float, float]
         clock = _Clock(session.connection().connection.driver_connection)
         for page in pages:
             positions = {r["RadarID"]: page.start + i for i, r in enumerate(page.results)}
-            store_page(session, job, page, utcnow(), positions)
+            store_page(session, job.id, page, utcnow(), positions)
             session.commit()
         return clock.stop()
 

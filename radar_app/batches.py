@@ -111,7 +111,7 @@ def create_job(
     job.rq_job_id = new_rq_job_id(job)
     session.add(job)
     session.flush()
-    add_log(session, job, "INFO", "Job created")
+    add_log(session, job.id, "INFO", "Job created")
     # Commit before enqueueing, so a fast worker always finds the row.
     session.commit()
     if not enqueue:

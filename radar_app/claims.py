@@ -128,20 +128,12 @@ def _held_by_others(session: DbSession, job_id: int, radar_ids: list[str]) -> se
 
 def release(session: DbSession, job_id: int, radar_ids: Iterable[str]) -> None:
     """Release the job's claims on these RadarIDs (no commit: the caller stores them in
-    the same transaction)."""
-    radar_ids, dialect = list(radar_ids), _dialect(session)
-    # On SQLite an IN list: with json_each (one_of) it scans the claims for them.
-    if dialect.name == "postgresql":
-        these = one_of(PurchaseClaim.radar_id, radar_ids, dialect)
-    else:
-        these = PurchaseClaim.radar_id.in_(radar_ids)
-    # synchronize_session=False: no claim is loaded in the session, and the default
-    # fetched the deleted RadarIDs back to look for them (6% of the store lane's time).
-    session.execute(
-        sa.delete(PurchaseClaim)
-        .where(these, PurchaseClaim.batch_job_id == job_id)
-        .execution_options(synchronize_session=False)
-    )
+    the same transaction). A Core DELETE on the session's connection: the ORM's bulk
+    delete cost more than the statement, once per chunk."""
+    connection = session.connection(bind_arguments={"mapper": PurchaseClaim})
+    these = one_of(PurchaseClaim.radar_id, list(radar_ids), connection.dialect)
+    table = PurchaseClaim.__table__
+    connection.execute(sa.delete(table).where(these, PurchaseClaim.batch_job_id == job_id))
 
 
 def release_all(session: DbSession, job_id: int) -> None:

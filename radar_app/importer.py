@@ -49,7 +49,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -74,7 +74,6 @@ from radar_app.ledger import (
 )
 from radar_app.models import (
     BatchJob,
-    BatchJobLog,
     DbSession,
     JobPhase,
     JobStatus,
@@ -212,7 +211,7 @@ def _finish(
 ) -> None:
     """End the run: COMPLETE, FAIL or CANCELLED, in one transaction that also frees the
     job's purchase claims (left by a failed chunk): a finished job buys nothing more."""
-    _assert_owner(session, job, run_id, utcnow())
+    _assert_owner(session, job.id, run_id, utcnow())
     release_all(session, job.id)
     # _assert_owner holds the row's write lock, so this cannot lose to another process.
     if not transition(
@@ -227,19 +226,27 @@ def _finish(
         raise LostOwnership(f"job {job.job_id} was taken over by another run")
 
 
-def _cancel_requested(session: DbSession, job: BatchJob) -> bool:
+def _cancel_requested(session: DbSession, batch_id: int) -> bool:
     # Read the flag from the database, not the identity map: the web process sets it.
-    return bool(session.scalar(sa.select(BatchJob.cancel_requested).where(BatchJob.id == job.id)))
+    return bool(session.scalar(sa.select(BatchJob.cancel_requested).where(BatchJob.id == batch_id)))
 
 
-def _assert_owner(session: DbSession, job: BatchJob, run_id: str, now: datetime) -> None:
-    """First statement of each page transaction: still ours? It also takes the row's write
-    lock, so recovery cannot requeue the job between this check and the commit."""
+def _assert_owner(
+    session: DbSession,
+    batch_id: int,
+    run_id: str,
+    now: datetime,
+    changes: Mapping[str, Any] | None = None,
+) -> None:
+    """Still ours? The heartbeat UPDATE, guarded by the run's ownership, also writes
+    `changes` (the transaction's counters, as increments of the row's own values: the job
+    object is not read back after every commit). It takes the row's write lock, so
+    recovery cannot requeue the job between this check and the commit."""
     # On the connection: the same UPDATE without the ORM's bulk-update machinery, which
-    # cost more than the statement (this opens every transaction of the run).
+    # cost more than the statement (every transaction of the run has one).
     connection = session.connection(bind_arguments={"mapper": BatchJob})
-    if connection.execute(heartbeat(job.id, run_id, now)).rowcount != 1:
-        raise LostOwnership(f"job {job.job_id} was taken over by another run")
+    if connection.execute(heartbeat(batch_id, run_id, now, changes)).rowcount != 1:
+        raise LostOwnership(f"job {batch_id} was taken over by another run")
 
 
 def purchase_criteria(criteria: list[dict[str, Any]], radar_ids: list[str]) -> list[dict]:
@@ -373,6 +380,9 @@ class _Run:
         self.criteria: list[dict[str, Any]] = list(job.criteria)
         self.fields = job.fields or settings.fields
         self.refresh_all = job.refresh_all
+        self.max_records = job.max_records
+        # Whether the first snapshot page of the job has been stored (by any run).
+        self._search_total_known = job.search_total is not None
         # A stored lead is reused only if its raw record has every field the job asks for
         # beyond the essentials (responses carry each requested field, null when unknown,
         # as in the documented example). The essentials come with every purchase, so
@@ -404,7 +414,7 @@ class _Run:
                 resume = f", resuming after record {job.processed_records:,}"
             elif job.snapshot_next_start:
                 resume = f", resuming the snapshot at record {job.snapshot_next_start + 1}"
-            add_log(session, job, "INFO", f"Attempt {job.attempts} started{resume}")
+            add_log(session, job.id, "INFO", f"Attempt {job.attempts} started{resume}")
             session.commit()
 
         previous_on_retry = getattr(self.client, "on_retry", None)
@@ -644,47 +654,48 @@ class _Run:
 
     def _store_snapshot_page(self, plan: SnapshotPlan, page: Page, start: int, limit: int) -> None:
         """One transaction: the page's RadarIDs, the counters and the snapshot checkpoint."""
-        session, job = self.session, self.job
-        _assert_owner(session, job, self.run_id, utcnow())
-        if job.search_total is None:
-            cap = f" (capped at {job.max_records:,})" if job.max_records else ""
+        session, job, total = self.session, self.job, page.total_result_count
+        if not self._search_total_known:
+            cap = f" (capped at {self.max_records:,})" if self.max_records else ""
             add_log(
                 session,
-                job,
+                self.batch_id,
                 "INFO",
-                f"Search matches {page.total_result_count:,} records{cap}; "
-                "taking a free snapshot of their RadarIDs",
+                f"Search matches {total:,} records{cap}; taking a free snapshot of their RadarIDs",
             )
             # What the user was told the search matches; compared with what was stored.
-            job.search_total = page.total_result_count
+            job.search_total = total
             job.purchase_started_at = job.purchase_started_at or utcnow()
-        # The total may change while paging (the snapshot follows it), so show the latest.
-        job.total_records = (
-            min(page.total_result_count, job.max_records)
-            if job.max_records
-            else page.total_result_count
-        )
-        added, missing = store_snapshot_items(session, job, page)
+        added, missing = store_snapshot_items(session, self.batch_id, page)
         # The plan itself is told only once the page is safely stored (a retried
         # transaction must not count it twice); the checkpoint comes from a copy.
         answered = copy.deepcopy(plan)
-        answered.answered(start, limit, len(page.results), page.total_result_count, added)
-        job.snapshot_count += added
-        job.error_count += missing
-        job.snapshot_next_start = answered.checkpoint
+        answered.answered(start, limit, len(page.results), total, added)
+        counters = {
+            # The total may change while paging (the snapshot follows it): the latest.
+            "total_records": min(total, self.max_records) if self.max_records else total,
+            "snapshot_count": BatchJob.snapshot_count + added,
+            "error_count": BatchJob.error_count + missing,
+            "snapshot_next_start": answered.checkpoint,
+        }
+        _assert_owner(session, self.batch_id, self.run_id, utcnow(), counters)
         session.commit()
+        self._search_total_known = True
         plan.answered(start, limit, len(page.results), page.total_result_count, added)
         self._scan_from = min(self._scan_from, start)
         logger.info("snapshot start=%d ids=%d", start, len(page.results))
 
     def _close_snapshot(self) -> None:
         session, job = self.session, self.job
-        _assert_owner(session, job, self.run_id, utcnow())
+        _assert_owner(session, self.batch_id, self.run_id, utcnow())
         job.total_records = job.snapshot_count
         job.phase = JobPhase.PURCHASE
         job.purchase_started_at = job.purchase_started_at or utcnow()
         add_log(
-            session, job, "INFO", f"Snapshot complete: {job.snapshot_count:,} RadarIDs, at no cost"
+            session,
+            job.id,
+            "INFO",
+            f"Snapshot complete: {job.snapshot_count:,} RadarIDs, at no cost",
         )
         session.commit()
 
@@ -846,7 +857,6 @@ class _Run:
 
     def _store_chunks_once(self, chunks: list[tuple[_Chunk, _Bought | None]]) -> None:
         now = utcnow()
-        _assert_owner(self.session, self.job, self.run_id, now)
         logged = [self._add_chunk(chunk, bought, now) for chunk, bought in chunks]
         self.session.commit()
         for line in logged:
@@ -857,9 +867,9 @@ class _Run:
         counters, the chunk's rows marked stored, its journal rows deleted, its claims
         released, a log row. A chunk whose purchase failed part way stores what was
         bought; the rest stays to buy. Returns its log line (written once committed)."""
-        session, job = self.session, self.job
+        session, batch_id = self.session, self.batch_id
         positions = chunk.positions
-        reused = link(session, job, {rid: positions[rid] for rid in chunk.reusable})
+        reused = link(session, batch_id, {rid: positions[rid] for rid in chunk.reusable})
         bought_linked, missing = 0, 0
         stored: set[str] = set()
         pages = bought.pages if bought is not None else []
@@ -868,7 +878,7 @@ class _Run:
         for index, page in enumerate(pages):
             parsed = coerced[index] if index < len(coerced) else None  # None: parsed here
             linked, page_missing, page_stored = store_page(
-                session, job, page, now, positions, parsed
+                session, batch_id, page, now, positions, parsed
             )
             bought_linked, missing, stored = (
                 bought_linked + linked,
@@ -879,23 +889,25 @@ class _Run:
         if bought is not None:
             self._settle_unanswered(chunk, bought)
         if chunk.to_buy:
-            release(session, job.id, chunk.to_buy)
-        job.cost_total += sum(page.total_cost or 0.0 for page in pages)
-        job.pages_fetched += len(pages)
+            release(session, batch_id, chunk.to_buy)
         complete = bought is None or bought.complete
         # A record without a RadarID was one of those asked for: it was bought, not lost.
         vanished = max(0, len([rid for rid in chunk.to_buy if rid not in stored]) - missing)
         done = set(positions) if complete else (chunk.reusable | stored) & positions.keys()
-        mark_stored(session, job, [positions[rid] for rid in done])
-        job.processed_records += len(done)
-        job.next_start = job.processed_records
-        if complete:
-            job.vanished_count += vanished
-        job.reused_count += reused
-        job.purchased_count += len(stored)
-        job.unidentified_count += missing
-        job.success_count += reused + bought_linked
-        job.heartbeat_at = now
+        mark_stored(session, batch_id, [positions[rid] for rid in done])
+        counters = {
+            "cost_total": BatchJob.cost_total + sum(page.total_cost or 0.0 for page in pages),
+            "pages_fetched": BatchJob.pages_fetched + len(pages),
+            "processed_records": BatchJob.processed_records + len(done),
+            # SET reads the row as it was: the new processed_records.
+            "next_start": BatchJob.processed_records + len(done),
+            "vanished_count": BatchJob.vanished_count + (vanished if complete else 0),
+            "reused_count": BatchJob.reused_count + reused,
+            "purchased_count": BatchJob.purchased_count + len(stored),
+            "unidentified_count": BatchJob.unidentified_count + missing,
+            "success_count": BatchJob.success_count + (reused + bought_linked),
+        }
+        _assert_owner(session, batch_id, self.run_id, now, counters)
         message = chunk_message(
             chunk.number,
             len(positions),
@@ -910,7 +922,7 @@ class _Run:
             message += "; the purchase failed part way, the rest is bought on retry"
         add_log(
             session,
-            job,
+            batch_id,
             "WARNING" if vanished or missing or not complete else "INFO",
             message,
             page=chunk.number if pages else None,
@@ -1001,13 +1013,13 @@ class _Run:
     def _settle_lost(self, number: int, rows: list[JournaledPurchase]) -> None:
         """A chunk of an earlier run whose purchase got no response before it stopped."""
         session, job = self.session, self.job
-        _assert_owner(session, job, self.run_id, utcnow())
+        _assert_owner(session, self.batch_id, self.run_id, utcnow())
         lost = _Chunk(number, {}, set(), [], entries=[SentRequest.of(row) for row in rows])
         self._settle_unanswered(lost, _Bought(incomplete=True))
         asked = sum(len(row.radar_ids) for row in rows)
         add_log(
             session,
-            job,
+            job.id,
             "WARNING",
             f"Chunk {number}: a purchase of {asked:,} records was sent before the run "
             "stopped and got no response; it may have been billed (see the ledger) and "
@@ -1028,14 +1040,13 @@ class _Run:
             self._add_ledger(chunk.number, len(chunk.to_buy), page, sent)
         release(session, self.batch_id, chunk.to_buy)
         journal.discard(session, chunk.entry_ids)
-        session.add(
-            BatchJobLog(
-                batch_job_id=self.batch_id,
-                level="WARNING",
-                page=chunk.number,
-                message=f"Chunk {chunk.number}: {len(stored):,} records bought by a run that "
-                "lost the job were stored, so they are reused, not bought again",
-            )
+        add_log(
+            session,
+            self.batch_id,
+            "WARNING",
+            f"Chunk {chunk.number}: {len(stored):,} records bought by a run that lost the job "
+            "were stored, so they are reused, not bought again",
+            page=chunk.number,
         )
         session.commit()
         logger.warning("stored %d records of an orphaned purchase", len(stored))
@@ -1055,7 +1066,7 @@ class _Run:
         warning = shortfall_warning(self.job)
         if warning:
             self.job.warning = warning
-            add_log(self.session, self.job, "WARNING", warning)
+            add_log(self.session, self.batch_id, "WARNING", warning)
         # Module-level _finish: this whole function is one retried transaction.
         _finish(self.session, self.job, self.run_id, Event.COMPLETE, completion_summary(self.job))
 
@@ -1075,10 +1086,10 @@ class _Run:
         self.session.commit()
 
     def _log_wait(self, held: int) -> None:
-        _assert_owner(self.session, self.job, self.run_id, utcnow())
+        _assert_owner(self.session, self.batch_id, self.run_id, utcnow())
         add_log(
             self.session,
-            self.job,
+            self.batch_id,
             "INFO",
             f"Waiting for {held:,} records another job is buying right now; "
             "they will be reused, not bought twice",
@@ -1086,7 +1097,7 @@ class _Run:
         self.session.commit()
 
     def _beat(self) -> None:
-        _assert_owner(self.session, self.job, self.run_id, utcnow())
+        _assert_owner(self.session, self.batch_id, self.run_id, utcnow())
         self.session.commit()
 
     def _beat_now_and_then(self) -> None:
@@ -1134,7 +1145,9 @@ class _Run:
             )
 
     def _cancel_requested(self) -> bool:
-        return self._retry_db("cancel check", lambda: _cancel_requested(self.session, self.job))
+        return self._retry_db(
+            "cancel check", lambda: _cancel_requested(self.session, self.batch_id)
+        )
 
     def _cancelled(self) -> None:
         self._finish(
@@ -1148,10 +1161,10 @@ class _Run:
         requeues it from its checkpoint once its heartbeat is stale."""
 
         def log_stop() -> None:
-            _assert_owner(self.session, self.job, self.run_id, utcnow())
+            _assert_owner(self.session, self.batch_id, self.run_id, utcnow())
             add_log(
                 self.session,
-                self.job,
+                self.batch_id,
                 "WARNING",
                 f"Stopped after {self.job.processed_records:,} records because the app is "
                 "shutting down; nothing more was bought. The job resumes from here when a "

@@ -63,19 +63,21 @@ def record_billed(
     page: Page,
     client_request_id: str | None,
 ) -> None:
-    """Ledger row for a purchase the API answered (no commit: it is stored with the chunk)."""
-    session.add(
-        LedgerEntry(
-            batch_job_id=job_id,
-            user_id=user_id,
-            page=chunk_number,
-            outcome=LedgerEntry.BILLED,
-            requested=requested,
-            result_count=page.result_count,
-            total_cost=page.total_cost,
-            request_id=page.request_id,
-            client_request_id=client_request_id,
-        )
+    """Ledger row for a purchase the API answered (no commit: it is stored with the chunk,
+    by a Core INSERT on the chunk's connection, not the ORM's unit of work)."""
+    session.connection(bind_arguments={"mapper": LedgerEntry}).execute(
+        sa.insert(LedgerEntry.__table__),
+        {
+            "batch_job_id": job_id,
+            "user_id": user_id,
+            "page": chunk_number,
+            "outcome": LedgerEntry.BILLED,
+            "requested": requested,
+            "result_count": page.result_count,
+            "total_cost": page.total_cost,
+            "request_id": page.request_id,
+            "client_request_id": client_request_id,
+        },
     )
 
 

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from radar_app import jsoncodec
 from radar_app.leads import LEAD_COLUMNS, lead_values
-from radar_app.models import BatchJob, DbSession, Property
+from radar_app.models import DbSession, Property
 from radar_app.propertyradar.client import Page
 from radar_app.propertyradar.coerce import radar_id_of
 
@@ -372,17 +372,17 @@ def _upsert_rows(
         statements.upsert(connection, list(rows.values()), statements.timestamp(now))
 
 
-def link(session: DbSession, job: BatchJob, positions: dict[str, int]) -> int:
+def link(session: DbSession, job_id: int, positions: dict[str, int]) -> int:
     """Link stored properties (by RadarID) to the job; returns how many links are new."""
     if not positions:
         return 0
     connection = _connection(session)
-    return _statements(connection).link(connection, job.id, positions)
+    return _statements(connection).link(connection, job_id, positions)
 
 
 def store_page(
     session: DbSession,
-    job: BatchJob,
+    job_id: int,
     page: Page,
     now: datetime,
     positions: dict[str, int] | None = None,
@@ -405,7 +405,7 @@ def store_page(
         if radar_id is not None:
             fallback = page.start + index
             link_positions.setdefault(radar_id, (positions or {}).get(radar_id, fallback))
-    return link(session, job, link_positions), coerced.missing_id, set(coerced.rows)
+    return link(session, job_id, link_positions), coerced.missing_id, set(coerced.rows)
 
 
 def upsert_records(session: DbSession, page: Page, now: datetime) -> tuple[set[str], int]:
@@ -419,7 +419,7 @@ def upsert_records(session: DbSession, page: Page, now: datetime) -> tuple[set[s
     return set(coerced.rows), coerced.missing_id
 
 
-def store_snapshot_items(session: DbSession, job: BatchJob, page: Page) -> tuple[int, int]:
+def store_snapshot_items(session: DbSession, job_id: int, page: Page) -> tuple[int, int]:
     """Add a snapshot page's RadarIDs to the job's snapshot (no commit).
 
     Returns:
@@ -438,7 +438,7 @@ def store_snapshot_items(session: DbSession, job: BatchJob, page: Page) -> tuple
     # A RadarID seen on an earlier page (the result set shifted) keeps its first place:
     # the unique (job, RadarID) makes ON CONFLICT skip it, and the count is of rows added.
     connection = _connection(session)
-    return _statements(connection).add_snapshot_items(connection, job.id, items), missing
+    return _statements(connection).add_snapshot_items(connection, job_id, items), missing
 
 
 def free_snapshot_rows(
@@ -449,8 +449,8 @@ def free_snapshot_rows(
     return _statements(connection).free_rows(connection, job_id, start, limit)
 
 
-def mark_stored(session: DbSession, job: BatchJob, positions: list[int]) -> None:
+def mark_stored(session: DbSession, job_id: int, positions: list[int]) -> None:
     """Mark these snapshot rows done: their chunk is stored (no commit)."""
     if positions:
         connection = _connection(session)
-        _statements(connection).mark_stored(connection, job.id, positions)
+        _statements(connection).mark_stored(connection, job_id, positions)

@@ -679,7 +679,7 @@ def test_log_is_paginated_newest_first(app, signed_in):
     with app.app_context():
         job = db.session.scalar(sa.select(BatchJob).where(BatchJob.job_id == job_id))
         for n in range(1, 31):
-            add_log(db.session, job, "INFO", f"entry {n:02d}")
+            add_log(db.session, job.id, "INFO", f"entry {n:02d}")
         db.session.commit()
     first = signed_in.get(f"/jobs/{job_id}/log", headers=HX).text
     assert "Page 1 of 3 · 31 entries" in first

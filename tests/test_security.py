@@ -239,7 +239,7 @@ def _fail(app: Flask, job_id: str) -> None:
     _set(app, job_id, status=JobStatus.FAILED, error_details=ERROR, completed_at=utcnow())
     with app.app_context():
         job = db.session.scalar(sa.select(BatchJob).where(BatchJob.job_id == job_id))
-        add_log(db.session, job, "ERROR", LOGGED)
+        add_log(db.session, job.id, "ERROR", LOGGED)
         db.session.commit()
 
 

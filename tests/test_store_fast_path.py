@@ -229,9 +229,14 @@ def _jobs(app: Flask, user: User) -> list[str]:
 
 def _run(app: Flask, job_ids: list[str], old: bool) -> list[Any]:
     """The same sequence of stores a job's run makes, one transaction per chunk."""
-    store = _old_store_page if old else store_page
+    # The old functions took the job, the new ones take its id.
+    store = _old_store_page if old else lambda s, job, *rest: store_page(s, job.id, *rest)
     upsert = _old_upsert_records if old else upsert_records
-    snapshot = _old_store_snapshot_items if old else store_snapshot_items
+    snapshot = (
+        _old_store_snapshot_items
+        if old
+        else lambda s, job, page: store_snapshot_items(s, job.id, page)
+    )
     records = _hard_records()
     # Microseconds, and an offset that must come out as UTC.
     first = datetime(2026, 3, 4, 5, 6, 7, 89, tzinfo=timezone(timedelta(hours=-7)))
@@ -299,12 +304,12 @@ def test_a_record_bought_twice_links_once_and_counts_new_links_only(app, user):
     now = datetime.now(UTC)
     with app.app_context():
         job = db.session.scalar(sa.select(BatchJob).where(BatchJob.job_id == job_ids[0]))
-        linked, missing, stored = store_page(db.session, job, _page(records), now)
+        linked, missing, stored = store_page(db.session, job.id, _page(records), now)
         db.session.commit()
         assert (linked, missing, len(stored)) == (400, 0, 400)
         # Half of them again, with 100 new: only the new ones are new links.
         more = records[200:] + [get_dataset().record(i) for i in range(400, 500)]
-        linked, missing, stored = store_page(db.session, job, _page(more, start=200), now)
+        linked, missing, stored = store_page(db.session, job.id, _page(more, start=200), now)
         db.session.commit()
         assert (linked, missing, len(stored)) == (100, 0, 300)
         count = db.session.scalar(
@@ -323,7 +328,9 @@ def test_numbers_no_column_can_hold_leave_it_empty_and_the_chunk_is_stored(app, 
     fine = dict(get_dataset().record(8), SqFt=2_147_483_647, AVM=-(2**63))
     with app.app_context():
         job = db.session.scalar(sa.select(BatchJob).where(BatchJob.job_id == job_ids[0]))
-        linked, missing, stored = store_page(db.session, job, _page([odd, fine]), datetime.now(UTC))
+        linked, missing, stored = store_page(
+            db.session, job.id, _page([odd, fine]), datetime.now(UTC)
+        )
         db.session.commit()
         assert (linked, missing, len(stored)) == (2, 0, 2)
         kept = db.session.scalar(sa.select(Property).where(Property.radar_id == odd["RadarID"]))
