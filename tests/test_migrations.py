@@ -20,6 +20,21 @@ def test_upgrade_from_zero_matches_the_models(app_config):
             tables = set(sa.inspect(conn).get_table_names())
         assert diffs == []
         assert {"users", "batch_jobs", "batch_job_logs", "properties", "job_properties"} <= tables
+        if db.engine.dialect.name == "postgresql":
+            # Room on each page for rows updated in place (models.POSTGRESQL_STORAGE).
+            with db.engine.connect() as conn:
+                options = dict(
+                    conn.execute(
+                        sa.text(
+                            "SELECT relname, reloptions FROM pg_class "
+                            "WHERE relname IN ('properties', 'job_snapshot_items')"
+                        )
+                    ).all()
+                )
+            assert options == {
+                "properties": ["fillfactor=70"],
+                "job_snapshot_items": ["fillfactor=70"],
+            }
         downgrade(revision="base")
         with db.engine.connect() as conn:
             assert set(sa.inspect(conn).get_table_names()) <= {"alembic_version"}
