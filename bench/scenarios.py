@@ -37,7 +37,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from bench import script
-from bench.stack import TOKEN, PeakRss, Stack
+from bench.stack import TOKEN, PeakRss, Stack, cpu_seconds
 from radar_app import batches, create_app
 from radar_app.config import settings_from_env
 from radar_app.extensions import db
@@ -147,6 +147,10 @@ class Timed:
     # radar_app's job alone (started_at to completed_at); the rest of wall_s is the POST,
     # the queue, the fork of the work horse and the GET.
     job_s: float | None = None
+    # CPU seconds of the importing side (the RQ workers with their work horses, until
+    # the worker is idle again; or the script's process) and of the simulator.
+    cpu_s: float | None = None
+    simulator_cpu_s: float | None = None
 
     @property
     def records_per_s(self) -> float:
@@ -323,6 +327,8 @@ class Bench:
         """bench/script.py in this process, against the same simulator."""
         self.stack.simulator.reset()
         criteria = [{"name": "State", "value": states}]
+        simulator = self._simulator_cpu()
+        cpu = time.process_time()
         started = time.perf_counter()
         with closing(script.connect(self.script_database_url)) as connection:
             stored = script.import_leads(
@@ -331,7 +337,16 @@ class Bench:
         wall = time.perf_counter() - started
         if stored != records:
             raise RuntimeError(f"the script stored {stored:,} records, expected {records:,}")
-        return self._timed(wall, records)
+        timed = self._timed(wall, records)
+        timed.cpu_s = time.process_time() - cpu
+        timed.simulator_cpu_s = self._simulator_cpu() - simulator
+        return timed
+
+    def _simulator_cpu(self) -> float:
+        return cpu_seconds([self.stack.simulator.process.pid])
+
+    def _workers_cpu(self) -> float:
+        return cpu_seconds(worker.pid for worker in self.stack.workers)
 
     def _timed(self, wall: float, records: int) -> Timed:
         stats = self.stack.simulator.stats()
@@ -355,6 +370,7 @@ class Bench:
             "max_records": records,
             "refresh_all": refresh_all,
         }
+        cpu, simulator = self._workers_cpu(), self._simulator_cpu()
         started = time.perf_counter()
         created = self.api.post(jobs_url, json=body, timeout=30)
         if created.status_code != 201:
@@ -372,6 +388,10 @@ class Bench:
             )
         timed = self._timed(wall, records)
         timed.job_s = job["duration_seconds"]
+        # The horse is waited for once its worker is idle again: then its CPU is counted.
+        self.stack.wait_workers_idle()
+        timed.cpu_s = self._workers_cpu() - cpu
+        timed.simulator_cpu_s = self._simulator_cpu() - simulator
         return timed
 
     def _await_done(self, job_id: str, deadline: float) -> dict[str, Any]:
@@ -447,7 +467,7 @@ class Bench:
                 met=_yes(ratio <= limit) if limit else "",
                 notes=f"{ours.records_per_s:,.0f} vs {peer.records_per_s:,.0f} rec/s",
             )
-        row.notes += f"; the job itself {ours.job_s:.2f} s"
+        row.notes += f"; the job itself {ours.job_s:.2f} s" + _cpu_note(ours, peer)
         row.radar_app_requests, row.peer_requests = ours.requests, peer.requests
         row.notes += self._billing_note(ours, n)
         row.extra = {"radar_app": vars(ours), "script": vars(peer), "latency_ms": latency_ms}
@@ -475,7 +495,9 @@ class Bench:
                 target="≤ 0.35×, 0 bought",
                 met=_yes(ratio <= 0.35 and ours.purchase_requests == 0),
                 notes=f"the script bought {peer.billed_records:,} records again; "
-                f"the job itself {ours.job_s:.2f} s" + self._billing_note(ours, 0),
+                f"the job itself {ours.job_s:.2f} s"
+                + _cpu_note(ours, peer)
+                + self._billing_note(ours, 0),
                 extra={"radar_app": vars(ours), "script": vars(peer), "latency_ms": latency_ms},
             )
         )
@@ -718,6 +740,17 @@ class Bench:
             with self.app.app_context():
                 db.engine.dispose()
         return self.rows
+
+
+def _cpu_note(ours: Timed, peer: Timed) -> str:
+    """Where the CPU went, each side beside the simulator's share: on 2 cores the three
+    compete, and what the importer itself spends is what it can save."""
+    if ours.cpu_s is None or peer.cpu_s is None:
+        return ""
+    return (
+        f"; CPU s: radar_app workers {ours.cpu_s:.2f} + simulator {ours.simulator_cpu_s:.2f}, "
+        f"script {peer.cpu_s:.2f} + simulator {peer.simulator_cpu_s:.2f}"
+    )
 
 
 def _yes(ok: bool) -> str:

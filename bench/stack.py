@@ -210,6 +210,19 @@ class Stack:
         self.redis.stop()
 
 
+def cpu_seconds(pids: Iterable[int]) -> float:
+    """CPU time (user + system) these processes have used so far, with their children
+    that have exited and been waited for (a worker's work horses, once it is idle)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system + times.children_user + times.children_system
+    return total
+
+
 class PeakRss:
     """Samples the RSS of some processes and their children every `interval` seconds;
     `peak` is the largest single process seen (a work horse is a forked child)."""
