@@ -94,10 +94,12 @@ from radar_app.store import (
     free_snapshot_rows,
     is_transient_db_error,
     link,
+    link_page,
     mark_stored,
+    pipelined,
     retry_transaction,
-    store_page,
     store_snapshot_items,
+    upsert_coerced,
     upsert_records,
 )
 
@@ -869,32 +871,33 @@ class _Run:
         bought; the rest stays to buy. Returns its log line (written once committed)."""
         session, batch_id = self.session, self.batch_id
         positions = chunk.positions
-        reused = link(session, batch_id, {rid: positions[rid] for rid in chunk.reusable})
-        bought_linked, missing = 0, 0
-        stored: set[str] = set()
         pages = bought.pages if bought is not None else []
         coerced = bought.parsed.result() if bought is not None and bought.parsed else []
+        # A page the parser thread did not get to is parsed here.
+        parsed = [coerced[i] if i < len(coerced) else coerce_page(p) for i, p in enumerate(pages)]
         sent = bought.entries if bought is not None else []
-        for index, page in enumerate(pages):
-            parsed = coerced[index] if index < len(coerced) else None  # None: parsed here
-            linked, page_missing, page_stored = store_page(
-                session, batch_id, page, now, positions, parsed
-            )
-            bought_linked, missing, stored = (
-                bought_linked + linked,
-                missing + page_missing,
-                stored | page_stored,
-            )
-            self._add_ledger(chunk.number, len(chunk.to_buy), page, sent[index])
-        if bought is not None:
-            self._settle_unanswered(chunk, bought)
-        if chunk.to_buy:
-            release(session, batch_id, chunk.to_buy)
+        stored = {radar_id for page in parsed for radar_id in page.rows}
+        missing = sum(page.missing_id for page in parsed)
         complete = bought is None or bought.complete
         # A record without a RadarID was one of those asked for: it was bought, not lost.
         vanished = max(0, len([rid for rid in chunk.to_buy if rid not in stored]) - missing)
         done = set(positions) if complete else (chunk.reusable | stored) & positions.keys()
-        mark_stored(session, batch_id, [positions[rid] for rid in done])
+        if bought is not None:
+            self._settle_unanswered(chunk, bought)
+        # The statements whose results are not needed go out together; the links, whose
+        # counts the counters need, after them.
+        with pipelined(session):
+            for page, page_parsed, request in zip(pages, parsed, sent, strict=True):
+                upsert_coerced(session, page_parsed, now)
+                self._add_ledger(chunk.number, len(chunk.to_buy), page, request)
+            if chunk.to_buy:
+                release(session, batch_id, chunk.to_buy)
+            mark_stored(session, batch_id, [positions[rid] for rid in done])
+        reused = link(session, batch_id, {rid: positions[rid] for rid in chunk.reusable})
+        bought_linked = sum(
+            link_page(session, batch_id, page, page_parsed, positions)
+            for page, page_parsed in zip(pages, parsed, strict=True)
+        )
         counters = {
             "cost_total": BatchJob.cost_total + sum(page.total_cost or 0.0 for page in pages),
             "pages_fetched": BatchJob.pages_fetched + len(pages),

@@ -134,7 +134,7 @@ def add_log(
     )
 
 
-_LOG_INSERT = sa.insert(BatchJobLog.__table__)
+_LOG_INSERT = sa.insert(BatchJobLog.__table__).inline()  # the new id is not read
 
 
 def log_newest_first(job: BatchJob) -> sa.Select[tuple[BatchJobLog]]:

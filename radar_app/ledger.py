@@ -65,8 +65,10 @@ def record_billed(
 ) -> None:
     """Ledger row for a purchase the API answered (no commit: it is stored with the chunk,
     by a Core INSERT on the chunk's connection, not the ORM's unit of work)."""
+    # inline(): no RETURNING of the new id, which nothing reads (and which a pipelined
+    # statement could not return; see store.pipelined).
     session.connection(bind_arguments={"mapper": LedgerEntry}).execute(
-        sa.insert(LedgerEntry.__table__),
+        sa.insert(LedgerEntry.__table__).inline(),
         {
             "batch_job_id": job_id,
             "user_id": user_id,

@@ -13,11 +13,13 @@ import logging
 import sqlite3
 import time
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
+import psycopg
 import sqlalchemy as sa
 
 from radar_app import jsoncodec
@@ -399,13 +401,53 @@ def store_page(
         RadarIDs stored)
     """
     coerced = coerced or coerce_page(page)
+    upsert_coerced(session, coerced, now)
+    linked = link_page(session, job_id, page, coerced, positions)
+    return linked, coerced.missing_id, set(coerced.rows)
+
+
+def upsert_coerced(session: DbSession, coerced: CoercedPage, now: datetime) -> None:
+    """Upsert a parsed page's properties (no commit)."""
     _upsert_rows(session, coerced.rows, now)
+
+
+def link_page(
+    session: DbSession,
+    job_id: int,
+    page: Page,
+    coerced: CoercedPage,
+    positions: dict[str, int] | None = None,
+) -> int:
+    """Link a page's upserted properties to the job, at their snapshot positions (Start +
+    index on the page without them); returns how many links are new (no commit)."""
     link_positions: dict[str, int] = {}
     for index, radar_id in enumerate(coerced.ids):
         if radar_id is not None:
             fallback = page.start + index
             link_positions.setdefault(radar_id, (positions or {}).get(radar_id, fallback))
-    return link(session, job_id, link_positions), coerced.missing_id, set(coerced.rows)
+    return link(session, job_id, link_positions)
+
+
+@contextmanager
+def pipelined(session: DbSession) -> Iterator[None]:
+    """Statements whose results the block does not read, sent without waiting for each
+    answer: on PostgreSQL in psycopg's pipeline mode, one round trip for the block
+    instead of one per statement (each of which, on a busy machine, also waits for the
+    server process to be scheduled). SQLAlchemy reports no row counts inside it. An
+    error the server reports at the end comes out as SQLAlchemy's, as it would have
+    without the pipeline. On SQLite (in-process) a plain block."""
+    connection = _connection(session)
+    driver = connection.connection.driver_connection
+    if not isinstance(driver, psycopg.Connection):
+        yield
+        return
+    try:
+        with driver.pipeline():
+            yield
+    except psycopg.Error as exc:
+        raise sa.exc.DBAPIError.instance(
+            None, None, exc, psycopg.Error, connection_invalidated=driver.broken
+        ) from exc
 
 
 def upsert_records(session: DbSession, page: Page, now: datetime) -> tuple[set[str], int]:
