@@ -123,6 +123,9 @@ def allowed(event: Event, status: str) -> bool:
     return status in TABLE[event].sources
 
 
+_LOG_INSERT = sa.insert(BatchJobLog.__table__).inline()  # the new id is not read
+
+
 def add_log(
     session: DbSession, job_id: int, level: str, message: str, page: int | None = None
 ) -> None:
@@ -132,9 +135,6 @@ def add_log(
     session.connection(bind_arguments={"mapper": BatchJobLog}).execute(
         _LOG_INSERT, {"batch_job_id": job_id, "level": level, "page": page, "message": message}
     )
-
-
-_LOG_INSERT = sa.insert(BatchJobLog.__table__).inline()  # the new id is not read
 
 
 def log_newest_first(job: BatchJob) -> sa.Select[tuple[BatchJobLog]]:

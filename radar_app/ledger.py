@@ -54,6 +54,11 @@ def check_budget(session: DbSession, user_id: int, wanted: int) -> None:
         )
 
 
+# Built once (a chunk writes one). inline(): no RETURNING of the new id, which nothing
+# reads (and which a pipelined statement could not return; see store.pipelined).
+_INSERT = sa.insert(LedgerEntry.__table__).inline()
+
+
 def record_billed(
     session: DbSession,
     job_id: int,
@@ -65,10 +70,8 @@ def record_billed(
 ) -> None:
     """Ledger row for a purchase the API answered (no commit: it is stored with the chunk,
     by a Core INSERT on the chunk's connection, not the ORM's unit of work)."""
-    # inline(): no RETURNING of the new id, which nothing reads (and which a pipelined
-    # statement could not return; see store.pipelined).
     session.connection(bind_arguments={"mapper": LedgerEntry}).execute(
-        sa.insert(LedgerEntry.__table__).inline(),
+        _INSERT,
         {
             "batch_job_id": job_id,
             "user_id": user_id,
@@ -107,7 +110,7 @@ def record_possibly_billed(
         "note": f"Attempt {event.attempt} failed ({event.error}); retried"[:300],
     }
     with engine.begin() as conn:
-        conn.execute(sa.insert(LedgerEntry.__table__), entry)
+        conn.execute(_INSERT, entry)
 
 
 def record_unanswered(
