@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from redis.exceptions import RedisError
@@ -37,6 +37,9 @@ from sqlalchemy.pool import NullPool
 from radar_app.batches import QueueSettings, enqueue_job, new_rq_job_id
 from radar_app.jobstate import RECOVERY, Event, transition
 from radar_app.models import BatchJob, DbSession, JobStatus, utcnow
+
+if TYPE_CHECKING:
+    from multiprocessing.synchronize import Event as ProcessEvent
 
 logger = logging.getLogger(__name__)
 
@@ -321,8 +324,11 @@ def reconcile_forever(settings: ReconcilerSettings, should_stop: Callable[[], bo
     queue.connection.close()
 
 
-def run_reconciler_process(settings: ReconcilerSettings, parent_pid: int) -> None:
-    """Entry point of the reconciler process that worker.py spawns.
+def run_reconciler_process(
+    settings: ReconcilerSettings, parent_pid: int, ready: ProcessEvent | None = None
+) -> None:
+    """Entry point of the reconciler process that worker.py spawns; sets `ready` once
+    its imports are done (the worker waits for that before taking jobs).
 
     It lives exactly as long as its worker: SIGTERM (the worker stopping) ends it after
     the pass in progress, and so does the worker vanishing (SIGKILL), noticed as a change
@@ -338,4 +344,7 @@ def run_reconciler_process(settings: ReconcilerSettings, parent_pid: int) -> Non
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logger.info("reconciler ready (pid %s)", os.getpid())
+    if ready is not None:
+        ready.set()
     reconcile_forever(settings, lambda: stopping or os.getppid() != parent_pid)

@@ -283,6 +283,19 @@ def test_worker_process_runs_no_thread_of_ours_and_never_opens_the_database(
     assert job.success_count == 10_000
 
 
+@pytest.mark.slow
+def test_worker_takes_jobs_only_once_its_reconciler_is_up(app_config, start_worker, tmp_path):
+    """The reconciler is a fresh interpreter importing the app (seconds of CPU on a small
+    machine): a worker that listened before it was up would run its first job beside
+    that start-up. By the time `rq info` lists the worker, the reconciler is ready."""
+    from tests.conftest import wait_until_listening
+
+    process = start_worker()
+    wait_until_listening(app_config["REDIS_URL"], app_config["RQ_QUEUE"], process)
+    log = (tmp_path / "worker-1.log").read_text()
+    assert "reconciler ready" in log, log[-2000:]
+
+
 def test_worker_process_refuses_database_connections_its_horses_may_open(app):
     """The guard worker.py installs: a connection attempt in the worker process itself
     fails loudly instead of creating a connection the next fork would share."""
