@@ -15,6 +15,7 @@ import argparse
 import logging
 import multiprocessing
 import os
+import time
 from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event
 
@@ -83,8 +84,13 @@ class Reconciler:
         """Until the reconciler has imported the app. The worker takes no job before:
         its start-up would otherwise compete for the CPU with the first job's horse
         (4 workers starting on 2 cores spent ~6 CPU s importing beside their jobs)."""
-        if self.ready is not None and not self.ready.wait(self.READY_TIMEOUT):
-            logger.warning("reconciler not ready after %ss; taking jobs anyway", self.READY_TIMEOUT)
+        deadline = time.monotonic() + self.READY_TIMEOUT
+        while self.ready is not None and not self.ready.wait(0.1):
+            if self.process is None or not self.process.is_alive():
+                return  # died starting: the heartbeat's ensure_running restarts it
+            if time.monotonic() > deadline:
+                logger.warning("reconciler not ready after %ss; taking jobs", self.READY_TIMEOUT)
+                return
 
     def ensure_running(self) -> None:
         # Called from the worker's heartbeat; the horse (a fork) inherits this object.

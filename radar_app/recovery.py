@@ -325,7 +325,7 @@ def reconcile_forever(settings: ReconcilerSettings, should_stop: Callable[[], bo
 
 
 def run_reconciler_process(
-    settings: ReconcilerSettings, parent_pid: int, ready: ProcessEvent | None = None
+    settings: ReconcilerSettings, parent_pid: int, ready: ProcessEvent
 ) -> None:
     """Entry point of the reconciler process that worker.py spawns; sets `ready` once
     its imports are done (the worker waits for that before taking jobs).
@@ -345,6 +345,5 @@ def run_reconciler_process(
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logger.info("reconciler ready (pid %s)", os.getpid())
-    if ready is not None:
-        ready.set()
+    ready.set()
     reconcile_forever(settings, lambda: stopping or os.getppid() != parent_pid)
