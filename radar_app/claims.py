@@ -21,9 +21,11 @@ from radar_app.models import (
     JobStatus,
     PurchaseClaim,
     one_of,
+    one_of_listed,
     rows_updated,
     utcnow,
 )
+from radar_app.prepared import Prepared
 
 logger = logging.getLogger(__name__)
 
@@ -38,10 +40,10 @@ def claim_records(
     claim_stale_after: float,
     heartbeat_stale_after: float,
 ) -> set[str]:
-    """Claim these RadarIDs for the job, all or none, and commit (the claim must be
-    visible before the purchase is sent). Returns those held by another active job (then
-    nothing is claimed: a run never waits while holding claims, so two jobs cannot wait
-    for each other).
+    """Claim these RadarIDs for the job, all or none. Returns those held by another active
+    job: then nothing is claimed (the transaction is rolled back: a run never waits while
+    holding claims, so two jobs cannot wait for each other). Otherwise the caller commits
+    the claims, which must be visible before the purchase is sent.
 
     A claim is taken over when its job is no longer PROCESSING, its heartbeat is older
     than `heartbeat_stale_after`, or the claim is older than `claim_stale_after` seconds.
@@ -73,8 +75,6 @@ def claim_records(
             held = _held_by_others(session, job_id, radar_ids)
     if held:
         session.rollback()
-    else:
-        session.commit()
     return held
 
 
@@ -126,14 +126,20 @@ def _held_by_others(session: DbSession, job_id: int, radar_ids: list[str]) -> se
     )
 
 
+_RELEASE = Prepared(
+    lambda dialect: sa.delete(PurchaseClaim.__table__).where(
+        one_of_listed(PurchaseClaim.radar_id, "radar_ids", dialect),
+        PurchaseClaim.batch_job_id == sa.bindparam("job_id"),
+    )
+)
+
+
 def release(session: DbSession, job_id: int, radar_ids: Iterable[str]) -> None:
     """Release the job's claims on these RadarIDs (no commit: the caller stores them in
-    the same transaction). A Core DELETE on the session's connection: the ORM's bulk
+    the same transaction). A prepared DELETE on the session's connection: the ORM's bulk
     delete cost more than the statement, once per chunk."""
     connection = session.connection(bind_arguments={"mapper": PurchaseClaim})
-    these = one_of(PurchaseClaim.radar_id, list(radar_ids), connection.dialect)
-    table = PurchaseClaim.__table__
-    connection.execute(sa.delete(table).where(these, PurchaseClaim.batch_job_id == job_id))
+    _RELEASE(connection, {"job_id": job_id, "radar_ids": list(radar_ids)})
 
 
 def release_all(session: DbSession, job_id: int) -> None:

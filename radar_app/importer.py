@@ -49,7 +49,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -63,7 +63,7 @@ from radar_app.claims import claim_records, release, release_all
 from radar_app.defaults import MAX_ROWS_PER_REQUEST
 from radar_app.import_report import chunk_message, completion_summary, shortfall_warning
 from radar_app.joblog import job_context
-from radar_app.jobstate import WORKER, Event, add_log, heartbeat, transition
+from radar_app.jobstate import HEARTBEAT, WORKER, Event, add_log, beat, owned_update, transition
 from radar_app.journal import PurchaseJournal, SentRequest
 from radar_app.ledger import (
     BudgetExceeded,
@@ -81,8 +81,10 @@ from radar_app.models import (
     Property,
     SnapshotItem,
     one_of,
+    one_of_listed,
     utcnow,
 )
+from radar_app.prepared import Prepared
 from radar_app.propertyradar.client import Page, PropertyRadarClient, RetryEvent, page_from_body
 from radar_app.propertyradar.coerce import radar_id_of
 from radar_app.propertyradar.criteria import LEAD_FIELDS
@@ -228,9 +230,52 @@ def _finish(
         raise LostOwnership(f"job {job.job_id} was taken over by another run")
 
 
+_CANCEL_REQUESTED = Prepared(
+    sa.select(BatchJob.cancel_requested).where(BatchJob.id == sa.bindparam("batch_id"))
+)
+
+
 def _cancel_requested(session: DbSession, batch_id: int) -> bool:
     # Read the flag from the database, not the identity map: the web process sets it.
-    return bool(session.scalar(sa.select(BatchJob.cancel_requested).where(BatchJob.id == batch_id)))
+    connection = session.connection(bind_arguments={"mapper": BatchJob})
+    return bool(_CANCEL_REQUESTED(connection, {"batch_id": batch_id}).scalar())
+
+
+# Which of these RadarIDs are stored and fresh (_Run._reusable, twice a chunk).
+_STORED_FRESH = Prepared(
+    lambda dialect: sa.select(Property.radar_id).where(
+        one_of_listed(Property.radar_id, "radar_ids", dialect),
+        Property.last_seen_at >= sa.bindparam("since", type_=Property.last_seen_at.type),
+    )
+)
+
+
+# What a stored chunk adds to the job row's counters: increments of the row's own values
+# (the job object is not read back after every commit), written by the heartbeat.
+_CHUNK_STORED = owned_update(
+    {
+        "cost_total": BatchJob.cost_total + sa.bindparam("cost", type_=sa.Float),
+        "pages_fetched": BatchJob.pages_fetched + sa.bindparam("pages"),
+        "processed_records": BatchJob.processed_records + sa.bindparam("done"),
+        # SET reads the row as it was: the new processed_records.
+        "next_start": BatchJob.processed_records + sa.bindparam("done"),
+        "vanished_count": BatchJob.vanished_count + sa.bindparam("vanished"),
+        "reused_count": BatchJob.reused_count + sa.bindparam("reused"),
+        "purchased_count": BatchJob.purchased_count + sa.bindparam("bought"),
+        "unidentified_count": BatchJob.unidentified_count + sa.bindparam("missing"),
+        "success_count": BatchJob.success_count + sa.bindparam("linked"),
+    }
+)
+# ... and a stored snapshot page.
+_SNAPSHOT_PAGE_STORED = owned_update(
+    {
+        # The total may change while paging (the snapshot follows it): the latest.
+        "total_records": sa.bindparam("total"),
+        "snapshot_count": BatchJob.snapshot_count + sa.bindparam("added"),
+        "error_count": BatchJob.error_count + sa.bindparam("missing"),
+        "snapshot_next_start": sa.bindparam("checkpoint"),
+    }
+)
 
 
 def _assert_owner(
@@ -238,16 +283,17 @@ def _assert_owner(
     batch_id: int,
     run_id: str,
     now: datetime,
-    changes: Mapping[str, Any] | None = None,
+    update: Prepared = HEARTBEAT,
+    **counters: Any,
 ) -> None:
-    """Still ours? The heartbeat UPDATE, guarded by the run's ownership, also writes
-    `changes` (the transaction's counters, as increments of the row's own values: the job
-    object is not read back after every commit). It takes the row's write lock, so
-    recovery cannot requeue the job between this check and the commit."""
+    """Still ours? The heartbeat UPDATE, guarded by the run's ownership, also writes the
+    transaction's counters (with an `update` that has them: _CHUNK_STORED,
+    _SNAPSHOT_PAGE_STORED). It takes the row's write lock, so recovery cannot requeue the
+    job between this check and the commit."""
     # On the connection: the same UPDATE without the ORM's bulk-update machinery, which
     # cost more than the statement (every transaction of the run has one).
     connection = session.connection(bind_arguments={"mapper": BatchJob})
-    if connection.execute(heartbeat(batch_id, run_id, now, changes)).rowcount != 1:
+    if not beat(connection, batch_id, run_id, now, update, **counters):
         raise LostOwnership(f"job {batch_id} was taken over by another run")
 
 
@@ -322,7 +368,7 @@ class _Chunk:
     to_buy: list[str]
     # Stored leads not reused because they lack fields this job asks for.
     lacking_fields: int = 0
-    # Its journal rows: the first request's written by _plan before it is sent, those of
+    # Its journal rows: the first request's written with its claims before it is sent, those of
     # follow-up requests (the rest of a capped answer) by the purchase thread.
     entries: list[SentRequest] = field(default_factory=list)
 
@@ -591,12 +637,15 @@ class _Run:
             chunk = self._ready.pop(0) if self._ready else self._plan(snapshot_done)
             if chunk is None:
                 return not self._unplanned_rows()
+            if chunk.to_buy:
+                try:
+                    self._retry_db("claim", partial(self._claim_and_journal, chunk))
+                except _Held:
+                    self._ready.insert(0, chunk)  # its claim is tried again, as planned
+                    raise
             if not chunk.to_buy:
                 self._store_chunk(chunk, None)
                 continue
-            # Written here, not on the purchase thread: on SQLite the threads would wait
-            # for this thread's write lock, in SQLite's busy handler that sleeps in steps.
-            chunk.entries.append(self.journal.sent(chunk.number, chunk.to_buy))
             left = threading.Event()
             # copy_context: the purchase thread's log lines keep this job's id.
             future = buyers.submit(contextvars.copy_context().run, self._buy, chunk, left.set)
@@ -618,9 +667,9 @@ class _Run:
         return len(self.in_flight) - len(answered)
 
     def _prepare(self, snapshot_done: bool) -> None:
-        """Plan the chunks that will replace those on the wire (reuse decided, records
-        claimed) while waiting for their answers, so an answer's replacement goes out at
-        once. Their journal rows are written when they are sent."""
+        """Plan the chunks that will replace those on the wire (reuse decided) while
+        waiting for their answers, so an answer's replacement goes out at once. Their
+        claims and journal rows are written when they are sent."""
         try:
             while len(self._ready) < self.settings.concurrency and not self._blocked:
                 chunk = self._plan(snapshot_done)
@@ -629,7 +678,7 @@ class _Run:
                         self._ready.append(chunk)  # stored (reused) by the next _fill
                     return
                 self._ready.append(chunk)
-        except (BudgetExceeded, _Held):
+        except BudgetExceeded:
             return  # _fill meets it again with the exact figures, and decides
 
     def _drain(self) -> None:
@@ -673,14 +722,17 @@ class _Run:
         # transaction must not count it twice); the checkpoint comes from a copy.
         answered = copy.deepcopy(plan)
         answered.answered(start, limit, len(page.results), total, added)
-        counters = {
-            # The total may change while paging (the snapshot follows it): the latest.
-            "total_records": min(total, self.max_records) if self.max_records else total,
-            "snapshot_count": BatchJob.snapshot_count + added,
-            "error_count": BatchJob.error_count + missing,
-            "snapshot_next_start": answered.checkpoint,
-        }
-        _assert_owner(session, self.batch_id, self.run_id, utcnow(), counters)
+        _assert_owner(
+            session,
+            self.batch_id,
+            self.run_id,
+            utcnow(),
+            _SNAPSHOT_PAGE_STORED,
+            total=min(total, self.max_records) if self.max_records else total,
+            added=added,
+            missing=missing,
+            checkpoint=answered.checkpoint,
+        )
         session.commit()
         self._search_total_known = True
         plan.answered(start, limit, len(page.results), page.total_result_count, added)
@@ -724,8 +776,8 @@ class _Run:
 
     def _plan(self, snapshot_done: bool) -> _Chunk | None:
         """The next chunk: up to batch_size snapshot rows not stored and not in flight, in
-        search order, with what can be reused decided and the rest claimed. None when
-        there is none yet (a short chunk waits for more snapshot pages)."""
+        search order, with what can be reused decided (the rest is claimed when it is
+        sent). None when there is none yet (a short chunk waits for more snapshot pages)."""
         session, size = self.session, self.settings.batch_size
         rows = self._free_rows(size)
         if not rows or (len(rows) < size and not snapshot_done):
@@ -735,17 +787,6 @@ class _Run:
         to_buy = [rid for rid in positions if rid not in reusable]
         if to_buy:
             check_budget(session, self.owner_id, len(to_buy) + self._records_in_flight())
-            held = self._retry_db("claim", partial(self._claim, to_buy))
-            session.commit()
-            if held:
-                raise _Held(len(held))
-            # Stored by the job whose claim was released between our check and our claim:
-            # now that the claim is ours nobody else can store them, so this check is final.
-            late, _ = self._reusable(to_buy)
-            if late:
-                self._retry_db("claim", partial(self._release, late))
-                reusable |= late
-                to_buy = [rid for rid in to_buy if rid not in late]
         # Numbered by place in the search: chunk N starts at record (N-1)*batch_size+1, in
         # every run, so a retry calls a chunk what the failed run called it.
         number = rows[0][0] // size + 1
@@ -898,19 +939,21 @@ class _Run:
             link_page(session, batch_id, page, page_parsed, positions)
             for page, page_parsed in zip(pages, parsed, strict=True)
         )
-        counters = {
-            "cost_total": BatchJob.cost_total + sum(page.total_cost or 0.0 for page in pages),
-            "pages_fetched": BatchJob.pages_fetched + len(pages),
-            "processed_records": BatchJob.processed_records + len(done),
-            # SET reads the row as it was: the new processed_records.
-            "next_start": BatchJob.processed_records + len(done),
-            "vanished_count": BatchJob.vanished_count + (vanished if complete else 0),
-            "reused_count": BatchJob.reused_count + reused,
-            "purchased_count": BatchJob.purchased_count + len(stored),
-            "unidentified_count": BatchJob.unidentified_count + missing,
-            "success_count": BatchJob.success_count + (reused + bought_linked),
-        }
-        _assert_owner(session, batch_id, self.run_id, now, counters)
+        _assert_owner(
+            session,
+            batch_id,
+            self.run_id,
+            now,
+            _CHUNK_STORED,
+            cost=sum(page.total_cost or 0.0 for page in pages),
+            pages=len(pages),
+            done=len(done),
+            vanished=vanished if complete else 0,
+            reused=reused,
+            bought=len(stored),
+            missing=missing,
+            linked=reused + bought_linked,
+        )
         message = chunk_message(
             chunk.number,
             len(positions),
@@ -1075,18 +1118,38 @@ class _Run:
 
     # -- purchase claims ----------------------------------------------------------
 
-    def _claim(self, radar_ids: list[str]) -> set[str]:
-        return claim_records(
-            self.session,
+    def _claim_and_journal(self, chunk: _Chunk) -> None:
+        """Claim the chunk's records and journal its purchase, in one transaction (one
+        commit, not one each) right before it is sent. Raises _Held (nothing claimed)
+        when another active job is buying some of them."""
+        session = self.session
+        held = claim_records(
+            session,
             self.batch_id,
-            radar_ids,
+            chunk.to_buy,
             claim_stale_after=self.settings.claim_stale_after,
             heartbeat_stale_after=self.settings.heartbeat_stale_after,
         )
-
-    def _release(self, radar_ids: set[str]) -> None:
-        release(self.session, self.batch_id, radar_ids)
-        self.session.commit()
+        if held:
+            raise _Held(len(held))
+        # Stored by the job whose claim was released between our check and our claim:
+        # now that the claim is ours nobody else can store them, so this check is final.
+        late, _ = self._reusable(chunk.to_buy)
+        to_buy = [rid for rid in chunk.to_buy if rid not in late]
+        if late:
+            release(session, self.batch_id, late)
+        entry = None
+        if to_buy:
+            # Written here, not on the purchase thread: on SQLite the threads would wait
+            # for this thread's write lock, in SQLite's busy handler that sleeps in steps.
+            connection = session.connection(bind_arguments={"mapper": JournaledPurchase})
+            entry = journal.write_sent(connection, self.batch_id, chunk.number, to_buy)
+        session.commit()
+        # The chunk changes only once committed: a retried transaction starts over.
+        chunk.reusable |= late
+        chunk.to_buy = to_buy
+        if entry is not None:
+            chunk.entries.append(entry)
 
     def _log_wait(self, held: int) -> None:
         _assert_owner(self.session, self.batch_id, self.run_id, utcnow())
@@ -1121,10 +1184,12 @@ class _Run:
         if self.refresh_all:
             return set(), 0
         fresh_since = utcnow() - self.settings.freshness
+        if not self.required_fields:
+            connection = self.session.connection(bind_arguments={"mapper": Property})
+            params = {"radar_ids": radar_ids, "since": fresh_since}
+            return set(_STORED_FRESH(connection, params).scalars()), 0
         listed = one_of(Property.radar_id, radar_ids, self.engine.dialect)
         fresh = sa.and_(listed, Property.last_seen_at >= fresh_since)
-        if not self.required_fields:
-            return set(self.session.scalars(sa.select(Property.radar_id).where(fresh))), 0
         rows = self.session.execute(sa.select(Property.radar_id, Property.raw).where(fresh)).all()
         complete = {
             radar_id

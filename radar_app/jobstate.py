@@ -30,6 +30,7 @@ from radar_app.models import (
     rows_updated,
     utcnow,
 )
+from radar_app.prepared import Prepared
 
 PENDING, PROCESSING = JobStatus.PENDING, JobStatus.PROCESSING
 COMPLETED, FAILED, CANCELLED = JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED
@@ -123,17 +124,21 @@ def allowed(event: Event, status: str) -> bool:
     return status in TABLE[event].sources
 
 
-_LOG_INSERT = sa.insert(BatchJobLog.__table__).inline()  # the new id is not read
+# inline(): no RETURNING of the new id, which nothing reads.
+_LOG_INSERT = Prepared(
+    sa.insert(BatchJobLog.__table__).inline(), keys=["batch_job_id", "level", "page", "message"]
+)
 
 
 def add_log(
     session: DbSession, job_id: int, level: str, message: str, page: int | None = None
 ) -> None:
     """Record a line in the job's user-visible log (committed with the caller's transaction).
-    A Core INSERT on the session's connection: the importer writes one per chunk, and the
-    ORM's unit of work cost more than the statement."""
-    session.connection(bind_arguments={"mapper": BatchJobLog}).execute(
-        _LOG_INSERT, {"batch_job_id": job_id, "level": level, "page": page, "message": message}
+    A prepared INSERT on the session's connection: the importer writes one per chunk, and
+    the ORM's unit of work cost more than the statement."""
+    _LOG_INSERT(
+        session.connection(bind_arguments={"mapper": BatchJobLog}),
+        {"batch_job_id": job_id, "level": level, "page": page, "message": message},
     )
 
 
@@ -146,22 +151,37 @@ def log_newest_first(job: BatchJob) -> sa.Select[tuple[BatchJobLog]]:
     )
 
 
-def heartbeat(
-    batch_id: int, run_id: str, now: datetime, changes: Mapping[str, Any] | None = None
-) -> sa.Update:
-    """The UPDATE a run beats its heart with, and writes `changes` (column name -> value
-    or expression) with. It changes the row only while the run still owns the job
-    (PROCESSING under its RQ id): 0 rows means another run has it now."""
-    return (
+def owned_update(changes: Mapping[str, Any] | None = None) -> Prepared:
+    """The UPDATE a run beats its heart with, and writes `changes` (column name -> value or
+    expression, over the row's own values and named parameters) with. Its parameters are
+    batch_id, run_id and now (and those of `changes`). It changes the row only while the
+    run still owns the job (PROCESSING under its RQ id): 0 rows means another run has it
+    now. Prepared (built once): a run writes one per chunk and per snapshot page."""
+    return Prepared(
         sa.update(BatchJob)
         .where(
-            BatchJob.id == batch_id,
-            BatchJob.rq_job_id == run_id,
+            BatchJob.id == sa.bindparam("batch_id"),
+            BatchJob.rq_job_id == sa.bindparam("run_id"),
             BatchJob.status == JobStatus.PROCESSING,
         )
-        .values({**(changes or {}), "heartbeat_at": now})
-        .execution_options(synchronize_session=False)
+        .values({**(changes or {}), "heartbeat_at": sa.bindparam("now")})
     )
+
+
+HEARTBEAT = owned_update()
+
+
+def beat(
+    connection: sa.Connection,
+    batch_id: int,
+    run_id: str,
+    now: datetime,
+    update: Prepared = HEARTBEAT,
+    **params: Any,
+) -> bool:
+    """Run a heartbeat UPDATE (owned_update's); False when the run no longer owns the job."""
+    result = update(connection, {"batch_id": batch_id, "run_id": run_id, "now": now, **params})
+    return result.rowcount == 1
 
 
 def transition(

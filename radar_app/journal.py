@@ -32,7 +32,8 @@ from typing import NamedTuple, TypeVar
 
 import sqlalchemy as sa
 
-from radar_app.models import DbSession, JournaledPurchase, utcnow
+from radar_app.models import DbSession, JournaledPurchase, one_of_listed, utcnow
+from radar_app.prepared import Prepared
 from radar_app.propertyradar.client import Page
 from radar_app.store import is_transient_db_error
 
@@ -41,6 +42,25 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _TABLE = JournaledPurchase.__table__
+# Prepared (see radar_app.prepared): each is written for every purchase.
+_SENT = Prepared(
+    sa.insert(_TABLE).returning(_TABLE.c.id),
+    keys=["batch_job_id", "chunk", "radar_ids", "sent_at", "client_request_id"],
+)
+_RECEIVED = Prepared(
+    sa.update(_TABLE)
+    .where(_TABLE.c.id == sa.bindparam("entry_id"))
+    .values(
+        received_at=sa.bindparam("received_at"),
+        response=sa.bindparam("response"),
+        request_id=sa.bindparam("request_id"),
+    )
+)
+_DISCARD = Prepared(
+    lambda dialect: sa.delete(_TABLE).where(
+        one_of_listed(JournaledPurchase.id, "entry_ids", dialect)
+    )
+)
 
 
 class SentRequest(NamedTuple):
@@ -62,21 +82,12 @@ class PurchaseJournal:
         self.engine, self.batch_id, self.retry_for = engine, batch_id, retry_for
 
     def sent(self, chunk: int, radar_ids: list[str]) -> SentRequest:
-        """Write down a purchase about to be sent. Raises (and then the purchase is not
-        sent) if the database stays unavailable."""
-        client_request_id = str(uuid.uuid4())
-        row = {
-            "batch_job_id": self.batch_id,
-            "chunk": chunk,
-            "radar_ids": radar_ids,
-            "sent_at": utcnow(),
-            "client_request_id": client_request_id,
-        }
+        """Write down a purchase about to be sent, in a transaction of its own. Raises (and
+        then the purchase is not sent) if the database stays unavailable."""
 
         def insert() -> SentRequest:
             with self.engine.begin() as conn:
-                result = conn.execute(sa.insert(_TABLE).returning(_TABLE.c.id), row)
-                return SentRequest(int(result.scalar_one()), client_request_id)
+                return write_sent(conn, self.batch_id, chunk, radar_ids)
 
         return self._retrying("journal the purchase", insert)
 
@@ -94,19 +105,10 @@ class PurchaseJournal:
             }
             for entry_id, page in responses
         ]
-        statement = (
-            sa.update(_TABLE)
-            .where(_TABLE.c.id == sa.bindparam("entry_id"))
-            .values(
-                received_at=sa.bindparam("received_at"),
-                response=sa.bindparam("response"),
-                request_id=sa.bindparam("request_id"),
-            )
-        )
 
         def update() -> None:
             with self.engine.begin() as conn:
-                conn.execute(statement, values)
+                _RECEIVED.many(conn, values)
 
         try:
             self._retrying("journal the responses", update)
@@ -134,6 +136,22 @@ class PurchaseJournal:
             if tries:
                 logger.warning("%s: stored after %d database retries", what, tries)
             return result
+
+
+def write_sent(
+    connection: sa.Connection, batch_id: int, chunk: int, radar_ids: list[str]
+) -> SentRequest:
+    """Write down a purchase about to be sent, in the connection's transaction (no
+    commit): the importer writes it with the chunk's claims, in one commit."""
+    client_request_id = str(uuid.uuid4())
+    row = {
+        "batch_job_id": batch_id,
+        "chunk": chunk,
+        "radar_ids": radar_ids,
+        "sent_at": utcnow(),
+        "client_request_id": client_request_id,
+    }
+    return SentRequest(int(_SENT(connection, row).scalar_one()), client_request_id)
 
 
 def left_over(session: DbSession, batch_id: int) -> list[JournaledPurchase]:
@@ -164,4 +182,4 @@ def discard(session: DbSession, entry_ids: list[int]) -> None:
     than the statement."""
     if entry_ids:
         connection = session.connection(bind_arguments={"mapper": JournaledPurchase})
-        connection.execute(sa.delete(_TABLE).where(_TABLE.c.id.in_(entry_ids)))
+        _DISCARD(connection, {"entry_ids": entry_ids})

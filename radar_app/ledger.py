@@ -14,6 +14,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from radar_app.models import DbSession, LedgerEntry, User, utcnow
+from radar_app.prepared import Prepared
 from radar_app.propertyradar.client import Page, RetryEvent
 
 
@@ -25,24 +26,29 @@ def month_start(now: datetime) -> datetime:
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
+# Prepared (see radar_app.prepared): the importer asks before every purchase.
+_BOUGHT_SINCE = Prepared(
+    sa.select(sa.func.coalesce(sa.func.sum(LedgerEntry.result_count), 0)).where(
+        LedgerEntry.user_id == sa.bindparam("user_id"),
+        LedgerEntry.outcome == LedgerEntry.BILLED,
+        LedgerEntry.created_at >= sa.bindparam("since", type_=LedgerEntry.created_at.type),
+    )
+)
+_BUDGET = Prepared(sa.select(User.monthly_export_budget).where(User.id == sa.bindparam("user_id")))
+
+
 def records_bought_this_month(session: DbSession, user_id: int, now: datetime | None = None) -> int:
     """Records billed to the user since the 1st of this month (UTC), from the ledger."""
     since = month_start(now or utcnow())
-    return int(
-        session.scalar(
-            sa.select(sa.func.coalesce(sa.func.sum(LedgerEntry.result_count), 0)).where(
-                LedgerEntry.user_id == user_id,
-                LedgerEntry.outcome == LedgerEntry.BILLED,
-                LedgerEntry.created_at >= since,
-            )
-        )
-    )
+    connection = session.connection(bind_arguments={"mapper": LedgerEntry})
+    return int(_BOUGHT_SINCE(connection, {"user_id": user_id, "since": since}).scalar_one())
 
 
 def check_budget(session: DbSession, user_id: int, wanted: int) -> None:
     """Raise BudgetExceeded if buying `wanted` more records would cross the user's budget
     (no budget set: anything goes)."""
-    budget = session.scalar(sa.select(User.monthly_export_budget).where(User.id == user_id))
+    connection = session.connection(bind_arguments={"mapper": User})
+    budget = _BUDGET(connection, {"user_id": user_id}).scalar()
     if budget is None:
         return
     used = records_bought_this_month(session, user_id)
@@ -56,7 +62,13 @@ def check_budget(session: DbSession, user_id: int, wanted: int) -> None:
 
 # Built once (a chunk writes one). inline(): no RETURNING of the new id, which nothing
 # reads (and which a pipelined statement could not return; see store.pipelined).
-_INSERT = sa.insert(LedgerEntry.__table__).inline()
+_INSERT = Prepared(
+    sa.insert(LedgerEntry.__table__).inline(),
+    keys=[
+        "batch_job_id", "user_id", "page", "outcome", "requested", "result_count",
+        "total_cost", "request_id", "client_request_id", "note",
+    ],
+)  # fmt: skip
 
 
 def record_billed(
@@ -70,8 +82,8 @@ def record_billed(
 ) -> None:
     """Ledger row for a purchase the API answered (no commit: it is stored with the chunk,
     by a Core INSERT on the chunk's connection, not the ORM's unit of work)."""
-    session.connection(bind_arguments={"mapper": LedgerEntry}).execute(
-        _INSERT,
+    _INSERT(
+        session.connection(bind_arguments={"mapper": LedgerEntry}),
         {
             "batch_job_id": job_id,
             "user_id": user_id,
@@ -82,6 +94,7 @@ def record_billed(
             "total_cost": page.total_cost,
             "request_id": page.request_id,
             "client_request_id": client_request_id,
+            "note": None,
         },
     )
 
@@ -110,7 +123,7 @@ def record_possibly_billed(
         "note": f"Attempt {event.attempt} failed ({event.error}); retried"[:300],
     }
     with engine.begin() as conn:
-        conn.execute(_INSERT, entry)
+        _INSERT(conn, entry)
 
 
 def record_unanswered(

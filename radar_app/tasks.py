@@ -15,7 +15,7 @@ from rq import get_current_job
 
 from radar_app.extensions import db
 from radar_app.importer import ImportSettings, run_import, shutdown_requested
-from radar_app.jobstate import heartbeat
+from radar_app.jobstate import beat
 from radar_app.models import utcnow
 from radar_app.queue import get_redis
 from radar_app.services import build_client
@@ -51,7 +51,7 @@ class Heartbeat(threading.Thread):
         while not self.stopped.wait(self.interval):
             try:
                 with self.engine.begin() as conn:
-                    conn.execute(heartbeat(self.batch_id, self.run_id, utcnow()))
+                    beat(conn, self.batch_id, self.run_id, utcnow())
             except Exception as exc:  # noqa: BLE001 - a missed beat must not kill the import
                 # Once per outage, not every beat: a database down for a minute would
                 # otherwise print a traceback twelve times a minute per running job.
