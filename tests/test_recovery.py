@@ -127,7 +127,9 @@ def test_a_replaced_run_stops_without_storing_more(app, api, run_worker, simulat
     job_id = create(api, MULTNOMAH)
     with app.app_context():
         batch = db.session.scalar(sa.select(BatchJob).where(BatchJob.job_id == job_id))
-        first_run = batch.rq_job_id
+        # Read here: the purchase thread below must not load an expired `batch` through
+        # the run's own session (a session is not for two threads at once).
+        batch_id, first_run = batch.id, batch.rq_job_id
         real_client = build_client(app.config, get_redis())
         engine = db.engine
         pages, before_takeover = [], []
@@ -150,14 +152,14 @@ def test_a_replaced_run_stops_without_storing_more(app, api, run_worker, simulat
                     # On a session of its own, as the reconciler process has: this runs on
                     # a purchase thread, beside the run's own session.
                     with app.app_context(), so.Session(engine) as session:
-                        stale = session.get(BatchJob, batch.id)
+                        stale = session.get(BatchJob, batch_id)
                         settings = QueueSettings.from_config(app.config)
                         assert recovery.requeue(session, get_queue(), settings, stale, "test")
                     taken_over.set()
                 return page
 
         status = run_import(
-            db.session, TakenOverClient(), batch.id, batch_size=400, run_id=first_run
+            db.session, TakenOverClient(), batch_id, batch_size=400, run_id=first_run
         )
     assert status == JobStatus.PROCESSING
     # The zombie linked nothing it bought after the takeover (the second page and those
