@@ -15,11 +15,12 @@ a row with a response is stored from here and never bought again; a row without 
 out and may have been billed, so it becomes a "possibly billed" ledger row for its
 RadarIDs, which are then bought again.
 
-The writes of 1 and 2 are short transactions of their own on the engine, made by the
-run's main thread (which also stores the chunks): on SQLite, purchase threads writing
-them would queue for its write lock anyway, in SQLite's busy handler that sleeps in ever
-longer steps. A follow-up request (the rest of a capped chunk) is journaled by its
-purchase thread.
+The writes of 1 and 2 are short transactions made by the run's main thread (which also
+stores the chunks): on SQLite, purchase threads writing them would queue for its write
+lock anyway, in SQLite's busy handler that sleeps in ever longer steps. 1 shares its
+commit with the chunk's purchase claims (write_sent); 2 is a transaction of its own on
+the engine. A follow-up request (the rest of a capped chunk) is journaled by its
+purchase thread (PurchaseJournal.sent).
 """
 
 from __future__ import annotations
