@@ -74,15 +74,9 @@ def test_an_insert_stores_what_the_core_insert_stores_and_fills_column_defaults(
         # The default (utcnow) was evaluated, and stored as the UTC text the ORM reads back.
         assert prepared.created_at.tzinfo is not None
         assert before - timedelta(seconds=1) <= prepared.created_at <= datetime.now(UTC)
-        stored = (
-            db.session.connection()
-            .exec_driver_sql(
-                "SELECT created_at FROM purchase_ledger WHERE batch_job_id = %d ORDER BY id"
-                % job.id
-            )
-            .scalars()
-            .all()
-        )
+        # Untyped text(): the values as the driver returns them, no result processing.
+        raw = sa.text("SELECT created_at FROM purchase_ledger WHERE batch_job_id = :j ORDER BY id")
+        stored = db.session.execute(raw, {"j": job.id}).scalars().all()
         assert type(stored[0]) is type(stored[1])
 
 
