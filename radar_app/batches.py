@@ -18,7 +18,7 @@ from rq.job import Job
 
 from radar_app.defaults import JOB_NAME_MAX_LENGTH
 from radar_app.jobstate import SYSTEM, Event, add_log, transition
-from radar_app.models import BatchJob, DbSession, JobStatus, User
+from radar_app.models import BatchJob, DbSession, JobStatus, SavedSearch, User
 from radar_app.propertyradar.criteria import (
     describe_criteria,
     resolve_fields,
@@ -85,10 +85,12 @@ def create_job(
     max_records: int | None = None,
     refresh_all: bool = False,
     fields: object = None,
+    saved_search: SavedSearch | None = None,
     enqueue: bool = True,
 ) -> BatchJob:
     """Validate, record and enqueue a new batch job (enqueue=False records it without
-    queueing it: a job row for a caller that queues it later, or a test).
+    queueing it: a job row for a caller that queues it later, or a test). `saved_search`
+    is the search it runs, if it came from one.
 
     Raises:
         CriteriaError: the criteria are invalid (nothing is stored).
@@ -107,6 +109,7 @@ def create_job(
         fields=chosen_fields,
         created_by=owner.id,
         status=JobStatus.PENDING,
+        saved_search_id=saved_search.id if saved_search else None,
     )
     job.rq_job_id = new_rq_job_id(job)
     session.add(job)

@@ -166,6 +166,31 @@ class User(UserMixin, Model):
         return f"<User {self.email}>"
 
 
+class SavedSearch(Model):
+    """A search a user keeps to run again: what to match, which fields to buy, the cap.
+    Running it creates an ordinary batch job, which remembers the search it came from."""
+
+    __tablename__ = "saved_searches"
+    __table_args__ = (
+        # One name per user: the name is how a person tells their searches apart.
+        sa.UniqueConstraint("created_by", "name", name="uq_saved_searches_owner_name"),
+    )
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    # Public identifier used in URLs.
+    search_id: so.Mapped[str] = so.mapped_column(sa.String(32), unique=True)
+    name: so.Mapped[str] = so.mapped_column(sa.String(JOB_NAME_MAX_LENGTH))
+    criteria: so.Mapped[list[dict[str, Any]]] = so.mapped_column(JSONType)
+    fields: so.Mapped[list[str] | None] = so.mapped_column(JSONType)
+    max_records: so.Mapped[int | None]
+    refresh_all: so.Mapped[bool] = so.mapped_column(default=False)
+    created_by: so.Mapped[int] = so.mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
+    updated_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    owner: so.Mapped[User] = so.relationship(lazy="joined", innerjoin=True)
+
+
 class BatchJob(Model):
     __tablename__ = "batch_jobs"
     __table_args__ = (
@@ -226,8 +251,13 @@ class BatchJob(Model):
     # Why the job stored fewer (or more) leads than the search first reported, with the
     # figures; None when they agree. Shown on the job page and in the API.
     warning: so.Mapped[str | None] = so.mapped_column(sa.Text)
+    # The saved search this job ran, if any (kept when the search is deleted: None then).
+    saved_search_id: so.Mapped[int | None] = so.mapped_column(
+        sa.ForeignKey("saved_searches.id", ondelete="SET NULL"), index=True
+    )
 
     owner: so.Mapped[User] = so.relationship(lazy="joined", innerjoin=True)
+    saved_search: so.Mapped[SavedSearch | None] = so.relationship()
 
     @property
     def status_enum(self) -> JobStatus:

@@ -15,9 +15,9 @@ from flask import abort, current_app, request
 from flask_login import current_user
 from redis import Redis
 
-from radar_app import batches
+from radar_app import batches, searches
 from radar_app.extensions import db
-from radar_app.models import BatchJob
+from radar_app.models import BatchJob, SavedSearch
 from radar_app.propertyradar.client import PropertyRadarClient
 from radar_app.propertyradar.throttle import SharedRateLimiter
 from radar_app.queue import get_redis
@@ -69,6 +69,15 @@ def job_or_404(job_id: str) -> BatchJob:
     if job is None:
         abort(404, description="There is no job with that id, or it is not yours.")
     return job
+
+
+def saved_search_or_404(search_id: str) -> SavedSearch:
+    """The saved search with this public id if the current user may see it (an admin:
+    any); 404 otherwise, like job_or_404."""
+    search = searches.find_search(db.session, current_user, search_id)
+    if search is None:
+        abort(404, description="There is no saved search with that id, or it is not yours.")
+    return search
 
 
 def user_key() -> str:

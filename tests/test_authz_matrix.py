@@ -25,7 +25,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from radar_app.extensions import db
-from radar_app.models import BatchJob, JobStatus, User
+from radar_app.models import BatchJob, JobStatus, SavedSearch, User
 from tests.conftest import PASSWORD, AuthActions, csrf_token_from, issue_token, make_user
 from tests.helpers import MULTNOMAH, job_row
 
@@ -48,6 +48,7 @@ JOBS = Expect(302, r"/jobs")
 JOB = Expect(302, r"/jobs/{job}")
 NEW = Expect(302, r"/jobs/[0-9a-f]{{32}}")  # the job just created
 OUT = Expect(302, r"/auth/login")  # signed out
+SAVED = Expect(302, r"/searches")
 STUCK = Expect(302, r"/admin/stuck")
 USAGE = Expect(302, r"/admin/usage")
 
@@ -60,7 +61,9 @@ DONE, PENDING, CANCELLED = "done", "pending", "cancelled"
 
 class Row(NamedTuple):
     method: str
-    path: str  # {done}, {pending}, {cancelled}: one of the owner's jobs; {user}: the owner
+    # {done}, {pending}, {cancelled}: one of the owner's jobs; {user}: the owner;
+    # {search}: the owner's saved search
+    path: str
     via: str  # a page or form (PAGE), an htmx request (HTMX), the JSON API (API)
     writes: bool  # a granted request changes the database
     anonymous: Expect | int
@@ -73,8 +76,10 @@ class Row(NamedTuple):
         match = re.search(r"\{(done|pending|cancelled)\}", self.path)
         return match.group(1) if match else None
 
-    def url(self, job_id: str | None, user_id: int) -> str:
-        return self.path.format(done=job_id, pending=job_id, cancelled=job_id, user=user_id)
+    def url(self, job_id: str | None, user_id: int, search_id: str | None = None) -> str:
+        return self.path.format(
+            done=job_id, pending=job_id, cancelled=job_id, user=user_id, search=search_id
+        )
 
     def expect(self, role: str) -> Expect:
         value = getattr(self, role)
@@ -122,6 +127,17 @@ MATRIX = [Row(*row) for row in [
     ("POST", "/api/batch-jobs/{pending}/cancel",    API,  True,  401,      202,     404,     202),
     ("POST", "/api/batch-jobs/{cancelled}/retry",   API,  True,  401,      202,     404,     202),
     ("GET",  "/api/openapi.json",                   API,  False, 200,      200,     200,     200),
+    ("GET",  "/searches",                           PAGE, False, LOGIN,    200,     200,     200),
+    ("POST", "/searches",                           PAGE, True,  LOGIN,    SAVED,   SAVED,   SAVED),
+    ("POST", "/searches/{search}",                  PAGE, True,  LOGIN,    SAVED,   404,     SAVED),
+    ("POST", "/searches/{search}/delete",           PAGE, True,  LOGIN,    SAVED,   404,     SAVED),
+    ("POST", "/searches/from-job/{done}",           PAGE, True,  LOGIN,    SAVED,   404,     SAVED),
+    ("POST", "/api/searches",                       API,  True,  401,      201,     201,     201),
+    ("GET",  "/api/searches",                       API,  False, 401,      200,     200,     200),
+    ("GET",  "/api/searches/{search}",              API,  False, 401,      200,     404,     200),
+    ("PUT",  "/api/searches/{search}",              API,  True,  401,      200,     404,     200),
+    ("DELETE", "/api/searches/{search}",            API,  True,  401,      200,     404,     200),
+    ("POST", "/api/searches/{search}/jobs",         API,  True,  401,      201,     404,     201),
 ]]
 # fmt: on
 
@@ -133,6 +149,10 @@ BODIES: dict[str, dict[str, Any]] = {
     "/admin/users/{user}/budget": {"budget": "1234"},
     "/api/batch-jobs": {"criteria": MULTNOMAH, "max_records": 10},
     "/api/batch-jobs/preview": {"criteria": MULTNOMAH},
+    "/searches": {"state": "OR", "name": "Matrix", "background": "y"},
+    "/searches/{search}": {"state": "WA", "name": "Renamed", "background": "y"},
+    "/api/searches": {"name": "Matrix", "criteria": MULTNOMAH},
+    "/api/searches/{search}": {"name": "Renamed", "criteria": MULTNOMAH},
 }
 
 # The owner's job is named so that a refusal can be checked not to leak it.
@@ -158,7 +178,7 @@ CELLS = _cells()
 
 
 def _endpoint(app: Flask, row: Row) -> str:
-    path = row.url("0" * 32, 1)
+    path = row.url("0" * 32, 1, "0" * 32)
     return app.url_map.bind("localhost").match(path, method=row.method)[0]
 
 
@@ -201,8 +221,17 @@ def _make_job(app: Flask, kind: str, run_worker) -> str:
     return job_id
 
 
+def _make_search(app: Flask) -> str:
+    """The owner's saved search, made through the API."""
+    body = {"name": SECRET_NAME, "criteria": MULTNOMAH, "max_records": 30}
+    response = app.test_client().post("/api/searches", json=body, headers=_owner_api(app))
+    assert response.status_code == 201, response.json
+    return str(response.json["id"])
+
+
 def _fingerprint(app: Flask) -> tuple[Any, ...]:
-    """What a request could change: every job's state and every user's budget."""
+    """What a request could change: every job's state, every user's budget, every saved
+    search."""
     with app.app_context():
         jobs = db.session.execute(
             sa.select(
@@ -216,7 +245,12 @@ def _fingerprint(app: Flask) -> tuple[Any, ...]:
         budgets = db.session.execute(
             sa.select(User.email, User.monthly_export_budget).order_by(User.id)
         ).all()
-        return tuple(map(tuple, jobs)), tuple(map(tuple, budgets))
+        saved = db.session.execute(
+            sa.select(SavedSearch.search_id, SavedSearch.name, SavedSearch.criteria).order_by(
+                SavedSearch.id
+            )
+        ).all()
+        return tuple(map(tuple, jobs)), tuple(map(tuple, budgets)), repr(saved)
 
 
 def _signed_in_client(app: Flask, role: str, auth: str) -> tuple[FlaskClient, dict[str, str]]:
@@ -242,15 +276,16 @@ def test_authorization(app: Flask, user: User, run_worker, row: Row, role: str, 
     if role in ("other", "admin"):
         make_user(app, EMAILS[role], admin=role == "admin")
     job_id = _make_job(app, row.job, run_worker) if row.job else None
-    path = row.url(job_id, user.id)
+    search_id = _make_search(app) if "{search}" in row.path else None
+    path = row.url(job_id, user.id, search_id)
 
     client, headers = _signed_in_client(app, role, auth)
-    body = dict(BODIES.get(row.path, {})) if row.method == "POST" else {}
+    body = dict(BODIES.get(row.path, {})) if row.method in ("POST", "PUT") else {}
     if row.path == "/auth/login":
         body["password"] = PASSWORD
     kwargs: dict[str, Any] = {}
     if row.via == API:
-        if row.method == "POST":
+        if row.method in ("POST", "PUT"):
             kwargs["json"] = body
     else:
         csrf = headers.pop("X-CSRFToken")
@@ -296,7 +331,9 @@ def test_authorization(app: Flask, user: User, run_worker, row: Row, role: str, 
 # ------------------------------------------------------------------- probing for ids
 
 
-@pytest.mark.parametrize("path", [row.path for row in MATRIX if row.job == DONE])
+@pytest.mark.parametrize(
+    "path", [row.path for row in MATRIX if row.job == DONE and row.method == "GET"]
+)
 def test_another_users_job_looks_like_a_missing_one(app, user, other_user, run_worker, path):
     """The 404 for someone else's job is the same answer as for an id that never existed,
     so job ids cannot be probed."""

@@ -109,7 +109,7 @@ def test_document_covers_every_api_route(app: Flask) -> None:
         if method != "parameters"
     }
     served = {
-        (method, rule.rule.replace("<job_id>", "{job_id}"))
+        (method, re.sub(r"<(\w+)>", r"{\1}", rule.rule))
         for rule in app.url_map.iter_rules()
         if rule.endpoint.startswith("api.")
         for method in rule.methods - {"HEAD", "OPTIONS"}
@@ -233,12 +233,23 @@ def seeded_job(api: ApiClient, simulator, run_worker) -> str:
     return job["id"]
 
 
+@pytest.fixture
+def seeded_search(api: ApiClient) -> str:
+    """A saved search of the caller's."""
+    body = {"criteria": OREGON, "name": "seeded search", "max_records": SEEDED_LEADS}
+    response = api.post("/api/searches", json=body)
+    assert response.status_code == 201, response.json
+    return str(response.json["id"])
+
+
 @SCHEMA.parametrize()
 @SETTINGS
 def test_api_keeps_to_its_document(case, request, app: Flask, token: str, simulator) -> None:
     # Generated ids would all be unknown (404s, covered below); use the seeded job instead.
     if "job_id" in (case.path_parameters or {}):
         case.path_parameters["job_id"] = request.getfixturevalue("seeded_job")
+    if "search_id" in (case.path_parameters or {}):
+        case.path_parameters["search_id"] = request.getfixturevalue("seeded_search")
     case.call_and_validate(app=app, headers={"Authorization": f"Bearer {token}"}, checks=CHECKS)
 
 
@@ -279,6 +290,30 @@ def call(
     response = case.call_and_validate(headers=headers, checks=checks)
     assert response.status_code == expected, response.text
     return response
+
+
+def test_saved_search_lifecycle_keeps_to_the_document(schema, token: str) -> None:
+    body = {"criteria": OREGON, "name": "lifecycle", "max_records": 5}
+    created = call(schema, "POST", "/api/searches", token, 201, body=body)
+    search = {"search_id": created.json()["id"]}
+    assert created.headers["location"] == [f"/api/searches/{search['search_id']}"]
+    call(schema, "POST", "/api/searches", token, 409, body=body)  # the name is taken
+    call(schema, "GET", "/api/searches", token, 200)
+    call(schema, "GET", "/api/searches/{search_id}", token, 200, path_parameters=search)
+    replaced = call(
+        schema,
+        "PUT",
+        "/api/searches/{search_id}",
+        token,
+        200,
+        path_parameters=search,
+        body={**body, "max_records": 7},
+    )
+    assert replaced.json()["max_records"] == 7
+    run = call(schema, "POST", "/api/searches/{search_id}/jobs", token, 201, path_parameters=search)
+    assert run.json()["max_records"] == 7
+    call(schema, "DELETE", "/api/searches/{search_id}", token, 200, path_parameters=search)
+    call(schema, "GET", "/api/searches/{search_id}", token, 404, path_parameters=search)
 
 
 def test_job_lifecycle_keeps_to_the_document(schema, token: str) -> None:

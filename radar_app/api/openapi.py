@@ -23,11 +23,16 @@ from flask import jsonify
 from werkzeug.wrappers import Response
 
 from radar_app.api import criteria_schema
-from radar_app.api.operations import JOB_ID, JOB_ID_PARAMETER, JSON, Operation, Reply
+from radar_app.api.operations import JOB_ID, JSON, PATH_OBJECTS, Operation, Reply
 from radar_app.api.routes import bp
 from radar_app.api.schemas import ResponseSchema
 
-_TAGS = {"jobs": "Batch jobs", "leads": "Leads a job stored", "meta": "About the API"}
+_TAGS = {
+    "jobs": "Batch jobs",
+    "searches": "Saved searches, to run again",
+    "leads": "Leads a job stored",
+    "meta": "About the API",
+}
 _DESCRIPTION = (
     "Batch imports of PropertyRadar leads. Authenticate with `Authorization: Bearer "
     "<token>` (issued on the account page) or the web session cookie; cookie-authenticated "
@@ -84,7 +89,10 @@ class _Document:
             self.spec.tag({"name": tag, "description": description})
         for name, schema in criteria_schema.COMPONENTS.items():
             self.spec.components.schema(name, schema)
-        self.spec.components.parameter(_component_name(JOB_ID), "path", JOB_ID_PARAMETER)
+        for name, path_object in PATH_OBJECTS.items():
+            self.spec.components.parameter(
+                _component_name(name), "path", path_object.document_parameter
+            )
 
     def build(self) -> dict[str, Any]:
         for operation in self.operations:
@@ -103,7 +111,7 @@ class _Document:
             "tags": [operation.tag],
             "responses": self._responses(operation.replies()),
         }
-        parameters = [_component_name(JOB_ID)] if operation.takes_job else []
+        parameters = [_component_name(o.parameter) for o in operation.path_objects]
         if operation.query is not None:
             parameters += self._query_parameters(operation.query)
         if parameters:

@@ -7,7 +7,8 @@ into the document's paths, so the document cannot promise what the view does not
 - sign-in unless ``public`` (401), and the CSRF check of a cookie-authenticated call that
   is not a GET (400);
 - ``rate_limit``: a limit per user (429);
-- ``<job_id>`` in the rule: the view gets ``job``, the caller's job by that id (404);
+- ``<job_id>`` (``<search_id>``) in the rule: the view gets ``job`` (``search``), the
+  caller's job (saved search) by that id (404);
 - ``query``: the view gets ``query``, the query string loaded by that schema (400);
 - ``body``: the view gets ``body``, the JSON body loaded by that schema (400, 413);
 - ``reply``: what the view returns is dumped by the reply's schema, with its status and
@@ -99,7 +100,9 @@ RATE_LIMITED = Reply(
     },
     component="RateLimited",
 )
-NOT_FOUND = Reply(404, "No such job visible to the caller", ERROR, component="NotFound")
+NOT_FOUND = Reply(
+    404, "No such job or saved search visible to the caller", ERROR, component="NotFound"
+)
 BAD_QUERY = Reply(
     400,
     "Invalid query parameters (every problem under `fields`)",
@@ -119,14 +122,34 @@ TOO_LARGE = Reply(
     component="TooLarge",
 )
 
-# The path parameter of the operations on one job, as the document names it.
+
+@dataclass(frozen=True)
+class PathObject:
+    """A path parameter naming one of the caller's objects: the view gets the object."""
+
+    parameter: str  # in the rule and the document, e.g. job_id
+    argument: str  # the view's keyword, e.g. job
+    load: Callable[[str], Any]  # the caller's object with that id, or abort(404)
+    description: str
+
+    @property
+    def document_parameter(self) -> dict[str, Any]:
+        return {
+            "name": self.parameter,
+            "in": "path",
+            "required": True,
+            "description": self.description,
+            "schema": {"type": "string", "minLength": 1},
+        }
+
+
 JOB_ID = "job_id"
-JOB_ID_PARAMETER: dict[str, Any] = {
-    "name": JOB_ID,
-    "in": "path",
-    "required": True,
-    "description": "The job's `id`",
-    "schema": {"type": "string", "minLength": 1},
+PATH_OBJECTS = {
+    path_object.parameter: path_object
+    for path_object in [
+        PathObject(JOB_ID, "job", services.job_or_404, "The job's `id`"),
+        PathObject("search_id", "search", services.saved_search_or_404, "The saved search's `id`"),
+    ]
 }
 _RULE_PARAMETER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 
@@ -168,6 +191,10 @@ class Operation:
         return (self.view.__doc__ or "").strip().splitlines()[0].rstrip(".")
 
     @property
+    def path_objects(self) -> list[PathObject]:
+        return [o for name, o in PATH_OBJECTS.items() if f"{{{name}}}" in self.path]
+
+    @property
     def takes_job(self) -> bool:
         return f"{{{JOB_ID}}}" in self.path
 
@@ -177,7 +204,7 @@ class Operation:
         implied = [
             (not self.public, UNAUTHORIZED),
             (self.rate_limited, RATE_LIMITED),
-            (self.takes_job, NOT_FOUND),
+            (bool(self.path_objects), NOT_FOUND),
             (self.query is not None, BAD_QUERY),
             (self.body is not None, BAD_BODY),
             (self.body is not None, TOO_LARGE),
@@ -210,7 +237,7 @@ class ApiBlueprint(Blueprint):
         errors: tuple[Reply, ...] = (),
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Register the decorated view as this operation (see the module docstring)."""
-        unknown = set(_RULE_PARAMETER.findall(rule)) - {JOB_ID}
+        unknown = set(_RULE_PARAMETER.findall(rule)) - set(PATH_OBJECTS)
         if unknown:
             raise ValueError(f"{rule}: no declaration describes the path parameters {unknown}")
 
@@ -247,8 +274,8 @@ def _view_func(operation: Operation, rate_limit: Callable[[], str] | None) -> Ca
     @functools.wraps(view)
     def run(**path: str) -> ResponseReturnValue:
         kwargs: dict[str, Any] = {}
-        if operation.takes_job:
-            kwargs["job"] = services.job_or_404(path.pop(JOB_ID))
+        for path_object in operation.path_objects:
+            kwargs[path_object.argument] = path_object.load(path.pop(path_object.parameter))
         if operation.query is not None:
             kwargs["query"] = _load_query(operation.query)
         if operation.body is not None:

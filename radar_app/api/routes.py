@@ -1,4 +1,5 @@
-"""JSON API for batch jobs. Authenticated by the session cookie or a Bearer token.
+"""JSON API for batch jobs and saved searches. Authenticated by the session cookie or a
+Bearer token.
 
 Each view is declared with ``bp.operation``: what it takes and what it answers, which
 radar_app.api.operations both does for it and hands to the OpenAPI document."""
@@ -8,10 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Response, current_app, url_for
+from flask import Response, current_app, jsonify, url_for
 from flask_login import current_user
 
-from radar_app import batches, services
+from radar_app import batches, searches, services
 from radar_app.api.operations import BAD_BODY, ApiBlueprint, ApiError, Reply
 from radar_app.api.schemas import (
     CONFLICT,
@@ -25,18 +26,23 @@ from radar_app.api.schemas import (
     LOG_PAGE,
     PAGE_QUERY,
     PREVIEW,
+    SAVED_SEARCH,
+    SAVED_SEARCH_IN,
+    SAVED_SEARCH_PAGE,
     SEARCH,
+    VALIDATION_ERROR,
 )
 from radar_app.api.serializers import lead_json
 from radar_app.export import csv_download, custom_fields, leads_in_search_order
 from radar_app.extensions import db
 from radar_app.jobstate import log_newest_first
-from radar_app.models import BatchJob, LedgerEntry
+from radar_app.models import BatchJob, LedgerEntry, SavedSearch
 from radar_app.pagination import PageArgs, paginate
 from radar_app.preview import PreviewSettings, preview_search
 from radar_app.propertyradar.criteria import validate_criteria
 from radar_app.propertyradar.errors import BadRequestError, CriteriaError, PropertyRadarError
 from radar_app.queue import get_queue
+from radar_app.searches import InvalidSearch, NameTaken, SearchSpec
 
 bp = ApiBlueprint("api", __name__, url_prefix="/api")
 
@@ -258,6 +264,139 @@ def list_batch_job_leads(job: BatchJob, query: dict[str, Any]) -> dict[str, Any]
 def export_batch_job_leads_csv(job: BatchJob) -> Response:
     """Every lead of the job as CSV (header row first), streamed."""
     return csv_download(db.session, job)
+
+
+# ------------------------------------------------------------------- saved searches
+
+
+def _saved_search(status: int, description: str, **kwargs: Any) -> Reply:
+    return Reply(status, description, SAVED_SEARCH, **kwargs)
+
+
+_SEARCH_LOCATION = {
+    "Location": {"required": True, "schema": {"type": "string"}, "description": "Its URL"}
+}
+_EXAMPLE_SAVED = {"name": "Oregon, absentee", **_EXAMPLE_SEARCH}
+
+
+def _spec(body: dict[str, Any]) -> SearchSpec:
+    return SearchSpec(
+        name=body["name"],
+        criteria=body["criteria"],
+        fields=body["fields"],
+        max_records=body["max_records"],
+        refresh_all=body["refresh_all"],
+    )
+
+
+NAME_TAKEN = Reply(
+    409,
+    "The owner has another saved search of that name (under `fields`)",
+    VALIDATION_ERROR,
+    component="NameTaken",
+)
+
+
+def _invalid(exc: InvalidSearch) -> ApiError:
+    if isinstance(exc, NameTaken):
+        return ApiError(NAME_TAKEN, "Name already used", fields=exc.errors)
+    return ApiError(BAD_BODY, "Invalid search", fields=exc.errors)
+
+
+@bp.operation(
+    "POST",
+    "/searches",
+    tag="searches",
+    body=SAVED_SEARCH_IN,
+    body_example=_EXAMPLE_SAVED,
+    reply=_saved_search(201, "The saved search", headers=_SEARCH_LOCATION),
+    errors=(NAME_TAKEN,),
+)
+def create_saved_search(body: dict[str, Any]) -> tuple[SavedSearch, dict[str, str]]:
+    """Save a search under a name, to run it again later."""
+    try:
+        search = searches.save(db.session, current_user, _spec(body))
+    except InvalidSearch as exc:
+        raise _invalid(exc) from exc
+    return search, {"Location": url_for("api.get_saved_search", search_id=search.search_id)}
+
+
+@bp.operation(
+    "GET",
+    "/searches",
+    tag="searches",
+    query=PAGE_QUERY,
+    reply=Reply(200, "A page of saved searches", SAVED_SEARCH_PAGE),
+)
+def list_saved_searches(query: dict[str, Any]) -> Any:
+    """The caller's saved searches (an admin's: everyone's), by name."""
+    return paginate(searches.visible_searches(current_user), _paging(query))
+
+
+@bp.operation(
+    "GET", "/searches/<search_id>", tag="searches", reply=_saved_search(200, "The saved search")
+)
+def get_saved_search(search: SavedSearch) -> SavedSearch:
+    """One saved search."""
+    return search
+
+
+@bp.operation(
+    "PUT",
+    "/searches/<search_id>",
+    tag="searches",
+    body=SAVED_SEARCH_IN,
+    body_example=_EXAMPLE_SAVED,
+    reply=_saved_search(200, "The saved search, replaced"),
+    errors=(NAME_TAKEN,),
+)
+def replace_saved_search(search: SavedSearch, body: dict[str, Any]) -> SavedSearch:
+    """Replace what a saved search holds; the jobs it ran keep what they ran."""
+    try:
+        return searches.update(db.session, search, _spec(body))
+    except InvalidSearch as exc:
+        raise _invalid(exc) from exc
+
+
+@bp.operation(
+    "DELETE",
+    "/searches/<search_id>",
+    tag="searches",
+    reply=_saved_search(200, "The saved search as it was"),
+)
+def delete_saved_search(search: SavedSearch) -> Response:
+    """Delete a saved search; the jobs it ran stay."""
+    gone = jsonify(SAVED_SEARCH.dump(search))  # dumped while it still exists
+    searches.delete(db.session, search)
+    return gone
+
+
+@bp.operation(
+    "POST",
+    "/searches/<search_id>/jobs",
+    tag="searches",
+    rate_limit=lambda: current_app.config["JOB_CREATE_RATE_LIMIT"],
+    reply=_job(201, "The new job, PENDING", headers={"Location": _SEARCH_LOCATION["Location"]}),
+    errors=(QUEUE_UNAVAILABLE,),
+)
+def run_saved_search(search: SavedSearch) -> tuple[BatchJob, dict[str, str]]:
+    """Run a saved search: a new batch job, queued, that remembers the search."""
+    try:
+        job = batches.create_job(
+            db.session,
+            get_queue(),
+            services.queue_settings(),
+            owner=current_user,
+            saved_search=search,
+            **SearchSpec.of(search).job_arguments(),
+        )
+    except CriteriaError as exc:  # saved before a catalogue change
+        raise ApiError(
+            BAD_BODY, "The saved criteria are no longer valid", fields=exc.errors
+        ) from exc
+    except batches.QueueUnavailable as exc:
+        raise ApiError(QUEUE_UNAVAILABLE, str(exc)) from exc
+    return job, {"Location": url_for("api.get_batch_job", job_id=job.job_id)}
 
 
 def _paging(query: dict[str, Any]) -> PageArgs:

@@ -109,6 +109,20 @@ class JobCreateSchema(SearchSchema):
     )
 
 
+class SavedSearchSchemaIn(JobCreateSchema):
+    """A saved search's body (create or replace): a job's, with a name it is kept by."""
+
+    name = fields.String(
+        required=True,
+        validate=[
+            Length(min=1, max=JOB_NAME_MAX_LENGTH, error=_NAME_PROBLEM),
+            _storable_text,
+        ],
+        error_messages={"invalid": _NAME_PROBLEM, "required": "Required: the search's name"},
+        metadata={"description": "Unique among the owner's searches.", "pattern": "^[^\\x00]*$"},
+    )
+
+
 class _JobStatusField(fields.String):
     """A job status in any case; empty means any status."""
 
@@ -152,6 +166,7 @@ JOB_QUERY = JobQuerySchema()
 
 
 JOB_CREATE = JobCreateSchema()
+SAVED_SEARCH_IN = SavedSearchSchemaIn()
 SEARCH = SearchSchema()
 
 
@@ -208,14 +223,27 @@ class _JobAt:
         return getattr(self._job, name)
 
 
-class JobSchema(ResponseSchema):
+class _SearchOutSchema(ResponseSchema):
+    """What a job and a saved search both hold: the search and how to buy it."""
+
+    name = fields.String()
+    criteria = fields.List(fields.Nested(CriterionSchema))
+    max_records = fields.Integer(allow_none=True)
+    refresh_all = fields.Boolean()
+    fields_ = fields.List(
+        fields.String(),
+        data_key="fields",
+        attribute="fields",
+        allow_none=True,
+        metadata=_describe("Fields bought; null for the essentials"),
+    )
+
+
+class JobSchema(_SearchOutSchema):
     id = fields.String(
         attribute="job_id", metadata=_describe("Public job id, used in every job URL")
     )
-    name = fields.String()
     status = fields.String(validate=OneOf(_STATUSES))
-    criteria = fields.List(fields.Nested(CriterionSchema))
-    max_records = fields.Integer(allow_none=True)
     total_records = _count("Matches reported by PropertyRadar; null until known", allow_none=True)
     processed_records = _count()
     success_count = _count("Leads stored for this job")
@@ -244,14 +272,6 @@ class JobSchema(ResponseSchema):
     vanished_count = _count("Listed, but gone when bought")
     unidentified_count = _count("Bought and billed, but returned without a RadarID: not stored")
     cost_total = fields.Float(metadata=_describe("Billed so far, dollars"))
-    refresh_all = fields.Boolean()
-    fields_ = fields.List(
-        fields.String(),
-        data_key="fields",
-        attribute="fields",
-        allow_none=True,
-        metadata=_describe("Fields bought; null for the essentials"),
-    )
     cancel_requested = fields.Boolean()
     error_details = fields.String(allow_none=True)
     warning = fields.String(
@@ -269,6 +289,17 @@ class JobSchema(ResponseSchema):
     @pre_dump
     def _at_one_instant(self, job: BatchJob, **_: Any) -> _JobAt:
         return _JobAt(job, utcnow())
+
+
+class SavedSearchSchema(_SearchOutSchema):
+    id = fields.String(
+        attribute="search_id", metadata=_describe("Public id, used in the search's URLs")
+    )
+    created_by = fields.Function(
+        lambda search: search.owner.email, metadata=_describe("Owner's email")
+    )
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
 
 
 class LogEntrySchema(ResponseSchema):
@@ -342,6 +373,10 @@ class JobListSchema(_PageSchema):
     items = fields.List(fields.Nested(JobSchema))
 
 
+class SavedSearchListSchema(_PageSchema):
+    items = fields.List(fields.Nested(SavedSearchSchema))
+
+
 class LogListSchema(_PageSchema):
     items = fields.List(fields.Nested(LogEntrySchema))
 
@@ -396,6 +431,8 @@ class ConflictSchema(ErrorSchema):
 
 JOB = JobSchema()
 JOB_PAGE = JobListSchema()
+SAVED_SEARCH = SavedSearchSchema()
+SAVED_SEARCH_PAGE = SavedSearchListSchema()
 LOG_PAGE = LogListSchema()
 LEAD_PAGE = LeadListSchema()
 LEDGER = LedgerSchema()

@@ -21,6 +21,7 @@ from wtforms import (  # type: ignore[attr-defined]
     BooleanField,
     DecimalField,
     Field,
+    HiddenField,
     IntegerField,
     RadioField,
     SelectChoice,
@@ -39,12 +40,14 @@ from radar_app.propertyradar.criteria import (
     LEAD_FIELDS,
     MAX_FIELDS,
     PROPERTY_TYPES,
+    describe_criteria,
     printable,
     resolve_fields,
     text_problem,
     validate_criteria,
 )
 from radar_app.propertyradar.errors import CriteriaError
+from radar_app.searches import SearchSpec
 
 # Characters in a box that takes a list (counties, ZIP codes), before it is split.
 LIST_TEXT_MAX_LENGTH = 1000
@@ -263,6 +266,10 @@ class SearchForm(FlaskForm):
         ),
     )
 
+    # The saved search the form was opened from (its public id), if any: a job started
+    # from the form unchanged is linked to it, and "Update saved search" replaces it.
+    saved_search = HiddenField(validators=[Length(max=32)])
+
     def validate(self, extra_validators: Any = None) -> bool:
         valid = super().validate(extra_validators)
         for spec in RANGES:
@@ -289,6 +296,19 @@ class SearchForm(FlaskForm):
                 self._attach_criteria_errors(exc)
                 valid = False
         return valid
+
+    def spec(self) -> SearchSpec:
+        """The search to keep or compare with a saved one; call after validate(). Without
+        a name, the summary a job would be named by."""
+        criteria = self.criteria()
+        return SearchSpec(
+            name=(self.name.data or "").strip()
+            or describe_criteria(criteria)[:JOB_NAME_MAX_LENGTH],
+            criteria=criteria,
+            fields=resolve_fields(self.chosen_fields()),
+            max_records=self.max_records.data,
+            refresh_all=bool(self.refresh_all.data),
+        )
 
     def chosen_fields(self) -> list[str] | None:
         """The fields to buy, for ``create_job(fields=...)``: None means the lead essentials.
@@ -400,3 +420,56 @@ def _plain(value: Decimal | int | None) -> int | float | None:
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     return value
+
+
+# Criterion name -> the form field that shows it, for the yes/no and list criteria; the
+# ranges come from RANGES. The inverse of SearchForm._criteria_items.
+_FLAG_FIELDS = {
+    "isSameMailingOrExempt": "occupancy",
+    "inForeclosure": "in_foreclosure",
+    "inTaxDelinquency": "tax_delinquent",
+    "isListedForSale": "listed_for_sale",
+}
+_RANGE_BY_CRITERION = {spec.criterion: spec for spec in RANGES}
+
+
+def prefill(spec: SearchSpec) -> tuple[dict[str, Any], list[str]]:
+    """The search form's data for a search as stored (a job's or a saved search's
+    normalized criteria), and the names of the criteria the form has no field for (a
+    search made through the API can use any of PropertyRadar's): those are left out.
+
+    ``SearchForm(formdata=None, data=...)`` shows it; submitting it unchanged gives back
+    the same search."""
+    data: dict[str, Any] = {
+        "name": spec.name,
+        "max_records": spec.max_records,
+        "refresh_all": spec.refresh_all,
+    }
+    if spec.fields:
+        data["field_set"] = "custom"
+        data["custom_fields"] = ", ".join(spec.fields)
+    unshown: list[str] = []
+    for criterion in spec.criteria:
+        key, value = criterion.get("name"), criterion.get("value") or []
+        if key == "State":
+            data["state"] = list(value)
+        elif key == "County":
+            data["county"] = ", ".join(str(code) for code in value)
+        elif key == "City":
+            data["city"] = ", ".join(str(city) for city in value)
+        elif key == "ZipFive":
+            data["zips"] = ", ".join(f"{int(zip_code):05d}" for zip_code in value)
+        elif key == "PropertyType" and all(
+            isinstance(item, dict) and item.get("name") == "PType" for item in value
+        ):
+            data["property_types"] = [code for item in value for code in item.get("value", [])]
+        elif key == "ForeclosureStage":
+            data["foreclosure_stages"] = list(value)
+        elif key in _FLAG_FIELDS and value in ([0], [1]):
+            data[_FLAG_FIELDS[key]] = str(value[0])
+        elif key in _RANGE_BY_CRITERION and len(value) == 1 and len(value[0]) == 2:
+            pair = _RANGE_BY_CRITERION[key]
+            data[pair.min_field], data[pair.max_field] = value[0]
+        else:
+            unshown.append(str(key))
+    return data, unshown

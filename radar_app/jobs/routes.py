@@ -34,20 +34,27 @@ from redis.exceptions import RedisError
 # Werkzeug's Response: what redirect() returns, and the base of Flask's.
 from werkzeug.wrappers import Response
 
-from radar_app import batches, pace, services
+from radar_app import batches, pace, searches, services
 from radar_app.export import csv_download, leads_in_search_order
 from radar_app.extensions import db, limiter, login_manager
 from radar_app.jobs import filters, search
 from radar_app.jobs.confirm import Confirmations
 from radar_app.jobs.filters import money
-from radar_app.jobs.forms import PROPERTY_RANGES, STATE_NAMES, VALUE_RANGES, SearchForm
+from radar_app.jobs.forms import (
+    PROPERTY_RANGES,
+    STATE_NAMES,
+    VALUE_RANGES,
+    SearchForm,
+    prefill,
+)
 from radar_app.jobstate import log_newest_first
-from radar_app.models import BatchJob, JobStatus, LedgerEntry, utcnow
+from radar_app.models import BatchJob, JobStatus, LedgerEntry, SavedSearch, utcnow
 from radar_app.pagination import PageArgs, page_args, paginate
 from radar_app.preview import PreviewSettings
 from radar_app.propertyradar.counties import by_fips, counties_in
 from radar_app.propertyradar.errors import CriteriaError, PropertyRadarError
 from radar_app.queue import get_queue, get_redis
+from radar_app.searches import SearchSpec
 
 bp = Blueprint("jobs", __name__)
 bp.record_once(lambda state: filters.init_app(state.app))
@@ -141,16 +148,43 @@ def row(job_id: str) -> str:
 # ------------------------------------------------------------------------------ search
 
 
-def _search_page(form: SearchForm, status: int = 200) -> tuple[str, int]:
+def search_page(
+    form: SearchForm, status: int = 200, unshown: list[str] | None = None
+) -> tuple[str, int]:
+    """The search form; `unshown`: criteria of the opened search the form cannot show."""
     return render_template(
         "jobs/search.html",
         form=form,
+        saved=_saved_search_of(form),
+        unshown=unshown or [],
         property_ranges=PROPERTY_RANGES,
         value_ranges=VALUE_RANGES,
         batch_size=current_app.config["PROPERTYRADAR_BATCH_SIZE"],
         freshness_days=current_app.config["LEAD_FRESHNESS_DAYS"],
         **_county_choices(form.state.data or []),
     ), status
+
+
+def _saved_search_of(form: SearchForm) -> SavedSearch | None:
+    """The saved search the form was opened from, if it names one the user may see."""
+    search_id = form.saved_search.data
+    return searches.find_search(db.session, current_user, search_id) if search_id else None
+
+
+def _opened_search() -> tuple[SearchForm, list[str]]:
+    """The form for GET /search: empty, or prefilled from ?saved=<id> (a saved search) or
+    ?job=<id> ("Run again"), with the criteria it cannot show."""
+    source: SavedSearch | BatchJob
+    if saved_id := request.args.get("saved"):
+        source = services.saved_search_or_404(saved_id)
+    elif job_id := request.args.get("job"):
+        source = services.job_or_404(job_id)
+    else:
+        return SearchForm(), []
+    data, unshown = prefill(SearchSpec.of(source))
+    if isinstance(source, SavedSearch):
+        data["saved_search"] = source.search_id
+    return SearchForm(formdata=None, data=data), unshown
 
 
 def _county_choices(states: list[str]) -> dict[str, Any]:
@@ -236,11 +270,14 @@ def new_search() -> tuple[str, int] | Response | str:
         return render_template(
             "jobs/_county_options.html", oob=True, **_county_choices(request.args.getlist("state"))
         )
+    if request.method == "GET":
+        opened, unshown = _opened_search()
+        return search_page(opened, 200, unshown)
     form = SearchForm()
-    if request.method == "GET" or _is_back_to_form():
-        return _search_page(form, 200)
+    if _is_back_to_form():
+        return search_page(form, 200)
     if not form.validate_on_submit():
-        return _search_page(form, 400)
+        return search_page(form, 400)
 
     confirmation = _confirmation(form)
     if confirmation is not None:
@@ -261,10 +298,10 @@ def new_search() -> tuple[str, int] | Response | str:
         form.form_errors.append(
             f"{batches.QUEUE_DOWN}. Your search is still here; nothing was created."
         )
-        return _search_page(form, 503)
+        return search_page(form, 503)
     except PropertyRadarError as exc:
         form.form_errors.append(f"Could not price this search: {exc.message}. Nothing was bought.")
-        return _search_page(form, 502)
+        return search_page(form, 502)
     if priced.preview.to_buy > 0:
         return _confirm_page(form, priced, stale="confirm_token" in request.form), 200
     return _start_search(form)[0]  # buys nothing: no need to ask
@@ -280,7 +317,7 @@ def _start_confirmed(form: SearchForm, confirmation: str) -> tuple[str, int] | R
         form.form_errors.append(
             f"{batches.QUEUE_DOWN}. Your search is still here; nothing was created."
         )
-        return _search_page(form, 503)
+        return search_page(form, 503)
     if started is not None:
         flash("This search was already started; here it is.", "info")
         if started:
@@ -298,6 +335,9 @@ def _start_search(form: SearchForm) -> tuple[tuple[str, int] | Response, str | N
     """Create the job (and, for a one-page search, wait a moment for it); the response and
     the new job's id, if any."""
     batch_size = current_app.config["PROPERTYRADAR_BATCH_SIZE"]
+    saved = _saved_search_of(form)
+    if saved is not None and not SearchSpec.of(saved).same_search(form.spec()):
+        saved = None  # changed in the form since: a new search, not that one
     try:
         result = search.submit(
             db.session,
@@ -313,16 +353,17 @@ def _start_search(form: SearchForm) -> tuple[tuple[str, int] | Response, str | N
             seconds_per_page=current_app.config["ESTIMATED_SECONDS_PER_PAGE"],
             refresh_all=form.refresh_all.data,
             fields=form.chosen_fields(),
+            saved_search=saved,
         )
     except CriteriaError as exc:  # validated above; only a catalogue change could get here
         form.form_errors.extend(exc.errors.values())
-        return _search_page(form, 400), None
+        return search_page(form, 400), None
     except batches.QueueUnavailable as exc:
         form.form_errors.append(f"{exc}. Your search is still here; nothing was created.")
-        return _search_page(form, 503), None
+        return search_page(form, 503), None
     except PropertyRadarError as exc:
         form.form_errors.append(f"Could not count the matching records: {exc.message}")
-        return _search_page(form, 502), None
+        return search_page(form, 502), None
 
     job = result.job
     # A queued job needs no message: its status panel says "queued" while it is (and only

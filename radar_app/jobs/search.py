@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 from rq import Queue
 
 from radar_app import batches
-from radar_app.models import BatchJob, DbSession, User
+from radar_app.models import BatchJob, DbSession, SavedSearch, User
 from radar_app.preview import Preview, PreviewSettings, preview_search
 from radar_app.propertyradar.client import PropertyRadarClient
 
@@ -148,6 +148,7 @@ def submit(
     seconds_per_page: float,
     refresh_all: bool = False,
     fields: list[str] | None = None,
+    saved_search: SavedSearch | None = None,
 ) -> Submitted:
     """Create and queue a batch job for the search.
 
@@ -168,6 +169,7 @@ def submit(
         max_records=max_records,
         refresh_all=refresh_all,
         fields=fields,
+        saved_search=saved_search,
     )
     if background:
         return Submitted(batches.create_job(session, queue, settings, **create), Mode.BACKGROUND)

@@ -1,0 +1,99 @@
+"""Saved searches' pages (issue 12). The search form itself stays in radar_app.jobs: it
+opens a saved search (``/search?saved=<id>``) or a job (``/search?job=<id>``, "Run
+again") prefilled, and its "Save search" and "Update saved search" buttons post the same
+form here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask import Blueprint, flash, make_response, redirect, render_template, url_for
+from flask_login import current_user
+from werkzeug.wrappers import Response
+
+from radar_app import searches, services
+from radar_app.extensions import db
+from radar_app.jobs.forms import SearchForm
+from radar_app.jobs.routes import is_htmx, require_login, search_page
+from radar_app.models import SavedSearch
+from radar_app.searches import InvalidSearch, SearchSpec
+
+bp = Blueprint("saved", __name__, url_prefix="/searches")
+bp.before_request(require_login)
+
+
+@bp.get("")
+def index() -> str:
+    """The user's saved searches (an admin's: everyone's), with each one's last run."""
+    found = db.session.scalars(searches.visible_searches(current_user)).all()
+    last_runs = {search.id: searches.last_jobs(db.session, search, limit=1) for search in found}
+    return render_template("saved/index.html", searches=found, last_runs=last_runs)
+
+
+@bp.post("")
+def create() -> Response | tuple[str, int]:
+    """Keep the search form's search under its name."""
+    form = SearchForm()
+    if not form.validate_on_submit():
+        return search_page(form, 400)
+    return _saved(form, lambda spec: searches.save(db.session, current_user, spec), "Saved")
+
+
+@bp.post("/<search_id>")
+def update(search_id: str) -> Response | tuple[str, int]:
+    """Replace a saved search with the search form's."""
+    search = services.saved_search_or_404(search_id)
+    form = SearchForm()
+    if not form.validate_on_submit():
+        return search_page(form, 400)
+    return _saved(form, lambda spec: searches.update(db.session, search, spec), "Updated")
+
+
+def _saved(
+    form: SearchForm, keep: Callable[[SearchSpec], SavedSearch], done: str
+) -> Response | tuple[str, int]:
+    try:
+        search = keep(form.spec())
+    except InvalidSearch as exc:
+        for key, message in exc.errors.items():
+            target = form.name if key == "name" else None
+            if target is not None:
+                target.errors = [*target.errors, message]
+            else:
+                form.form_errors.append(message)
+        return search_page(form, 400)
+    flash(f"{done} “{search.name}”.", "success")
+    return redirect(url_for("saved.index"))
+
+
+@bp.post("/<search_id>/delete")
+def delete(search_id: str) -> Response:
+    """Forget a saved search; the jobs it ran stay."""
+    search = services.saved_search_or_404(search_id)
+    name = search.name
+    searches.delete(db.session, search)
+    flash(f"Deleted “{name}”. Its jobs are still on the Jobs tab.", "success")
+    if is_htmx():  # the button asked first (hx-confirm); reload the list with the notice
+        response = make_response("", 200)
+        response.headers["HX-Redirect"] = url_for("saved.index")
+        return response
+    return redirect(url_for("saved.index"))
+
+
+@bp.post("/from-job/<job_id>")
+def from_job(job_id: str) -> Response:
+    """Keep a job's search (any criteria, those the form cannot show too)."""
+    job = services.job_or_404(job_id)
+    spec = SearchSpec.of(job)
+    name = searches.free_name(db.session, current_user, spec.name)
+    try:
+        search = searches.save(
+            db.session,
+            current_user,
+            SearchSpec(name, spec.criteria, spec.fields, spec.max_records, spec.refresh_all),
+        )
+    except InvalidSearch as exc:  # a job from before a catalogue change, say
+        flash(f"This job's search could not be saved: {exc}.", "error")
+        return redirect(url_for("jobs.detail", job_id=job.job_id))
+    flash(f"Saved “{search.name}”.", "success")
+    return redirect(url_for("saved.index"))
