@@ -18,12 +18,20 @@ from rq.job import Job
 
 from radar_app.defaults import JOB_NAME_MAX_LENGTH
 from radar_app.jobstate import SYSTEM, Event, add_log, transition
-from radar_app.models import BatchJob, DbSession, JobStatus, SavedSearch, User
+from radar_app.models import (
+    BatchJob,
+    DbSession,
+    JobStatus,
+    SavedSearch,
+    SuppressionList,
+    User,
+)
 from radar_app.propertyradar.criteria import (
     describe_criteria,
     resolve_fields,
     validate_criteria,
 )
+from radar_app.propertyradar.errors import CriteriaError
 
 logger = logging.getLogger(__name__)
 
@@ -86,11 +94,13 @@ def create_job(
     refresh_all: bool = False,
     fields: object = None,
     saved_search: SavedSearch | None = None,
+    suppression_list_id: int | None = None,
     enqueue: bool = True,
 ) -> BatchJob:
     """Validate, record and enqueue a new batch job (enqueue=False records it without
     queueing it: a job row for a caller that queues it later, or a test). `saved_search`
-    is the search it runs, if it came from one.
+    is the search it runs, if it came from one; `suppression_list_id` a list of the
+    owner's it skips besides their default lists.
 
     Raises:
         CriteriaError: the criteria are invalid (nothing is stored).
@@ -99,6 +109,10 @@ def create_job(
     """
     normalized = validate_criteria(criteria)
     chosen_fields = resolve_fields(fields)
+    if suppression_list_id is not None:
+        chosen = session.get(SuppressionList, suppression_list_id)
+        if chosen is None or chosen.created_by != owner.id:
+            raise CriteriaError({"suppression_list": "No such suppression list of yours"})
     job = BatchJob(
         job_id=uuid.uuid4().hex,
         name=(name or "").strip()[:JOB_NAME_MAX_LENGTH]
@@ -110,6 +124,7 @@ def create_job(
         created_by=owner.id,
         status=JobStatus.PENDING,
         saved_search_id=saved_search.id if saved_search else None,
+        suppression_list_id=suppression_list_id,
     )
     job.rq_job_id = new_rq_job_id(job)
     session.add(job)

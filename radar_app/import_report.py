@@ -13,7 +13,8 @@ def shortfall_warning(job: BatchJob) -> str | None:
     if job.search_total is None:
         return None
     expected = min(job.search_total, job.max_records) if job.max_records else job.search_total
-    if job.success_count == expected:
+    # Suppressed records were left out on purpose: not a shortfall.
+    if job.success_count + job.suppressed_count == expected:
         return None
     cap = f" (capped at {job.max_records:,})" if job.max_records else ""
     reasons = []
@@ -22,6 +23,8 @@ def shortfall_warning(job: BatchJob) -> str | None:
             f"PropertyRadar listed {job.snapshot_count:,} RadarIDs when paged through "
             "the search (its total changed while the job ran)"
         )
+    if job.suppressed_count:
+        reasons.append(f"{job.suppressed_count:,} were suppressed (on a suppression list)")
     if job.error_count:
         reasons.append(f"{job.error_count:,} were listed without a RadarID (not bought)")
     if job.vanished_count:
@@ -43,6 +46,8 @@ def completion_summary(job: BatchJob) -> str:
         f"Completed: {job.success_count:,} leads stored ({job.purchased_count:,} bought, "
         f"{job.reused_count:,} reused at no cost)"
     )
+    if job.suppressed_count:
+        text += f", {job.suppressed_count:,} suppressed (not bought)"
     if job.vanished_count:
         text += f", {job.vanished_count:,} no longer matched"
     if job.unidentified_count:
@@ -62,6 +67,7 @@ def chunk_message(
     lacking_fields: int,
     missing: int,
     vanished: int,
+    suppressed: int = 0,
 ) -> str:
     """The log line of a stored chunk: what was reused, bought, and why not all of it."""
     parts = [f"Chunk {number}: {records} records"]
@@ -80,6 +86,8 @@ def chunk_message(
         parts.append(
             f"{missing} bought without a RadarID (billed, but a lead cannot be stored without one)"
         )
+    if suppressed:
+        parts.append(f"{suppressed} suppressed (on a suppression list, not bought)")
     if vanished:
         parts.append(f"{vanished} no longer match the search (not bought)")
     return ", ".join(parts)

@@ -104,6 +104,7 @@ from radar_app.store import (
     upsert_coerced,
     upsert_records,
 )
+from radar_app.suppression import suppressed_radar_ids
 
 logger = logging.getLogger(__name__)
 
@@ -264,6 +265,7 @@ _CHUNK_STORED = owned_update(
         "purchased_count": BatchJob.purchased_count + sa.bindparam("bought"),
         "unidentified_count": BatchJob.unidentified_count + sa.bindparam("missing"),
         "success_count": BatchJob.success_count + sa.bindparam("linked"),
+        "suppressed_count": BatchJob.suppressed_count + sa.bindparam("suppressed"),
     }
 )
 # ... and a stored snapshot page.
@@ -368,6 +370,8 @@ class _Chunk:
     to_buy: list[str]
     # Stored leads not reused because they lack fields this job asks for.
     lacking_fields: int = 0
+    # On a suppression list that applies to the job: never bought, never linked.
+    suppressed: set[str] = field(default_factory=set)
     # Its journal rows: the first request's written with its claims before it is sent, those of
     # follow-up requests (the rest of a capped answer) by the purchase thread.
     entries: list[SentRequest] = field(default_factory=list)
@@ -429,6 +433,8 @@ class _Run:
         self.fields = job.fields or settings.fields
         self.refresh_all = job.refresh_all
         self.max_records = job.max_records
+        # RadarIDs the owner must not buy (radar_app.suppression), read once per run.
+        self.suppressed = suppressed_radar_ids(session, job.created_by, job.suppression_list_id)
         # Whether the first snapshot page of the job has been stored (by any run).
         self._search_total_known = job.search_total is not None
         # A stored lead is reused only if its raw record has every field the job asks for
@@ -783,8 +789,10 @@ class _Run:
         if not rows or (len(rows) < size and not snapshot_done):
             return None
         positions = {radar_id: position for position, radar_id in rows}
-        reusable, lacking = self._reusable(list(positions))
-        to_buy = [rid for rid in positions if rid not in reusable]
+        suppressed = self.suppressed.intersection(positions)
+        wanted = [rid for rid in positions if rid not in suppressed]
+        reusable, lacking = self._reusable(wanted)
+        to_buy = [rid for rid in wanted if rid not in reusable]
         if to_buy:
             check_budget(session, self.owner_id, len(to_buy) + self._records_in_flight())
         # Numbered by place in the search: chunk N starts at record (N-1)*batch_size+1, in
@@ -792,7 +800,7 @@ class _Run:
         number = rows[0][0] // size + 1
         # Planned: every free row before the last one is in this chunk or an earlier one.
         self._scan_from = max(self._scan_from, rows[-1][0] + 1)
-        return _Chunk(number, positions, reusable, to_buy, lacking)
+        return _Chunk(number, positions, reusable, to_buy, lacking, suppressed=suppressed)
 
     def _records_in_flight(self) -> int:
         """Records being bought: on the wire, answered and not stored yet, or planned."""
@@ -922,7 +930,11 @@ class _Run:
         complete = bought is None or bought.complete
         # A record without a RadarID was one of those asked for: it was bought, not lost.
         vanished = max(0, len([rid for rid in chunk.to_buy if rid not in stored]) - missing)
-        done = set(positions) if complete else (chunk.reusable | stored) & positions.keys()
+        done = (
+            set(positions)
+            if complete
+            else (chunk.reusable | chunk.suppressed | stored) & positions.keys()
+        )
         if bought is not None:
             self._settle_unanswered(chunk, bought)
         # The statements whose results are not needed go out together; the links, whose
@@ -953,6 +965,7 @@ class _Run:
             bought=len(stored),
             missing=missing,
             linked=reused + bought_linked,
+            suppressed=len(chunk.suppressed),
         )
         message = chunk_message(
             chunk.number,
@@ -963,6 +976,7 @@ class _Run:
             lacking_fields=chunk.lacking_fields,
             missing=missing,
             vanished=vanished if complete else 0,
+            suppressed=len(chunk.suppressed),
         )
         if not complete:
             message += "; the purchase failed part way, the rest is bought on retry"

@@ -166,6 +166,38 @@ class User(UserMixin, Model):
         return f"<User {self.email}>"
 
 
+class SuppressionList(Model):
+    """RadarIDs a user must never buy (a do-not-contact list, say). A job skips them
+    before its Purchase=1 requests: they are never billed, and counted as suppressed.
+    A default list applies to every job of its owner; a search or job can name one more."""
+
+    __tablename__ = "suppression_lists"
+    __table_args__ = (
+        sa.UniqueConstraint("created_by", "name", name="uq_suppression_lists_owner_name"),
+    )
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    list_id: so.Mapped[str] = so.mapped_column(sa.String(32), unique=True)
+    name: so.Mapped[str] = so.mapped_column(sa.String(JOB_NAME_MAX_LENGTH))
+    is_default: so.Mapped[bool] = so.mapped_column(default=False)
+    created_by: so.Mapped[int] = so.mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
+    updated_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    owner: so.Mapped[User] = so.relationship(lazy="joined", innerjoin=True)
+
+
+class SuppressedRecord(Model):
+    """One RadarID on a suppression list."""
+
+    __tablename__ = "suppressed_records"
+
+    list_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("suppression_lists.id", ondelete="CASCADE"), primary_key=True
+    )
+    radar_id: so.Mapped[str] = so.mapped_column(sa.String(32), primary_key=True)
+
+
 class SavedSearch(Model):
     """A search a user keeps to run again: what to match, which fields to buy, the cap.
     Running it creates an ordinary batch job, which remembers the search it came from."""
@@ -184,6 +216,10 @@ class SavedSearch(Model):
     fields: so.Mapped[list[str] | None] = so.mapped_column(JSONType)
     max_records: so.Mapped[int | None]
     refresh_all: so.Mapped[bool] = so.mapped_column(default=False)
+    # A suppression list its jobs skip, besides the owner's default lists.
+    suppression_list_id: so.Mapped[int | None] = so.mapped_column(
+        sa.ForeignKey("suppression_lists.id", ondelete="SET NULL")
+    )
     created_by: so.Mapped[int] = so.mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
     created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
     updated_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -255,6 +291,12 @@ class BatchJob(Model):
     saved_search_id: so.Mapped[int | None] = so.mapped_column(
         sa.ForeignKey("saved_searches.id", ondelete="SET NULL"), index=True
     )
+    # The suppression list the job skips besides its owner's default lists, and how many
+    # of its matches were skipped as suppressed (never bought).
+    suppression_list_id: so.Mapped[int | None] = so.mapped_column(
+        sa.ForeignKey("suppression_lists.id", ondelete="SET NULL")
+    )
+    suppressed_count: so.Mapped[int] = so.mapped_column(default=0)
 
     owner: so.Mapped[User] = so.relationship(lazy="joined", innerjoin=True)
     saved_search: so.Mapped[SavedSearch | None] = so.relationship()

@@ -31,6 +31,7 @@ class Preview:
     sampled: int
     owned: int
     owned_is_estimate: bool
+    suppressed: int  # on a suppression list: never bought (an estimate like owned)
     to_buy: int
     estimated_cost: float
     price_per_export: float
@@ -64,8 +65,10 @@ def preview_search(
     *,
     max_records: int | None,
     refresh_all: bool = False,
+    suppressed: frozenset[str] | set[str] = frozenset(),
 ) -> Preview:
-    """Count, sample and price a search without buying anything."""
+    """Count, sample and price a search without buying anything. `suppressed`: the
+    RadarIDs the job would skip (radar_app.suppression)."""
     batch_size, snapshot_limit = settings.batch_size, settings.snapshot_limit
     freshness, price_per_export = settings.freshness, settings.price_per_export
     seconds_per_page = settings.seconds_per_page
@@ -85,28 +88,33 @@ def preview_search(
         ]
         start += len(page.results)
     sample = radar_ids[:wanted]
-
+    suppressed_in_sample = sum(radar_id in suppressed for radar_id in sample)
+    # Suppressed records are skipped before anything is reused or bought.
+    buyable = [radar_id for radar_id in sample if radar_id not in suppressed]
     owned_in_sample = 0
-    if sample and not refresh_all:
+    if buyable and not refresh_all:
         fresh_since = utcnow() - freshness
-        for offset in range(0, len(sample), RADAR_IDS_PER_QUERY):
+        for offset in range(0, len(buyable), RADAR_IDS_PER_QUERY):
             # COUNT(*) returns exactly one row, so the scalar is never None.
             owned_in_sample += cast(
                 int,
                 session.scalar(
                     sa.select(sa.func.count()).where(
-                        Property.radar_id.in_(sample[offset : offset + RADAR_IDS_PER_QUERY]),
+                        Property.radar_id.in_(buyable[offset : offset + RADAR_IDS_PER_QUERY]),
                         Property.last_seen_at >= fresh_since,
                     )
                 ),
             )
     is_estimate = len(sample) < matches
-    owned = (
-        round(owned_in_sample * matches / len(sample))
+    owned, suppressed_count = (
+        (
+            round(owned_in_sample * matches / len(sample)),
+            round(suppressed_in_sample * matches / len(sample)),
+        )
         if is_estimate and sample
-        else owned_in_sample
+        else (owned_in_sample, suppressed_in_sample)
     )
-    to_buy = max(0, matches - owned)
+    to_buy = max(0, matches - owned - suppressed_count)
     pages = math.ceil(to_buy / batch_size) if to_buy else 0
     snapshot_pages = math.ceil(matches / SNAPSHOT_PAGE) if matches else 0
     return Preview(
@@ -116,6 +124,7 @@ def preview_search(
         sampled=len(sample),
         owned=owned,
         owned_is_estimate=is_estimate,
+        suppressed=suppressed_count,
         to_buy=to_buy,
         estimated_cost=round(to_buy * price_per_export, 2),
         price_per_export=price_per_export,

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from radar_app.defaults import JOB_NAME_MAX_LENGTH, MAX_RECORDS_LIMIT
-from radar_app.models import BatchJob, DbSession, SavedSearch, User
+from radar_app.models import BatchJob, DbSession, SavedSearch, SuppressionList, User
 from radar_app.propertyradar.criteria import resolve_fields, text_problem, validate_criteria
 from radar_app.propertyradar.errors import CriteriaError
 
@@ -39,6 +39,8 @@ class SearchSpec:
     fields: list[str] | None = None
     max_records: int | None = None
     refresh_all: bool = False
+    # A suppression list of the owner's to skip besides their default lists (its row id).
+    suppression_list_id: int | None = None
 
     @classmethod
     def of(cls, source: SavedSearch | BatchJob) -> SearchSpec:
@@ -48,6 +50,7 @@ class SearchSpec:
             fields=source.fields,
             max_records=source.max_records,
             refresh_all=source.refresh_all,
+            suppression_list_id=source.suppression_list_id,
         )
 
     def job_arguments(self) -> dict[str, Any]:
@@ -58,15 +61,20 @@ class SearchSpec:
             "max_records": self.max_records,
             "refresh_all": self.refresh_all,
             "fields": self.fields,
+            "suppression_list_id": self.suppression_list_id,
         }
 
     def same_search(self, other: SearchSpec) -> bool:
         """The same records bought the same way (the name aside)."""
-        return (self.criteria, self.fields, self.max_records, self.refresh_all) == (
-            other.criteria,
-            other.fields,
-            other.max_records,
-            other.refresh_all,
+        return self._bought() == other._bought()
+
+    def _bought(self) -> tuple[Any, ...]:
+        return (
+            self.criteria,
+            self.fields,
+            self.max_records,
+            self.refresh_all,
+            self.suppression_list_id,
         )
 
 
@@ -98,7 +106,9 @@ def checked(spec: SearchSpec) -> SearchSpec:
         errors.update(exc.errors)
     if errors:
         raise InvalidSearch(errors)
-    return SearchSpec(name, criteria, fields, spec.max_records, spec.refresh_all)
+    return SearchSpec(
+        name, criteria, fields, spec.max_records, spec.refresh_all, spec.suppression_list_id
+    )
 
 
 class NameTaken(InvalidSearch):
@@ -111,6 +121,14 @@ class NameTaken(InvalidSearch):
 NAME_TAKEN = "You already have a search with this name"
 
 
+def _check_list(session: DbSession, owner_id: int, spec: SearchSpec) -> None:
+    if spec.suppression_list_id is None:
+        return
+    found = session.get(SuppressionList, spec.suppression_list_id)
+    if found is None or found.created_by != owner_id:
+        raise InvalidSearch({"suppression_list": "No such suppression list of yours"})
+
+
 def save(session: DbSession, owner: User, spec: SearchSpec) -> SavedSearch:
     """Keep a new search for `owner`.
 
@@ -118,6 +136,7 @@ def save(session: DbSession, owner: User, spec: SearchSpec) -> SavedSearch:
         InvalidSearch: the spec is invalid (NameTaken: the owner has a search of that name).
     """
     spec = checked(spec)
+    _check_list(session, owner.id, spec)
     search = SavedSearch(search_id=uuid.uuid4().hex, created_by=owner.id)
     _assign(search, spec)
     session.add(search)
@@ -132,7 +151,9 @@ def update(session: DbSession, search: SavedSearch, spec: SearchSpec) -> SavedSe
         InvalidSearch: the spec is invalid (NameTaken: another of the owner's searches has
             that name).
     """
-    _assign(search, checked(spec))
+    spec = checked(spec)
+    _check_list(session, search.created_by, spec)
+    _assign(search, spec)
     _commit_unless_name_taken(session)
     return search
 
@@ -149,6 +170,7 @@ def _assign(search: SavedSearch, spec: SearchSpec) -> None:
     search.fields = spec.fields
     search.max_records = spec.max_records
     search.refresh_all = spec.refresh_all
+    search.suppression_list_id = spec.suppression_list_id
 
 
 def _commit_unless_name_taken(session: DbSession) -> None:

@@ -24,8 +24,9 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
+from radar_app import suppression
 from radar_app.extensions import db
-from radar_app.models import BatchJob, JobStatus, SavedSearch, User
+from radar_app.models import BatchJob, JobStatus, SavedSearch, SuppressionList, User
 from tests.conftest import PASSWORD, AuthActions, csrf_token_from, issue_token, make_user
 from tests.helpers import MULTNOMAH, job_row
 
@@ -49,6 +50,7 @@ JOB = Expect(302, r"/jobs/{job}")
 NEW = Expect(302, r"/jobs/[0-9a-f]{{32}}")  # the job just created
 OUT = Expect(302, r"/auth/login")  # signed out
 SAVED = Expect(302, r"/searches")
+LISTS = Expect(302, r"/suppression-lists")
 STUCK = Expect(302, r"/admin/stuck")
 USAGE = Expect(302, r"/admin/usage")
 
@@ -62,7 +64,7 @@ DONE, PENDING, CANCELLED = "done", "pending", "cancelled"
 class Row(NamedTuple):
     method: str
     # {done}, {pending}, {cancelled}: one of the owner's jobs; {user}: the owner;
-    # {search}: the owner's saved search
+    # {search}: the owner's saved search; {list}: the owner's suppression list
     path: str
     via: str  # a page or form (PAGE), an htmx request (HTMX), the JSON API (API)
     writes: bool  # a granted request changes the database
@@ -76,9 +78,16 @@ class Row(NamedTuple):
         match = re.search(r"\{(done|pending|cancelled)\}", self.path)
         return match.group(1) if match else None
 
-    def url(self, job_id: str | None, user_id: int, search_id: str | None = None) -> str:
+    def url(
+        self, job_id: str | None, user_id: int, search_id: str | None = None, list_id: str = ""
+    ) -> str:
         return self.path.format(
-            done=job_id, pending=job_id, cancelled=job_id, user=user_id, search=search_id
+            done=job_id,
+            pending=job_id,
+            cancelled=job_id,
+            user=user_id,
+            search=search_id,
+            list=list_id,
         )
 
     def expect(self, role: str) -> Expect:
@@ -138,6 +147,10 @@ MATRIX = [Row(*row) for row in [
     ("PUT",  "/api/searches/{search}",              API,  True,  401,      200,     404,     200),
     ("DELETE", "/api/searches/{search}",            API,  True,  401,      200,     404,     200),
     ("POST", "/api/searches/{search}/jobs",         API,  True,  401,      201,     404,     201),
+    ("GET",  "/suppression-lists",                  PAGE, False, LOGIN,    200,     200,     200),
+    ("POST", "/suppression-lists",                  PAGE, True,  LOGIN,    LISTS,   LISTS,   LISTS),
+    ("POST", "/suppression-lists/{list}/default",   PAGE, True,  LOGIN,    LISTS,   404,     LISTS),
+    ("POST", "/suppression-lists/{list}/delete",    PAGE, True,  LOGIN,    LISTS,   404,     LISTS),
 ]]
 # fmt: on
 
@@ -152,6 +165,8 @@ BODIES: dict[str, dict[str, Any]] = {
     "/searches": {"state": "OR", "name": "Matrix", "background": "y"},
     "/searches/{search}": {"state": "WA", "name": "Renamed", "background": "y"},
     "/api/searches": {"name": "Matrix", "criteria": MULTNOMAH},
+    "/suppression-lists": {"name": "Matrix", "values": "P1A2B3C"},
+    "/suppression-lists/{list}/default": {"is_default": "y"},
     "/api/searches/{search}": {"name": "Renamed", "criteria": MULTNOMAH},
 }
 
@@ -178,7 +193,7 @@ CELLS = _cells()
 
 
 def _endpoint(app: Flask, row: Row) -> str:
-    path = row.url("0" * 32, 1, "0" * 32)
+    path = row.url("0" * 32, 1, "0" * 32, "0" * 32)
     return app.url_map.bind("localhost").match(path, method=row.method)[0]
 
 
@@ -229,6 +244,16 @@ def _make_search(app: Flask) -> str:
     return str(response.json["id"])
 
 
+def _make_list(app: Flask) -> str:
+    """The owner's suppression list (not a default one)."""
+    with app.app_context():
+        owner = db.session.scalar(sa.select(User).where(User.email == EMAILS["owner"]))
+        found = suppression.create_list(
+            db.session, owner, SECRET_NAME, ["P1A2B3C"], is_default=False
+        )
+        return found.list_id
+
+
 def _fingerprint(app: Flask) -> tuple[Any, ...]:
     """What a request could change: every job's state, every user's budget, every saved
     search."""
@@ -250,7 +275,12 @@ def _fingerprint(app: Flask) -> tuple[Any, ...]:
                 SavedSearch.id
             )
         ).all()
-        return tuple(map(tuple, jobs)), tuple(map(tuple, budgets)), repr(saved)
+        lists = db.session.execute(
+            sa.select(
+                SuppressionList.list_id, SuppressionList.name, SuppressionList.is_default
+            ).order_by(SuppressionList.id)
+        ).all()
+        return tuple(map(tuple, jobs)), tuple(map(tuple, budgets)), repr(saved), repr(lists)
 
 
 def _signed_in_client(app: Flask, role: str, auth: str) -> tuple[FlaskClient, dict[str, str]]:
@@ -277,7 +307,8 @@ def test_authorization(app: Flask, user: User, run_worker, row: Row, role: str, 
         make_user(app, EMAILS[role], admin=role == "admin")
     job_id = _make_job(app, row.job, run_worker) if row.job else None
     search_id = _make_search(app) if "{search}" in row.path else None
-    path = row.url(job_id, user.id, search_id)
+    list_id = _make_list(app) if "{list}" in row.path else ""
+    path = row.url(job_id, user.id, search_id, list_id)
 
     client, headers = _signed_in_client(app, role, auth)
     body = dict(BODIES.get(row.path, {})) if row.method in ("POST", "PUT") else {}

@@ -43,6 +43,7 @@ from radar_app.propertyradar.criteria import validate_criteria
 from radar_app.propertyradar.errors import BadRequestError, CriteriaError, PropertyRadarError
 from radar_app.queue import get_queue
 from radar_app.searches import InvalidSearch, NameTaken, SearchSpec
+from radar_app.suppression import suppressed_radar_ids
 
 bp = ApiBlueprint("api", __name__, url_prefix="/api")
 
@@ -125,6 +126,7 @@ def preview_batch_job(body: dict[str, Any]) -> Any:
                 PreviewSettings.from_config(current_app.config),
                 max_records=body["max_records"],
                 refresh_all=body["refresh_all"],
+                suppressed=suppressed_radar_ids(db.session, current_user.id, None),
             )
     except CriteriaError as exc:
         raise ApiError(BAD_BODY, "Invalid criteria", fields=exc.errors) from exc

@@ -353,8 +353,9 @@ class PreviewSchema(ResponseSchema):
     sampled = _count("RadarIDs looked at to count `owned`")
     owned = _count("Already stored and fresh: not bought again")
     owned_is_estimate = fields.Boolean(
-        metadata=_describe("true when `owned` is extrapolated from the sample")
+        metadata=_describe("true when `owned` and `suppressed` are extrapolated from the sample")
     )
+    suppressed = _count("On the caller's default suppression lists: never bought")
     to_buy = _count()
     estimated_cost = fields.Float(validate=Range(min=0))
     price_per_export = fields.Float(validate=Range(min=0))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, cast
 
+from flask_login import current_user
 from flask_wtf import FlaskForm
 
 # SelectChoice is new in WTForms 3.3; the newest stub package (types-WTForms 3.2.1) lacks it.
@@ -32,7 +33,9 @@ from wtforms import (  # type: ignore[attr-defined]
 from wtforms.validators import Length, NumberRange, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from radar_app import suppression
 from radar_app.defaults import JOB_NAME_MAX_LENGTH, MAX_RECORDS_LIMIT
+from radar_app.extensions import db
 from radar_app.propertyradar.coerce import US_STATES
 from radar_app.propertyradar.counties import CountyError, resolve_counties
 from radar_app.propertyradar.criteria import (
@@ -266,9 +269,37 @@ class SearchForm(FlaskForm):
         ),
     )
 
+    # A suppression list to skip besides the user's default lists (its public id);
+    # the choices are the user's lists (see __init__).
+    suppression_list = SelectField(
+        "Suppression list", choices=[SelectChoice("", "None")], default="", validate_choice=True
+    )
+
     # The saved search the form was opened from (its public id), if any: a job started
     # from the form unchanged is linked to it, and "Update saved search" replaces it.
     saved_search = HiddenField(validators=[Length(max=32)])
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        lists = (
+            suppression.own_lists(db.session, current_user.id)
+            if current_user.is_authenticated
+            else []
+        )
+        self._list_ids = {found.list_id: found.id for found in lists}
+        self.default_lists = [found.name for found in lists if found.is_default]
+        self.suppression_list.choices = [SelectChoice("", "None")] + [
+            SelectChoice(found.list_id, found.name) for found in lists if not found.is_default
+        ]
+
+    def suppression_list_id(self) -> int | None:
+        """The chosen suppression list's row id (None: only the default lists)."""
+        return self._list_ids.get(self.suppression_list.data or "")
+
+    def choose_list(self, row_id: int | None) -> None:
+        """Select the list with this row id (a stored search's), if it is still offered."""
+        by_row = {value: key for key, value in self._list_ids.items()}
+        self.suppression_list.data = by_row.get(row_id, "") if row_id is not None else ""
 
     def validate(self, extra_validators: Any = None) -> bool:
         valid = super().validate(extra_validators)
@@ -308,6 +339,7 @@ class SearchForm(FlaskForm):
             fields=resolve_fields(self.chosen_fields()),
             max_records=self.max_records.data,
             refresh_all=bool(self.refresh_all.data),
+            suppression_list_id=self.suppression_list_id(),
         )
 
     def chosen_fields(self) -> list[str] | None:

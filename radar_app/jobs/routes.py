@@ -55,6 +55,7 @@ from radar_app.propertyradar.counties import by_fips, counties_in
 from radar_app.propertyradar.errors import CriteriaError, PropertyRadarError
 from radar_app.queue import get_queue, get_redis
 from radar_app.searches import SearchSpec
+from radar_app.suppression import suppressed_radar_ids
 
 bp = Blueprint("jobs", __name__)
 bp.record_once(lambda state: filters.init_app(state.app))
@@ -181,10 +182,13 @@ def _opened_search() -> tuple[SearchForm, list[str]]:
         source = services.job_or_404(job_id)
     else:
         return SearchForm(), []
-    data, unshown = prefill(SearchSpec.of(source))
+    spec = SearchSpec.of(source)
+    data, unshown = prefill(spec)
     if isinstance(source, SavedSearch):
         data["saved_search"] = source.search_id
-    return SearchForm(formdata=None, data=data), unshown
+    form = SearchForm(formdata=None, data=data)
+    form.choose_list(spec.suppression_list_id)
+    return form, unshown
 
 
 def _county_choices(states: list[str]) -> dict[str, Any]:
@@ -209,7 +213,13 @@ def _search_spec(form: SearchForm) -> str:
         fields=form.chosen_fields(),
         max_records=form.max_records.data,
         refresh_all=form.refresh_all.data,
+        suppression_list_id=form.suppression_list_id(),
     )
+
+
+def _suppressed(form: SearchForm) -> set[str]:
+    """The RadarIDs a job of this search would skip."""
+    return suppressed_radar_ids(db.session, current_user.id, form.suppression_list_id())
 
 
 def _confirmation(form: SearchForm) -> str | None:
@@ -293,6 +303,7 @@ def new_search() -> tuple[str, int] | Response | str:
                 PreviewSettings.from_config(current_app.config),
                 max_records=form.max_records.data,
                 refresh_all=form.refresh_all.data,
+                suppressed=_suppressed(form),
             )
     except RedisError:
         form.form_errors.append(
@@ -354,6 +365,7 @@ def _start_search(form: SearchForm) -> tuple[tuple[str, int] | Response, str | N
             refresh_all=form.refresh_all.data,
             fields=form.chosen_fields(),
             saved_search=saved,
+            suppression_list_id=form.suppression_list_id(),
         )
     except CriteriaError as exc:  # validated above; only a catalogue change could get here
         form.form_errors.extend(exc.errors.values())
@@ -409,6 +421,7 @@ def preview() -> tuple[str, int]:
                 PreviewSettings.from_config(config),
                 max_records=form.max_records.data,
                 refresh_all=form.refresh_all.data,
+                suppressed=_suppressed(form),
             )
     except PropertyRadarError as exc:
         return render_template("jobs/_preview.html", form=form, error=exc), 200

@@ -84,6 +84,7 @@ def preview_cost(
     *,
     max_records: int | None,
     refresh_all: bool,
+    suppressed: frozenset[str] | set[str] = frozenset(),
 ) -> CostPreview:
     """Matches, already owned, to buy and estimated cost, from free requests only.
 
@@ -92,7 +93,13 @@ def preview_cost(
         RedisError: the client's shared rate limiter could not reach Redis.
     """
     result = preview_search(
-        session, client, criteria, settings, max_records=max_records, refresh_all=refresh_all
+        session,
+        client,
+        criteria,
+        settings,
+        max_records=max_records,
+        refresh_all=refresh_all,
+        suppressed=suppressed,
     )
     return CostPreview(result, settings.batch_size)
 
@@ -103,6 +110,7 @@ def fingerprint(
     fields: list[str] | None,
     max_records: int | None,
     refresh_all: bool,
+    suppression_list_id: int | None = None,
 ) -> str:
     """Everything that decides what a job buys, as one digest.
 
@@ -115,6 +123,7 @@ def fingerprint(
         "fields": fields,
         "max_records": max_records,
         "refresh_all": refresh_all,
+        "suppression_list_id": suppression_list_id,
     }
     text = json.dumps(spec, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(text.encode()).hexdigest()
@@ -149,6 +158,7 @@ def submit(
     refresh_all: bool = False,
     fields: list[str] | None = None,
     saved_search: SavedSearch | None = None,
+    suppression_list_id: int | None = None,
 ) -> Submitted:
     """Create and queue a batch job for the search.
 
@@ -170,6 +180,7 @@ def submit(
         refresh_all=refresh_all,
         fields=fields,
         saved_search=saved_search,
+        suppression_list_id=suppression_list_id,
     )
     if background:
         return Submitted(batches.create_job(session, queue, settings, **create), Mode.BACKGROUND)
