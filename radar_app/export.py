@@ -19,6 +19,7 @@ from flask import Response, stream_with_context
 
 from radar_app import leads
 from radar_app.models import BatchJob, DbSession, JobProperty, Property
+from radar_app.outcomes import iter_outcomes_csv
 
 
 def custom_fields(job: BatchJob) -> list[str]:
@@ -67,13 +68,25 @@ def _raw_cell(value: object) -> object:
     return value
 
 
-def csv_download(session: DbSession, job: BatchJob) -> Response:
-    """A streamed attachment response with every lead of the job."""
-    filename = f"radar-{job.job_id[:8]}-leads.csv"
+def outcomes_download(session: DbSession, job: BatchJob, batch_size: int) -> Response:
+    """The job's outcome file (radar_app.outcomes) as a streamed attachment."""
+    return _attachment(
+        iter_outcomes_csv(session, job, batch_size), f"radar-{job.job_id[:8]}-outcomes.csv"
+    )
+
+
+def _attachment(chunks: Iterator[str], filename: str) -> Response:
     return Response(
-        stream_with_context(iter_csv(session, job.id, custom_fields(job))),
+        stream_with_context(chunks),
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def csv_download(session: DbSession, job: BatchJob) -> Response:
+    """A streamed attachment response with every lead of the job."""
+    return _attachment(
+        iter_csv(session, job.id, custom_fields(job)), f"radar-{job.job_id[:8]}-leads.csv"
     )
 
 

@@ -84,6 +84,7 @@ from radar_app.models import (
     one_of_listed,
     utcnow,
 )
+from radar_app.outcomes import Outcome
 from radar_app.prepared import Prepared
 from radar_app.propertyradar.client import Page, PropertyRadarClient, RetryEvent, page_from_body
 from radar_app.propertyradar.coerce import radar_id_of
@@ -379,6 +380,24 @@ class _Chunk:
     @property
     def entry_ids(self) -> list[int]:
         return [entry.entry_id for entry in self.entries]
+
+
+def _outcomes(chunk: _Chunk, bought: set[str], done: set[str]) -> dict[int, int]:
+    """{position: Outcome} of the chunk's rows that are done: suppressed and reused were
+    decided at plan time; of those asked for, what came back was bought, the rest
+    vanished."""
+    return {
+        chunk.positions[rid]: (
+            Outcome.SUPPRESSED
+            if rid in chunk.suppressed
+            else Outcome.REUSED
+            if rid in chunk.reusable
+            else Outcome.BOUGHT
+            if rid in bought
+            else Outcome.VANISHED
+        )
+        for rid in done
+    }
 
 
 def _parse_pages(pages: list[Page]) -> list[CoercedPage]:
@@ -945,7 +964,7 @@ class _Run:
                 self._add_ledger(chunk.number, len(chunk.to_buy), page, request)
             if chunk.to_buy:
                 release(session, batch_id, chunk.to_buy)
-            mark_stored(session, batch_id, [positions[rid] for rid in done])
+            mark_stored(session, batch_id, _outcomes(chunk, stored, done))
         reused = link(session, batch_id, {rid: positions[rid] for rid in chunk.reusable})
         bought_linked = sum(
             link_page(session, batch_id, page, page_parsed, positions)

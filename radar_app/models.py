@@ -225,6 +225,7 @@ class SavedSearch(Model):
     updated_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     owner: so.Mapped[User] = so.relationship(lazy="joined", innerjoin=True)
+    suppression_list: so.Mapped[SuppressionList | None] = so.relationship()
 
 
 class BatchJob(Model):
@@ -300,6 +301,7 @@ class BatchJob(Model):
 
     owner: so.Mapped[User] = so.relationship(lazy="joined", innerjoin=True)
     saved_search: so.Mapped[SavedSearch | None] = so.relationship()
+    suppression_list: so.Mapped[SuppressionList | None] = so.relationship()
 
     @property
     def status_enum(self) -> JobStatus:
@@ -447,6 +449,8 @@ class SnapshotItem(Model):
     # Its chunk is stored (bought, reused or found vanished): the per-chunk checkpoint.
     # Chunks finish out of order, so one cursor cannot say what is left to buy.
     stored: so.Mapped[bool] = so.mapped_column(default=False, server_default=sa.false())
+    # What became of it, once stored: a radar_app.outcomes.Outcome code (None before).
+    outcome: so.Mapped[int | None] = so.mapped_column(sa.SmallInteger)
 
 
 class LedgerEntry(Model):

@@ -157,8 +157,8 @@ class _Statements(abc.ABC):
         """Add snapshot rows (RadarID -> position); how many were new."""
 
     @abc.abstractmethod
-    def mark_stored(self, connection: sa.Connection, job_id: int, positions: list[int]) -> None:
-        """Mark these snapshot positions stored."""
+    def mark_stored(self, connection: sa.Connection, job_id: int, outcomes: dict[int, int]) -> None:
+        """Mark these snapshot positions stored, each with its outcome code."""
 
     def free_rows(
         self, connection: sa.Connection, job_id: int, start: int, limit: int
@@ -196,9 +196,11 @@ class _SqliteStatements(_Statements):
             "INSERT INTO job_snapshot_items (batch_job_id, position, radar_id) "
             "SELECT ?, e.value, e.key FROM json_each(?) AS e WHERE true ON CONFLICT DO NOTHING"
         )
+        # The chunk's {position: outcome} as one JSON object (keys are text in JSON).
         self.mark_stored_sql = (
-            "UPDATE job_snapshot_items SET stored = 1 "
-            "WHERE batch_job_id = ? AND position IN (SELECT value FROM json_each(?))"
+            "UPDATE job_snapshot_items SET stored = 1, outcome = e.value "
+            "FROM json_each(?) AS e "
+            "WHERE batch_job_id = ? AND position = CAST(e.key AS INTEGER)"
         )
         self.free_rows_sql = (
             "SELECT position, radar_id FROM job_snapshot_items WHERE batch_job_id = ? "
@@ -221,8 +223,9 @@ class _SqliteStatements(_Statements):
         params = (job_id, jsoncodec.dumps(items))
         return _rowcount(connection.exec_driver_sql(self.snapshot_sql, params))
 
-    def mark_stored(self, connection: sa.Connection, job_id: int, positions: list[int]) -> None:
-        connection.exec_driver_sql(self.mark_stored_sql, (job_id, jsoncodec.dumps(positions)))
+    def mark_stored(self, connection: sa.Connection, job_id: int, outcomes: dict[int, int]) -> None:
+        params = (jsoncodec.dumps({str(k): v for k, v in outcomes.items()}), job_id)
+        connection.exec_driver_sql(self.mark_stored_sql, params)
 
 
 class _PostgresqlStatements(_Statements):
@@ -277,8 +280,10 @@ class _PostgresqlStatements(_Statements):
         # The range: a new job's rows are not in the table's statistics yet, and from
         # "batch_job_id = x" alone PostgreSQL planned a scan of all of the job's rows.
         self.mark_stored_sql = (
-            "UPDATE job_snapshot_items SET stored = true WHERE batch_job_id = %s "
-            "AND position BETWEEN %s AND %s AND position = ANY(%b::integer[])"
+            "UPDATE job_snapshot_items AS s SET stored = true, outcome = v.outcome "
+            "FROM unnest(%b::integer[], %b::smallint[]) AS v(position, outcome) "
+            "WHERE s.batch_job_id = %s AND s.position BETWEEN %s AND %s "
+            "AND s.position = v.position"
         )
         self.free_rows_sql = (
             "SELECT position, radar_id FROM job_snapshot_items WHERE batch_job_id = %s "
@@ -301,8 +306,9 @@ class _PostgresqlStatements(_Statements):
         params = (job_id, list(items.values()), list(items))
         return _rowcount(connection.exec_driver_sql(self.snapshot_sql, params))
 
-    def mark_stored(self, connection: sa.Connection, job_id: int, positions: list[int]) -> None:
-        params = (job_id, min(positions), max(positions), positions)
+    def mark_stored(self, connection: sa.Connection, job_id: int, outcomes: dict[int, int]) -> None:
+        positions = list(outcomes)
+        params = (positions, list(outcomes.values()), job_id, min(positions), max(positions))
         connection.exec_driver_sql(self.mark_stored_sql, params)
 
 
@@ -491,8 +497,9 @@ def free_snapshot_rows(
     return _statements(connection).free_rows(connection, job_id, start, limit)
 
 
-def mark_stored(session: DbSession, job_id: int, positions: list[int]) -> None:
-    """Mark these snapshot rows done: their chunk is stored (no commit)."""
-    if positions:
+def mark_stored(session: DbSession, job_id: int, outcomes: dict[int, int]) -> None:
+    """Mark these snapshot rows done, {position: radar_app.outcomes.Outcome}: their
+    chunk is stored (no commit)."""
+    if outcomes:
         connection = _connection(session)
-        _statements(connection).mark_stored(connection, job_id, positions)
+        _statements(connection).mark_stored(connection, job_id, outcomes)

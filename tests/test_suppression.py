@@ -13,9 +13,9 @@ from flask.testing import FlaskClient
 
 from radar_app import services
 from radar_app.extensions import db
-from radar_app.models import SuppressedRecord, SuppressionList, User
+from radar_app.models import BatchJob, SuppressedRecord, SuppressionList, User
 from radar_app.suppression import parse_radar_ids
-from tests.conftest import ApiClient, csrf_token_from
+from tests.conftest import ApiClient, csrf_token_from, issue_token
 from tests.helpers import MULTNOMAH, count_rows, job_row, stored_radar_ids
 from tests.search_helpers import confirmation_form, is_confirmation
 
@@ -176,3 +176,28 @@ def db_lists(app: Flask) -> list[SuppressionList]:
         found = db.session.scalars(sa.select(SuppressionList).order_by(SuppressionList.id)).all()
         db.session.expunge_all()
         return list(found)
+
+
+def test_the_api_takes_a_list_for_a_job_a_preview_and_a_saved_search(
+    app, signed_in, api: ApiClient, other_user, run_worker, simulator
+):
+    suppressed = first_radar_ids(app, 10)[:3]
+    upload(signed_in, "API list", "\n".join(suppressed))
+    [chosen] = db_lists(app)
+    body = {"criteria": MULTNOMAH, "max_records": 10, "suppression_list": chosen.list_id}
+    assert api.post("/api/batch-jobs/preview", json=body).json["suppressed"] == 3
+    created = api.post("/api/batch-jobs", json=body)
+    assert created.status_code == 201 and created.json["suppression_list"] == chosen.list_id
+    run_worker()
+    assert api.get(f"/api/batch-jobs/{created.json['id']}").json["suppressed_count"] == 3
+    saved = api.post("/api/searches", json={**body, "name": "With list"})
+    assert saved.status_code == 201 and saved.json["suppression_list"] == chosen.list_id
+    run = api.post(f"/api/searches/{saved.json['id']}/jobs").json
+    assert job_row(app, run["id"]).suppression_list_id == chosen.id
+
+    # Someone else's list, or none of that id: 404, nothing created.
+    other = ApiClient(app.test_client(), issue_token(app, other_user.email))
+    for caller, list_id in ((other, chosen.list_id), (api, "f" * 32)):
+        refused = caller.post("/api/batch-jobs", json={**body, "suppression_list": list_id})
+        assert refused.status_code == 404, refused.json
+    assert count_rows(app, BatchJob) == 2

@@ -101,7 +101,10 @@ RATE_LIMITED = Reply(
     component="RateLimited",
 )
 NOT_FOUND = Reply(
-    404, "No such job or saved search visible to the caller", ERROR, component="NotFound"
+    404,
+    "No such job, saved search or suppression list visible to the caller",
+    ERROR,
+    component="NotFound",
 )
 BAD_QUERY = Reply(
     400,
@@ -210,7 +213,8 @@ class Operation:
             (self.body is not None, TOO_LARGE),
             (not self.public and self.method != "GET", CSRF_FAILED),
         ]
-        return [self.reply, *(reply for applies, reply in implied if applies), *self.errors]
+        listed = [self.reply, *(reply for applies, reply in implied if applies), *self.errors]
+        return list(dict.fromkeys(listed))  # an error implied and declared is one reply
 
 
 class ApiBlueprint(Blueprint):

@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from flask import Response, current_app, jsonify, url_for
 from flask_login import current_user
 
-from radar_app import batches, searches, services
-from radar_app.api.operations import BAD_BODY, ApiBlueprint, ApiError, Reply
+from radar_app import batches, searches, services, suppression
+from radar_app.api.operations import BAD_BODY, NOT_FOUND, ApiBlueprint, ApiError, Reply
 from radar_app.api.schemas import (
     CONFLICT,
     ERROR,
@@ -33,7 +33,12 @@ from radar_app.api.schemas import (
     VALIDATION_ERROR,
 )
 from radar_app.api.serializers import lead_json
-from radar_app.export import csv_download, custom_fields, leads_in_search_order
+from radar_app.export import (
+    csv_download,
+    custom_fields,
+    leads_in_search_order,
+    outcomes_download,
+)
 from radar_app.extensions import db
 from radar_app.jobstate import log_newest_first
 from radar_app.models import BatchJob, LedgerEntry, SavedSearch
@@ -80,7 +85,10 @@ def _job(status: int, description: str, **kwargs: Any) -> Reply:
             }
         },
     ),
-    errors=(QUEUE_UNAVAILABLE,),
+    errors=(
+        NOT_FOUND,
+        QUEUE_UNAVAILABLE,
+    ),
 )
 def create_batch_job(body: dict[str, Any]) -> tuple[BatchJob, dict[str, str]]:
     """Create a batch job and queue it for a worker."""
@@ -95,6 +103,7 @@ def create_batch_job(body: dict[str, Any]) -> tuple[BatchJob, dict[str, str]]:
             max_records=body["max_records"],
             refresh_all=body["refresh_all"],
             fields=body["fields"],
+            suppression_list_id=_own_list(body["suppression_list"]),
         )
     except CriteriaError as exc:
         raise ApiError(BAD_BODY, "Invalid criteria", fields=exc.errors) from exc
@@ -110,7 +119,10 @@ def create_batch_job(body: dict[str, Any]) -> tuple[BatchJob, dict[str, str]]:
     body=SEARCH,
     body_example=_EXAMPLE_SEARCH,
     reply=Reply(200, "The estimate", PREVIEW),
-    errors=(UPSTREAM_FAILED,),
+    errors=(
+        NOT_FOUND,
+        UPSTREAM_FAILED,
+    ),
 )
 def preview_batch_job(body: dict[str, Any]) -> Any:
     """What a search would match, reuse and cost, before buying anything.
@@ -126,7 +138,9 @@ def preview_batch_job(body: dict[str, Any]) -> Any:
                 PreviewSettings.from_config(current_app.config),
                 max_records=body["max_records"],
                 refresh_all=body["refresh_all"],
-                suppressed=suppressed_radar_ids(db.session, current_user.id, None),
+                suppressed=suppressed_radar_ids(
+                    db.session, current_user.id, _own_list(body["suppression_list"])
+                ),
             )
     except CriteriaError as exc:
         raise ApiError(BAD_BODY, "Invalid criteria", fields=exc.errors) from exc
@@ -245,6 +259,15 @@ def list_batch_job_leads(job: BatchJob, query: dict[str, Any]) -> dict[str, Any]
     }
 
 
+_CSV_HEADERS = {
+    # Set by radar_app.export's downloads.
+    "Content-Disposition": {
+        "required": True,
+        "schema": {"type": "string", "pattern": "^attachment; filename="},
+    }
+}
+
+
 @bp.operation(
     "GET",
     "/batch-jobs/<job_id>/leads.csv",
@@ -254,18 +277,29 @@ def list_batch_job_leads(job: BatchJob, query: dict[str, Any]) -> dict[str, Any]
         "CSV attachment",
         {"type": "string"},
         media_type="text/csv",
-        headers={
-            # Set by radar_app.export.csv_download.
-            "Content-Disposition": {
-                "required": True,
-                "schema": {"type": "string", "pattern": "^attachment; filename="},
-            }
-        },
+        headers=_CSV_HEADERS,
     ),
 )
 def export_batch_job_leads_csv(job: BatchJob) -> Response:
     """Every lead of the job as CSV (header row first), streamed."""
     return csv_download(db.session, job)
+
+
+@bp.operation(
+    "GET",
+    "/batch-jobs/<job_id>/outcomes.csv",
+    tag="leads",
+    reply=Reply(
+        200,
+        "CSV attachment: position, radar_id, outcome, reason, chunk, cost",
+        {"type": "string"},
+        media_type="text/csv",
+        headers=_CSV_HEADERS,
+    ),
+)
+def export_batch_job_outcomes_csv(job: BatchJob) -> Response:
+    """What became of every record the search matched, one CSV row each, streamed."""
+    return outcomes_download(db.session, job, current_app.config["PROPERTYRADAR_BATCH_SIZE"])
 
 
 # ------------------------------------------------------------------- saved searches
@@ -281,6 +315,20 @@ _SEARCH_LOCATION = {
 _EXAMPLE_SAVED = {"name": "Oregon, absentee", **_EXAMPLE_SEARCH}
 
 
+def _own_list(list_id: str | None) -> int | None:
+    """The row id of the caller's suppression list with this public id (None: none).
+
+    Raises:
+        ApiError: not a list of the caller's: 404, like an id in the path.
+    """
+    if list_id is None:
+        return None
+    found = suppression.find_list(db.session, current_user, list_id)
+    if found is None or found.created_by != current_user.id:
+        raise ApiError(NOT_FOUND, "No such suppression list of yours (suppression_list)")
+    return found.id
+
+
 def _spec(body: dict[str, Any]) -> SearchSpec:
     return SearchSpec(
         name=body["name"],
@@ -288,6 +336,7 @@ def _spec(body: dict[str, Any]) -> SearchSpec:
         fields=body["fields"],
         max_records=body["max_records"],
         refresh_all=body["refresh_all"],
+        suppression_list_id=_own_list(body["suppression_list"]),
     )
 
 
@@ -312,7 +361,10 @@ def _invalid(exc: InvalidSearch) -> ApiError:
     body=SAVED_SEARCH_IN,
     body_example=_EXAMPLE_SAVED,
     reply=_saved_search(201, "The saved search", headers=_SEARCH_LOCATION),
-    errors=(NAME_TAKEN,),
+    errors=(
+        NOT_FOUND,
+        NAME_TAKEN,
+    ),
 )
 def create_saved_search(body: dict[str, Any]) -> tuple[SavedSearch, dict[str, str]]:
     """Save a search under a name, to run it again later."""
@@ -350,7 +402,10 @@ def get_saved_search(search: SavedSearch) -> SavedSearch:
     body=SAVED_SEARCH_IN,
     body_example=_EXAMPLE_SAVED,
     reply=_saved_search(200, "The saved search, replaced"),
-    errors=(NAME_TAKEN,),
+    errors=(
+        NOT_FOUND,
+        NAME_TAKEN,
+    ),
 )
 def replace_saved_search(search: SavedSearch, body: dict[str, Any]) -> SavedSearch:
     """Replace what a saved search holds; the jobs it ran keep what they ran."""

@@ -84,6 +84,15 @@ class SearchSchema(Schema):
         error_messages={"invalid": "Must be true or false", "null": "Must be true or false"},
         metadata={"description": "Buy every match again, even those already stored and fresh."},
     )
+    suppression_list = fields.String(
+        allow_none=True,
+        load_default=None,
+        validate=Length(max=32),
+        metadata={
+            "description": "The `id` of a suppression list of the caller's: its RadarIDs "
+            "are never bought (the caller's default lists always apply)."
+        },
+    )
 
 
 class JobCreateSchema(SearchSchema):
@@ -237,6 +246,11 @@ class _SearchOutSchema(ResponseSchema):
         allow_none=True,
         metadata=_describe("Fields bought; null for the essentials"),
     )
+    suppression_list = fields.Function(
+        lambda found: found.suppression_list.list_id if found.suppression_list else None,
+        allow_none=True,
+        metadata=_describe("The suppression list chosen besides the owner's default lists"),
+    )
 
 
 class JobSchema(_SearchOutSchema):
@@ -268,6 +282,7 @@ class JobSchema(_SearchOutSchema):
     matched = _count("Same as total_records", allow_none=True)
     snapshot_count = _count("RadarIDs listed by the snapshot")
     reused_count = _count("Matches already stored, not bought")
+    suppressed_count = _count("Matches on a suppression list, not bought")
     purchased_count = _count("Records bought")
     vanished_count = _count("Listed, but gone when bought")
     unidentified_count = _count("Bought and billed, but returned without a RadarID: not stored")

@@ -35,7 +35,7 @@ from redis.exceptions import RedisError
 from werkzeug.wrappers import Response
 
 from radar_app import batches, pace, searches, services
-from radar_app.export import csv_download, leads_in_search_order
+from radar_app.export import csv_download, leads_in_search_order, outcomes_download
 from radar_app.extensions import db, limiter, login_manager
 from radar_app.jobs import filters, search
 from radar_app.jobs.confirm import Confirmations
@@ -596,6 +596,13 @@ def purchases(job_id: str) -> str:
 def leads_csv(job_id: str) -> Response:
     """Every lead of the job as a CSV download, streamed."""
     return csv_download(db.session, services.job_or_404(job_id))
+
+
+@bp.get("/jobs/<job_id>/outcomes.csv")
+def outcomes_csv(job_id: str) -> Response:
+    """What became of every matching record (bought, reused, suppressed...), streamed."""
+    job = services.job_or_404(job_id)
+    return outcomes_download(db.session, job, current_app.config["PROPERTYRADAR_BATCH_SIZE"])
 
 
 def _action_done(job: BatchJob, message: str) -> Response:
