@@ -24,10 +24,19 @@ from flask import Flask
 from flask.testing import FlaskClient
 from markupsafe import escape
 
-from radar_app import create_app
+from radar_app import create_app, suppression
 from radar_app.extensions import db
 from radar_app.jobstate import add_log
-from radar_app.models import BatchJob, JobProperty, JobStatus, Property, User, utcnow
+from radar_app.models import (
+    BatchJob,
+    JobProperty,
+    JobStatus,
+    Property,
+    SavedSearch,
+    SuppressionList,
+    User,
+    utcnow,
+)
 from tests.conftest import PASSWORD, AuthActions, csrf_token_from, issue_token, make_user
 from tests.helpers import MULTNOMAH, job_row
 
@@ -39,6 +48,18 @@ def _api_create(app: Flask, email: str, **body: Any) -> str:
     response = app.test_client().post("/api/batch-jobs", json=body, headers=headers)
     assert response.status_code == 201, response.json
     return response.json["id"]
+
+
+def _api_save(app: Flask, email: str) -> str:
+    """A saved search of `email`'s, made through the API."""
+    token = issue_token(app, email)
+    response = app.test_client().post(
+        "/api/searches",
+        json={"criteria": MULTNOMAH, "name": "Saved"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.status_code == 201, response.json
+    return str(response.json["id"])
 
 
 def _set(app: Flask, job_id: str, **fields: Any) -> None:
@@ -62,6 +83,9 @@ class CsrfCase(NamedTuple):
 
 SEARCH = {"state": "OR", "background": "y"}
 API_SEARCH = {"criteria": MULTNOMAH}
+SAVE = {**SEARCH, "name": "Forged?"}
+API_SAVE = {**API_SEARCH, "name": "Forged?"}
+LIST = {"name": "Forged?", "values": "P1A2B3C"}
 
 # Every POST route; the htmx ones also as the plain form they fall back to.
 # fmt: off
@@ -82,12 +106,25 @@ CSRF_CASES = [CsrfCase(*case) for case in [
     ("/api/batch-jobs/preview",             API,  "owner",     API_SEARCH,             200),
     ("/api/batch-jobs/{pending}/cancel",    API,  "owner",     {},                     202),
     ("/api/batch-jobs/{cancelled}/retry",   API,  "owner",     {},                     202),
+    ("/searches",                           PAGE, "owner",     SAVE,                   302),
+    ("/searches/{search}",                  PAGE, "owner",     SAVE,                   302),
+    ("/searches/{search}/delete",           PAGE, "owner",     {},                     302),
+    ("/searches/from-job/{pending}",        PAGE, "owner",     {},                     302),
+    ("/api/searches",                       API,  "owner",     API_SAVE,               201),
+    ("/api/searches/{search}/jobs",         API,  "owner",     {},                     201),
+    ("/suppression-lists",                  PAGE, "owner",     LIST,                   302),
+    ("/suppression-lists/{list}/default",   PAGE, "owner",     {"is_default": "y"},    302),
+    ("/suppression-lists/{list}/delete",    PAGE, "owner",     {},                     302),
 ]]
 # fmt: on
 
 
-def _url(case: CsrfCase, job_id: str | None, user_id: int) -> str:
-    return case.path.format(pending=job_id, cancelled=job_id, user=user_id)
+def _url(
+    case: CsrfCase, job_id: str | None, user_id: int, search_id: str = "", list_id: str = ""
+) -> str:
+    return case.path.format(
+        pending=job_id, cancelled=job_id, user=user_id, search=search_id, list=list_id
+    )
 
 
 def test_csrf_cases_cover_every_post_route(app: Flask) -> None:
@@ -97,7 +134,10 @@ def test_csrf_cases_cover_every_post_route(app: Flask) -> None:
         if "POST" in rule.methods and rule.endpoint != "static"
     }
     adapter = app.url_map.bind("localhost")
-    covered = {adapter.match(_url(case, "0" * 32, 1), method="POST")[0] for case in CSRF_CASES}
+    covered = {
+        adapter.match(_url(case, "0" * 32, 1, "0" * 32, "0" * 32), method="POST")[0]
+        for case in CSRF_CASES
+    }
     assert posts == covered
 
 
@@ -108,7 +148,11 @@ def _state(app: Flask) -> tuple[Any, ...]:
             sa.select(BatchJob.job_id, BatchJob.status, BatchJob.rq_job_id, BatchJob.attempts)
         ).all()
         budgets = db.session.execute(sa.select(User.email, User.monthly_export_budget)).all()
-        return tuple(sorted(map(tuple, jobs))), tuple(sorted(map(tuple, budgets)))
+        saved = db.session.execute(sa.select(SavedSearch.search_id, SavedSearch.name)).all()
+        lists = db.session.execute(
+            sa.select(SuppressionList.list_id, SuppressionList.is_default)
+        ).all()
+        return tuple(tuple(sorted(map(tuple, rows))) for rows in (jobs, budgets, saved, lists))
 
 
 def _sign_in_as(client: FlaskClient, role: str) -> None:
@@ -126,7 +170,16 @@ def test_csrf_is_enforced(app, client, user, admin, case: CsrfCase, token: str) 
         job_id = _api_create(app, user.email, criteria=MULTNOMAH)
         if "{cancelled}" in case.path:
             _set(app, job_id, status=JobStatus.CANCELLED, completed_at=utcnow())
-    path = _url(case, job_id, user.id)
+    search_id = list_id = ""
+    if "{search}" in case.path:
+        search_id = _api_save(app, user.email)
+    if "{list}" in case.path:
+        with app.app_context():
+            owner = db.session.get(User, user.id)
+            list_id = suppression.create_list(
+                db.session, owner, "Mine", ["P1A2B3C"], is_default=False
+            ).list_id
+    path = _url(case, job_id, user.id, search_id, list_id)
     _sign_in_as(client, case.role)
     own = csrf_token_from(client.get("/auth/login", follow_redirects=True).text)
     foreign = csrf_token_from(app.test_client().get("/auth/login").text)
