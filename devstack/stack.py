@@ -116,6 +116,7 @@ class DevStack:
         self.redis: RedisServer | None = None
         self.simulator: _Child | None = None
         self.workers: list[_Child] = []
+        self.scheduler: _Child | None = None
         self.web: _Child | None = None
         self.url = ""
         self.demo = False
@@ -152,6 +153,12 @@ class DevStack:
         for number in range(self.worker_count):
             name = f"radar-worker-{os.getpid()}-{number + 1}"
             self.workers.append(self._spawn(name, self.python, "worker.py", "--name", name))
+        # RQ's cron scheduler: queues the schedules' check every minute (radar_app.schedules).
+        rq = str(Path(self.python).parent / "rq")
+        self.scheduler = self._spawn(
+            "scheduler", rq, "cron", "radar_app/cron_config.py",
+            "-u", self.env["REDIS_URL"], "--logging-level", "WARNING",
+        )  # fmt: skip
         self.web = self._spawn(
             "web server",
             self.python, "-m", "gunicorn", "wsgi:app",
@@ -257,7 +264,7 @@ class DevStack:
 """
 
     def children(self) -> list[_Child]:
-        started = [self.simulator, *self.workers, self.web]
+        started = [self.simulator, *self.workers, self.scheduler, self.web]
         return [child for child in started if child is not None]
 
     def wait(self) -> int:
@@ -287,14 +294,16 @@ class DevStack:
     def stop(self, hurry: Callable[[], bool]) -> None:
         """Stop in order; `hurry()` turns true on a second Ctrl-C: kill work horses now.
 
-        The web server is told first (no new jobs), the workers and their horses right
-        after, without waiting for the web server's graceful exit: every second spent
+        The web server and the scheduler are told first (no new jobs), the workers and
+        their horses right after, without waiting for either to exit: every second spent
         waiting there would be a second of purchases.
         """
         self._remember_descendants()
         if self.web:
             say("Stopping the web server...")
             _signal(self.web.process.pid, signal.SIGTERM)
+        if self.scheduler:
+            _signal(self.scheduler.process.pid, signal.SIGTERM)  # queue no more checks
         if self.workers:
             say("Stopping the workers...")
             self._signal_workers()
@@ -302,6 +311,8 @@ class DevStack:
             stop(self.web.process, grace=10)
         if self.workers:
             self._wait_for_workers(hurry)
+        if self.scheduler:
+            stop(self.scheduler.process, grace=5)
         if self.simulator:
             say("Stopping the simulator...")
             stop(self.simulator.process)

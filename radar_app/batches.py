@@ -95,12 +95,14 @@ def create_job(
     fields: object = None,
     saved_search: SavedSearch | None = None,
     suppression_list_id: int | None = None,
+    max_purchases: int | None = None,
     enqueue: bool = True,
 ) -> BatchJob:
     """Validate, record and enqueue a new batch job (enqueue=False records it without
     queueing it: a job row for a caller that queues it later, or a test). `saved_search`
     is the search it runs, if it came from one; `suppression_list_id` a list of the
-    owner's it skips besides their default lists.
+    owner's it skips besides their default lists; `max_purchases` the most records it
+    may buy.
 
     Raises:
         CriteriaError: the criteria are invalid (nothing is stored).
@@ -125,6 +127,7 @@ def create_job(
         status=JobStatus.PENDING,
         saved_search_id=saved_search.id if saved_search else None,
         suppression_list_id=suppression_list_id,
+        max_purchases=max_purchases,
     )
     job.rq_job_id = new_rq_job_id(job)
     session.add(job)

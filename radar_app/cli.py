@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 
 import click
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup
+from redis.exceptions import RedisError
 
+from radar_app import searches, suppression
 from radar_app.auth.tokens import hash_token, new_token
 from radar_app.config import INSTANCE_DIR
 from radar_app.extensions import db
-from radar_app.models import User
+from radar_app.models import SavedSearch, User
+from radar_app.propertyradar.errors import PropertyRadarError
+from radar_app.queue import get_redis
+from radar_app.searches import SearchSpec
+from radar_app.services import build_client
+
+logger = logging.getLogger(__name__)
 
 users_cli = AppGroup("users", help="Manage users and their API tokens.")
 
@@ -127,6 +136,7 @@ def ensure_demo_user(with_token: bool) -> None:
         user.set_password(password)
         db.session.commit()
         _write_secret(DEMO_PASSWORD_FILE, password)
+    _seed_demo(user)
     fields = [DEMO_EMAIL, password]
     if with_token:
         token = _read_secret(DEMO_TOKEN_FILE)
@@ -137,6 +147,46 @@ def ensure_demo_user(with_token: bool) -> None:
             _write_secret(DEMO_TOKEN_FILE, token)
         fields.append(token)
     click.echo(" ".join(fields))
+
+
+# What a new demo account starts with: a saved search, with a suppression list of some of
+# its matches (read from PropertyRadar, the simulator in demo mode, by a free request).
+DEMO_SEARCH = SearchSpec(
+    name="Multnomah County, absentee owners (demo)",
+    criteria=[
+        {"name": "State", "value": ["OR"]},
+        {"name": "County", "value": ["41051"]},
+        {"name": "isSameMailingOrExempt", "value": [0]},
+    ],
+    max_records=500,
+)
+DEMO_LIST = "Do not contact (demo)"
+DEMO_LIST_SIZE = 25
+
+
+def _seed_demo(user: User) -> None:
+    if db.session.scalar(sa.select(SavedSearch.id).where(SavedSearch.created_by == user.id)):
+        return
+    list_id = None
+    try:
+        with build_client(current_app.config, get_redis()) as client:
+            page = client.radar_ids(DEMO_SEARCH.criteria, 0, DEMO_LIST_SIZE)
+        radar_ids = [str(record["RadarID"]) for record in page.results if record.get("RadarID")]
+        list_id = suppression.create_list(
+            db.session, user, DEMO_LIST, radar_ids, is_default=False
+        ).id
+    except (PropertyRadarError, RedisError, OSError, RuntimeError, suppression.InvalidList) as exc:
+        # PropertyRadar unreachable, or no token: the demo search comes without a list.
+        db.session.rollback()
+        logger.warning("demo suppression list not made: %s", exc)
+    spec = DEMO_SEARCH
+    searches.save(
+        db.session,
+        user,
+        SearchSpec(
+            spec.name, spec.criteria, max_records=spec.max_records, suppression_list_id=list_id
+        ),
+    )
 
 
 jobs_cli = AppGroup("jobs", help="Operate on batch jobs.")

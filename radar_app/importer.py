@@ -68,6 +68,7 @@ from radar_app.journal import PurchaseJournal, SentRequest
 from radar_app.ledger import (
     BudgetExceeded,
     check_budget,
+    check_job_cap,
     record_billed,
     record_possibly_billed,
     record_unanswered,
@@ -452,6 +453,7 @@ class _Run:
         self.fields = job.fields or settings.fields
         self.refresh_all = job.refresh_all
         self.max_records = job.max_records
+        self.max_purchases = job.max_purchases
         # RadarIDs the owner must not buy (radar_app.suppression), read once per run.
         self.suppressed = suppressed_radar_ids(session, job.created_by, job.suppression_list_id)
         # Whether the first snapshot page of the job has been stored (by any run).
@@ -813,7 +815,10 @@ class _Run:
         reusable, lacking = self._reusable(wanted)
         to_buy = [rid for rid in wanted if rid not in reusable]
         if to_buy:
-            check_budget(session, self.owner_id, len(to_buy) + self._records_in_flight())
+            needed = len(to_buy) + self._records_in_flight()
+            check_budget(session, self.owner_id, needed)
+            if self.max_purchases is not None:
+                check_job_cap(session, self.batch_id, self.max_purchases, needed)
         # Numbered by place in the search: chunk N starts at record (N-1)*batch_size+1, in
         # every run, so a retry calls a chunk what the failed run called it.
         number = rows[0][0] // size + 1

@@ -44,6 +44,26 @@ def records_bought_this_month(session: DbSession, user_id: int, now: datetime | 
     return int(_BOUGHT_SINCE(connection, {"user_id": user_id, "since": since}).scalar_one())
 
 
+_BOUGHT_BY_JOB = Prepared(
+    sa.select(sa.func.coalesce(sa.func.sum(LedgerEntry.result_count), 0)).where(
+        LedgerEntry.batch_job_id == sa.bindparam("job_id"),
+        LedgerEntry.outcome == LedgerEntry.BILLED,
+    )
+)
+
+
+def check_job_cap(session: DbSession, job_id: int, cap: int, wanted: int) -> None:
+    """Raise BudgetExceeded if buying `wanted` more records would take the job past its
+    own cap (a scheduled run's cost cap, in records)."""
+    connection = session.connection(bind_arguments={"mapper": LedgerEntry})
+    used = int(_BOUGHT_BY_JOB(connection, {"job_id": job_id}).scalar_one())
+    if used + wanted > cap:
+        raise BudgetExceeded(
+            f"This run's cost cap reached: {used:,} of at most {cap:,} records bought, and "
+            f"the next chunk needs {wanted:,} more. Nothing was bought for it"
+        )
+
+
 def check_budget(session: DbSession, user_id: int, wanted: int) -> None:
     """Raise BudgetExceeded if buying `wanted` more records would cross the user's budget
     (no budget set: anything goes)."""

@@ -226,6 +226,53 @@ class SavedSearch(Model):
 
     owner: so.Mapped[User] = so.relationship(lazy="joined", innerjoin=True)
     suppression_list: so.Mapped[SuppressionList | None] = so.relationship()
+    schedule: so.Mapped[Schedule | None] = so.relationship(
+        back_populates="saved_search", passive_deletes=True
+    )
+
+
+class Schedule(Model):
+    """When a saved search runs by itself: daily or weekly at a time, or on a cron
+    expression, in the owner's time zone (radar_app.schedules)."""
+
+    __tablename__ = "schedules"
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    saved_search_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("saved_searches.id", ondelete="CASCADE"), unique=True
+    )
+    # A five-field cron expression, in `timezone` (daily and weekly are written as one).
+    cron: so.Mapped[str] = so.mapped_column(sa.String(100))
+    timezone: so.Mapped[str] = so.mapped_column(sa.String(64))
+    # Dollars one run may spend at most (None: only the monthly budget limits it).
+    max_cost: so.Mapped[float | None]
+    enabled: so.Mapped[bool] = so.mapped_column(default=True)
+    created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
+    updated_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    saved_search: so.Mapped[SavedSearch] = so.relationship(back_populates="schedule")
+
+
+class ScheduledRun(Model):
+    """One slot of a schedule that fired. The unique (schedule, slot) is what makes a slot
+    fire once however many schedulers and workers look at it at the same time."""
+
+    __tablename__ = "scheduled_runs"
+    __table_args__ = (sa.UniqueConstraint("schedule_id", "slot_at", name="uq_scheduled_runs_slot"),)
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    schedule_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("schedules.id", ondelete="CASCADE")
+    )
+    slot_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime)
+    fired_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
+    batch_job_id: so.Mapped[int | None] = so.mapped_column(
+        sa.ForeignKey("batch_jobs.id", ondelete="SET NULL")
+    )
+    # Why no job was made for the slot (its search no longer valid, say); None: one was.
+    error: so.Mapped[str | None] = so.mapped_column(sa.Text)
+
+    job: so.Mapped[BatchJob | None] = so.relationship()
 
 
 class BatchJob(Model):
@@ -298,6 +345,8 @@ class BatchJob(Model):
         sa.ForeignKey("suppression_lists.id", ondelete="SET NULL")
     )
     suppressed_count: so.Mapped[int] = so.mapped_column(default=0)
+    # The most records this job may buy (a scheduled run's cost cap); None: no cap.
+    max_purchases: so.Mapped[int | None]
 
     owner: so.Mapped[User] = so.relationship(lazy="joined", innerjoin=True)
     saved_search: so.Mapped[SavedSearch | None] = so.relationship()

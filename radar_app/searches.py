@@ -17,17 +17,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from radar_app.defaults import JOB_NAME_MAX_LENGTH, MAX_RECORDS_LIMIT
+from radar_app.fielderrors import FieldErrors
 from radar_app.models import BatchJob, DbSession, SavedSearch, SuppressionList, User
 from radar_app.propertyradar.criteria import resolve_fields, text_problem, validate_criteria
 from radar_app.propertyradar.errors import CriteriaError
 
 
-class InvalidSearch(ValueError):
+class InvalidSearch(FieldErrors):
     """What is wrong with a search, by field (name, criteria..., fields, max_records)."""
-
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__("; ".join(f"{key}: {message}" for key, message in errors.items()))
-        self.errors = errors
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ import uuid
 import sqlalchemy as sa
 
 from radar_app.defaults import JOB_NAME_MAX_LENGTH
+from radar_app.fielderrors import FieldErrors
 from radar_app.models import DbSession, SuppressedRecord, SuppressionList, User
 from radar_app.propertyradar.coerce import RADAR_ID_MAX_LENGTH
 from radar_app.propertyradar.criteria import text_problem
@@ -34,12 +35,8 @@ _SEPARATORS = re.compile(r"[\s,;]+")
 _INSERT_BATCH = 1000
 
 
-class InvalidList(ValueError):
+class InvalidList(FieldErrors):
     """What is wrong with a list, by field (name, records)."""
-
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__("; ".join(f"{key}: {message}" for key, message in errors.items()))
-        self.errors = errors
 
 
 def parse_radar_ids(text: str) -> tuple[list[str], list[str]]:

@@ -13,11 +13,13 @@ import sqlalchemy as sa
 from flask import Flask
 from rq import get_current_job
 
+from radar_app import schedules
+from radar_app.batches import QueueSettings
 from radar_app.extensions import db
 from radar_app.importer import ImportSettings, run_import, shutdown_requested
 from radar_app.jobstate import beat
 from radar_app.models import utcnow
-from radar_app.queue import get_redis
+from radar_app.queue import get_queue, get_redis
 from radar_app.services import build_client
 
 logger = logging.getLogger(__name__)
@@ -123,3 +125,16 @@ def run_batch_job(batch_id: int) -> str:
             if heartbeat is not None:
                 heartbeat.stop()
             db.session.remove()
+
+
+def fire_schedules() -> int:
+    """Make the jobs of the schedules that are due (radar_app.schedules); how many."""
+    flask_app = get_app()
+    with flask_app.app_context():
+        made = schedules.fire_due(
+            db.session,
+            get_queue(),
+            QueueSettings.from_config(flask_app.config),
+            price_per_export=flask_app.config["PRICE_PER_EXPORT"],
+        )
+        return len(made)

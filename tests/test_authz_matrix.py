@@ -24,9 +24,10 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from radar_app import suppression
+from radar_app import schedules, suppression
 from radar_app.extensions import db
-from radar_app.models import BatchJob, JobStatus, SavedSearch, SuppressionList, User
+from radar_app.models import BatchJob, JobStatus, SavedSearch, Schedule, SuppressionList, User
+from radar_app.schedules import ScheduleSpec
 from tests.conftest import PASSWORD, AuthActions, csrf_token_from, issue_token, make_user
 from tests.helpers import MULTNOMAH, job_row
 
@@ -50,6 +51,7 @@ JOB = Expect(302, r"/jobs/{job}")
 NEW = Expect(302, r"/jobs/[0-9a-f]{{32}}")  # the job just created
 OUT = Expect(302, r"/auth/login")  # signed out
 SAVED = Expect(302, r"/searches")
+PLAN = Expect(302, r"/searches/[0-9a-f]{{32}}/schedule")
 LISTS = Expect(302, r"/suppression-lists")
 STUCK = Expect(302, r"/admin/stuck")
 USAGE = Expect(302, r"/admin/usage")
@@ -143,6 +145,9 @@ MATRIX = [Row(*row) for row in [
     ("POST", "/searches/{search}",                  PAGE, True,  LOGIN,    SAVED,   404,     SAVED),
     ("POST", "/searches/{search}/delete",           PAGE, True,  LOGIN,    SAVED,   404,     SAVED),
     ("POST", "/searches/from-job/{done}",           PAGE, True,  LOGIN,    SAVED,   404,     SAVED),
+    ("GET",  "/searches/{search}/schedule",         PAGE, False, LOGIN,    200,     404,     200),
+    ("POST", "/searches/{search}/schedule",         PAGE, True,  LOGIN,    PLAN,    404,     PLAN),
+    ("POST", "/searches/{search}/schedule/delete",  PAGE, True,  LOGIN,    SAVED,   404,     SAVED),
     ("POST", "/api/searches",                       API,  True,  401,      201,     201,     201),
     ("GET",  "/api/searches",                       API,  False, 401,      200,     200,     200),
     ("GET",  "/api/searches/{search}",              API,  False, 401,      200,     404,     200),
@@ -166,6 +171,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "/api/batch-jobs/preview": {"criteria": MULTNOMAH},
     "/searches": {"state": "OR", "name": "Matrix", "background": "y"},
     "/searches/{search}": {"state": "WA", "name": "Renamed", "background": "y"},
+    "/searches/{search}/schedule": {"cadence": "daily", "at": "09:00", "timezone": "UTC"},
     "/api/searches": {"name": "Matrix", "criteria": MULTNOMAH},
     "/suppression-lists": {"name": "Matrix", "values": "P1A2B3C"},
     "/suppression-lists/{list}/default": {"is_default": "y"},
@@ -239,10 +245,15 @@ def _make_job(app: Flask, kind: str, run_worker) -> str:
 
 
 def _make_search(app: Flask) -> str:
-    """The owner's saved search, made through the API."""
+    """The owner's saved search, made through the API, with a weekly schedule."""
     body = {"name": SECRET_NAME, "criteria": MULTNOMAH, "max_records": 30}
     response = app.test_client().post("/api/searches", json=body, headers=_owner_api(app))
     assert response.status_code == 201, response.json
+    with app.app_context():
+        search = db.session.scalar(
+            sa.select(SavedSearch).where(SavedSearch.search_id == response.json["id"])
+        )
+        schedules.save_schedule(db.session, search, ScheduleSpec("weekly", "UTC", at="08:00"))
     return str(response.json["id"])
 
 
@@ -282,7 +293,16 @@ def _fingerprint(app: Flask) -> tuple[Any, ...]:
                 SuppressionList.list_id, SuppressionList.name, SuppressionList.is_default
             ).order_by(SuppressionList.id)
         ).all()
-        return tuple(map(tuple, jobs)), tuple(map(tuple, budgets)), repr(saved), repr(lists)
+        plans = db.session.execute(
+            sa.select(Schedule.saved_search_id, Schedule.cron).order_by(Schedule.id)
+        ).all()
+        return (
+            tuple(map(tuple, jobs)),
+            tuple(map(tuple, budgets)),
+            repr(saved),
+            repr(lists),
+            repr(plans),
+        )
 
 
 def _signed_in_client(app: Flask, role: str, auth: str) -> tuple[FlaskClient, dict[str, str]]:

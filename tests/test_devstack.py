@@ -29,9 +29,17 @@ import sqlalchemy as sa
 
 from devstack import DevStack, Ports, StartupError, free_port
 from devstack.stack import work_horses
+from radar_app.cli import DEMO_LIST_SIZE, DEMO_SEARCH
 from radar_app.config import Config
 from radar_app.extensions import db
-from radar_app.models import BatchJob, BatchJobLog, JobStatus, Property
+from radar_app.models import (
+    BatchJob,
+    BatchJobLog,
+    JobStatus,
+    Property,
+    SavedSearch,
+    SuppressedRecord,
+)
 from simulator import Simulator
 from tests.conftest import SIM_TOKEN
 from tests.helpers import MULTNOMAH, count_rows, job_row
@@ -397,3 +405,19 @@ def test_demo_login_and_token_are_kept_until_revoked(
     assert client.get("/api/batch-jobs", headers=headers).status_code == 401
     renewed_headers = {"Authorization": f"Bearer {renewed}"}
     assert client.get("/api/batch-jobs", headers=renewed_headers).status_code == 200
+
+
+def test_the_demo_account_starts_with_a_saved_search_and_its_suppression_list(
+    app, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, simulator
+) -> None:
+    monkeypatch.setattr("radar_app.cli.INSTANCE_DIR", tmp_path)
+    runner = app.test_cli_runner()
+    for _ in range(2):  # made once, not again on the next start
+        assert runner.invoke(args=["users", "demo"]).exit_code == 0
+    with app.app_context():
+        [search] = db.session.scalars(sa.select(SavedSearch)).all()
+        assert search.name == DEMO_SEARCH.name and search.suppression_list_id is not None
+        listed = db.session.scalar(
+            sa.select(sa.func.count()).where(SuppressedRecord.list_id == search.suppression_list_id)
+        )
+        assert listed == DEMO_LIST_SIZE

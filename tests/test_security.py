@@ -86,6 +86,7 @@ API_SEARCH = {"criteria": MULTNOMAH}
 SAVE = {**SEARCH, "name": "Forged?"}
 API_SAVE = {**API_SEARCH, "name": "Forged?"}
 LIST = {"name": "Forged?", "values": "P1A2B3C"}
+PLAN = {"cadence": "daily", "at": "09:00", "timezone": "UTC"}
 
 # Every POST route; the htmx ones also as the plain form they fall back to.
 # fmt: off
@@ -110,6 +111,8 @@ CSRF_CASES = [CsrfCase(*case) for case in [
     ("/searches/{search}",                  PAGE, "owner",     SAVE,                   302),
     ("/searches/{search}/delete",           PAGE, "owner",     {},                     302),
     ("/searches/from-job/{pending}",        PAGE, "owner",     {},                     302),
+    ("/searches/{search}/schedule",         PAGE, "owner",     PLAN,                   302),
+    ("/searches/{search}/schedule/delete",  PAGE, "owner",     {},                     302),
     ("/api/searches",                       API,  "owner",     API_SAVE,               201),
     ("/api/searches/{search}/jobs",         API,  "owner",     {},                     201),
     ("/suppression-lists",                  PAGE, "owner",     LIST,                   302),

@@ -6,16 +6,27 @@ form here."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from zoneinfo import available_timezones
 
-from flask import Blueprint, flash, make_response, redirect, render_template, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from radar_app import searches, services
+from radar_app import schedules, searches, services
 from radar_app.extensions import db
 from radar_app.jobs.forms import SearchForm
 from radar_app.jobs.routes import is_htmx, require_login, search_page
-from radar_app.models import SavedSearch
+from radar_app.models import SavedSearch, utcnow
+from radar_app.schedules import ScheduleSpec
 from radar_app.searches import InvalidSearch, SearchSpec
 
 bp = Blueprint("saved", __name__, url_prefix="/searches")
@@ -27,7 +38,9 @@ def index() -> str:
     """The user's saved searches (an admin's: everyone's), with each one's last run."""
     found = db.session.scalars(searches.visible_searches(current_user)).all()
     last_runs = {search.id: searches.last_jobs(db.session, search, limit=1) for search in found}
-    return render_template("saved/index.html", searches=found, last_runs=last_runs)
+    return render_template(
+        "saved/index.html", searches=found, last_runs=last_runs, describe=schedules.describe
+    )
 
 
 @bp.post("")
@@ -96,4 +109,85 @@ def from_job(job_id: str) -> Response:
         flash(f"This job's search could not be saved: {exc}.", "error")
         return redirect(url_for("jobs.detail", job_id=job.job_id))
     flash(f"Saved “{search.name}”.", "success")
+    return redirect(url_for("saved.index"))
+
+
+# -------------------------------------------------------------------------- schedules
+
+
+def _schedule_page(
+    search: SavedSearch,
+    spec: ScheduleSpec,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> tuple[str, int]:
+    schedule = search.schedule
+    now = utcnow()
+    return render_template(
+        "saved/schedule.html",
+        search=search,
+        schedule=schedule,
+        spec=spec,
+        errors=errors or {},
+        cadences=schedules.CADENCES,
+        weekdays=schedules.WEEKDAYS,
+        timezones=sorted(available_timezones()),
+        described=schedules.describe(schedule) if schedule else None,
+        next_run=schedules.next_slot(schedule, now) if schedule and schedule.enabled else None,
+        runs=schedules.runs(db.session, schedule) if schedule else [],
+        price=current_app.config["PRICE_PER_EXPORT"],
+    ), status
+
+
+@bp.get("/<search_id>/schedule")
+def schedule(search_id: str) -> tuple[str, int]:
+    """A saved search's schedule (or the form for one), its next run and its last runs."""
+    search = services.saved_search_or_404(search_id)
+    existing = search.schedule
+    spec = ScheduleSpec.of(existing) if existing else ScheduleSpec("daily", timezone="UTC")
+    return _schedule_page(search, spec)
+
+
+@bp.post("/<search_id>/schedule")
+def save_schedule(search_id: str) -> Response | tuple[str, int]:
+    """Create or replace the schedule; nothing is stored if any field is wrong."""
+    search = services.saved_search_or_404(search_id)
+    form = request.form
+    errors: dict[str, str] = {}
+    try:
+        weekday = int(form.get("weekday", "0"))
+    except ValueError:
+        weekday, errors["weekday"] = -1, "Choose a day of the week"
+    max_cost: float | None = None
+    if (text := form.get("max_cost", "").strip()) != "":
+        try:
+            max_cost = float(text)
+        except ValueError:
+            errors["max_cost"] = "A positive amount of dollars, or empty for no cap"
+    spec = ScheduleSpec(
+        cadence=form.get("cadence", ""),
+        timezone=form.get("timezone", "").strip(),
+        at=form.get("at", ""),
+        weekday=weekday,
+        cron=form.get("cron", ""),
+        max_cost=max_cost,
+        enabled=form.get("enabled") == "y",
+    )
+    try:
+        if errors:
+            raise schedules.InvalidSchedule(errors)
+        saved = schedules.save_schedule(db.session, search, spec)
+    except schedules.InvalidSchedule as exc:
+        return _schedule_page(search, spec, exc.errors, 400)
+    flash(f"Scheduled “{search.name}”: {schedules.describe(saved)}.", "success")
+    return redirect(url_for("saved.schedule", search_id=search.search_id))
+
+
+@bp.post("/<search_id>/schedule/delete")
+def delete_schedule(search_id: str) -> Response:
+    """Stop running the search by itself; its past runs' jobs stay."""
+    search = services.saved_search_or_404(search_id)
+    if search.schedule is not None:
+        schedules.delete_schedule(db.session, search.schedule)
+        flash(f"“{search.name}” no longer runs by itself.", "success")
     return redirect(url_for("saved.index"))
