@@ -66,3 +66,37 @@ def test_save_open_run_again_and_delete(signed_in: Page, app, simulator) -> None
     expect(page.get_by_text("Deleted “Multnomah absentee”.")).to_be_visible()
     expect(page.locator("#searches-table")).to_contain_text("No saved searches yet")
     assert count_rows(app, SavedSearch) == 0
+
+
+def test_suppression_list_upload_and_a_schedule(signed_in: Page, app, simulator, tmp_path) -> None:
+    page = signed_in
+    # A suppression list from a CSV file with a RadarID column.
+    csv_file = tmp_path / "dnc.csv"
+    csv_file.write_text("Owner,RadarID\nAnn,P1A2B3C\nBob,P4D5E6F\n")
+    page.get_by_role("link", name="Suppression").click()
+    page.get_by_label("Name").fill("Do not call")
+    page.get_by_label("CSV file").set_input_files(str(csv_file))
+    page.get_by_label("Use for every job").check()
+    page.get_by_role("button", name="Save list").click()
+    expect(page.get_by_text("Saved “Do not call”: 2 RadarIDs")).to_be_visible()
+    row = page.locator("#lists-table tbody tr").filter(has_text="Do not call")
+    expect(row).to_contain_text("every job (default)")
+
+    # The search form names the default list; save a search and schedule it.
+    page.goto("/search")
+    expect(page.get_by_text("Always skipped too: Do not call (default)")).to_be_visible()
+    page.get_by_label("State", exact=True).select_option("OR")
+    page.get_by_label("Job name").fill("Oregon weekly")
+    page.get_by_role("button", name="Save as new search").click()
+    row = page.locator("#searches-table tbody tr").filter(has_text="Oregon weekly")
+    row.get_by_role("link", name="Add a schedule").click()
+    page.get_by_label("Every week").check()
+    page.get_by_label("At (daily, weekly)").fill("07:30")
+    page.get_by_label("On (weekly)").select_option("Tuesday")
+    page.get_by_label("Time zone").fill("Europe/Berlin")
+    page.get_by_label("Cost cap per run, $").fill("12.50")
+    page.get_by_role("button", name="Save schedule").click()
+    expect(page.locator("#schedule-now")).to_contain_text("Every Tuesday at 07:30 (Europe/Berlin)")
+    expect(page.locator("#schedule-now")).to_contain_text("next run")
+    page.goto("/searches")
+    expect(page.locator("#searches-table")).to_contain_text("Every Tuesday at 07:30")
