@@ -38,6 +38,15 @@ class Config:
         "json_serializer": jsoncodec.dumps,
     }
     REDIS_URL = "redis://127.0.0.1:6379/0"
+    # Alerts (radar_app.alerts): the SMTP server for email ("smtp://host:port", with
+    # user:password@ if it needs a login; smtps:// for TLS), the sender, the operators'
+    # address that hears of every failed job, the waits before each retry of a delivery
+    # that failed (seconds; one more try than waits), and each try's timeout.
+    ALERT_SMTP_URL: str | None = None
+    ALERT_FROM = "radar_app@localhost"
+    ALERT_ADMIN_EMAIL: str | None = None
+    ALERT_RETRY_SECONDS = "60,300,1800"
+    ALERT_TIMEOUT = 10.0
     # Seconds any Redis call made while answering a web request may take (connect, and each
     # reply): queueing a job, /healthz, the admin pages and the sign-in and job-creation
     # rate limits. Redis answers in milliseconds; a frozen Redis must cost a request this

@@ -275,6 +275,53 @@ class ScheduledRun(Model):
     job: so.Mapped[BatchJob | None] = so.relationship()
 
 
+class AlertChannel(Model):
+    """Where a user hears about their jobs: an email address or a webhook URL, for the
+    events they chose (radar_app.alerts)."""
+
+    __tablename__ = "alert_channels"
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    channel_id: so.Mapped[str] = so.mapped_column(sa.String(32), unique=True)
+    created_by: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    kind: so.Mapped[str] = so.mapped_column(sa.String(16))  # email | webhook
+    target: so.Mapped[str] = so.mapped_column(sa.String(500))
+    events: so.Mapped[list[str]] = so.mapped_column(JSONType)
+    # A webhook's HMAC-SHA256 key, shown to its owner once, when it is made.
+    secret: so.Mapped[str | None] = so.mapped_column(sa.String(64))
+    created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
+
+
+class AlertDelivery(Model):
+    """One event for one channel (or the operators' address), and how delivering it went."""
+
+    __tablename__ = "alert_deliveries"
+    __table_args__ = (sa.Index("ix_alert_deliveries_due", "status", "next_attempt_at"),)
+
+    PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    channel_id: so.Mapped[int | None] = so.mapped_column(
+        sa.ForeignKey("alert_channels.id", ondelete="CASCADE"), index=True
+    )
+    # For the operators' alerts, which belong to no user's channel.
+    admin_email: so.Mapped[str | None] = so.mapped_column(sa.String(254))
+    event: so.Mapped[str] = so.mapped_column(sa.String(32))
+    payload: so.Mapped[dict[str, Any]] = so.mapped_column(JSONType)
+    status: so.Mapped[str] = so.mapped_column(sa.String(16), default=PENDING)
+    attempts: so.Mapped[int] = so.mapped_column(default=0)
+    next_attempt_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime)
+    last_attempt_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime)
+    last_status_code: so.Mapped[int | None]
+    last_error: so.Mapped[str | None] = so.mapped_column(sa.Text)
+    created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
+    delivered_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime)
+
+    channel: so.Mapped[AlertChannel | None] = so.relationship(lazy="joined")
+
+
 class BatchJob(Model):
     __tablename__ = "batch_jobs"
     __table_args__ = (

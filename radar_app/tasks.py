@@ -13,12 +13,12 @@ import sqlalchemy as sa
 from flask import Flask
 from rq import get_current_job
 
-from radar_app import schedules
+from radar_app import alerts, schedules
 from radar_app.batches import QueueSettings
 from radar_app.extensions import db
 from radar_app.importer import ImportSettings, run_import, shutdown_requested
 from radar_app.jobstate import beat
-from radar_app.models import utcnow
+from radar_app.models import BatchJob, utcnow
 from radar_app.queue import get_queue, get_redis
 from radar_app.services import build_client
 
@@ -114,21 +114,57 @@ def run_batch_job(batch_id: int) -> str:
             heartbeat.start()
         try:
             with build_client(flask_app.config, get_redis()) as client:
-                return run_import(
-                    db.session,
-                    client,
-                    batch_id,
-                    settings=ImportSettings.from_config(flask_app.config),
-                    run_id=run_id,
-                )
+                try:
+                    return run_import(
+                        db.session,
+                        client,
+                        batch_id,
+                        settings=ImportSettings.from_config(flask_app.config),
+                        run_id=run_id,
+                    )
+                finally:  # a failure that raises (for RQ's failed registry) is told too
+                    _alert_finished(batch_id)
         finally:
             if heartbeat is not None:
                 heartbeat.stop()
             db.session.remove()
 
 
+def _alert_finished(batch_id: int) -> None:
+    """Tell the owner's channels how the job ended, and try delivering at once. Whatever
+    a receiver does, the job's outcome stands: nothing here may fail it."""
+    try:
+        db.session.rollback()
+        job = db.session.get(BatchJob, batch_id)
+        if job is None or job.is_active:
+            return
+        settings = alerts.AlertSettings.from_config(get_app().config)
+        made = [
+            delivery_id
+            for event, payload in alerts.job_events(job)
+            for delivery_id in alerts.emit(db.session, job.created_by, event, payload, settings)
+        ]
+        for delivery_id in made:
+            alerts.deliver(db.session, delivery_id, settings)
+    except Exception:  # noqa: BLE001 - alerts never fail the job (retried by the minute check)
+        db.session.rollback()
+        logger.exception("alerts for batch %s not sent", batch_id)
+
+
+def deliver_alert(delivery_id: int) -> bool:
+    """Deliver one alert now (a "send test" from the alerts page)."""
+    flask_app = get_app()
+    with flask_app.app_context():
+        try:
+            settings = alerts.AlertSettings.from_config(flask_app.config)
+            return alerts.deliver(db.session, delivery_id, settings)
+        finally:
+            db.session.remove()
+
+
 def fire_schedules() -> int:
-    """Make the jobs of the schedules that are due (radar_app.schedules); how many."""
+    """Make the jobs of the schedules that are due (radar_app.schedules), and retry the
+    alerts that are due; how many jobs were made."""
     flask_app = get_app()
     with flask_app.app_context():
         made = schedules.fire_due(
@@ -137,4 +173,6 @@ def fire_schedules() -> int:
             QueueSettings.from_config(flask_app.config),
             price_per_export=flask_app.config["PRICE_PER_EXPORT"],
         )
+        # The same minute's check retries the alerts whose delivery failed.
+        alerts.deliver_due(db.session, alerts.AlertSettings.from_config(flask_app.config))
         return len(made)

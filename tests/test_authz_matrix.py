@@ -24,9 +24,18 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from radar_app import schedules, suppression
+from radar_app import alerts, schedules, suppression
 from radar_app.extensions import db
-from radar_app.models import BatchJob, JobStatus, SavedSearch, Schedule, SuppressionList, User
+from radar_app.models import (
+    AlertChannel,
+    AlertDelivery,
+    BatchJob,
+    JobStatus,
+    SavedSearch,
+    Schedule,
+    SuppressionList,
+    User,
+)
 from radar_app.schedules import ScheduleSpec
 from tests.conftest import PASSWORD, AuthActions, csrf_token_from, issue_token, make_user
 from tests.helpers import MULTNOMAH, job_row
@@ -53,6 +62,7 @@ OUT = Expect(302, r"/auth/login")  # signed out
 SAVED = Expect(302, r"/searches")
 PLAN = Expect(302, r"/searches/[0-9a-f]{{32}}/schedule")
 LISTS = Expect(302, r"/suppression-lists")
+ALERTS = Expect(302, r"/alerts")
 STUCK = Expect(302, r"/admin/stuck")
 USAGE = Expect(302, r"/admin/usage")
 
@@ -81,7 +91,12 @@ class Row(NamedTuple):
         return match.group(1) if match else None
 
     def url(
-        self, job_id: str | None, user_id: int, search_id: str | None = None, list_id: str = ""
+        self,
+        job_id: str | None,
+        user_id: int,
+        search_id: str | None = None,
+        list_id: str = "",
+        channel_id: str = "",
     ) -> str:
         return self.path.format(
             done=job_id,
@@ -90,6 +105,7 @@ class Row(NamedTuple):
             user=user_id,
             search=search_id,
             list=list_id,
+            channel=channel_id,
         )
 
     def expect(self, role: str) -> Expect:
@@ -154,6 +170,10 @@ MATRIX = [Row(*row) for row in [
     ("PUT",  "/api/searches/{search}",              API,  True,  401,      200,     404,     200),
     ("DELETE", "/api/searches/{search}",            API,  True,  401,      200,     404,     200),
     ("POST", "/api/searches/{search}/jobs",         API,  True,  401,      201,     404,     201),
+    ("GET",  "/alerts",                             PAGE, False, LOGIN,    200,     200,     200),
+    ("POST", "/alerts",                             PAGE, True,  LOGIN,    201,     201,     201),
+    ("POST", "/alerts/{channel}/test",              PAGE, True,  LOGIN,    ALERTS,  404,     404),
+    ("POST", "/alerts/{channel}/delete",            PAGE, True,  LOGIN,    ALERTS,  404,     404),
     ("GET",  "/suppression-lists",                  PAGE, False, LOGIN,    200,     200,     200),
     ("POST", "/suppression-lists",                  PAGE, True,  LOGIN,    LISTS,   LISTS,   LISTS),
     ("POST", "/suppression-lists/{list}/default",   PAGE, True,  LOGIN,    LISTS,   404,     LISTS),
@@ -174,6 +194,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "/searches/{search}/schedule": {"cadence": "daily", "at": "09:00", "timezone": "UTC"},
     "/api/searches": {"name": "Matrix", "criteria": MULTNOMAH},
     "/suppression-lists": {"name": "Matrix", "values": "P1A2B3C"},
+    "/alerts": {"kind": "email", "target": "matrix@example.com", "events": "job.failed"},
     "/suppression-lists/{list}/default": {"is_default": "y"},
     "/api/searches/{search}": {"name": "Renamed", "criteria": MULTNOMAH},
 }
@@ -201,7 +222,7 @@ CELLS = _cells()
 
 
 def _endpoint(app: Flask, row: Row) -> str:
-    path = row.url("0" * 32, 1, "0" * 32, "0" * 32)
+    path = row.url("0" * 32, 1, "0" * 32, "0" * 32, "0" * 32)
     return app.url_map.bind("localhost").match(path, method=row.method)[0]
 
 
@@ -267,6 +288,15 @@ def _make_list(app: Flask) -> str:
         return found.list_id
 
 
+def _make_channel(app: Flask) -> str:
+    """The owner's email alert channel."""
+    with app.app_context():
+        owner = db.session.scalar(sa.select(User).where(User.email == EMAILS["owner"]))
+        return alerts.add_channel(
+            db.session, owner, "email", "owner@example.com", ["job.failed"]
+        ).channel_id
+
+
 def _fingerprint(app: Flask) -> tuple[Any, ...]:
     """What a request could change: every job's state, every user's budget, every saved
     search."""
@@ -296,12 +326,18 @@ def _fingerprint(app: Flask) -> tuple[Any, ...]:
         plans = db.session.execute(
             sa.select(Schedule.saved_search_id, Schedule.cron).order_by(Schedule.id)
         ).all()
+        sent = db.session.execute(
+            sa.select(AlertChannel.channel_id, AlertChannel.target).order_by(AlertChannel.id)
+        ).all()
+        deliveries = db.session.scalar(sa.select(sa.func.count()).select_from(AlertDelivery))
         return (
             tuple(map(tuple, jobs)),
             tuple(map(tuple, budgets)),
             repr(saved),
             repr(lists),
             repr(plans),
+            repr(sent),
+            deliveries,
         )
 
 
@@ -330,7 +366,8 @@ def test_authorization(app: Flask, user: User, run_worker, row: Row, role: str, 
     job_id = _make_job(app, row.job, run_worker) if row.job else None
     search_id = _make_search(app) if "{search}" in row.path else None
     list_id = _make_list(app) if "{list}" in row.path else ""
-    path = row.url(job_id, user.id, search_id, list_id)
+    channel_id = _make_channel(app) if "{channel}" in row.path else ""
+    path = row.url(job_id, user.id, search_id, list_id, channel_id)
 
     client, headers = _signed_in_client(app, role, auth)
     body = dict(BODIES.get(row.path, {})) if row.method in ("POST", "PUT") else {}

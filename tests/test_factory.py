@@ -53,5 +53,14 @@ def test_views_import_services_never_the_rq_entry_module():
 
 
 def test_blueprints_are_registered_once_each(app):
-    assert sorted(app.blueprints) == ["admin", "api", "auth", "health", "jobs", "lists", "saved"]
+    assert sorted(app.blueprints) == [
+        "admin",
+        "api",
+        "auth",
+        "channels",
+        "health",
+        "jobs",
+        "lists",
+        "saved",
+    ]
     assert "/api/openapi.json" in {rule.rule for rule in app.url_map.iter_rules()}

@@ -24,10 +24,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from markupsafe import escape
 
-from radar_app import create_app, suppression
+from radar_app import alerts, create_app, suppression
 from radar_app.extensions import db
 from radar_app.jobstate import add_log
 from radar_app.models import (
+    AlertChannel,
+    AlertDelivery,
     BatchJob,
     JobProperty,
     JobStatus,
@@ -87,6 +89,7 @@ SAVE = {**SEARCH, "name": "Forged?"}
 API_SAVE = {**API_SEARCH, "name": "Forged?"}
 LIST = {"name": "Forged?", "values": "P1A2B3C"}
 PLAN = {"cadence": "daily", "at": "09:00", "timezone": "UTC"}
+CHANNEL = {"kind": "email", "target": "forged@example.com", "events": "job.failed"}
 
 # Every POST route; the htmx ones also as the plain form they fall back to.
 # fmt: off
@@ -116,6 +119,9 @@ CSRF_CASES = [CsrfCase(*case) for case in [
     ("/api/searches",                       API,  "owner",     API_SAVE,               201),
     ("/api/searches/{search}/jobs",         API,  "owner",     {},                     201),
     ("/suppression-lists",                  PAGE, "owner",     LIST,                   302),
+    ("/alerts",                             PAGE, "owner",     CHANNEL,                201),
+    ("/alerts/{channel}/test",              PAGE, "owner",     {},                     302),
+    ("/alerts/{channel}/delete",            PAGE, "owner",     {},                     302),
     ("/suppression-lists/{list}/default",   PAGE, "owner",     {"is_default": "y"},    302),
     ("/suppression-lists/{list}/delete",    PAGE, "owner",     {},                     302),
 ]]
@@ -123,10 +129,20 @@ CSRF_CASES = [CsrfCase(*case) for case in [
 
 
 def _url(
-    case: CsrfCase, job_id: str | None, user_id: int, search_id: str = "", list_id: str = ""
+    case: CsrfCase,
+    job_id: str | None,
+    user_id: int,
+    search_id: str = "",
+    list_id: str = "",
+    channel_id: str = "",
 ) -> str:
     return case.path.format(
-        pending=job_id, cancelled=job_id, user=user_id, search=search_id, list=list_id
+        pending=job_id,
+        cancelled=job_id,
+        user=user_id,
+        search=search_id,
+        list=list_id,
+        channel=channel_id,
     )
 
 
@@ -138,7 +154,7 @@ def test_csrf_cases_cover_every_post_route(app: Flask) -> None:
     }
     adapter = app.url_map.bind("localhost")
     covered = {
-        adapter.match(_url(case, "0" * 32, 1, "0" * 32, "0" * 32), method="POST")[0]
+        adapter.match(_url(case, "0" * 32, 1, "0" * 32, "0" * 32, "0" * 32), method="POST")[0]
         for case in CSRF_CASES
     }
     assert posts == covered
@@ -155,7 +171,12 @@ def _state(app: Flask) -> tuple[Any, ...]:
         lists = db.session.execute(
             sa.select(SuppressionList.list_id, SuppressionList.is_default)
         ).all()
-        return tuple(tuple(sorted(map(tuple, rows))) for rows in (jobs, budgets, saved, lists))
+        channels = db.session.execute(sa.select(AlertChannel.channel_id)).all()
+        sent = db.session.execute(sa.select(AlertDelivery.id)).all()
+        return tuple(
+            tuple(sorted(map(tuple, rows)))
+            for rows in (jobs, budgets, saved, lists, channels, sent)
+        )
 
 
 def _sign_in_as(client: FlaskClient, role: str) -> None:
@@ -182,7 +203,14 @@ def test_csrf_is_enforced(app, client, user, admin, case: CsrfCase, token: str) 
             list_id = suppression.create_list(
                 db.session, owner, "Mine", ["P1A2B3C"], is_default=False
             ).list_id
-    path = _url(case, job_id, user.id, search_id, list_id)
+    channel_id = ""
+    if "{channel}" in case.path:
+        with app.app_context():
+            owner = db.session.get(User, user.id)
+            channel_id = alerts.add_channel(
+                db.session, owner, "email", "me@example.com", ["job.failed"]
+            ).channel_id
+    path = _url(case, job_id, user.id, search_id, list_id, channel_id)
     _sign_in_as(client, case.role)
     own = csrf_token_from(client.get("/auth/login", follow_redirects=True).text)
     foreign = csrf_token_from(app.test_client().get("/auth/login").text)
