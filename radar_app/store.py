@@ -196,11 +196,12 @@ class _SqliteStatements(_Statements):
             "INSERT INTO job_snapshot_items (batch_job_id, position, radar_id) "
             "SELECT ?, e.value, e.key FROM json_each(?) AS e WHERE true ON CONFLICT DO NOTHING"
         )
-        # The chunk's {position: outcome} as one JSON object (keys are text in JSON).
+        # One statement per outcome (a chunk has one or two): as UPDATE ... FROM json_each,
+        # SQLite scanned the job's rows for each position (510 ms a chunk at 20,000 rows,
+        # against 0.2 ms with IN).
         self.mark_stored_sql = (
-            "UPDATE job_snapshot_items SET stored = 1, outcome = e.value "
-            "FROM json_each(?) AS e "
-            "WHERE batch_job_id = ? AND position = CAST(e.key AS INTEGER)"
+            "UPDATE job_snapshot_items SET stored = 1, outcome = ? "
+            "WHERE batch_job_id = ? AND position IN (SELECT value FROM json_each(?))"
         )
         self.free_rows_sql = (
             "SELECT position, radar_id FROM job_snapshot_items WHERE batch_job_id = ? "
@@ -224,8 +225,12 @@ class _SqliteStatements(_Statements):
         return _rowcount(connection.exec_driver_sql(self.snapshot_sql, params))
 
     def mark_stored(self, connection: sa.Connection, job_id: int, outcomes: dict[int, int]) -> None:
-        params = (jsoncodec.dumps({str(k): v for k, v in outcomes.items()}), job_id)
-        connection.exec_driver_sql(self.mark_stored_sql, params)
+        by_outcome: dict[int, list[int]] = {}
+        for position, outcome in outcomes.items():
+            by_outcome.setdefault(outcome, []).append(position)
+        for outcome, positions in by_outcome.items():
+            params = (outcome, job_id, jsoncodec.dumps(positions))
+            connection.exec_driver_sql(self.mark_stored_sql, params)
 
 
 class _PostgresqlStatements(_Statements):
