@@ -244,7 +244,13 @@ def signature(secret: str, body: bytes) -> str:
 def deliver(session: DbSession, delivery_id: int, settings: AlertSettings) -> bool:
     """Try one delivery now (if it is still due); whether it got through. A failure is
     recorded on the row with when to try again, or as final after the last attempt."""
-    delivery = session.get(AlertDelivery, delivery_id, with_for_update=True)
+    # Locked, so two checks cannot send it twice; OF: the channel comes outer-joined,
+    # and PostgreSQL cannot lock the nullable side of an outer join.
+    delivery = session.scalar(
+        sa.select(AlertDelivery)
+        .where(AlertDelivery.id == delivery_id)
+        .with_for_update(of=AlertDelivery)
+    )
     if delivery is None or delivery.status != AlertDelivery.PENDING:
         session.rollback()
         return False
