@@ -11,14 +11,15 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from flask import Response, stream_with_context
 
-from radar_app import leads
-from radar_app.models import BatchJob, DbSession, JobProperty, Property
+from radar_app import leads, leadsearch
+from radar_app.leadsearch import LeadQuery
+from radar_app.models import BatchJob, DbSession, JobProperty, Property, User, utcnow
 from radar_app.outcomes import iter_outcomes_csv
 
 
@@ -98,36 +99,15 @@ def iter_csv(session: DbSession, batch_job_id: int, custom: Sequence[str] = ()) 
     the database; values from the raw record (the JSON column, indexed per field) are
     decoded by the driver and formatted here.
     """
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(leads.csv_header(custom))
-    yield buffer.getvalue()
-    cells: list[sa.ColumnElement[Any]] = [
-        _csv_expression(f.name) if f.sql_type is not None else Property.raw[f.field]
-        for f in leads.FIELDS
-    ]
-    cells += [Property.raw[field] for field in custom]
-    # Essentials without a column read as the JSON leads show them (text); custom fields
-    # as sent.
-    raw_essentials = [i for i, f in enumerate(leads.FIELDS) if f.sql_type is None]
-    raw_custom = range(len(leads.FIELDS), len(cells))
-
-    def finish(row: Sequence[Any]) -> list[Any]:
-        # The position is the last column: slice it off.
-        out = list(row[:-1])
-        for i in raw_essentials:
-            out[i] = _raw_cell(leads.FIELDS[i].parse(out[i]))
-        for i in raw_custom:
-            out[i] = _raw_cell(out[i])
-        return out
-
+    columns = _Columns([f.name for f in leads.FIELDS], custom)
+    yield columns.header()
     # Core, not the ORM session's execute: no ORM result machinery for plain tuples.
     connection = session.connection()
     last_position = -1
     while True:
         # Keyset pagination on (job, position): each chunk is one indexed range scan.
         rows = connection.execute(
-            sa.select(*cells, JobProperty.position)
+            sa.select(*columns.cells, JobProperty.position)
             .join(Property, Property.id == JobProperty.property_id)
             .where(JobProperty.batch_job_id == batch_job_id, JobProperty.position > last_position)
             .order_by(JobProperty.position)
@@ -135,10 +115,67 @@ def iter_csv(session: DbSession, batch_job_id: int, custom: Sequence[str] = ()) 
         ).all()
         if not rows:
             return
-        buffer.seek(0)
-        buffer.truncate()
-        writer.writerows(finish(row) for row in rows)
-        yield buffer.getvalue()
+        yield columns.text(row[:-1] for row in rows)
         if len(rows) < _CHUNK:
             return
         last_position = rows[-1][-1]
+
+
+class _Columns:
+    """The CSV columns chosen: essentials by their JSON name, in radar_app.leads order,
+    then custom fields by PropertyRadar name; what to select for them and how a row of
+    the selection becomes CSV text."""
+
+    def __init__(self, essentials: Sequence[str], custom: Sequence[str]) -> None:
+        chosen = set(essentials)
+        self.fields = [f for f in leads.FIELDS if f.name in chosen]
+        self.custom = list(custom)
+        self.cells: list[sa.ColumnElement[Any]] = [
+            _csv_expression(f.name) if f.sql_type is not None else Property.raw[f.field]
+            for f in self.fields
+        ] + [Property.raw[field] for field in self.custom]
+        # Essentials without a column read as the JSON leads show them (text); custom
+        # fields as sent.
+        self._raw_essentials = [i for i, f in enumerate(self.fields) if f.sql_type is None]
+        self._raw_custom = range(len(self.fields), len(self.cells))
+        self._buffer = io.StringIO()
+        self._writer = csv.writer(self._buffer)
+
+    def header(self) -> str:
+        return self._write([[f.header for f in self.fields] + self.custom])
+
+    def text(self, rows: Iterable[Sequence[Any]]) -> str:
+        return self._write(self._finish(row) for row in rows)
+
+    def _finish(self, row: Sequence[Any]) -> list[Any]:
+        out = list(row)
+        for i in self._raw_essentials:
+            out[i] = _raw_cell(self.fields[i].parse(out[i]))
+        for i in self._raw_custom:
+            out[i] = _raw_cell(out[i])
+        return out
+
+    def _write(self, rows: Iterable[Sequence[Any]]) -> str:
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        self._writer.writerows(rows)
+        return self._buffer.getvalue()
+
+
+def browser_download(
+    session: DbSession,
+    user: User,
+    query: LeadQuery,
+    essentials: Sequence[str],
+    custom: Sequence[str],
+) -> Response:
+    """The leads browser's current filter and order as a streamed CSV, in the columns
+    the user picked."""
+    columns = _Columns(essentials, custom)
+
+    def chunks() -> Iterator[str]:
+        yield columns.header()
+        for rows in leadsearch.iter_keyset(session, user, query, columns.cells, _CHUNK):
+            yield columns.text(rows)
+
+    return _attachment(chunks(), f"radar-leads-{utcnow():%Y%m%d-%H%M}.csv")

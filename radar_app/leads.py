@@ -240,10 +240,5 @@ def custom_fields(fields: Sequence[str] | None) -> list[str]:
     return [field for field in fields or () if field not in BY_FIELD]
 
 
-def csv_header(custom: Sequence[str]) -> list[str]:
-    """The CSV's header row: the essentials' headers, then the custom fields' own names."""
-    return [f.header for f in FIELDS] + list(custom)
-
-
 # A lead's JSON keys, in order: every essential, then the job's custom fields by name.
 JSON_KEYS: list[str] = [f.name for f in FIELDS] + [CUSTOM_FIELDS_KEY]

@@ -12,6 +12,9 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 from flask_login import UserMixin
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from radar_app import jsoncodec, leads
@@ -503,6 +506,78 @@ class Property(_LeadColumns, Model):
     first_seen_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow, sort_order=1)
     last_seen_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow, sort_order=1)
 
+
+def lead_column(name: str) -> so.InstrumentedAttribute[Any]:
+    """A Property lead column by name: they are set from radar_app.leads at import, so a
+    type checker cannot see them as attributes."""
+    column: so.InstrumentedAttribute[Any] = getattr(Property, name)
+    return column
+
+
+class _Bytewise(ColumnElement[str]):
+    """Text compared byte by byte: PostgreSQL's "C" collation, so a prefix range holds
+    exactly the strings with that prefix and the index serves it (SQLite compares bytes
+    already)."""
+
+    inherit_cache = True
+    # What SQLAlchemy walks: the cache key, and the table an Index on it belongs to.
+    _traverse_internals = [("inner", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, inner: ColumnElement[Any]) -> None:
+        self.inner = inner
+        self.type = sa.Text()
+
+
+@compiles(_Bytewise)
+def _bytewise_default(element: _Bytewise, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.inner, **kw))
+
+
+@compiles(_Bytewise, "postgresql")
+def _bytewise_postgresql(element: _Bytewise, compiler: Any, **kw: Any) -> str:
+    return f'({compiler.process(element.inner, **kw)}) COLLATE "C"'
+
+
+def _folded(column: Any) -> ColumnElement[str]:
+    """Lower-cased text, '' for none: what the leads browser's prefix search and A-Z
+    orders read. Literals, not parameters, so a query's expression matches its index."""
+    return _Bytewise(sa.func.lower(sa.func.coalesce(column, sa.literal_column("''"))))
+
+
+def _or_minus_one(column: Any) -> ColumnElement[Any]:
+    """A number with unknown as -1: below every real value, and never a NULL in a
+    keyset cursor."""
+    return sa.func.coalesce(column, sa.literal_column("-1"))
+
+
+class LeadKeys:
+    """The leads browser's sort keys (radar_app.leadsearch), each with its index below."""
+
+    owner = _folded(lead_column("owner_name"))
+    address = _folded(lead_column("address"))
+    value = _or_minus_one(lead_column("avm"))
+    equity = _or_minus_one(lead_column("equity_percent"))
+
+
+# The leads browser's indexes (migration 0017): one per order, and one per equality
+# filter with the default order (last seen), whose first rows are then the page.
+LEAD_INDEXES: tuple[sa.Index, ...] = tuple(
+    # The id last: pages are ordered by (key, id), and PostgreSQL reads that order
+    # from an index only if the index holds it (SQLite's rowid is in every index).
+    sa.Index(name, *columns, Property.id)
+    for name, *columns in (
+        ("ix_properties_last_seen", Property.last_seen_at),
+        ("ix_properties_value", LeadKeys.value),
+        ("ix_properties_equity", LeadKeys.equity),
+        ("ix_properties_owner", LeadKeys.owner),
+        ("ix_properties_address", LeadKeys.address),
+        ("ix_properties_state_seen", lead_column("state"), Property.last_seen_at),
+        ("ix_properties_county_seen", lead_column("county"), Property.last_seen_at),
+        ("ix_properties_city_seen", lead_column("city"), Property.last_seen_at),
+        ("ix_properties_zip_seen", lead_column("zip_code"), Property.last_seen_at),
+        ("ix_properties_foreclosure_seen", lead_column("in_foreclosure"), Property.last_seen_at),
+    )
+)
 
 # The import's own tables (job_properties, job_snapshot_items, purchase_claims) have no
 # foreign keys. PostgreSQL checks a foreign key per row inserted, locking the parent

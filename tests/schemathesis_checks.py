@@ -9,7 +9,8 @@ range's min <= max and one end at least, a date that exists, a from-date before 
 each criterion at most once), or for PropertyRadar's own verdict on a preview's values (a
 code the catalogue does not know to be closed); the document says so. A 400 on anything
 else (the name, max_records, fields, refresh_all, the number of criteria or values, a query
-parameter) fails the check.
+parameter) fails the check; but for GET /api/leads an upper bound below its lower one, and
+an `after` cursor the server did not issue.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ def _refused_for_criterion_values_only(response) -> bool:
         return True
     return bool(fields) and all(
         _CRITERION_VALUE.match(path)
+        # GET /api/leads: an upper bound below its lower one; a cursor not the server's.
+        or problem.endswith("must not be below the lower bound")
+        or path == "after"
         or (_CRITERION_NAME.match(path) and problem.startswith("Duplicate criterion"))
         for path, problem in fields.items()
     )

@@ -12,9 +12,10 @@ import sqlalchemy as sa
 from flask import Response, current_app, jsonify, url_for
 from flask_login import current_user
 
-from radar_app import batches, searches, services, suppression
-from radar_app.api.operations import BAD_BODY, NOT_FOUND, ApiBlueprint, ApiError, Reply
+from radar_app import batches, leadsearch, searches, services, suppression
+from radar_app.api.operations import BAD_BODY, BAD_QUERY, NOT_FOUND, ApiBlueprint, ApiError, Reply
 from radar_app.api.schemas import (
+    BROWSED_LEAD_PAGE,
     CONFLICT,
     ERROR,
     JOB,
@@ -22,6 +23,7 @@ from radar_app.api.schemas import (
     JOB_PAGE,
     JOB_QUERY,
     LEAD_PAGE,
+    LEAD_QUERY,
     LEDGER,
     LOG_PAGE,
     PAGE_QUERY,
@@ -41,6 +43,7 @@ from radar_app.export import (
 )
 from radar_app.extensions import db
 from radar_app.jobstate import log_newest_first
+from radar_app.leadsearch import InvalidLeadQuery
 from radar_app.models import BatchJob, LedgerEntry, SavedSearch
 from radar_app.pagination import PageArgs, paginate
 from radar_app.preview import PreviewSettings, preview_search
@@ -300,6 +303,43 @@ def export_batch_job_leads_csv(job: BatchJob) -> Response:
 def export_batch_job_outcomes_csv(job: BatchJob) -> Response:
     """What became of every record the search matched, one CSV row each, streamed."""
     return outcomes_download(db.session, job, current_app.config["PROPERTYRADAR_BATCH_SIZE"])
+
+
+@bp.operation(
+    "GET",
+    "/leads",
+    tag="leads",
+    query=LEAD_QUERY,
+    reply=Reply(200, "A page of the caller's leads across jobs", BROWSED_LEAD_PAGE),
+    errors=(NOT_FOUND,),
+)
+def list_leads(query: dict[str, Any]) -> dict[str, Any]:
+    """Every lead the caller's jobs stored (an admin's: every lead), filtered and sorted,
+    a page at a time by cursor: the leads browser's query."""
+    try:
+        parsed = leadsearch.parse_query(db.session, current_user, query)
+    except InvalidLeadQuery as exc:
+        if missing := [exc.errors[key] for key in ("job", "search") if key in exc.errors]:
+            # An id that names nothing of the caller's is a 404, like one in a path.
+            raise ApiError(NOT_FOUND, "; ".join(missing)) from exc
+        raise ApiError(BAD_QUERY, "Invalid query", fields=exc.errors) from exc
+    found = leadsearch.page(db.session, current_user, parsed)
+    jobs = leadsearch.jobs_of(db.session, current_user, [p.id for p in found.items])
+    count = leadsearch.count(db.session, current_user, parsed)
+    return {
+        "items": [
+            {
+                **lead_json(prop),
+                "first_seen_at": prop.first_seen_at,
+                "last_seen_at": prop.last_seen_at,
+                "job_ids": [job.job_id for job in jobs.get(prop.id, [])],
+            }
+            for prop in found.items
+        ],
+        "count": min(count, leadsearch.COUNT_CAP),
+        "count_is_capped": count > leadsearch.COUNT_CAP,
+        "next_cursor": found.next_cursor,
+    }
 
 
 # ------------------------------------------------------------------- saved searches

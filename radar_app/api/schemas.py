@@ -18,7 +18,7 @@ from flask import current_app
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_dump
 from marshmallow.validate import Length, OneOf, Range
 
-from radar_app import leads, pace
+from radar_app import leads, leadsearch, pace
 from radar_app.api.criteria_schema import CRITERIA_INPUT, JOB_FIELDS
 from radar_app.defaults import JOB_NAME_MAX_LENGTH, MAX_RECORDS_LIMIT
 from radar_app.models import BatchJob, JobPhase, JobStatus, LedgerEntry, utcnow
@@ -170,7 +170,40 @@ class JobQuerySchema(PageQuerySchema):
     )
 
 
+class _LeadQueryBase(Schema):
+    """The leads browser's parameters, from radar_app.leadsearch's tables; their values
+    are read (and every problem reported) by leadsearch.parse_query."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+
+LeadQuerySchema = _LeadQueryBase.from_dict(
+    {
+        **{
+            # Raw: leadsearch.parse_query reads the values; the document states them.
+            f.key: fields.Raw(metadata={"description": f"{f.label}: {f.help}", **f.schema})
+            for f in leadsearch.FILTERS
+        },
+        "sort": fields.String(
+            metadata={
+                "description": "The order; a leading - reverses it",
+                "enum": [p + s.key for s in leadsearch.SORTS for p in ("", "-")],
+            }
+        ),
+        # The list endpoints' own parameter: the same bounds and messages.
+        "per_page": PageQuerySchema._declared_fields["per_page"],
+        "after": fields.String(
+            metadata={
+                "description": "The previous page's next_cursor, as it was given (a cursor "
+                "the server did not issue for this order is a 400)"
+            }
+        ),
+    },
+    name="LeadQuerySchema",
+)
 PAGE_QUERY = PageQuerySchema()
+LEAD_QUERY = LeadQuerySchema()
 JOB_QUERY = JobQuerySchema()
 
 
@@ -425,6 +458,29 @@ class LeadListSchema(_PageSchema):
     items = fields.List(fields.Nested(LeadSchema))
 
 
+class BrowsedLeadSchema(LeadSchema):  # type: ignore[valid-type,misc]
+    first_seen_at = fields.DateTime(metadata=_describe("When the app first stored the lead"))
+    last_seen_at = fields.DateTime(metadata=_describe("When a job last stored or reused it"))
+    job_ids = fields.List(
+        fields.String(), metadata=_describe("The caller's jobs that brought it, newest first")
+    )
+
+
+class BrowsedLeadPageSchema(ResponseSchema):
+    items = fields.List(fields.Nested(BrowsedLeadSchema))
+    count = _count(
+        f"Leads that pass the filters, counted up to {leadsearch.COUNT_CAP + 1:,} "
+        "(see count_is_capped)"
+    )
+    count_is_capped = fields.Boolean(
+        metadata=_describe(f"True when more than {leadsearch.COUNT_CAP:,} leads pass")
+    )
+    next_cursor = fields.String(
+        allow_none=True,
+        metadata=_describe("Pass as `after` for the next page; null on the last page"),
+    )
+
+
 class ErrorSchema(ResponseSchema):
     error = fields.String(metadata=_describe("What went wrong, for people"))
 
@@ -451,6 +507,7 @@ SAVED_SEARCH = SavedSearchSchema()
 SAVED_SEARCH_PAGE = SavedSearchListSchema()
 LOG_PAGE = LogListSchema()
 LEAD_PAGE = LeadListSchema()
+BROWSED_LEAD_PAGE = BrowsedLeadPageSchema()
 LEDGER = LedgerSchema()
 PREVIEW = PreviewSchema()
 ERROR = ErrorSchema()

@@ -1,0 +1,52 @@
+"""The leads browser's indexes (issue 12): one per order, and one per equality filter
+with the default order (see radar_app.models.LEAD_INDEXES and radar_app.leadsearch).
+
+Revision ID: 0017
+Revises: 0016
+"""
+
+from alembic import op
+
+revision = "0017"
+down_revision = "0016"
+branch_labels = None
+depends_on = None
+
+
+def _folded(column: str, dialect: str) -> str:
+    expression = f"lower(coalesce({column}, ''))"
+    # Byte order on PostgreSQL too: the prefix search is a range on this expression.
+    return f'({expression}) COLLATE "C"' if dialect == "postgresql" else expression
+
+
+def _indexes(dialect: str) -> dict[str, str]:
+    # The id last: pages are ordered by (key, id) (radar_app.models.LEAD_INDEXES).
+    return {name: f"{columns}, id" for name, columns in _keys(dialect).items()}
+
+
+def _keys(dialect: str) -> dict[str, str]:
+    return {
+        "ix_properties_last_seen": "last_seen_at",
+        "ix_properties_value": "coalesce(avm, -1)",
+        "ix_properties_equity": "coalesce(equity_percent, -1)",
+        "ix_properties_owner": _folded("owner_name", dialect),
+        "ix_properties_address": _folded("address", dialect),
+        "ix_properties_state_seen": "state, last_seen_at",
+        "ix_properties_county_seen": "county, last_seen_at",
+        "ix_properties_city_seen": "city, last_seen_at",
+        "ix_properties_zip_seen": "zip_code, last_seen_at",
+        "ix_properties_foreclosure_seen": "in_foreclosure, last_seen_at",
+    }
+
+
+def upgrade():
+    dialect = op.get_bind().dialect.name
+    for name, columns in _indexes(dialect).items():
+        op.execute(f"CREATE INDEX {name} ON properties ({columns})")
+    # The planner's statistics: without them SQLite cannot tell a ZIP from a state.
+    op.execute("ANALYZE properties")
+
+
+def downgrade():
+    for name in _indexes(op.get_bind().dialect.name):
+        op.drop_index(name, table_name="properties")
