@@ -233,6 +233,8 @@ class LeadQuery:
         out = {key: _arg(value) for key, value in self.filters.items()}
         if self.sort is not DEFAULT_SORT or self.descending != DEFAULT_SORT.descending:
             out["sort"] = self.sort_param
+        if self.per_page != DEFAULT_PER_PAGE:
+            out["per_page"] = str(self.per_page)
         return out
 
 

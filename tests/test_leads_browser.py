@@ -310,5 +310,7 @@ def test_the_page_filters_sorts_and_pages(app, user, client, auth, varied):
     # htmx asks for the results alone.
     fragment = client.get("/leads", query_string={"zip": "97030"}, headers={"HX-Request": "true"})
     assert "<html" not in fragment.text and "Gresham" in fragment.text
+    bad = client.get("/leads", query_string={"zip": "x"}, headers={"HX-Request": "true"})
+    assert bad.status_code == 422 and "ZIP: a 5-digit ZIP" in bad.text
     empty = client.get("/leads", query_string={"state": "TX"}).text
     assert "No lead matches these filters." in empty

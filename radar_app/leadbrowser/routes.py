@@ -50,8 +50,10 @@ def index() -> tuple[str, int]:
         "default_columns": DEFAULT_COLUMNS,
         "first_page": "after" not in request.args,
     }
-    template = "leadbrowser/_results.html" if is_htmx() else "leadbrowser/index.html"
-    return render_template(template, **context), _status(errors)
+    if is_htmx():
+        # 422: the fragment explaining the problem is swapped in (base.html's htmx-config).
+        return render_template("leadbrowser/_results.html", **context), 422 if errors else 200
+    return render_template("leadbrowser/index.html", **context), _status(errors)
 
 
 def _status(errors: dict[str, str]) -> int:
