@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from types import ModuleType
 from typing import Any
+from urllib.parse import urlencode
 
 import requests
 import sqlalchemy as sa
@@ -38,11 +39,13 @@ from flask import Flask
 
 from bench import script
 from bench.stack import TOKEN, PeakRss, Stack, cpu_seconds
-from radar_app import batches, create_app
+from radar_app import batches, create_app, leadsearch, store
 from radar_app.config import settings_from_env
 from radar_app.extensions import db
-from radar_app.models import BatchJob, JobStatus, User, utcnow
+from radar_app.models import BatchJob, JobProperty, JobStatus, Property, User, utcnow
+from radar_app.propertyradar.client import Page
 from radar_app.queue import get_queue
+from simulator.dataset import get_dataset
 
 # bench/storepath.py is written on another branch (issue 11, item 3); the lead merges
 # both. Until then row j says it was skipped; once there, its import errors are real.
@@ -74,6 +77,9 @@ class Sizes:
     table_jobs: int = 10_000
     parallel_records: int = 4_000
     latency_ms: int = 100
+    # Row k: the leads browser with this many of the user's leads (row c's count, when it
+    # ran; the rest stored here from the simulator's dataset).
+    browser_leads: int = 20_000
 
 
 QUICK = Sizes(
@@ -91,6 +97,7 @@ FULL = Sizes(
     poll_seconds=30,
     compare=(["CA"], 20_000),
     parallel_records=20_000,
+    browser_leads=1_000_000,
 )
 
 
@@ -713,6 +720,103 @@ class Bench:
         results[4].met = _yes(speedup >= 3.5)
         results[4].notes = f"speed-up {speedup:.2f}×"
 
+    # -- the leads browser (issue 12) --------------------------------------------------
+
+    def user_leads(self) -> int:
+        with self.ctx():
+            return int(
+                db.session.scalar(
+                    sa.select(sa.func.count(sa.distinct(JobProperty.property_id)))
+                    .join(BatchJob, BatchJob.id == JobProperty.batch_job_id)
+                    .where(BatchJob.created_by == self.user_id)
+                )
+                or 0
+            )
+
+    def store_leads(self, n: int) -> None:
+        """`n` more leads for the bench user, as ten finished jobs stored through the
+        importer's store path, from the simulator's dataset (records the user does not
+        have yet), seen over the last 90 days."""
+        dataset = get_dataset(max(1.0, (n + 1_000_000) / 100_000))
+        with self.ctx():
+            known = db.session.scalar(sa.select(sa.func.count()).select_from(Property)) or 0
+            jobs = []
+            for k in range(10):
+                job = BatchJob(job_id=uuid.uuid4().hex, name=f"browser {k + 1}", criteria=[],
+                               created_by=self.user_id, status=JobStatus.COMPLETED)  # fmt: skip
+                db.session.add(job)
+                jobs.append(job)
+            db.session.commit()
+            start_at = utcnow() - timedelta(days=90)
+            per_job = -(-n // len(jobs))
+            for offset in range(0, n, SNAPSHOT_PAGE):
+                count = min(SNAPSHOT_PAGE, n - offset)
+                records = [dataset.record(known + offset + i) for i in range(count)]
+                page = Page(records, count, n, None, None, offset % per_job, count)
+                seen = start_at + timedelta(days=90 * offset / n)
+                store.store_page(db.session, jobs[offset // per_job].id, page, seen)
+                db.session.commit()
+
+    def scenario_k(self, session: requests.Session) -> None:
+        """k. The leads browser at `browser_leads` leads: a fixed mix of filters, orders
+        and next pages, through gunicorn, closed loop by two clients."""
+        n = self.sizes.browser_leads
+        if (have := self.user_leads()) < n:
+            self.store_leads(n - have)
+        with self.ctx():
+            # What the hourly job does (radar_app.cron_config), so the planner has them.
+            leadsearch.refresh_statistics(db.session)
+            median = db.session.scalar(
+                sa.select(Property).order_by(Property.id).offset(n // 2).limit(1)
+            )
+            assert median is not None
+            sample = {name: getattr(median, name) for name in
+                      ("state", "county", "city", "zip_code", "owner_name", "address")}  # fmt: skip
+        recent = (utcnow() - timedelta(days=7)).date().isoformat()
+        shapes: dict[str, dict[str, str]] = {
+            "no filter": {},
+            "state": {"state": sample["state"]},
+            "county": {"county": sample["county"]},
+            "city": {"city": sample["city"]},
+            "ZIP": {"zip": sample["zip_code"]},
+            "owner name": {"q": (sample["owner_name"] or "a").split()[0]},
+            "street address": {"q": " ".join((sample["address"] or "1").split()[:2])},
+            "absentee, equity ≥ 50%": {"occupancy": "absentee", "min_equity": "50"},
+            "in foreclosure": {"foreclosure": "yes"},
+            "by value": {"sort": "value"},
+            "state, by owner Z-A": {"state": sample["state"], "sort": "-owner"},
+            "in foreclosure, by equity": {"foreclosure": "yes", "sort": "equity"},
+            "value ≥ $1M, by value": {"min_value": "1000000", "sort": "value"},
+            "seen this week": {"last_seen_from": recent},
+            "state, owner-occupied, by address": {
+                "state": sample["state"], "occupancy": "owner", "sort": "address",
+            },
+        }  # fmt: skip
+        base = self.stack.web_url
+        targets: dict[str, list[str]] = {}
+        for name, args in shapes.items():
+            query = urlencode(args)
+            first = session.get(f"{base}/api/leads?{query}", timeout=60).json()
+            paths = [f"/leads?{query}", f"/api/leads?{query}"]
+            if first.get("next_cursor"):
+                paths.append(f"/api/leads?{urlencode({**args, 'after': first['next_cursor']})}")
+            targets[name] = paths
+        web = self.stack.web
+        assert web is not None
+        with PeakRss([web.pid]) as rss:
+            timings, errors = poll(base, session.cookies, targets, 2, self.sizes.poll_seconds, 0)
+        merged = [ms for samples in timings.values() for ms in samples]
+        slow = sorted(
+            ((_percentiles(samples)[1], name) for name, samples in timings.items() if samples),
+            reverse=True,
+        )
+        worst = ", ".join(f"{name} {p95:.0f}" for p95, name in slow[:4])
+        self._latency_row(
+            f"k. leads browser, {max(n, have):,} leads (page, API, next page)",
+            merged, rss, errors,
+            f"{len(shapes)} filter/order shapes, 2 clients closed loop; slowest p95 ms: {worst}",
+        )  # fmt: skip
+
     # -- all -----------------------------------------------------------------------
 
     def run(self) -> list[Row]:
@@ -729,6 +833,7 @@ class Bench:
             ("d", lambda: self.scenario_d(self.stack.login(EMAIL, PASSWORD))),
             ("e", lambda: self.scenario_e(self.stack.login(EMAIL, PASSWORD))),
             ("f", self.scenario_f),
+            ("k", lambda: self.scenario_k(self.stack.login(EMAIL, PASSWORD))),
         ]
         try:
             for name, step in steps:

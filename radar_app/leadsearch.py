@@ -541,3 +541,17 @@ def jobs_of(
     for property_id, job in session.execute(select):
         found.setdefault(property_id, []).append(job)
     return found
+
+
+def refresh_statistics(session: DbSession) -> str:
+    """SQLite: ANALYZE; PostgreSQL: nothing, autovacuum analyzes. What was done.
+
+    A full ANALYZE, not a sampled one (analysis_limit): sampled statistics misled the
+    planner into sorting a state's 400,000 leads for one page (1 s instead of 5 ms). It
+    takes 1.8 s at a million leads, once an hour, and writers wait it out (busy_timeout).
+    """
+    if session.get_bind().dialect.name != "sqlite":
+        return "PostgreSQL: autovacuum keeps the statistics"
+    session.execute(sa.text("ANALYZE"))
+    session.commit()
+    return "SQLite: ANALYZE"

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from flask import Flask
 from rq import get_current_job
 
-from radar_app import alerts, schedules
+from radar_app import alerts, leadsearch, schedules
 from radar_app.batches import QueueSettings
 from radar_app.extensions import db
 from radar_app.importer import ImportSettings, run_import, shutdown_requested
@@ -176,3 +176,14 @@ def fire_schedules() -> int:
         # The same minute's check retries the alerts whose delivery failed.
         alerts.deliver_due(db.session, alerts.AlertSettings.from_config(flask_app.config))
         return len(made)
+
+
+def refresh_planner_statistics() -> str:
+    """Refresh the query planner's statistics, hourly (radar_app.cron_config).
+
+    SQLite keeps none of its own: without them its planner cannot tell a ZIP (a few
+    hundred leads) from a state (a quarter of them) and the leads browser walks the wrong
+    index. PostgreSQL's autovacuum already does this."""
+    flask_app = get_app()
+    with flask_app.app_context():
+        return leadsearch.refresh_statistics(db.session)

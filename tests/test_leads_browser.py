@@ -14,6 +14,8 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
+from redis import Redis
+from rq.cron import CronScheduler
 
 from radar_app import leadsearch
 from radar_app.extensions import db
@@ -314,3 +316,19 @@ def test_the_page_filters_sorts_and_pages(app, user, client, auth, varied):
     assert bad.status_code == 422 and "ZIP: a 5-digit ZIP" in bad.text
     empty = client.get("/leads", query_string={"state": "TX"}).text
     assert "No lead matches these filters." in empty
+
+
+def test_the_hourly_job_refreshes_the_planners_statistics(app, user, redis_url):
+    store(app, user, [record(n) for n in range(1, 4)])
+    scheduler = CronScheduler(connection=Redis.from_url(redis_url))
+    scheduler.load_config_from_file("radar_app/cron_config.py")  # what `rq cron` loads
+    registered = {job.func.__name__: job.interval for job in scheduler.get_jobs()}
+    assert registered["refresh_planner_statistics"] == 3600
+    with app.app_context():
+        done = leadsearch.refresh_statistics(db.session)
+        if db.engine.dialect.name == "sqlite":
+            assert done == "SQLite: ANALYZE"
+            tables = db.session.scalars(sa.text("SELECT tbl FROM sqlite_stat1")).all()
+            assert "properties" in tables
+        else:
+            assert done.startswith("PostgreSQL")
