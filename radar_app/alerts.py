@@ -49,7 +49,10 @@ EVENTS = {
     "job.failed": "A job failed",
     "budget.reached": "A budget or a run's cost cap stopped a job",
     "schedule.run": "A scheduled run's summary",
+    "job.stuck": "A job got stuck and recovery took it over",
 }
+# What the operators' ALERT_ADMIN_EMAIL hears about, whoever owns the job.
+OPERATOR_EVENTS = ("job.failed", "budget.reached", "job.stuck")
 TEST_EVENT = "test"
 KINDS = {"email": "Email", "webhook": "Webhook"}
 SIGNATURE_HEADER = "X-Radar-Signature"
@@ -169,6 +172,19 @@ def log_of(session: DbSession, owner_id: int) -> list[AlertDelivery]:
 # ---------------------------------------------------------------------------- events
 
 
+def stuck_event(job: BatchJob, what: str) -> dict[str, Any]:
+    """The payload of "job.stuck": recovery found the job's worker gone or hung and
+    ``what`` it did (requeued it, or ended it when it was being cancelled)."""
+    return {
+        "job_id": job.job_id,
+        "name": job.name,
+        "status": job.status,
+        "recovery": what,
+        "attempts": job.attempts,
+        "resumes_at_record": job.next_start + 1,
+    }
+
+
 def job_events(job: BatchJob) -> list[tuple[str, dict[str, Any]]]:
     """The events a finished job raises, with their payloads."""
     payload: dict[str, Any] = {
@@ -217,7 +233,7 @@ def emit(
         AlertDelivery(channel_id=found.id, event=event, payload=body, next_attempt_at=now)
         for found in targets
     ]
-    if settings.admin_email and event in ("job.failed", "budget.reached", "job.stuck"):
+    if settings.admin_email and event in OPERATOR_EVENTS:
         rows.append(
             AlertDelivery(
                 admin_email=settings.admin_email, event=event, payload=body, next_attempt_at=now

@@ -203,6 +203,7 @@ def recover_jobs(stale_after: float | None) -> None:
     """Requeue jobs whose worker died and jobs whose queue entry was lost."""
     from flask import current_app
 
+    from radar_app.alerts import AlertSettings
     from radar_app.batches import QueueSettings
     from radar_app.queue import get_queue
     from radar_app.recovery import reconcile
@@ -214,6 +215,7 @@ def recover_jobs(stale_after: float | None) -> None:
         QueueSettings.from_config(config),
         stale_after=config["RECOVERY_STALE_AFTER"] if stale_after is None else stale_after,
         pending_grace=config["RECOVERY_PENDING_GRACE"],
+        alert_settings=AlertSettings.from_config(config),
     )
     click.echo(f"Requeued (worker lost): {len(report.requeued_stale)}")
     for job_id in report.requeued_stale:

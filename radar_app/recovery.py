@@ -34,6 +34,7 @@ from rq.job import JobStatus as RQJobStatus
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
+from radar_app import alerts
 from radar_app.batches import QueueSettings, enqueue_job, new_rq_job_id
 from radar_app.jobstate import RECOVERY, Event, transition
 from radar_app.models import BatchJob, DbSession, JobStatus, utcnow
@@ -211,15 +212,21 @@ def reconcile(
     stale_after: float,
     pending_grace: float,
     now: datetime | None = None,
+    alert_settings: alerts.AlertSettings | None = None,
 ) -> RecoveryReport:
-    """One reconciliation pass over stale PROCESSING and lost PENDING jobs."""
+    """One reconciliation pass over stale PROCESSING and lost PENDING jobs; a job whose
+    worker died or hung raises "job.stuck" (its owner's channels, the operators)."""
     report = RecoveryReport()
+    stuck: list[tuple[BatchJob, str]] = []
     for job in stale_jobs(session, stale_after, now):
         if job.cancel_requested:
             if _cancel_stale(session, job):
                 report.cancelled_stale.append(job.job_id)
+                what = "Worker stopped responding while the job was being cancelled: it ended"
+                stuck.append((job, what))
         elif requeue(session, queue, settings, job, "Worker stopped responding"):
             report.requeued_stale.append(job.job_id)
+            stuck.append((job, "Worker stopped responding; requeued to resume where it stopped"))
     for job in lost_pending_jobs(session, queue, pending_grace, now):
         if requeue(session, queue, settings, job, "Queue entry was lost (Redis restarted?)"):
             report.reenqueued_lost.append(job.job_id)
@@ -227,6 +234,12 @@ def reconcile(
         reason = "Its worker started the job but never began it (work horse hung?)"
         if requeue(session, queue, settings, job, reason):
             report.requeued_unclaimed.append(job.job_id)
+            stuck.append((job, f"{reason}; requeued"))
+    if alert_settings is not None:
+        # After the jobs' own commits: an alert that cannot be queued loses no recovery.
+        for job, what in stuck:
+            alerts.emit(session, job.created_by, "job.stuck", alerts.stuck_event(job, what),
+                        alert_settings)  # fmt: skip
     return report
 
 
@@ -256,6 +269,7 @@ class ReconcilerSettings:
     interval: float
     stale_after: float
     pending_grace: float
+    alert_settings: alerts.AlertSettings | None = None
 
     @classmethod
     def from_config(cls, config: Any) -> ReconcilerSettings:
@@ -267,6 +281,7 @@ class ReconcilerSettings:
             interval=config["RECOVERY_INTERVAL"],
             stale_after=config["RECOVERY_STALE_AFTER"],
             pending_grace=config["RECOVERY_PENDING_GRACE"],
+            alert_settings=alerts.AlertSettings.from_config(config),
         )
 
 
@@ -302,6 +317,7 @@ def reconcile_forever(settings: ReconcilerSettings, should_stop: Callable[[], bo
                     settings.queue_settings,
                     stale_after=settings.stale_after,
                     pending_grace=settings.pending_grace,
+                    alert_settings=settings.alert_settings,
                 )
         except Exception as exc:  # noqa: BLE001 - one bad pass must not end recovery
             error = exc

@@ -240,3 +240,35 @@ def test_another_users_channel_is_404(app, client, auth, user, other_user):
             client.post(f"/alerts/{theirs}/{action}", data={"csrf_token": token}).status_code == 404
         )
     assert deliveries(app) == []
+
+
+@pytest.mark.slow
+def test_a_stuck_job_that_recovery_takes_over_is_mailed_to_the_operators(
+    app, user, api, simulator, start_worker, smtp: Outbox
+):
+    """A SIGKILLed work horse: the next worker's reconciler requeues the job and raises
+    "job.stuck"; the operators' address and the owner's channel for it get the mail."""
+    from tests.test_recovery import FAST_RECOVERY, create, finished, kill_worker_and_horse
+
+    add(app, user, "email", "owner@example.com", ["job.stuck"])
+    mail_env = {
+        "ALERT_ADMIN_EMAIL": "ops@example.com",
+        "ALERT_SMTP_URL": app.config["ALERT_SMTP_URL"],
+    }  # noqa: E501
+    simulator.configure(latency_ms=40)
+    job_id = create(api, MULTNOMAH)
+    doomed = start_worker(env=FAST_RECOVERY | mail_env)
+    wait_for(lambda: job_row(app, job_id).processed_records >= 400, what="a page stored")
+    kill_worker_and_horse(doomed.pid)
+    doomed.wait(timeout=10)
+    start_worker(env=FAST_RECOVERY | mail_env)
+    wait_for(lambda: any(d.event == "job.stuck" for d in deliveries(app)), timeout=30,
+             what="the stuck-job alert")  # fmt: skip
+    retry_due(app)  # what the minute's check does, if the worker has not sent it yet
+    wait_for(lambda: len(smtp.messages) >= 2, timeout=20, what="two emails")
+    stuck = [m for m in smtp.messages if "recovery took it over" in m["Subject"]]
+    assert sorted(m["To"] for m in stuck) == ["ops@example.com", "owner@example.com"]
+    assert "requeued to resume where it stopped" in stuck[0].get_payload()
+    assert (
+        wait_for(lambda: finished(app, job_id), timeout=60, what="completion").status == "COMPLETED"
+    )
