@@ -23,7 +23,13 @@ from radar_app.config import PROJECT_ROOT, Config, settings_from_env
 
 SIMULATOR_TOKEN = "demo-token"
 # Preferred ports of a fresh instance directory: (environment override, default).
-DEFAULT_PORTS = {"web": ("PORT", 5000), "redis": ("REDIS_PORT", 6380), "simulator": (None, 5001)}
+DEFAULT_PORTS = {
+    "web": ("PORT", 5000),
+    "redis": ("REDIS_PORT", 6380),
+    "simulator": (None, 5001),
+    "inbox": (None, 5002),  # the demo inbox's page and webhook receiver (devstack.inbox)
+    "smtp": (None, 5025),  # its SMTP server
+}
 # How long a work horse may take to store the chunk it is buying before it is killed
 # (that chunk is then bought again on resume). Covers a purchase at the default read timeout.
 DEFAULT_STOP_TIMEOUT = Config.PROPERTYRADAR_TIMEOUT + 10
@@ -115,6 +121,8 @@ class DevStack:
         self.worker_count = int(_number(env, "WORKERS", 2))
         self.redis: RedisServer | None = None
         self.simulator: _Child | None = None
+        self.inbox: _Child | None = None
+        self.inbox_url = ""
         self.workers: list[_Child] = []
         self.scheduler: _Child | None = None
         self.web: _Child | None = None
@@ -138,6 +146,7 @@ class DevStack:
         self.demo = not self.env.get("PROPERTYRADAR_API_TOKEN")
         if self.demo:
             self._start_simulator(ports.pick("simulator", self.env))
+            self._start_inbox(ports.pick("inbox", self.env), ports.pick("smtp", self.env))
         web_port = ports.pick("web", self.env)
         ports.save()
 
@@ -206,6 +215,21 @@ class DevStack:
         api = self.env["PROPERTYRADAR_API_URL"]
         wait_until(lambda: _http_ok(f"{api}/_sim/config"), 30, "simulator")
 
+    def _start_inbox(self, http_port: int, smtp_port: int) -> None:
+        """The demo's SMTP server and webhook receiver: alerts go there unless the
+        environment names a real SMTP server, and the demo account's channels point there
+        (radar_app.cli's demo seeding reads DEMO_INBOX_URL)."""
+        self.inbox_url = f"http://127.0.0.1:{http_port}"
+        self.env["DEMO_INBOX_URL"] = self.inbox_url
+        if not self.env.get("ALERT_SMTP_URL"):
+            self.env["ALERT_SMTP_URL"] = f"smtp://127.0.0.1:{smtp_port}"
+            self.env.setdefault("ALERT_ADMIN_EMAIL", "ops@radar.local")
+        self.inbox = self._spawn(
+            "demo inbox", self.python, "-m", "devstack.inbox",
+            "--http-port", str(http_port), "--smtp-port", str(smtp_port),
+        )  # fmt: skip
+        wait_until(lambda: _http_ok(f"{self.inbox_url}/messages.json"), 30, "demo inbox")
+
     def _resume_interrupted_jobs(self) -> None:
         """Requeue what the last stop left PROCESSING (or queued in the Redis that went away
         with it) now, instead of after RECOVERY_STALE_AFTER. This Redis is brand new, so no
@@ -248,13 +272,18 @@ class DevStack:
         api_label = self.env.get("PROPERTYRADAR_API_URL", "https://api.propertyradar.com")
         if self.demo:
             api_label = f"PropertyRadar simulator at {api_label}"
+        inbox = (
+            f"\n  Alerts:    demo inbox (email and webhooks) at {self.inbox_url}"
+            if self.inbox
+            else ""
+        )
         return f"""
   radar_app is running: {self.url}
   Sign in:   {self.email} / {self.password}
   API token: {self.token}
   Redis:     {redacted(redis_url)}
   Queue:     {rq_info}
-  API:       {api_label}
+  API:       {api_label}{inbox}
   Data:      {self.instance_dir} (login, token and ports stay the same next time)
 
   curl -X POST -H "Authorization: Bearer {self.token}" -H 'Content-Type: application/json' \\
@@ -264,7 +293,7 @@ class DevStack:
 """
 
     def children(self) -> list[_Child]:
-        started = [self.simulator, *self.workers, self.scheduler, self.web]
+        started = [self.simulator, self.inbox, *self.workers, self.scheduler, self.web]
         return [child for child in started if child is not None]
 
     def wait(self) -> int:
@@ -316,6 +345,8 @@ class DevStack:
         if self.simulator:
             say("Stopping the simulator...")
             stop(self.simulator.process)
+        if self.inbox:
+            stop(self.inbox.process)
         if self.redis:
             say("Stopping Redis...")
             self.redis.stop()

@@ -12,13 +12,14 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from redis.exceptions import RedisError
 
-from radar_app import searches, suppression
+from radar_app import alerts, schedules, searches, suppression
 from radar_app.auth.tokens import hash_token, new_token
 from radar_app.config import INSTANCE_DIR
 from radar_app.extensions import db
 from radar_app.models import SavedSearch, User
 from radar_app.propertyradar.errors import PropertyRadarError
 from radar_app.queue import get_redis
+from radar_app.schedules import ScheduleSpec
 from radar_app.searches import SearchSpec
 from radar_app.services import build_client
 
@@ -160,6 +161,8 @@ DEMO_SEARCH = SearchSpec(
     ],
     max_records=500,
 )
+# Weekly, capped: it shows a next run and, once a week has passed, what a run bought.
+DEMO_SCHEDULE = ScheduleSpec("weekly", "America/Los_Angeles", at="07:00", max_cost=5.0)
 DEMO_LIST = "Do not contact (demo)"
 DEMO_LIST_SIZE = 25
 
@@ -180,13 +183,19 @@ def _seed_demo(user: User) -> None:
         db.session.rollback()
         logger.warning("demo suppression list not made: %s", exc)
     spec = DEMO_SEARCH
-    searches.save(
+    saved = searches.save(
         db.session,
         user,
         SearchSpec(
             spec.name, spec.criteria, max_records=spec.max_records, suppression_list_id=list_id
         ),
     )
+    schedules.save_schedule(db.session, saved, DEMO_SCHEDULE)
+    if inbox := current_app.config.get("DEMO_INBOX_URL"):
+        # The demo inbox (devstack.inbox) shows what these send.
+        every_event = list(alerts.EVENTS)
+        alerts.add_channel(db.session, user, "webhook", f"{inbox}/webhook", every_event)
+        alerts.add_channel(db.session, user, "email", user.email, every_event)
 
 
 jobs_cli = AppGroup("jobs", help="Operate on batch jobs.")

@@ -45,6 +45,8 @@ class Config:
     ALERT_SMTP_URL: str | None = None
     ALERT_FROM = "radar_app@localhost"
     ALERT_ADMIN_EMAIL: str | None = None
+    # `make run`'s demo inbox (devstack.inbox): the demo account's alert channels go there.
+    DEMO_INBOX_URL: str | None = None
     ALERT_RETRY_SECONDS = "60,300,1800"
     ALERT_TIMEOUT = 10.0
     # Seconds any Redis call made while answering a web request may take (connect, and each

@@ -29,16 +29,19 @@ import sqlalchemy as sa
 
 from devstack import DevStack, Ports, StartupError, free_port
 from devstack.stack import work_horses
+from radar_app import alerts
 from radar_app.cli import DEMO_LIST_SIZE, DEMO_SEARCH
-from radar_app.config import Config
+from radar_app.config import PROJECT_ROOT, Config
 from radar_app.extensions import db
 from radar_app.models import (
+    AlertChannel,
     BatchJob,
     BatchJobLog,
     JobStatus,
     Property,
     SavedSearch,
     SuppressedRecord,
+    User,
 )
 from simulator import Simulator
 from tests.conftest import SIM_TOKEN
@@ -278,6 +281,9 @@ def test_idle_ctrl_c_is_clean_and_login_token_ports_survive_a_restart(
 
     token_file = Path(stack_env["INSTANCE_DIR"]) / "demo_api_token"
     assert token_file.stat().st_mode & 0o777 == 0o600
+    # The demo inbox is up, and the demo account's alerts go to it.
+    inbox = first.banner_value("Alerts").rsplit(" ", 1)[-1]
+    assert requests.get(f"{inbox}/", timeout=10).status_code == 200
     first.ctrl_c()
     stop_seconds = first.wait_stopped(timeout=30)
     assert first.returncode == 0
@@ -411,6 +417,7 @@ def test_the_demo_account_starts_with_a_saved_search_and_its_suppression_list(
     app, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, simulator
 ) -> None:
     monkeypatch.setattr("radar_app.cli.INSTANCE_DIR", tmp_path)
+    app.config["DEMO_INBOX_URL"] = "http://127.0.0.1:5002"
     runner = app.test_cli_runner()
     for _ in range(2):  # made once, not again on the next start
         assert runner.invoke(args=["users", "demo"]).exit_code == 0
@@ -421,3 +428,46 @@ def test_the_demo_account_starts_with_a_saved_search_and_its_suppression_list(
             sa.select(sa.func.count()).where(SuppressedRecord.list_id == search.suppression_list_id)
         )
         assert listed == DEMO_LIST_SIZE
+        assert search.schedule is not None and search.schedule.max_cost == 5.0
+        channels = db.session.scalars(sa.select(AlertChannel).order_by(AlertChannel.kind)).all()
+        assert [(c.kind, c.target) for c in channels] == [
+            ("email", "demo@example.com"), ("webhook", "http://127.0.0.1:5002/webhook")
+        ]  # fmt: skip
+
+
+def test_the_demo_inbox_receives_real_mail_and_webhooks(app, user, tmp_path: Path) -> None:
+    """devstack.inbox as `make run` starts it: an alert's email over SMTP and its webhook
+    over HTTP both show on its page."""
+    http_port, smtp_port = free_port(), free_port()
+    inbox = subprocess.Popen(
+        [sys.executable, "-m", "devstack.inbox", "--http-port", str(http_port),
+         "--smtp-port", str(smtp_port)], cwd=PROJECT_ROOT,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{http_port}"
+    try:
+        wait_for(lambda: _answers(f"{base}/messages.json"), 20, "the inbox")
+        app.config["ALERT_SMTP_URL"] = f"smtp://127.0.0.1:{smtp_port}"
+        with app.app_context():
+            owner = db.session.get(User, user.id)
+            alerts.add_channel(db.session, owner, "webhook", f"{base}/webhook", ["job.failed"])
+            alerts.add_channel(db.session, owner, "email", "me@example.com", ["job.failed"])
+            settings = alerts.AlertSettings.from_config(app.config)
+            ids = alerts.emit(db.session, user.id, "job.failed", {"name": "Demo <b>job</b>"},
+                              settings)  # fmt: skip
+            assert all(alerts.deliver(db.session, i, settings) for i in ids)
+        received = requests.get(f"{base}/messages.json", timeout=10).json()
+        assert [h["event"] for h in received["webhooks"]] == ["job.failed"]
+        assert received["webhooks"][0]["signature"].startswith("sha256=")
+        assert [m["to"] for m in received["mails"]] == ["me@example.com"]
+        page = requests.get(f"{base}/", timeout=10).text
+        assert "Demo &lt;b&gt;job&lt;/b&gt;" in page and "<b>job</b>" not in page
+    finally:
+        inbox.terminate()
+        inbox.wait(timeout=10)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
