@@ -6,7 +6,11 @@ lists that apply to a job are its owner's default lists and the one list the job
 saved search it ran) names.
 
 Lists hold RadarIDs: the free snapshot a job takes before buying lists only RadarIDs, so
-a RadarID is what can be matched before paying for a record.
+a RadarID is what can be matched before paying for a record. An upload may name
+properties by APN (with county FIPS and state) or by street address (with ZIP) instead:
+those are turned into RadarIDs when the list is made, by free searches (Purchase=0,
+Fields=RadarID) on the APN or Address criterion, grouped by county or ZIP
+(:func:`resolve`).
 """
 
 from __future__ import annotations
@@ -15,13 +19,16 @@ import csv
 import io
 import re
 import uuid
+from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 
 from radar_app.defaults import JOB_NAME_MAX_LENGTH
 from radar_app.fielderrors import FieldErrors
 from radar_app.models import DbSession, SuppressedRecord, SuppressionList, User
-from radar_app.propertyradar.coerce import RADAR_ID_MAX_LENGTH
+from radar_app.propertyradar.client import PropertyRadarClient
+from radar_app.propertyradar.coerce import RADAR_ID_MAX_LENGTH, to_fips, to_state, to_zip
 from radar_app.propertyradar.criteria import text_problem
 
 # RadarIDs on one list: a do-not-contact list of a large operation fits many times over.
@@ -31,6 +38,8 @@ MAX_PROBLEMS_SHOWN = 10
 # RadarIDs as PropertyRadar writes them (e.g. "P8A0E18D"): letters and digits.
 _RADAR_ID = re.compile(rf"[A-Za-z0-9]{{1,{RADAR_ID_MAX_LENGTH}}}")
 _SEPARATORS = re.compile(r"[\s,;]+")
+# RadarIDs per free lookup request (PROPERTYRADAR_SNAPSHOT_PAGE_SIZE's default).
+_SNAPSHOT_PAGE = 1000
 # Rows written to the database per INSERT.
 _INSERT_BATCH = 1000
 
@@ -73,6 +82,107 @@ def _radar_id_column(text: str) -> list[tuple[int, str]] | None:
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
     next(reader)
     return [(number, row[column]) for number, row in enumerate(reader, 2) if len(row) > column]
+
+
+@dataclass(frozen=True)
+class Entries:
+    """What an upload names: RadarIDs, and properties to look up by APN or address."""
+
+    radar_ids: list[str]
+    # (state, county FIPS) -> APNs; ZIP -> street addresses
+    apns: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    addresses: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def lookups(self) -> int:
+        return sum(map(len, self.apns.values())) + sum(map(len, self.addresses.values()))
+
+
+# APN or address rows one upload may name: each group of them is a free search or more.
+MAX_LOOKUPS = 5_000
+# Values per criterion in one search (the criteria catalogue's limit).
+_LOOKUP_BATCH = 1000
+
+
+def _header(text: str) -> list[str]:
+    first_line = text.lstrip("\ufeff").split("\n", 1)[0]
+    return [cell.strip().strip('"').lower().replace(" ", "") for cell in first_line.split(",")]
+
+
+def _column(header: list[str], *names: str) -> int | None:
+    return next((header.index(name) for name in names if name in header), None)
+
+
+def parse_entries(text: str) -> tuple[Entries, list[str]]:
+    """An upload or paste as RadarIDs (see parse_radar_ids), or, for a CSV with an APN
+    column (and County FIPS and State columns) or an Address column (and a ZIP column),
+    the properties it names; and what could not be read."""
+    header = _header(text)
+    apn, address = _column(header, "apn"), _column(header, "address", "siteaddress")
+    if _column(header, "radarid", "radar_id") is not None or (apn is None and address is None):
+        radar_ids, unreadable = parse_radar_ids(text)
+        return Entries(radar_ids), unreadable
+    rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))[1:]
+    problems: list[str] = []
+    entries = Entries([])
+    if apn is not None:
+        county = _column(header, "countyfips", "county", "fips")
+        state = _column(header, "state")
+        if county is None or state is None:
+            return entries, ["An APN column needs County FIPS and State columns beside it"]
+        for number, row in enumerate(rows, 2):
+            cells = [row[i].strip() if i < len(row) else "" for i in (apn, county, state)]
+            if not any(cells):
+                continue
+            fips, code = to_fips(cells[1]), to_state(cells[2])
+            if not cells[0] or fips is None or code is None or text_problem(cells[0]):
+                problems.append(f"line {number}: needs an APN, a county FIPS code and a state")
+                continue
+            entries.apns.setdefault((code, fips), []).append(cells[0])
+        return entries, problems
+    zip_column = _column(header, "zip", "zipfive", "zipcode")
+    if zip_column is None:
+        return entries, ["An Address column needs a ZIP column beside it"]
+    assert address is not None
+    for number, row in enumerate(rows, 2):
+        street = row[address].strip() if address < len(row) else ""
+        zip_code = to_zip(row[zip_column].strip()) if zip_column < len(row) else None
+        if not street and zip_column >= len(row):
+            continue
+        if not street or zip_code is None or text_problem(street):
+            problems.append(f"line {number}: needs a street address and a 5-digit ZIP")
+            continue
+        entries.addresses.setdefault(zip_code, []).append(street)
+    return entries, problems
+
+
+def resolve(client: PropertyRadarClient, entries: Entries) -> list[str]:
+    """Every RadarID the entries name: theirs, and those PropertyRadar's free searches
+    find for their APNs and addresses (a prefix match, as PropertyRadar's criteria are:
+    "12 Main St" also finds "12 Main St Apt 3"). Raises PropertyRadarError."""
+    found: dict[str, None] = dict.fromkeys(entries.radar_ids)
+    searches: list[list[dict[str, Any]]] = []
+    for (state, fips), apns in entries.apns.items():
+        for offset in range(0, len(apns), _LOOKUP_BATCH):
+            searches.append([
+                {"name": "State", "value": [state]}, {"name": "County", "value": [fips]},
+                {"name": "APN", "value": apns[offset : offset + _LOOKUP_BATCH]},
+            ])  # fmt: skip
+    for zip_code, streets in entries.addresses.items():
+        for offset in range(0, len(streets), _LOOKUP_BATCH):
+            searches.append([
+                {"name": "ZipFive", "value": [zip_code]},
+                {"name": "Address", "value": streets[offset : offset + _LOOKUP_BATCH]},
+            ])  # fmt: skip
+    for criteria in searches:
+        start = 0
+        while True:
+            page = client.radar_ids(criteria, start, _SNAPSHOT_PAGE)
+            found.update(dict.fromkeys(str(r["RadarID"]) for r in page.results if r.get("RadarID")))
+            start += len(page.results)
+            if not page.results or start >= page.total_result_count:
+                break
+    return list(found)
 
 
 def create_list(

@@ -60,6 +60,7 @@ def test_blueprints_are_registered_once_each(app):
         "channels",
         "health",
         "jobs",
+        "leadbrowser",
         "lists",
         "saved",
     ]

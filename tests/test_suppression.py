@@ -5,6 +5,7 @@ against the simulator's billing), counted as suppressed on the job and in the pr
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -201,3 +202,54 @@ def test_the_api_takes_a_list_for_a_job_a_preview_and_a_saved_search(
         refused = caller.post("/api/batch-jobs", json={**body, "suppression_list": list_id})
         assert refused.status_code == 404, refused.json
     assert count_rows(app, BatchJob) == 2
+
+
+def properties_of(simulator, radar_ids: list[str]) -> list[dict[str, Any]]:
+    """The simulator's records for these RadarIDs (what PropertyRadar knows of them)."""
+    dataset = simulator.dataset
+    return [dataset.record(dataset.index_of(radar_id)) for radar_id in radar_ids]
+
+
+def test_a_list_by_apn_or_address_is_looked_up_free_and_never_bought(
+    app, signed_in, api: ApiClient, run_worker, simulator
+):
+    matches = first_radar_ids(app, 40)
+    by_apn, by_address = matches[:5], matches[5:10]
+    apn_rows = [f"{r['APN']},{r['County']},{r['State']}" for r in properties_of(simulator, by_apn)]
+    address_rows = [f'"{r["Address"]}",{r["ZipFive"]:05d}'
+                    for r in properties_of(simulator, by_address)]  # fmt: skip
+    simulator.reset()
+    assert upload(signed_in, "By APN", "APN,County FIPS,State\n" + "\n".join(apn_rows),
+                  default=True).status_code == 302  # fmt: skip
+    address_upload = upload(signed_in, "By address", "Address,ZIP\n" + "\n".join(address_rows),
+                            default=True)  # fmt: skip
+    assert address_upload.status_code == 302
+    assert "(from 5 APNs or addresses)" in signed_in.get("/suppression-lists").text
+    stats = simulator.stats()
+    assert stats["billed_records"] == 0  # the lookups were free
+    with app.app_context():
+        listed = set(db.session.scalars(sa.select(SuppressedRecord.radar_id)))
+    assert set(by_apn) | set(by_address) <= listed
+
+    job_id = api.post("/api/batch-jobs", json={"criteria": MULTNOMAH, "max_records": 40}).json["id"]
+    run_worker()
+    job = job_row(app, job_id)
+    assert job.status == "COMPLETED" and job.suppressed_count >= 10
+    billed = set(simulator.stats()["billed_radar_ids"])
+    assert not billed & (set(by_apn) | set(by_address))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("APN,State\n123,OR\n", "needs County FIPS and State columns"),
+        ("APN,County FIPS,State\n123,Multnomah,OR\n", "line 2: needs an APN, a county FIPS"),
+        ("Address\n1 Main St\n", "An Address column needs a ZIP column"),
+        ("Address,ZIP\n1 Main St,abc\n", "line 2: needs a street address and a 5-digit ZIP"),
+    ],
+)
+def test_bad_apn_or_address_uploads_store_nothing(app, signed_in, simulator, text, message):
+    response = upload(signed_in, "Bad", text)
+    assert response.status_code == 400 and message in response.text
+    assert db_lists(app) == []
+    assert simulator.stats()["requests"] == []  # refused before any lookup

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from redis.exceptions import RedisError
 from werkzeug.wrappers import Response
 
-from radar_app import suppression
+from radar_app import services, suppression
 from radar_app.extensions import db
 from radar_app.jobs.routes import require_login
 from radar_app.models import SuppressionList
+from radar_app.propertyradar.errors import PropertyRadarError
 from radar_app.suppression import MAX_PROBLEMS_SHOWN, InvalidList
 
 bp = Blueprint("lists", __name__, url_prefix="/suppression-lists")
@@ -65,12 +67,25 @@ def create() -> Response | tuple[str, int]:
             text = upload.read().decode("utf-8-sig") + "\n" + text
         except UnicodeDecodeError:
             return _page({"records": "The file is not UTF-8 text (save it as CSV UTF-8)"}, 400)
-    radar_ids, problems = suppression.parse_radar_ids(text)
+    entries, problems = suppression.parse_entries(text)
     if problems:
         shown = "; ".join(problems[:MAX_PROBLEMS_SHOWN])
         more = len(problems) - MAX_PROBLEMS_SHOWN
         suffix = f"; and {more:,} more" if more > 0 else ""
         return _page({"records": f"Nothing was saved. {shown}{suffix}"}, 400)
+    if entries.lookups > suppression.MAX_LOOKUPS:
+        limit = f"{suppression.MAX_LOOKUPS:,}"
+        return _page({"records": f"Nothing was saved: at most {limit} APNs or addresses"}, 400)
+    radar_ids = entries.radar_ids
+    if entries.lookups:
+        try:
+            with services.client() as client:
+                radar_ids = suppression.resolve(client, entries)
+        except (PropertyRadarError, RedisError) as exc:
+            message = f"Nothing was saved: PropertyRadar could not look the properties up ({exc})"
+            return _page({"records": message}, 502)
+        if not radar_ids:
+            return _page({"records": "Nothing was saved: PropertyRadar found none of them"}, 400)
     try:
         created = suppression.create_list(
             db.session,
@@ -82,7 +97,11 @@ def create() -> Response | tuple[str, int]:
     except InvalidList as exc:
         return _page(exc.errors, 400)
     scope = "every job of yours" if created.is_default else "the searches you choose it for"
-    flash(f"Saved “{created.name}”: {len(radar_ids):,} RadarIDs, skipped by {scope}.", "success")
+    looked_up = f" (from {entries.lookups:,} APNs or addresses)" if entries.lookups else ""
+    flash(
+        f"Saved “{created.name}”: {len(radar_ids):,} RadarIDs{looked_up}, skipped by {scope}.",
+        "success",
+    )
     return redirect(url_for("lists.index"))
 
 
