@@ -8,12 +8,13 @@ exists everywhere or nowhere.
 
 Pages are cut by keyset, not OFFSET: the next page starts after the last row's sort key
 (an opaque cursor), so page 4,000 of a million leads costs what page 1 does. Every
-order has its index (migration 0017); the filters either have one (ZIP, county, city,
-the prefix search) or match enough leads that walking an order's index finds a page
-quickly. The count is capped (COUNT_CAP): "10,000+" is what a user acts on, and an
-exact count of a million filtered rows is a full scan.
+order has its index (models.LEAD_INDEXES), and so has every equality filter together
+with the default order; the other filters match enough leads that walking an order's
+index finds a page quickly, or not (see the README's row k). The count is capped
+(COUNT_CAP): "10,000+" is what a user acts on, and an exact count of a million filtered
+rows is a full scan.
 
-Flask-free: the bench and the tests import it without an app.
+Needs no app or request: the bench and the tests call it with a plain session.
 """
 
 from __future__ import annotations
@@ -468,7 +469,6 @@ def filtered(user: User, query: LeadQuery, *columns: Any) -> sa.Select[Any]:
 class LeadPage:
     items: list[Property]
     next_cursor: str | None
-    query: LeadQuery
 
 
 def page(session: DbSession, user: User, query: LeadQuery) -> LeadPage:
@@ -482,7 +482,7 @@ def page(session: DbSession, user: User, query: LeadQuery) -> LeadPage:
     if len(rows) > query.per_page:
         last = rows[query.per_page - 1]
         next_cursor = encode_cursor(query.sort, last.sort_key, last[0].id)
-    return LeadPage(items, next_cursor, query)
+    return LeadPage(items, next_cursor)
 
 
 def count(session: DbSession, user: User, query: LeadQuery, cap: int = COUNT_CAP) -> int:
