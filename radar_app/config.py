@@ -36,6 +36,10 @@ class Config:
     SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {
         "pool_pre_ping": True,
         "json_serializer": jsoncodec.dumps,
+        # A connection is replaced after an hour: SQLite reads the planner's statistics
+        # when a connection opens, so the hourly ANALYZE (tasks.refresh_planner_statistics)
+        # reaches every process within the hour after.
+        "pool_recycle": 3600,
     }
     REDIS_URL = "redis://127.0.0.1:6379/0"
     # Alerts (radar_app.alerts): the SMTP server for email ("smtp://host:port", with

@@ -181,9 +181,8 @@ def fire_schedules() -> int:
 def refresh_planner_statistics() -> str:
     """Refresh the query planner's statistics, hourly (radar_app.cron_config).
 
-    SQLite keeps none of its own: without them its planner cannot tell a ZIP (a few
-    hundred leads) from a state (a quarter of them) and the leads browser walks the wrong
-    index. PostgreSQL's autovacuum already does this."""
+    Without them SQLite's planner cannot tell a ZIP (a few hundred leads) from a state (a
+    quarter of them) and the leads browser walks the wrong index."""
     flask_app = get_app()
     with flask_app.app_context():
         return leadsearch.refresh_statistics(db.session)

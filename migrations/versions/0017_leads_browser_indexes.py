@@ -43,8 +43,8 @@ def upgrade():
     dialect = op.get_bind().dialect.name
     for name, columns in _indexes(dialect).items():
         op.execute(f"CREATE INDEX {name} ON properties ({columns})")
-    # The planner's statistics: without them SQLite cannot tell a ZIP from a state.
-    op.execute("ANALYZE properties")
+    # No ANALYZE here: statistics of a table still empty mislead the planner worse than
+    # none; the hourly job takes them once there are leads (tasks.refresh_planner_statistics).
 
 
 def downgrade():
