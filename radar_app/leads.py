@@ -104,7 +104,7 @@ FIELDS: tuple[LeadField, ...] = (
         "County FIPS",
         to_fips,
         _TEXT,
-        "County FIPS code (4-5 digits)",
+        "County FIPS code (5 digits)",
         fallback="FIPS",
     ),
     LeadField("APN", "apn", "APN", to_str, _TEXT),

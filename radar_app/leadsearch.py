@@ -401,21 +401,16 @@ def _conditions(user: User, query: LeadQuery) -> list[ColumnElement[bool]]:
         if key in f:
             where.append(lead_column(name) == f[key])
     if "county" in f:
-        # Stored as PropertyRadar sent it: 06037 or, sent as a number, 6037.
-        padded = f["county"].zfill(5)
-        where.append(lead_column("county").in_(sorted({padded, padded.lstrip("0")})))
+        where.append(lead_column("county") == f["county"])  # both 5 digits (to_fips)
     if occupancy := f.get("occupancy"):
-        where.append(lead_column("owner_occupied").is_(occupancy == "owner"))
+        where.append(lead_column("owner_occupied") == (occupancy == "owner"))
     if foreclosure := f.get("foreclosure"):
+        # "= true", not "IS true": PostgreSQL reads only the former from an index.
+        flag = lead_column("in_foreclosure")
         if foreclosure == "yes":
-            where.append(lead_column("in_foreclosure").is_(True))
+            where.append(flag == sa.true())
         else:
-            where.append(
-                sa.or_(
-                    lead_column("in_foreclosure").is_(False),
-                    lead_column("in_foreclosure").is_(None),
-                )
-            )
+            where.append(sa.or_(flag == sa.false(), flag.is_(None)))
     # On the orders' keys, so a range is their index's (unknown is -1: below any bound,
     # and a max bound needs it kept out).
     if "min_equity" in f:

@@ -576,6 +576,9 @@ LEAD_INDEXES: tuple[sa.Index, ...] = tuple(
         ("ix_properties_city_seen", lead_column("city"), Property.last_seen_at),
         ("ix_properties_zip_seen", lead_column("zip_code"), Property.last_seen_at),
         ("ix_properties_foreclosure_seen", lead_column("in_foreclosure"), Property.last_seen_at),
+        # Pre-foreclosures with the most equity, the investor's classic: equity and
+        # foreclosure seldom go together, so neither index alone finds them quickly.
+        ("ix_properties_foreclosure_equity", lead_column("in_foreclosure"), LeadKeys.equity),
     )
 )
 

@@ -145,7 +145,7 @@ def test_lead_columns_messy_values_never_raise() -> None:
         }
     )
     assert cols["radar_id"] == "PBD4D8F5"
-    assert (cols["state"], cols["zip_code"], cols["county"]) == ("CA", "02134", "6037")
+    assert (cols["state"], cols["zip_code"], cols["county"]) == ("CA", "02134", "06037")
     assert (cols["mail_state"], cols["mail_zip"]) == ("OR", "02134")
     assert cols["property_type"] == "Condominium"
     assert (cols["beds"], cols["baths"], cols["sqft"], cols["year_built"]) == (

@@ -1,5 +1,6 @@
 """The leads browser's indexes (issue 12): one per order, and one per equality filter
-with the default order (see radar_app.models.LEAD_INDEXES and radar_app.leadsearch).
+with the default order (see radar_app.models.LEAD_INDEXES and radar_app.leadsearch); and
+every stored county FIPS code as 5 digits.
 
 Revision ID: 0017
 Revises: 0016
@@ -36,11 +37,15 @@ def _keys(dialect: str) -> dict[str, str]:
         "ix_properties_city_seen": "city, last_seen_at",
         "ix_properties_zip_seen": "zip_code, last_seen_at",
         "ix_properties_foreclosure_seen": "in_foreclosure, last_seen_at",
+        "ix_properties_foreclosure_equity": "in_foreclosure, coalesce(equity_percent, -1)",
     }
 
 
 def upgrade():
     dialect = op.get_bind().dialect.name
+    # County FIPS as 5 digits (propertyradar.coerce.to_fips), as the county filter reads
+    # them: sent as a number, 06037 had been stored as 6037.
+    op.execute("UPDATE properties SET county = '0' || county WHERE length(county) = 4")
     for name, columns in _indexes(dialect).items():
         op.execute(f"CREATE INDEX {name} ON properties ({columns})")
     # No ANALYZE here: statistics of a table still empty mislead the planner worse than

@@ -206,12 +206,13 @@ def to_zip(v: object) -> str | None:
 
 
 def to_fips(v: object) -> str | None:
-    """A county FIPS code as a string of 4-5 digits (kept as sent, like criteria do)."""
+    """A county FIPS code as its 5 digits: sent as a number, 06037 arrives as 6037, and one
+    stored form is what a lead's county is filtered and indexed by."""
     if isinstance(v, float) and math.isfinite(v) and v.is_integer():
         v = int(v)
     text = to_str(v)
     if text is not None and re.fullmatch(r"\d{4,5}", text):
-        return text
+        return text.zfill(5)
     return None
 
 
@@ -265,8 +266,7 @@ INLINE: dict[object, str] = {
     to_state: "_v if type(_v) is str and _v in _STATE_CODES else {parse}(_v)",
     to_zip: "f'{{_v:05d}}' if type(_v) is int and 0 <= _v <= 99999 else {parse}(_v)",
     to_fips: (
-        "_v if type(_v) is str and 4 <= len(_v) <= 5 and _v.isascii() and _v.isdigit() "
-        "else {parse}(_v)"
+        "_v if type(_v) is str and len(_v) == 5 and _v.isascii() and _v.isdigit() else {parse}(_v)"
     ),
     to_property_type: "_v if type(_v) is str and _v in _LABELS else {parse}(_v)",
     # Digits, and at most one point: what float() and the Decimal path read alike.
