@@ -199,6 +199,34 @@ def test_every_order_pages_through_every_lead_once(app, user, leads_api, sort, r
     assert [lead["radar_id"] for lead in one_page.json["items"]] == walked
 
 
+@pytest.mark.parametrize("sort", ["owner", "-last_seen", "value", "-address"])
+def test_a_common_search_box_prefix_pages_the_same_when_walked(
+    app, user, other_user, leads_api, monkeypatch, sort
+):
+    # A prefix matching many leads is found by walking the order's index (WALK_ROWS at
+    # a time) instead of gathering every match: the pages must be the same either way,
+    # with another user's matching leads in the walked window and a walk that runs out.
+    def owner(n: int) -> str:
+        return f"Smith {n:02d}" if n % 3 else f"Jones {n:02d}"
+
+    def varied(n: int) -> dict[str, Any]:
+        return record(n, Owner=owner(n), AVM=10_000 * (n % 7))
+
+    store(app, user, [varied(n) for n in range(1, 31)], days_ago=2)
+    store(app, other_user, [varied(n) for n in range(31, 61)], days_ago=1)
+    store(app, user, [varied(n) for n in range(61, 91)])
+    plain = radar_ids(leads_api, q="smith", sort=sort, per_page=4)
+    mine = [n for n in [*range(1, 31), *range(61, 91)] if n % 3]
+    assert sorted(plain) == [f"P{n:07d}" for n in mine]
+    monkeypatch.setattr(leadsearch, "WALK_MIN_MATCHES", 2)
+    monkeypatch.setattr(leadsearch, "WALK_ROWS", 9)
+    walked_page = leadsearch._walked
+    walks = []
+    monkeypatch.setattr(leadsearch, "_walked", lambda *args: walks.append(1) or walked_page(*args))
+    assert radar_ids(leads_api, q="smith", sort=sort, per_page=4) == plain
+    assert walks  # the walk was taken
+
+
 def test_the_count_is_capped(app, user, leads_api, monkeypatch):
     store(app, user, [record(n) for n in range(1, 6)])
     monkeypatch.setattr(leadsearch, "COUNT_CAP", 3)
