@@ -146,6 +146,31 @@ class User(UserMixin, Model):
     # whose token no longer matches signs nobody in. Replacing it (end_sessions) is how
     # signing out revokes copies of the cookies, which are otherwise valid until they expire.
     session_token: so.Mapped[str] = so.mapped_column(sa.String(32), default=new_session_token)
+    # Set by an admin: the user cannot sign in, and their sessions and API token stop
+    # working (the sign-in loaders refuse them), until an admin enables them again.
+    disabled_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime)
+    # The read-only role: sees what the user (or, with is_admin, everyone) may see, and
+    # acts on nothing (security.refuse_read_only_writes). An admin who is read-only is a
+    # viewer.
+    read_only: so.Mapped[bool] = so.mapped_column(default=False, server_default=sa.false())
+
+    @property
+    def is_active(self) -> bool:
+        # Flask-Login's login_user() refuses an inactive user.
+        return self.disabled_at is None
+
+    @property
+    def can_act(self) -> bool:
+        """Whether this user may change anything (pages hide the actions otherwise)."""
+        return not self.read_only
+
+    @property
+    def role(self) -> str:
+        """What the user may do, in a word: admin, viewer (a read-only admin), user, or
+        read-only (a read-only user)."""
+        if self.is_admin:
+            return "viewer" if self.read_only else "admin"
+        return "read-only" if self.read_only else "user"
 
     def get_id(self) -> str:
         # Flask-Login stores this in the session and the remember-me cookie.
@@ -464,7 +489,11 @@ class JobTransition(Model):
     which event, who did it and why. Written in the transaction that makes the change."""
 
     __tablename__ = "job_transitions"
-    __table_args__ = (sa.Index("ix_job_transitions_job", "batch_job_id", "id"),)
+    __table_args__ = (
+        sa.Index("ix_job_transitions_job", "batch_job_id", "id"),
+        # Read by time: the admin audit page (newest first) and the activity charts.
+        sa.Index("ix_job_transitions_created", "created_at", "id"),
+    )
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
     batch_job_id: so.Mapped[int] = so.mapped_column(
@@ -477,6 +506,30 @@ class JobTransition(Model):
     # A user's email, "admin:<email>", "worker", "recovery" or "system".
     actor: so.Mapped[str] = so.mapped_column(sa.String(320))
     reason: so.Mapped[str] = so.mapped_column(sa.Text)
+
+
+class AuditEvent(Model):
+    """A change an admin (or the command line) made to a user: created, disabled, enabled,
+    password reset, API token issued or revoked, role or budget changed (radar_app.audit).
+    Written in the transaction that makes the change. What people do to jobs is in
+    job_transitions already; the audit page reads both."""
+
+    __tablename__ = "audit_events"
+    # The audit page lists them newest first, a keyset page at a time.
+    __table_args__ = (sa.Index("ix_audit_events_created", "created_at", "id"),)
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
+    # A user's email, or "cli" for the command line.
+    actor: so.Mapped[str] = so.mapped_column(sa.String(320))
+    action: so.Mapped[str] = so.mapped_column(sa.String(32))
+    target_user_id: so.Mapped[int | None] = so.mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL")
+    )
+    # Kept as text: the row still says who it was about once the user is deleted.
+    target_email: so.Mapped[str | None] = so.mapped_column(sa.String(254))
+    # What changed, for a person to read; never a password or a token.
+    detail: so.Mapped[str] = so.mapped_column(sa.Text)
 
 
 class _LeadColumns:
@@ -634,6 +687,8 @@ class LedgerEntry(Model):
     __table_args__ = (
         sa.Index("ix_purchase_ledger_job", "batch_job_id", "id"),
         sa.Index("ix_purchase_ledger_user_month", "user_id", "created_at"),
+        # The whole system's purchases by time (the admin's activity charts).
+        sa.Index("ix_purchase_ledger_created", "created_at"),
     )
 
     BILLED = "billed"
