@@ -127,6 +127,10 @@ class Config:
     # other; the request then waits up to this many seconds for a worker to finish it and
     # shows its leads at once, else opens the job page, which follows it as it runs.
     SEARCH_WAIT_SECONDS = 5.0
+    # Pages poll for "job finished" toasts this often, only while the user has a job pending
+    # or processing; a toast closes itself after TOAST_SECONDS (not while hovered or focused).
+    NOTIFICATION_POLL_SECONDS = 5
+    TOAST_SECONDS = 8
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = False
@@ -190,3 +194,6 @@ def validate(config: Mapping[str, Any]) -> None:
         raise ConfigError(f"PROPERTYRADAR_BATCH_SIZE must be between 1 and {MAX_BATCH_SIZE}")
     if not 1 <= config["PROPERTYRADAR_CONCURRENCY"] <= MAX_CONCURRENCY:
         raise ConfigError(f"PROPERTYRADAR_CONCURRENCY must be between 1 and {MAX_CONCURRENCY}")
+    for name in ("NOTIFICATION_POLL_SECONDS", "TOAST_SECONDS"):
+        if config[name] < 1:
+            raise ConfigError(f"{name} must be at least 1")

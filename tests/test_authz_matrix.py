@@ -121,7 +121,8 @@ MATRIX = [Row(*row) for row in [
     ("GET",  "/search",                             PAGE, False, LOGIN,    200,     200,     200),
     ("POST", "/search",                             PAGE, False, LOGIN,    200,     200,     200),
     ("POST", "/search/preview",                     HTMX, False, HX_LOGIN, 200,     200,     200),
-    ("GET",  "/notifications",                      HTMX, False, HX_LOGIN, 200,     200,     200),
+    # No job running: 286, htmx's "stop polling" (tests/test_notifications.py).
+    ("GET",  "/notifications",                      HTMX, False, HX_LOGIN, 286,     286,     286),
     ("GET",  "/jobs/{done}",                        PAGE, False, LOGIN,    200,     404,     200),
     ("GET",  "/jobs/{done}/leads.csv",              PAGE, False, LOGIN,    200,     404,     200),
     ("GET",  "/jobs/{done}/outcomes.csv",           PAGE, False, LOGIN,    200,     404,     200),

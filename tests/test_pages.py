@@ -730,7 +730,8 @@ def test_the_next_user_in_the_same_browser_starts_afresh(app, signed_in, auth, a
     assert "Admin&#39;s later job" in signed_in.get("/notifications").text
 
 
-def test_layout_polls_for_notifications_when_signed_in(signed_in, client):
+def test_layout_polls_for_notifications_when_signed_in(app, signed_in, client):
+    make_job(app)  # it polls while a job is active (tests/test_notifications.py)
     page = signed_in.get("/jobs").text
     assert 'hx-get="/notifications"' in page and 'hx-trigger="load, every 5s"' in page
     signed_in.post("/auth/logout", data={"csrf_token": csrf_token_from(page)})

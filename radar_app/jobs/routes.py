@@ -49,6 +49,7 @@ from radar_app.jobs.forms import (
 )
 from radar_app.jobstate import log_newest_first
 from radar_app.models import BatchJob, JobStatus, LedgerEntry, SavedSearch, utcnow
+from radar_app.notifications import any_finished_since, finished_since, has_active_job
 from radar_app.pagination import PageArgs, page_args, paginate
 from radar_app.preview import PreviewSettings
 from radar_app.propertyradar.counties import by_fips, counties_in
@@ -69,6 +70,8 @@ MAX_UNSURE_PAGES = 5
 # Toasts shown per poll; the rest follow on the next polls.
 MAX_TOASTS = 5
 NOTIFIED_KEY = "notified_until"
+# htmx stops an "every" poll when the answer has this status (its content is still shown).
+STOP_POLLING = 286
 
 
 def is_htmx() -> bool:
@@ -652,33 +655,66 @@ def retry(job_id: str) -> Response:
 # ----------------------------------------------------------------------- notifications
 
 
-@bp.get("/notifications")
-def notifications() -> str:
-    """htmx fragment: toasts for the user's jobs that finished since the last poll.
-
-    The first poll of a session only records the time, so old jobs don't pop up. The
-    session is written only when something is shown: a poll that writes the cookie
-    could otherwise race a page request and drop its flash message.
-    """
+def _notified_until() -> datetime | None:
+    """Until when this browser's user has been told of their finished jobs (None: not yet)."""
     seen = session.get(NOTIFIED_KEY)
     # Keyed by user: whoever signs in next in this browser starts afresh.
-    if not isinstance(seen, dict) or seen.get("user") != current_user.id:
-        session[NOTIFIED_KEY] = {"user": current_user.id, "until": utcnow().isoformat()}
-        return ""
-    finished = db.session.scalars(
-        sa.select(BatchJob)
-        .where(
-            BatchJob.created_by == current_user.id,
-            BatchJob.status.in_([JobStatus.COMPLETED, JobStatus.FAILED]),
-            BatchJob.completed_at > datetime.fromisoformat(seen["until"]),
-        )
-        .order_by(BatchJob.completed_at, BatchJob.id)
-        .limit(MAX_TOASTS)
-    ).all()
-    if not finished:
-        return ""
+    if isinstance(seen, dict) and seen.get("user") == current_user.id:
+        return datetime.fromisoformat(seen["until"])
+    return None
+
+
+def _notify_until(moment: datetime) -> None:
     # ISO text, not a float: a rounded timestamp could show the last toast twice.
+    session[NOTIFIED_KEY] = {"user": current_user.id, "until": moment.isoformat()}
+
+
+@bp.app_template_global()
+def notification_poll_armed() -> bool:
+    """Whether a page polls for toasts (base.html): only while the user has a job pending
+    or processing, or one finished that they have not been told of yet.
+
+    The first page of a session starts the clock, so a job started from it and finished
+    before the first poll still gets its toast, and older ones don't pop up.
+    """
+    if not current_user.is_authenticated:
+        return False
+    try:
+        until = _notified_until()
+        if until is None:
+            _notify_until(utcnow())
+            return has_active_job(db.session, current_user.id)
+        return has_active_job(db.session, current_user.id) or any_finished_since(
+            db.session, current_user.id, until
+        )
+    except sa.exc.SQLAlchemyError:
+        # Error pages render this layout too, also when the database is what failed: the
+        # page must still render, without the poll.
+        return False
+
+
+@bp.get("/notifications")
+def notifications() -> tuple[str, int]:
+    """htmx fragment: toasts for the user's jobs that finished since the last poll, then
+    STOP_POLLING once the user has no job pending or processing and no toast left.
+
+    The first poll of a session (if no page started the clock) only records the time. The
+    session is written only when something is shown: a poll that writes the cookie could
+    otherwise race a page request and drop its flash message.
+    """
+    # Asked before the toasts are: a job that finishes between the two queries is then
+    # among them, so the poll that finds no job running still shows the last one's toast.
+    running = has_active_job(db.session, current_user.id)
+    until = _notified_until()
+    if until is None:
+        _notify_until(utcnow())
+        return "", 200 if running else STOP_POLLING
+    finished = finished_since(db.session, current_user.id, until, MAX_TOASTS)
+    # A full batch of toasts may leave more for the next poll.
+    keep_polling = running or len(finished) == MAX_TOASTS
+    status = 200 if keep_polling else STOP_POLLING
+    if not finished:
+        return "", status
     # (The query asks for completed_at past `until`, so every one has a completed_at.)
-    until = max(job.completed_at for job in finished if job.completed_at is not None).isoformat()
-    session[NOTIFIED_KEY] = {"user": current_user.id, "until": until}
-    return render_template("jobs/_toasts.html", jobs=finished)
+    _notify_until(max(job.completed_at for job in finished if job.completed_at is not None))
+    return render_template("jobs/_toasts.html", jobs=finished), status

@@ -9,6 +9,121 @@ document.addEventListener("click", (event) => {
   }
 });
 
+// ------------------------------------------------------------------------------ toasts
+// A toast (templates/jobs/_toasts.html, appended to #toasts by the notification poll)
+// closes itself after #toasts' data-toast-seconds. Only the time the user could read it
+// counts: its clock stops while the pointer is on it or focus is in it, while it is
+// scrolled out of view and while the tab is hidden. Each toast has its own clock, so
+// several arriving at once each stay their full time.
+
+const toastClocks = new Map();
+
+function toastHeld(toast, clock) {
+  return document.hidden || !clock.inView || toast.matches(":hover, :focus-within");
+}
+
+// Starts or stops the toast's clock to match whether it is held now.
+function updateToastClock(toast) {
+  const clock = toastClocks.get(toast);
+  if (!clock) {
+    return;
+  }
+  if (!toast.isConnected) {
+    clearTimeout(clock.timer);
+    toastObserver.unobserve(toast);
+    toastClocks.delete(toast);
+  } else if (toastHeld(toast, clock)) {
+    if (clock.timer !== null) {
+      clearTimeout(clock.timer);
+      clock.timer = null;
+      clock.remaining -= performance.now() - clock.started;
+    }
+  } else if (clock.timer === null) {
+    clock.started = performance.now();
+    clock.timer = setTimeout(() => {
+      toast.remove();
+      updateToastClock(toast);
+    }, Math.max(clock.remaining, 0));
+  }
+}
+
+const toastObserver = new IntersectionObserver((entries) => {
+  for (const entry of entries) {
+    const clock = toastClocks.get(entry.target);
+    if (clock) {
+      clock.inView = entry.isIntersecting;
+      updateToastClock(entry.target);
+    }
+  }
+});
+
+function startToastClock(toast, seconds) {
+  toastClocks.set(toast, { remaining: seconds * 1000, started: 0, timer: null, inView: false });
+  // Pointer and focus changes settle before the toast is looked at again.
+  const update = () => setTimeout(() => updateToastClock(toast));
+  for (const name of ["mouseenter", "mouseleave", "focusin", "focusout"]) {
+    toast.addEventListener(name, update);
+  }
+  toastObserver.observe(toast);
+}
+
+function watchToasts(region) {
+  const seconds = Number(region.dataset.toastSeconds);
+  new MutationObserver((mutations) => {
+    for (const mutation of mutations) {
+      mutation.addedNodes.forEach((node) => {
+        if (node instanceof Element && node.matches(".toast")) {
+          startToastClock(node, seconds);
+        }
+      });
+      mutation.removedNodes.forEach((node) => updateToastClock(node));
+    }
+  }).observe(region, { childList: true });
+}
+
+document.addEventListener("visibilitychange", () => {
+  toastClocks.forEach((clock, toast) => updateToastClock(toast));
+});
+
+// ------------------------------------------------------------------- notification poll
+// base.html renders #notification-poll armed (hx-get, hx-trigger) only while the user has
+// a job pending or processing. The server answers 286 when nothing is left to wait for:
+// htmx then stops polling, and the poll is marked stopped by dropping those attributes.
+// Any action taken through htmx (retry, cancel...) may start a job, so it arms a stopped
+// poll again, as a fresh element (a stopped one stays stopped); its first request, at
+// once, stops it again if no job is running.
+
+function armNotificationPoll() {
+  const poll = document.getElementById("notification-poll");
+  if (!poll || poll.hasAttribute("hx-trigger")) {
+    return;
+  }
+  const armed = poll.cloneNode(false);
+  armed.setAttribute("hx-get", poll.dataset.pollUrl);
+  armed.setAttribute("hx-trigger", poll.dataset.pollTrigger);
+  poll.replaceWith(armed);
+  htmx.process(armed);
+}
+
+document.addEventListener("htmx:afterRequest", (event) => {
+  const { elt, xhr, requestConfig, successful } = event.detail;
+  if (elt.id === "notification-poll") {
+    if (xhr.status === 286) {
+      elt.removeAttribute("hx-get");
+      elt.removeAttribute("hx-trigger");
+    }
+  } else if (successful && requestConfig?.verb && requestConfig.verb !== "get") {
+    armNotificationPoll();
+  }
+});
+
+document.addEventListener("DOMContentLoaded", () => {
+  const region = document.getElementById("toasts");
+  if (region) {
+    watchToasts(region);
+  }
+});
+
 // The search preview describes the form as it was when Preview was pressed. Any change to
 // the search afterwards (the job name changes no figure) marks it outdated, "Criteria
 // changed — preview again", until the next preview arrives; a change made while a preview
