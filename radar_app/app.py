@@ -20,6 +20,7 @@ from radar_app.health import bp as health_bp
 from radar_app.jobs import bp as jobs_bp
 from radar_app.leadbrowser import bp as leadbrowser_bp
 from radar_app.lists import bp as lists_bp
+from radar_app.metrics_endpoint import bp as metrics_bp
 from radar_app.saved import bp as saved_bp
 
 
@@ -84,6 +85,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(lists_bp)
     app.register_blueprint(channels_bp)
     app.register_blueprint(health_bp)
+    app.register_blueprint(metrics_bp)
     app.register_blueprint(admin_bp)
 
 

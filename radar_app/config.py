@@ -58,6 +58,12 @@ class Config:
     # rate limits. Redis answers in milliseconds; a frozen Redis must cost a request this
     # long at most, never a server thread for as long as Redis stays frozen.
     REDIS_WEB_TIMEOUT = 1.0
+    # GET /metrics (Prometheus): the scraper's `Authorization: Bearer` token (admins may
+    # look without it); unset, only admins can. PROMETHEUS_MULTIPROC_DIR: the directory
+    # where every process (web workers, work horses) writes its counts, so a scrape sums
+    # them all; empty it before the processes start. Unset, each process counts in memory.
+    METRICS_TOKEN: str | None = None
+    PROMETHEUS_MULTIPROC_DIR: str | None = None
     RQ_QUEUE = DEFAULT_QUEUE
     # RQ's default job_timeout is 180 s; an import of 100,000+ records at real API speed takes
     # far longer. Each request has its own timeout, so this only catches a truly hung job.

@@ -14,6 +14,7 @@ source of truth, and recovery (radar_app/recovery.py) re-enqueues what Redis los
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -27,6 +28,8 @@ from rq.exceptions import StopRequested
 from rq.job import Job
 from rq.logutils import setup_loghandlers
 from rq.worker import WorkerStatus
+
+from radar_app import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +54,8 @@ class RadarWorker(Worker):
         and every job_monitoring_interval while one runs), e.g. to restart a helper."""
         self._redis_down_since: float | None = None
         self._supervise = supervise
+        # What this worker's horses write their metrics under, one after another.
+        self._metrics_slot = metrics.horse_slot(os.getpid())
         super().__init__(*args, **kwargs)
 
     # -- outage bookkeeping -------------------------------------------------------------
@@ -262,6 +267,8 @@ class RadarWorker(Worker):
             if self.horse_pid:  # defensive: never leave a horse unsupervised
                 self.wait_for_horse()
                 self._horse_pid = 0
+        # The horse is gone (reaped): its gauges of what was under way go with it.
+        metrics.process_dead(self._metrics_slot)
         with self._best_effort("clearing the work horse's pid"):
             self.connection.hdel(self.key, "horse_pid")
         self.set_state(WorkerStatus.IDLE)
@@ -271,6 +278,10 @@ class RadarWorker(Worker):
         # Where operators (and the fault tests) find the horse: RQ does not record it.
         with self._best_effort("recording the work horse's pid"):
             self.connection.hset(self.key, "horse_pid", self.horse_pid)
+
+    def main_work_horse(self, job: Job, queue: Queue) -> None:
+        metrics.become(self._metrics_slot)  # first thing in the horse (see metrics.py)
+        super().main_work_horse(job, queue)
 
     def set_current_job_working_time(
         self, current_job_working_time: float, pipeline: Any = None

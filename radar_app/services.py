@@ -17,6 +17,7 @@ from redis import Redis
 
 from radar_app import batches, searches
 from radar_app.extensions import db
+from radar_app.metrics import MeasuredClient
 from radar_app.models import BatchJob, SavedSearch
 from radar_app.propertyradar.client import PropertyRadarClient
 from radar_app.propertyradar.throttle import SharedRateLimiter
@@ -39,7 +40,8 @@ def build_client(config: Mapping[str, Any], redis: Redis) -> PropertyRadarClient
     limiter = None
     if config["PROPERTYRADAR_RATE_LIMIT"]:
         limiter = SharedRateLimiter(redis, config["PROPERTYRADAR_RATE_LIMIT"])
-    return PropertyRadarClient(
+    # Counts and times each HTTP attempt for /metrics (radar_app/metrics.py).
+    return MeasuredClient(
         token,
         config["PROPERTYRADAR_API_URL"],
         timeout=(5.0, config["PROPERTYRADAR_TIMEOUT"]),
