@@ -12,7 +12,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from redis.exceptions import RedisError
 
-from radar_app import alerts, schedules, searches, suppression
+from radar_app import accounts, alerts, schedules, searches, suppression
 from radar_app.auth.tokens import hash_token, new_token
 from radar_app.config import INSTANCE_DIR
 from radar_app.extensions import db
@@ -34,32 +34,38 @@ DEMO_TOKEN_FILE = "demo_api_token"
 
 
 def _find_user(email: str) -> User:
-    user = db.session.scalar(sa.select(User).where(User.email == email.strip().lower()))
+    user = accounts.find(db.session, email)
     if user is None:
         raise click.ClickException(f"No user with email {email}")
     return user
 
 
+# Each command changes users through radar_app.accounts, which audits the change with
+# the command line as its actor (audit.CLI).
+
+
 @users_cli.command("create")
 @click.argument("email")
 @click.option("--admin", is_flag=True, help="Let this user see and manage every job.")
+@click.option("--read-only", is_flag=True, help="Let this user look but change nothing.")
 @click.option("--password", help="Prompted for (hidden) when not given.")
-def create_user(email: str, admin: bool, password: str | None) -> None:
+def create_user(email: str, admin: bool, read_only: bool, password: str | None) -> None:
     """Create a user."""
-    email = email.strip().lower()
-    if "@" not in email:
-        raise click.BadParameter("not an email address", param_hint="EMAIL")
-    if db.session.scalar(sa.select(User.id).where(User.email == email)) is not None:
-        raise click.ClickException(f"A user with email {email} already exists")
+    if problem := accounts.email_problem(accounts.normalize_email(email)):
+        raise click.BadParameter(problem, param_hint="EMAIL")
+    if accounts.find(db.session, email) is not None:
+        raise click.ClickException(f"A user with email {email.strip().lower()} already exists")
     if password is None:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    if len(password) < 8:
-        raise click.BadParameter("must be at least 8 characters", param_hint="--password")
-    user = User(email=email, is_admin=admin)
-    user.set_password(password)
-    db.session.add(user)
-    db.session.commit()
-    click.echo(f"Created {'admin ' if admin else ''}user {email}")
+    try:
+        user = accounts.create(
+            db.session, None, email, password, is_admin=admin, read_only=read_only
+        )
+    except accounts.InvalidAccount as exc:
+        field, problem = next(iter(exc.errors.items()))
+        hint = "--password" if field == "password" else "EMAIL"
+        raise click.BadParameter(problem, param_hint=hint) from None
+    click.echo(f"Created {user.role} {user.email}")
 
 
 @users_cli.command("token")
@@ -67,9 +73,7 @@ def create_user(email: str, admin: bool, password: str | None) -> None:
 def issue_token(email: str) -> None:
     """Issue a new API token (revoking the old one); printed once, on the last line."""
     user = _find_user(email)
-    token = new_token()
-    user.api_token_hash = hash_token(token)
-    db.session.commit()
+    token = accounts.issue_token(db.session, None, user)
     click.echo(f"New API token for {user.email} (the previous one no longer works):")
     click.echo(token)
 
@@ -79,9 +83,7 @@ def issue_token(email: str) -> None:
 def revoke_token(email: str) -> None:
     """Revoke a user's API token and sign them out of every browser."""
     user = _find_user(email)
-    user.api_token_hash = None
-    user.end_sessions()
-    db.session.commit()
+    accounts.revoke_token(db.session, None, user, sign_out=True)
     click.echo(f"Revoked the API token of {user.email} and signed them out everywhere")
 
 
@@ -91,12 +93,29 @@ def revoke_token(email: str) -> None:
 def set_budget(email: str, records: int | None) -> None:
     """Set a user's monthly export budget in records (omit RECORDS to remove it)."""
     user = _find_user(email)
-    user.monthly_export_budget = records
-    db.session.commit()
+    accounts.set_budget(db.session, None, user, records)
     click.echo(
-        f"Monthly budget of {user.email}: "
-        + (f"{records:,} records" if records is not None else "none")
+        f"Monthly budget of {user.email}: {accounts.budget_text(records)}"
+        + (" records" if records is not None else "")
     )
+
+
+@users_cli.command("disable")
+@click.argument("email")
+def disable_user(email: str) -> None:
+    """Disable a user: no sign-in, their sessions and API token stop working."""
+    user = _find_user(email)
+    done = accounts.disable(db.session, None, user)
+    click.echo(f"Disabled {user.email}" if done else f"{user.email} was already disabled")
+
+
+@users_cli.command("enable")
+@click.argument("email")
+def enable_user(email: str) -> None:
+    """Let a disabled user sign in again."""
+    user = _find_user(email)
+    done = accounts.enable(db.session, None, user)
+    click.echo(f"Enabled {user.email}" if done else f"{user.email} was not disabled")
 
 
 def _write_secret(name: str, value: str) -> None:

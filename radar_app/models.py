@@ -531,6 +531,8 @@ class AuditEvent(Model):
     # What changed, for a person to read; never a password or a token.
     detail: so.Mapped[str] = so.mapped_column(sa.Text)
 
+    target: so.Mapped[User | None] = so.relationship()
+
 
 class _LeadColumns:
     """One Property column per stored lead field of radar_app.leads, so the table follows

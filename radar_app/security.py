@@ -1,10 +1,12 @@
-"""Response headers that every page and API answer carries; secrets kept out of pages."""
+"""Response headers that every page and API answer carries; secrets kept out of pages;
+the read-only role enforced on every request."""
 
 from __future__ import annotations
 
 import re
 
-from flask import Flask
+from flask import Flask, abort, request
+from flask_login import current_user
 from werkzeug.wrappers import Response
 
 # Only our own static files may run or style anything; htmx is vendored under static/.
@@ -31,8 +33,27 @@ def add_security_headers(response: Response) -> Response:
     return response
 
 
+# What a read-only user may still send besides reads: signing in and out acts on nothing.
+READ_ONLY_ALLOWED = frozenset({"auth.login", "auth.logout"})
+READ_ONLY_MESSAGE = (
+    "Your account is read-only: you can look, but not change anything. "
+    "Ask an administrator if you need to act."
+)
+
+
+def refuse_read_only_writes() -> None:
+    """The one place the read-only role is enforced: every request that could change
+    something (any method but GET, HEAD and OPTIONS, on a page, a fragment or the API)
+    from a read-only user is a 403, before its view runs."""
+    if request.method in ("GET", "HEAD", "OPTIONS") or request.endpoint in READ_ONLY_ALLOWED:
+        return
+    if current_user.is_authenticated and current_user.read_only:
+        abort(403, description=READ_ONLY_MESSAGE)
+
+
 def init_app(app: Flask) -> None:
     app.after_request(add_security_headers)
+    app.before_request(refuse_read_only_writes)
 
 
 REDACTED = "***"

@@ -1,4 +1,5 @@
-"""Admin tools: queue health and stuck jobs (admins only)."""
+"""Admin tools: queue health, stuck jobs, purchases and the audit trail (admins only;
+the user admin is admin/users.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from flask_login import current_user, login_required
 from redis.exceptions import RedisError
 from werkzeug.wrappers import Response
 
-from radar_app import recovery
+from radar_app import audit, recovery
 from radar_app.admin.queue_health import queue_health
 from radar_app.extensions import db
 from radar_app.jobstate import admin_actor
@@ -149,10 +150,10 @@ def parse_budget(text: str) -> int | None:
 @bp.get("/usage")
 def usage() -> str:
     """Records bought and cost per user per month, from the purchase ledger."""
-    return _usage_page()
+    return usage_page()
 
 
-def _usage_page(budget_error: BudgetError | None = None) -> str:
+def usage_page(budget_error: BudgetError | None = None) -> str:
     month = sa.func.strftime("%Y-%m", LedgerEntry.created_at)
     if db.engine.dialect.name == "postgresql":
         month = sa.func.to_char(LedgerEntry.created_at, "YYYY-MM")
@@ -177,21 +178,23 @@ def _usage_page(budget_error: BudgetError | None = None) -> str:
     )
 
 
-# Larger ids would overflow the database integer (a 500) instead of finding no user (404).
-@bp.post("/users/<int(max=2147483647):user_id>/budget")
-def set_budget(user_id: int) -> Response | tuple[str, int]:
-    """Set or clear a user's monthly export budget (records per calendar month)."""
-    user = db.session.get(User, user_id) or abort(404, description="User not found")
-    submitted = request.form.get("budget") or ""
+@bp.get("/audit")
+def audit_log() -> tuple[str, int]:
+    """Who cancelled, retried, requeued or failed which job, and who changed which user
+    or budget: newest first, filtered by actor and kind, a keyset page at a time."""
     try:
-        budget = parse_budget(submitted)
-    except ValueError as exc:
-        return _usage_page(BudgetError(user.id, submitted, str(exc))), 400
-    user.monthly_export_budget = budget
-    db.session.commit()
-    flash(
-        f"Monthly budget of {user.email}: "
-        + (f"{budget:,} records." if budget is not None else "none."),
-        "success",
-    )
-    return redirect(url_for("admin.usage"))
+        query = audit.parse_query(request.args)
+        errors: dict[str, str] = {}
+    except audit.InvalidAuditQuery as exc:
+        query, errors = audit.AuditQuery(), exc.errors
+    found = audit.page(db.session, query) if not errors else None
+    return render_template(
+        "admin/audit.html",
+        query=query,
+        found=found,
+        errors=errors,
+        entered=request.args,
+        kinds=audit.KINDS,
+        actors=audit.known_actors(db.session),
+        first_page=query.after is None,
+    ), (400 if errors else 200)

@@ -9,11 +9,8 @@ import secrets
 import sqlalchemy as sa
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from radar_app.accounts import normalize_email
 from radar_app.models import DbSession, User
-
-
-def normalize_email(email: str | None) -> str:
-    return (email or "").strip().lower()
 
 
 @functools.cache
@@ -23,13 +20,23 @@ def _unknown_account_hash() -> str:
     return generate_password_hash(secrets.token_urlsafe(16))
 
 
+class AccountDisabled(Exception):
+    """The account exists and an admin has disabled it."""
+
+
 def authenticate(session: DbSession, email: str, password: str) -> User | None:
-    """The user whose email and password these are, or None."""
+    """The user whose email and password these are, or None.
+
+    Raises AccountDisabled for a disabled account whatever the password, after checking
+    it all the same: the answer (and its timing) says nothing about the password."""
     user = session.scalar(sa.select(User).where(User.email == normalize_email(email)))
     if user is None:
         check_password_hash(_unknown_account_hash(), password)
         return None
-    return user if user.check_password(password) else None
+    right = user.check_password(password)
+    if user.disabled_at is not None:
+        raise AccountDisabled(user.email)
+    return user if right else None
 
 
 def account_key(email: str | None) -> str:

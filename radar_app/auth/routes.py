@@ -8,7 +8,7 @@ from limits import parse as parse_limit
 from werkzeug.wrappers import Response
 
 from radar_app.auth.forms import LoginForm
-from radar_app.auth.passwords import account_key, authenticate
+from radar_app.auth.passwords import AccountDisabled, account_key, authenticate
 from radar_app.extensions import db, limiter
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
@@ -73,7 +73,11 @@ def login() -> str | Response | tuple[str, int]:
         return redirect(url_for("jobs.index"))
     form = LoginForm()
     if form.validate_on_submit():
-        user = authenticate(db.session, form.email.data or "", form.password.data or "")
+        try:
+            user = authenticate(db.session, form.email.data or "", form.password.data or "")
+        except AccountDisabled:
+            flash("This account is disabled. Ask an administrator to enable it.", "error")
+            return render_template("auth/login.html", form=form), 403
         if user is None:
             flash("Wrong email or password.", "error")
             return render_template("auth/login.html", form=form), 401

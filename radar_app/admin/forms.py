@@ -1,0 +1,47 @@
+"""The user admin's forms (CSRF from Flask-WTF; the rules themselves are radar_app.accounts')."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, EmailField, PasswordField, RadioField
+from wtforms.validators import DataRequired, Length, Optional, Regexp
+
+from radar_app.accounts import (
+    EMAIL_MESSAGE,
+    EMAIL_PATTERN,
+    MAX_EMAIL_LENGTH,
+    MAX_PASSWORD_LENGTH,
+    MIN_PASSWORD_LENGTH,
+)
+
+ROLE_CHOICES = [("user", "User: their own jobs"), ("admin", "Admin: every job, the admin pages")]
+READ_ONLY_LABEL = "Read-only: sees, changes nothing"
+
+
+class RoleFields(FlaskForm):
+    role = RadioField("Role", choices=ROLE_CHOICES, default="user", validators=[DataRequired()])
+    read_only = BooleanField(READ_ONLY_LABEL)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role.data == "admin"
+
+
+class CreateUserForm(RoleFields):
+    email = EmailField(
+        "Email",
+        validators=[
+            DataRequired(message="Enter an email address."),
+            Length(max=MAX_EMAIL_LENGTH),
+            Regexp(EMAIL_PATTERN, message=EMAIL_MESSAGE),
+        ],
+    )
+    password = PasswordField(
+        "Initial password",
+        description="Leave empty to have one generated; it is shown once.",
+        validators=[Optional(), Length(min=MIN_PASSWORD_LENGTH, max=MAX_PASSWORD_LENGTH)],
+    )
+
+
+class RoleForm(RoleFields):
+    pass
