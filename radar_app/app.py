@@ -15,6 +15,7 @@ from radar_app.auth import bp as auth_bp
 from radar_app.auth import login
 from radar_app.channels import bp as channels_bp
 from radar_app.config import PROJECT_ROOT
+from radar_app.dashboard import bp as dashboard_bp
 from radar_app.extensions import csrf, db, init_db, init_limiter, migrate
 from radar_app.health import bp as health_bp
 from radar_app.jobs import bp as jobs_bp
@@ -84,6 +85,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(saved_bp)
     app.register_blueprint(lists_bp)
     app.register_blueprint(channels_bp)
+    app.register_blueprint(dashboard_bp)
     app.register_blueprint(health_bp)
     app.register_blueprint(metrics_bp)
     app.register_blueprint(admin_bp)

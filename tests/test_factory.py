@@ -58,6 +58,7 @@ def test_blueprints_are_registered_once_each(app):
         "api",
         "auth",
         "channels",
+        "dashboard",
         "health",
         "jobs",
         "leadbrowser",

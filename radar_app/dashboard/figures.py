@@ -1,0 +1,119 @@
+"""The charts of the pages: radar_app.activity's series drawn by radar_app.charts, with
+the titles, colours and empty states the pages show. No Flask: the views render these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from markupsafe import Markup
+
+from radar_app import activity, charts
+from radar_app.activity import SystemActivity, Window
+from radar_app.models import BatchJob, DbSession
+
+
+@dataclass(frozen=True)
+class JobCharts:
+    rate: Markup
+    cost: Markup
+    activity: activity.JobActivity
+
+
+def job_charts(session: DbSession, job: BatchJob, now: datetime) -> JobCharts:
+    """A job's records bought per second and its cost so far."""
+    found = activity.job_activity(session, job, now)
+    if job.reused_count and not found.bought:
+        empty = "Nothing bought: every record so far was reused"
+    elif job.is_active:
+        empty = "No purchases yet"
+    else:
+        empty = "Nothing was bought"
+    # The job's name says which job a saved or shared SVG file is about.
+    named = f"Job “{job.name}”."
+    reused = (
+        f"Reused records ({job.reused_count:,}) cost nothing and are not counted."
+        if job.reused_count
+        else ""
+    )
+    rate = charts.line_chart(
+        f"rate-{job.job_id}",
+        "Records bought per second",
+        found.rate,
+        charts.PER_SECOND,
+        colour=charts.PRIMARY,
+        fill=charts.PRIMARY_SOFT,
+        empty=empty,
+        note=f"{named} {found.bought:,} records bought in all. {reused}".strip(),
+    )
+    cost = charts.line_chart(
+        f"cost-{job.job_id}",
+        "Cost so far",
+        found.cost,
+        charts.MONEY,
+        colour=charts.OK,
+        empty=empty,
+        note=f"{named} {charts.MONEY.exact(found.spent)} spent in all.",
+    )
+    return JobCharts(Markup(rate), Markup(cost), found)
+
+
+def window_label(window: Window) -> str:
+    return f"per {charts.duration(window.step)}"
+
+
+@dataclass(frozen=True)
+class SystemCharts:
+    activity: SystemActivity
+    jobs: Markup
+    records: Markup
+
+    @property
+    def title(self) -> str:
+        return self.activity.window.name[:1].upper() + self.activity.window.name[1:]
+
+    @property
+    def per(self) -> str:
+        return window_label(self.activity.window)
+
+    def total(self, name: str) -> float:
+        values: list[float] = getattr(self.activity, name)
+        return sum(values)
+
+
+def system_charts(found: SystemActivity, key: str) -> SystemCharts:
+    """Jobs created, completed and failed, and records bought, per bucket of a window."""
+    per = window_label(found.window)
+    jobs = charts.bar_chart(
+        f"jobs-{key}",
+        f"Jobs {per}",
+        found.starts,
+        found.step,
+        [
+            charts.Series("Created", found.created, charts.PRIMARY),
+            charts.Series("Completed", found.completed, charts.OK),
+            charts.Series("Failed", found.failed, charts.DANGER),
+        ],
+        charts.COUNT,
+        empty=f"No jobs in the {found.window.name}",
+    )
+    spent = charts.MONEY.exact(sum(found.spent))
+    records = charts.bar_chart(
+        f"records-{key}",
+        f"Records bought {per}",
+        found.starts,
+        found.step,
+        [charts.Series("Bought", found.bought, charts.INFO)],
+        charts.COUNT,
+        empty=f"No records bought in the {found.window.name}",
+        note=f"{spent} spent.",
+    )
+    return SystemCharts(found, Markup(jobs), Markup(records))
+
+
+def dashboard(session: DbSession, now: datetime, owner_id: int | None) -> list[SystemCharts]:
+    """Both windows' charts: of everyone (owner_id None) or of one user's jobs."""
+    return [
+        system_charts(activity.system_activity(session, window, now, owner_id), key)
+        for key, window in (("day", activity.DAY), ("week", activity.WEEK))
+    ]
