@@ -12,14 +12,19 @@ document.addEventListener("click", (event) => {
 // ------------------------------------------------------------------------------ toasts
 // A toast (templates/jobs/_toasts.html, appended to #toasts by the notification poll)
 // closes itself after #toasts' data-toast-seconds. Only the time the user could read it
-// counts: its clock stops while the pointer is on it or focus is in it, while it is
-// scrolled out of view and while the tab is hidden. Each toast has its own clock, so
-// several arriving at once each stay their full time.
+// counts: every toast's clock stops while the pointer is on a toast or focus is in one
+// (so none moves from under the pointer as another closes), while it is scrolled out of
+// view and while the tab is hidden. Each toast has its own clock, so several arriving at
+// once each stay their full time.
 
 const toastClocks = new Map();
 
 function toastHeld(toast, clock) {
-  return document.hidden || !clock.inView || toast.matches(":hover, :focus-within");
+  return (
+    document.hidden ||
+    !clock.inView ||
+    toast.parentElement?.querySelector(".toast:hover, .toast:focus-within") != null
+  );
 }
 
 // Starts or stops the toast's clock to match whether it is held now.
@@ -47,6 +52,10 @@ function updateToastClock(toast) {
   }
 }
 
+function updateToastClocks() {
+  toastClocks.forEach((clock, toast) => updateToastClock(toast));
+}
+
 const toastObserver = new IntersectionObserver((entries) => {
   for (const entry of entries) {
     const clock = toastClocks.get(entry.target);
@@ -57,33 +66,26 @@ const toastObserver = new IntersectionObserver((entries) => {
   }
 });
 
-function startToastClock(toast, seconds) {
-  toastClocks.set(toast, { remaining: seconds * 1000, started: 0, timer: null, inView: false });
-  // Pointer and focus changes settle before the toast is looked at again.
-  const update = () => setTimeout(() => updateToastClock(toast));
-  for (const name of ["mouseenter", "mouseleave", "focusin", "focusout"]) {
-    toast.addEventListener(name, update);
-  }
-  toastObserver.observe(toast);
-}
-
 function watchToasts(region) {
   const seconds = Number(region.dataset.toastSeconds);
   new MutationObserver((mutations) => {
     for (const mutation of mutations) {
       mutation.addedNodes.forEach((node) => {
         if (node instanceof Element && node.matches(".toast")) {
-          startToastClock(node, seconds);
+          toastClocks.set(node, { remaining: seconds * 1000, started: 0, timer: null, inView: false });
+          toastObserver.observe(node);
         }
       });
-      mutation.removedNodes.forEach((node) => updateToastClock(node));
+      mutation.removedNodes.forEach(updateToastClock);
     }
   }).observe(region, { childList: true });
+  // Pointer and focus changes settle (:hover, :focus-within) before the clocks look.
+  for (const name of ["mouseover", "mouseout", "focusin", "focusout"]) {
+    region.addEventListener(name, () => setTimeout(updateToastClocks));
+  }
 }
 
-document.addEventListener("visibilitychange", () => {
-  toastClocks.forEach((clock, toast) => updateToastClock(toast));
-});
+document.addEventListener("visibilitychange", updateToastClocks);
 
 // ------------------------------------------------------------------- notification poll
 // base.html renders #notification-poll armed (hx-get, hx-trigger) only while the user has
