@@ -65,6 +65,7 @@ LISTS = Expect(302, r"/suppression-lists")
 ALERTS = Expect(302, r"/alerts")
 STUCK = Expect(302, r"/admin/stuck")
 USAGE = Expect(302, r"/admin/usage")
+USER = Expect(302, r"/admin/users/[0-9]+")
 
 PAGE, HTMX, API = "page", "htmx", "api"
 ROLES = ("anonymous", "owner", "other", "admin")
@@ -147,12 +148,25 @@ MATRIX = [Row(*row) for row in [
     ("POST", "/auth/login",                         PAGE, False, JOBS,     JOBS,    JOBS,    JOBS),
     ("POST", "/auth/logout",                        PAGE, False, LOGIN,    OUT,     OUT,     OUT),
     ("GET",  "/healthz",                            PAGE, False, 200,      200,     200,     200),
+    # Prometheus' scrape: plain 401 / 403 (tests/test_metrics.py: the scrape token).
+    ("GET",  "/metrics",                            PAGE, False, 401,      403,     403,     200),
     ("GET",  "/admin/",                             PAGE, False, LOGIN,    403,     403,     200),
     ("GET",  "/admin/stuck",                        PAGE, False, LOGIN,    403,     403,     200),
     ("GET",  "/admin/usage",                        PAGE, False, LOGIN,    403,     403,     200),
     ("POST", "/admin/jobs/{pending}/requeue",       PAGE, True,  LOGIN,    403,     403,     STUCK),
     ("POST", "/admin/jobs/{pending}/fail",          PAGE, True,  LOGIN,    403,     403,     STUCK),
     ("POST", "/admin/users/{user}/budget",          PAGE, True,  LOGIN,    403,     403,     USAGE),
+    ("GET",  "/admin/users",                        PAGE, False, LOGIN,    403,     403,     200),
+    ("POST", "/admin/users",                        PAGE, True,  LOGIN,    403,     403,     201),
+    ("GET",  "/admin/users/{user}",                 PAGE, False, LOGIN,    403,     403,     200),
+    ("POST", "/admin/users/{user}/disable",         PAGE, True,  LOGIN,    403,     403,     USER),
+    # The owner is not disabled, and has no API token here: granted, nothing to change.
+    ("POST", "/admin/users/{user}/enable",          PAGE, False, LOGIN,    403,     403,     USER),
+    ("POST", "/admin/users/{user}/password",        PAGE, True,  LOGIN,    403,     403,     200),
+    ("POST", "/admin/users/{user}/token",           PAGE, True,  LOGIN,    403,     403,     200),
+    ("POST", "/admin/users/{user}/token/revoke",    PAGE, False, LOGIN,    403,     403,     USER),
+    ("POST", "/admin/users/{user}/role",            PAGE, True,  LOGIN,    403,     403,     USER),
+    ("GET",  "/admin/audit",                        PAGE, False, LOGIN,    403,     403,     200),
     ("POST", "/api/batch-jobs",                     API,  True,  401,      201,     201,     201),
     ("GET",  "/api/batch-jobs",                     API,  False, 401,      200,     200,     200),
     ("POST", "/api/batch-jobs/preview",             API,  False, 401,      200,     200,     200),
@@ -198,6 +212,8 @@ BODIES: dict[str, dict[str, Any]] = {
     "/search/preview": {"state": "OR", "county": "41051"},
     "/auth/login": {"email": "owner@example.com"},
     "/admin/users/{user}/budget": {"budget": "1234"},
+    "/admin/users": {"email": "matrix@example.com", "role": "user"},
+    "/admin/users/{user}/role": {"role": "admin"},
     "/api/batch-jobs": {"criteria": MULTNOMAH, "max_records": 10},
     "/api/batch-jobs/preview": {"criteria": MULTNOMAH},
     "/searches": {"state": "OR", "name": "Matrix", "background": "y"},
@@ -309,8 +325,8 @@ def _make_channel(app: Flask) -> str:
 
 
 def _fingerprint(app: Flask) -> tuple[Any, ...]:
-    """What a request could change: every job's state, every user's budget, every saved
-    search."""
+    """What a request could change: every job's state, every user's budget, role, state,
+    password and token, every saved search."""
     with app.app_context():
         jobs = db.session.execute(
             sa.select(
@@ -322,7 +338,15 @@ def _fingerprint(app: Flask) -> tuple[Any, ...]:
             ).order_by(BatchJob.id)
         ).all()
         budgets = db.session.execute(
-            sa.select(User.email, User.monthly_export_budget).order_by(User.id)
+            sa.select(
+                User.email,
+                User.monthly_export_budget,
+                User.is_admin,
+                User.read_only,
+                User.disabled_at,
+                User.password_hash,
+                User.api_token_hash,
+            ).order_by(User.id)
         ).all()
         saved = db.session.execute(
             sa.select(SavedSearch.search_id, SavedSearch.name, SavedSearch.criteria).order_by(

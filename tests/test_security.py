@@ -90,6 +90,7 @@ API_SAVE = {**API_SEARCH, "name": "Forged?"}
 LIST = {"name": "Forged?", "values": "P1A2B3C"}
 PLAN = {"cadence": "daily", "at": "09:00", "timezone": "UTC"}
 CHANNEL = {"kind": "email", "target": "forged@example.com", "events": "job.failed"}
+NEW_USER = {"email": "forged@example.com", "role": "admin"}
 
 # Every POST route; the htmx ones also as the plain form they fall back to.
 # fmt: off
@@ -106,6 +107,13 @@ CSRF_CASES = [CsrfCase(*case) for case in [
     ("/admin/jobs/{pending}/requeue",       PAGE, "admin",     {},                     302),
     ("/admin/jobs/{pending}/fail",          PAGE, "admin",     {},                     302),
     ("/admin/users/{user}/budget",          PAGE, "admin",     {"budget": "9"},        302),
+    ("/admin/users",                        PAGE, "admin",     NEW_USER,               201),
+    ("/admin/users/{user}/disable",         PAGE, "admin",     {},                     302),
+    ("/admin/users/{user}/enable",          PAGE, "admin",     {},                     302),
+    ("/admin/users/{user}/password",        PAGE, "admin",     {},                     200),
+    ("/admin/users/{user}/token",           PAGE, "admin",     {},                     200),
+    ("/admin/users/{user}/token/revoke",    PAGE, "admin",     {},                     302),
+    ("/admin/users/{user}/role",            PAGE, "admin",     {"role": "admin"},      302),
     ("/api/batch-jobs",                     API,  "owner",     API_SEARCH,             201),
     ("/api/batch-jobs/preview",             API,  "owner",     API_SEARCH,             200),
     ("/api/batch-jobs/{pending}/cancel",    API,  "owner",     {},                     202),
@@ -166,7 +174,17 @@ def _state(app: Flask) -> tuple[Any, ...]:
         jobs = db.session.execute(
             sa.select(BatchJob.job_id, BatchJob.status, BatchJob.rq_job_id, BatchJob.attempts)
         ).all()
-        budgets = db.session.execute(sa.select(User.email, User.monthly_export_budget)).all()
+        budgets = db.session.execute(
+            sa.select(
+                User.email,
+                User.monthly_export_budget,
+                User.is_admin,
+                User.read_only,
+                User.disabled_at,
+                User.password_hash,
+                User.api_token_hash,
+            )
+        ).all()
         saved = db.session.execute(sa.select(SavedSearch.search_id, SavedSearch.name)).all()
         lists = db.session.execute(
             sa.select(SuppressionList.list_id, SuppressionList.is_default)

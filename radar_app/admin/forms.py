@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, PasswordField, RadioField
+
+# SelectChoice is new in WTForms 3.3; the newest stub package (types-WTForms 3.2.1) lacks it.
+from wtforms import (  # type: ignore[attr-defined]
+    BooleanField,
+    EmailField,
+    PasswordField,
+    RadioField,
+    SelectChoice,
+)
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 
 from radar_app.accounts import (
@@ -14,7 +22,10 @@ from radar_app.accounts import (
     MIN_PASSWORD_LENGTH,
 )
 
-ROLE_CHOICES = [("user", "User: their own jobs"), ("admin", "Admin: every job, the admin pages")]
+ROLE_CHOICES = [
+    SelectChoice("user", "User: their own jobs"),
+    SelectChoice("admin", "Admin: every job, the admin pages"),
+]
 READ_ONLY_LABEL = "Read-only: sees, changes nothing"
 
 
