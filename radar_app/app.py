@@ -19,6 +19,7 @@ from radar_app.dashboard import bp as dashboard_bp
 from radar_app.extensions import csrf, db, init_db, init_limiter, migrate
 from radar_app.health import bp as health_bp
 from radar_app.jobs import bp as jobs_bp
+from radar_app.jobstatus import bp as jobstatus_bp
 from radar_app.leadbrowser import bp as leadbrowser_bp
 from radar_app.lists import bp as lists_bp
 from radar_app.metrics_endpoint import bp as metrics_bp
@@ -81,6 +82,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(api_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(jobs_bp)
+    app.register_blueprint(jobstatus_bp)
     app.register_blueprint(leadbrowser_bp)
     app.register_blueprint(saved_bp)
     app.register_blueprint(lists_bp)

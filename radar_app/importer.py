@@ -57,6 +57,7 @@ from functools import partial
 from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
+from redis.exceptions import RedisError
 
 from radar_app import journal
 from radar_app.claims import claim_records, release, release_all
@@ -91,6 +92,7 @@ from radar_app.propertyradar.client import Page, PropertyRadarClient, RetryEvent
 from radar_app.propertyradar.coerce import radar_id_of
 from radar_app.propertyradar.criteria import LEAD_FIELDS
 from radar_app.propertyradar.errors import PropertyRadarError
+from radar_app.propertyradar.throttle import Wait
 from radar_app.snapshot import SnapshotPlan
 from radar_app.store import (
     CoercedPage,
@@ -107,6 +109,7 @@ from radar_app.store import (
     upsert_records,
 )
 from radar_app.suppression import suppressed_radar_ids
+from radar_app.waits import WaitBoard
 
 logger = logging.getLogger(__name__)
 
@@ -317,6 +320,7 @@ def run_import(
     settings: ImportSettings | None = None,
     batch_size: int | None = None,
     run_id: str | None = None,
+    waits: WaitBoard | None = None,
 ) -> str:
     """Run (or resume) a batch job from its checkpoint until it completes, fails or is cancelled.
 
@@ -324,6 +328,8 @@ def run_import(
         settings: page sizes and freshness (defaults: ImportSettings()).
         batch_size: shorthand that overrides settings.batch_size.
         run_id: the RQ job id this run was started for (None: whatever the row holds).
+        waits: where to post the run's noticeable waits (rate limit, backoff, 429 pause)
+            for the job's page; None posts nothing.
 
     Returns the job's final status. Raises the client's error after recording FAILED,
     so RQ also files the job as failed.
@@ -338,7 +344,7 @@ def run_import(
         logger.info("batch %s not claimed (status %s); nothing to do", batch_id, status)
         return status
     with job_context(job.job_id):
-        return _Run(session, client, job, settings).run()
+        return _Run(session, client, job, settings, waits).run()
 
 
 @dataclass
@@ -444,8 +450,10 @@ class _Run:
         client: PropertyRadarClient,
         job: BatchJob,
         settings: ImportSettings,
+        waits: WaitBoard | None = None,
     ) -> None:
         self.session, self.client, self.job, self.settings = session, client, job, settings
+        self.waits = waits
         self.batch_id, self.run_id = job.id, job.rq_job_id or ""
         self.owner_id = job.created_by
         # Read once here: the purchase threads must not touch the session's objects.
@@ -493,7 +501,9 @@ class _Run:
             session.commit()
 
         previous_on_retry = getattr(self.client, "on_retry", None)
+        previous_on_wait = getattr(self.client, "on_wait", None)
         self.client.on_retry = self._record_retry
+        self.client.on_wait = self._post_wait
         try:
             self._retry_db("start", start)
             self._settle_journal()
@@ -522,6 +532,7 @@ class _Run:
             raise
         finally:
             self.client.on_retry = previous_on_retry
+            self.client.on_wait = previous_on_wait
 
     # -- the pipeline ---------------------------------------------------------------
 
@@ -1249,6 +1260,20 @@ class _Run:
                 event,
                 _current_request.get(),
             )
+
+    def _post_wait(self, wait: Wait | None) -> None:
+        """Show a noticeable wait of this thread's request on the job (radar_app/waits.py),
+        or that it ended. Runs on the waiting thread; never stops the import."""
+        if self.waits is None:
+            return
+        holder = f"{self.run_id}:{threading.current_thread().name}"
+        try:
+            if wait is None:
+                self.waits.clear(self.batch_id, holder)
+            else:
+                self.waits.post(self.batch_id, holder, wait)
+        except RedisError as exc:  # the wait still happens; only its display is lost
+            logger.debug("wait not shown on the job: %s", exc)
 
     def _cancel_requested(self) -> bool:
         return self._retry_db(

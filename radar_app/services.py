@@ -8,20 +8,27 @@ rate limiter.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from flask import abort, current_app, request
 from flask_login import current_user
 from redis import Redis
+from redis.exceptions import RedisError
 
-from radar_app import batches, searches
+from radar_app import batches, searches, waits
 from radar_app.extensions import db
 from radar_app.metrics import MeasuredClient
-from radar_app.models import BatchJob, SavedSearch
+from radar_app.models import BatchJob, JobStatus, SavedSearch, utcnow
 from radar_app.propertyradar.client import PropertyRadarClient
 from radar_app.propertyradar.throttle import SharedRateLimiter
-from radar_app.queue import get_redis
+from radar_app.queue import connect, get_redis
+
+# Every poll of a running job's page asks Redis what the job waits for: a frozen Redis
+# costs the poll this long at most (and the page shows no wait), well under
+# REDIS_WEB_TIMEOUT, which the job page would otherwise pay every 2 s.
+WAIT_READ_TIMEOUT = 0.25
 
 
 def build_client(config: Mapping[str, Any], redis: Redis) -> PropertyRadarClient:
@@ -87,3 +94,34 @@ def user_key() -> str:
     if current_user.is_authenticated:
         return f"user:{current_user.id}"
     return request.remote_addr or "unknown"
+
+
+def job_waiting(job: BatchJob) -> waits.Waiting | None:
+    """What a running job is waiting for (radar_app/waits.py): its worker's silence, or
+    the most telling wait its worker posted. None when it is not running, not waiting,
+    or Redis did not answer in time."""
+    if job.status != JobStatus.PROCESSING:
+        return None
+    config = current_app.config
+    silent = waits.no_heartbeat(
+        job.heartbeat_at,
+        utcnow(),
+        interval=config["HEARTBEAT_INTERVAL"],
+        stale_after=config["RECOVERY_STALE_AFTER"],
+    )
+    if silent is not None:
+        return silent
+    try:
+        return waits.most_telling(_wait_board().read(job.id), time.time())
+    except RedisError:
+        return None
+
+
+def _wait_board() -> waits.WaitBoard:
+    """The app's reader of posted waits, on a connection of its own with a short timeout."""
+    board: waits.WaitBoard | None = current_app.extensions.get("wait_board")
+    if board is None:
+        timeout = min(WAIT_READ_TIMEOUT, current_app.config["REDIS_WEB_TIMEOUT"])
+        redis = connect(current_app.config["REDIS_URL"], timeout, connect_timeout=timeout)
+        board = current_app.extensions.setdefault("wait_board", waits.WaitBoard(redis))
+    return board

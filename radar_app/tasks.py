@@ -21,6 +21,7 @@ from radar_app.jobstate import beat
 from radar_app.models import BatchJob, utcnow
 from radar_app.queue import get_queue, get_redis
 from radar_app.services import build_client
+from radar_app.waits import WaitBoard
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +122,7 @@ def run_batch_job(batch_id: int) -> str:
                         batch_id,
                         settings=ImportSettings.from_config(flask_app.config),
                         run_id=run_id,
+                        waits=WaitBoard(get_redis()),
                     )
                 finally:  # a failure that raises (for RQ's failed registry) is told too
                     _alert_finished(batch_id)

@@ -61,6 +61,7 @@ def test_blueprints_are_registered_once_each(app):
         "dashboard",
         "health",
         "jobs",
+        "jobstatus",
         "leadbrowser",
         "lists",
         "saved",

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from flask import Response, current_app, jsonify, url_for
 from flask_login import current_user
 
-from radar_app import batches, leadsearch, searches, services, suppression
+from radar_app import batches, leadsearch, searches, services, suppression, timeline
 from radar_app.api.operations import BAD_BODY, BAD_QUERY, NOT_FOUND, ApiBlueprint, ApiError, Reply
 from radar_app.api.schemas import (
     BROWSED_LEAD_PAGE,
@@ -32,6 +32,7 @@ from radar_app.api.schemas import (
     SAVED_SEARCH_IN,
     SAVED_SEARCH_PAGE,
     SEARCH,
+    TRANSITION_PAGE,
     VALIDATION_ERROR,
 )
 from radar_app.api.serializers import lead_json
@@ -217,6 +218,21 @@ def retry_batch_job(job: BatchJob) -> BatchJob:
 def list_batch_job_logs(job: BatchJob, query: dict[str, Any]) -> Any:
     """The job's log, newest first."""
     return paginate(log_newest_first(job), _paging(query))
+
+
+@bp.operation(
+    "GET",
+    "/batch-jobs/<job_id>/transitions",
+    tag="jobs",
+    query=PAGE_QUERY,
+    reply=Reply(200, "A page of the job's state changes", TRANSITION_PAGE),
+)
+def list_batch_job_transitions(job: BatchJob, query: dict[str, Any]) -> Any:
+    """The job's state history, newest first: each change of state, who made it and why.
+
+    The oldest entry is the job's creation (event `create`); `actor` is `schedule` when a
+    saved search's schedule made the job."""
+    return timeline.timeline_page(db.session, job, query["page"], query["per_page"])
 
 
 @bp.operation(

@@ -18,12 +18,13 @@ from flask import current_app
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_dump
 from marshmallow.validate import Length, OneOf, Range
 
-from radar_app import leads, leadsearch, pace
+from radar_app import leads, leadsearch, pace, services, timeline, waits
 from radar_app.api.criteria_schema import CRITERIA_INPUT, JOB_FIELDS
 from radar_app.defaults import JOB_NAME_MAX_LENGTH, MAX_RECORDS_LIMIT
 from radar_app.models import BatchJob, JobPhase, JobStatus, LedgerEntry, utcnow
 from radar_app.pagination import DEFAULT_PER_PAGE, MAX_PAGE, MAX_PER_PAGE
 from radar_app.propertyradar.criteria import text_problem
+from radar_app.propertyradar.wait import WaitKind
 
 _COUNT = Range(min=0)
 
@@ -260,9 +261,32 @@ class _JobAt:
         self.cost_total = round(job.cost_total, 2)
         self.created_by = job.owner.email
         self.matched = job.total_records
+        self.waiting = services.job_waiting(job)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._job, name)
+
+
+class WaitingSchema(ResponseSchema):
+    """What a running job is waiting for right now (as its page says)."""
+
+    kind = fields.String(
+        validate=OneOf([*(k.value for k in WaitKind), waits.NO_HEARTBEAT]),
+        metadata=_describe(
+            "rate_limit: the shared request rate; backoff: after a 5xx, timeout or garbled "
+            "answer; paused: PropertyRadar answered 429; no_heartbeat: its worker went "
+            "silent and recovery will requeue it"
+        ),
+    )
+    message = fields.String(
+        metadata=_describe(
+            'For people, e.g. "backing off after a 503, attempt 3 of 5, next in 8 s"'
+        )
+    )
+    seconds = fields.Float(
+        validate=Range(min=0),
+        metadata=_describe("Seconds left to wait; for no_heartbeat, seconds since the last beat"),
+    )
 
 
 class _SearchOutSchema(ResponseSchema):
@@ -333,6 +357,14 @@ class JobSchema(_SearchOutSchema):
     updated_at = fields.DateTime()
     started_at = fields.DateTime(allow_none=True)
     completed_at = fields.DateTime(allow_none=True)
+    waiting = fields.Nested(
+        WaitingSchema,
+        allow_none=True,
+        metadata=_describe(
+            "While PROCESSING: what it is waiting for (the rate limit, a backoff, a 429 "
+            "pause, a silent worker); null when it is not held back"
+        ),
+    )
 
     @pre_dump
     def _at_one_instant(self, job: BatchJob, **_: Any) -> _JobAt:
@@ -356,6 +388,26 @@ class LogEntrySchema(ResponseSchema):
     level = fields.String(metadata=_describe("INFO, WARNING or ERROR"))
     page = fields.Integer(allow_none=True, metadata=_describe("Page the line is about, if any"))
     message = fields.String()
+
+
+class TransitionSchema(ResponseSchema):
+    """One change of the job's state, or (event `create`, from_status null) its creation."""
+
+    at = fields.DateTime()
+    from_status = fields.String(allow_none=True, validate=OneOf(_STATUSES))
+    to_status = fields.String(validate=OneOf(_STATUSES))
+    event = fields.String(
+        validate=OneOf(list(timeline.EVENT_WORDS)),
+        metadata=_describe("What happened (radar_app.jobstate.Event, or create)"),
+    )
+    description = fields.String(attribute="what", metadata=_describe("What happened, for people"))
+    actor = fields.String(
+        metadata=_describe(
+            'Who: a user\'s email, "admin:<email>", "worker", "recovery", "schedule" or "system"'
+        )
+    )
+    actor_description = fields.String(attribute="who", metadata=_describe("Who, for people"))
+    reason = fields.String()
 
 
 class LedgerEntrySchema(ResponseSchema):
@@ -428,6 +480,10 @@ class SavedSearchListSchema(_PageSchema):
 
 class LogListSchema(_PageSchema):
     items = fields.List(fields.Nested(LogEntrySchema))
+
+
+class TransitionListSchema(_PageSchema):
+    items = fields.List(fields.Nested(TransitionSchema))
 
 
 def _lead_field(lead_field: leads.LeadField) -> fields.Raw:
@@ -506,6 +562,7 @@ JOB_PAGE = JobListSchema()
 SAVED_SEARCH = SavedSearchSchema()
 SAVED_SEARCH_PAGE = SavedSearchListSchema()
 LOG_PAGE = LogListSchema()
+TRANSITION_PAGE = TransitionListSchema()
 LEAD_PAGE = LeadListSchema()
 BROWSED_LEAD_PAGE = BrowsedLeadPageSchema()
 LEDGER = LedgerSchema()

@@ -54,6 +54,7 @@ from .errors import (
     ServerError,
     TransportError,
 )
+from .wait import Wait, WaitKind, WaitObserver, sleep_through
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +73,9 @@ TOKEN_SETTING = "PROPERTYRADAR_API_TOKEN"
 class RateLimiter(Protocol):
     """Paces requests (see throttle.SharedRateLimiter)."""
 
-    def acquire(self) -> float: ...
+    def acquire(self, on_wait: WaitObserver | None = None) -> float: ...
 
-    def pause(self, seconds: float) -> None: ...
+    def pause(self, seconds: float, retry_after: float | None = None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,17 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
         when = when.replace(tzinfo=UTC)
     current = time.time() if now is None else now
     return max(0.0, when.timestamp() - current)
+
+
+def _what_failed(error: PropertyRadarError) -> str:
+    """The failure a backoff follows, for people: "a 503", "a timeout", "a garbled answer"."""
+    if isinstance(error, MalformedResponseError):
+        return "a garbled answer"
+    if error.status is not None:
+        return f"a {error.status}"
+    if isinstance(error, TransportError) and "timed out" in error.message.lower():
+        return "a timeout"
+    return "a connection error"
 
 
 def _reason(exc: BaseException) -> str:
@@ -290,6 +302,9 @@ class PropertyRadarClient:
     ``sleep``, ``rng`` and ``session`` are injectable so tests run instantly and
     deterministically. Raising from ``on_retry`` aborts the retry loop (the exception
     propagates), which lets a caller refuse to repeat a possibly-billed purchase.
+    ``on_wait`` is told each wait of a request long enough to notice (the rate limit, a
+    backoff, a 429 pause; see wait.Wait), on the waiting thread, and None when it
+    ends; it must not raise.
     """
 
     def __init__(
@@ -304,6 +319,7 @@ class PropertyRadarClient:
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
         on_retry: Callable[[RetryEvent], None] | None = None,
+        on_wait: WaitObserver | None = None,
         rng: random.Random | None = None,
         max_limit: int = MAX_BATCH_SIZE,
         rate_limiter: RateLimiter | None = None,
@@ -343,6 +359,7 @@ class PropertyRadarClient:
         self._sessions: list[requests.Session] = []
         self._sessions_lock = threading.Lock()
         self._sleep = sleep
+        self.on_wait = on_wait
         self.on_retry = on_retry
         self._rng = rng if rng is not None else random.Random()
         self._rate_limiter = rate_limiter
@@ -506,22 +523,24 @@ class PropertyRadarClient:
         while True:
             attempt += 1
             if self._rate_limiter is not None:
-                self._rate_limiter.acquire()
+                self._rate_limiter.acquire(self.on_wait)
             try:
                 return self._attempt(params, body, headers, start=start, limit=limit)
             except PropertyRadarError as error:
                 self._scrub(error)
                 error.attempts = attempt
-                if isinstance(error, RateLimitedError) and self._rate_limiter is not None:
+                delay = self._backoff(attempt, error)
+                limited = isinstance(error, RateLimitedError)
+                retry_after = error.retry_after if isinstance(error, RateLimitedError) else None
+                if limited and self._rate_limiter is not None:
                     # Tell every worker, not just this one, to back off.
-                    self._rate_limiter.pause(self._backoff(attempt, error))
+                    self._rate_limiter.pause(delay, retry_after)
                 billed = _possibly_billed(error, purchase)
                 any_billed = any_billed or billed
                 if not error.retryable or attempt >= self.max_attempts:
                     error.possibly_billed = any_billed
                     error.last_attempt_possibly_billed = billed
                     raise
-                delay = self._backoff(attempt, error)
                 log.warning(
                     "PropertyRadar attempt %d/%d failed (%s); retrying in %.2fs%s",
                     attempt,
@@ -532,7 +551,15 @@ class PropertyRadarClient:
                 )
                 if self.on_retry is not None:
                     self.on_retry(RetryEvent(attempt, delay, error, purchase, billed, limit))
-                self._sleep(delay)
+                wait = Wait(
+                    WaitKind.PAUSED if limited else WaitKind.BACKOFF,
+                    delay,
+                    cause=_what_failed(error),
+                    attempt=attempt + 1,
+                    max_attempts=self.max_attempts,
+                    retry_after=retry_after,
+                )
+                sleep_through(wait, self._sleep, self.on_wait)
 
     def _attempt(
         self,
