@@ -52,7 +52,7 @@ def _actor(by: User | None) -> str:
 def _refuse_own(by: User | None, user: User, what: str) -> None:
     # An admin who locks themselves out may leave no one to let them back in.
     if by is not None and by.id == user.id:
-        raise SelfLockout(f"You cannot {what} your own account; ask another admin.")
+        raise SelfLockout(f"You cannot {what}; ask another admin.")
 
 
 def email_problem(email: str) -> str | None:
@@ -119,7 +119,7 @@ def create(
 def disable(session: DbSession, by: User | None, user: User) -> bool:
     """Stop the user signing in; their sessions and API token stop working at once.
     False if they were disabled already."""
-    _refuse_own(by, user, "disable")
+    _refuse_own(by, user, "disable your own account")
     if user.disabled_at is not None:
         return False
     user.disabled_at = utcnow()
@@ -190,6 +190,13 @@ def budget_text(budget: int | None) -> str:
     return "none" if budget is None else f"{budget:,}"
 
 
+def _budget_change(before: int | None, after: int | None) -> str:
+    unit = " records/month"
+    if after is None:
+        return f"budget {budget_text(before)}{unit} -> none"
+    return f"budget {budget_text(before)} -> {budget_text(after)}{unit}"
+
+
 def set_budget(session: DbSession, by: User | None, user: User, budget: int | None) -> bool:
     """Set (None: remove) the user's monthly budget in records. False if unchanged."""
     before = user.monthly_export_budget
@@ -201,7 +208,7 @@ def set_budget(session: DbSession, by: User | None, user: User, budget: int | No
         _actor(by),
         Action.BUDGET_CHANGED,
         user,
-        f"budget {budget_text(before)} -> {budget_text(budget)} records/month",
+        _budget_change(before, budget),
     )
     session.commit()
     return True
@@ -214,9 +221,9 @@ def set_role(
     if (user.is_admin, user.read_only) == (is_admin, read_only):
         return False
     if not is_admin and user.is_admin:
-        _refuse_own(by, user, "remove admin from")
+        _refuse_own(by, user, "remove your own admin role")
     if read_only and not user.read_only:
-        _refuse_own(by, user, "make read-only")
+        _refuse_own(by, user, "make your own account read-only")
     before = user.role
     user.is_admin, user.read_only = is_admin, read_only
     audit.record(session, _actor(by), Action.ROLE_CHANGED, user, f"role {before} -> {user.role}")

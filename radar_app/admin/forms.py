@@ -41,16 +41,24 @@ class RoleFields(FlaskForm):
 class CreateUserForm(RoleFields):
     email = EmailField(
         "Email",
+        filters=[lambda text: text.strip() if text else text],
         validators=[
             DataRequired(message="Enter an email address."),
-            Length(max=MAX_EMAIL_LENGTH),
+            Length(max=MAX_EMAIL_LENGTH, message=f"Use at most {MAX_EMAIL_LENGTH} characters."),
             Regexp(EMAIL_PATTERN, message=EMAIL_MESSAGE),
         ],
     )
     password = PasswordField(
         "Initial password",
         description="Leave empty to have one generated; it is shown once.",
-        validators=[Optional(), Length(min=MIN_PASSWORD_LENGTH, max=MAX_PASSWORD_LENGTH)],
+        validators=[
+            Optional(),
+            Length(
+                min=MIN_PASSWORD_LENGTH,
+                max=MAX_PASSWORD_LENGTH,
+                message=f"Use {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters.",
+            ),
+        ],
     )
 
 
