@@ -180,19 +180,32 @@ def _actor(by: User | None) -> str:
 
 
 def request_cancel(
-    session: DbSession, queue: Queue, job: BatchJob, *, by: User | None = None
+    session: DbSession,
+    queue: Queue,
+    job: BatchJob,
+    *,
+    by: User | None = None,
+    reason: str | None = None,
 ) -> BatchJob:
     """Cancel a queued job at once, or ask a running one to stop after its page in flight.
 
     Args:
         by: who asks (recorded in the job's state history).
+        reason: why, for the state history (a bulk cancel says so); what happened is
+            added to it.
     """
     if not job.is_active:
         raise InvalidTransition(f"A {job.status} job cannot be cancelled")
     rq_job_id = job.rq_job_id
     # Atomic: a worker may be claiming this PENDING job right now.
     if transition(
-        session, job, Event.CANCEL_QUEUED, actor=_actor(by), reason="Cancelled before it started"
+        session,
+        job,
+        Event.CANCEL_QUEUED,
+        actor=_actor(by),
+        reason=f"{reason}; cancelled before it started"
+        if reason
+        else "Cancelled before it started",
     ):
         _drop_queued_rq_job(queue, job.job_id, rq_job_id)
     else:
@@ -202,7 +215,7 @@ def request_cancel(
             job,
             Event.REQUEST_CANCEL,
             actor=_actor(by),
-            reason="Cancel requested; stopping after the page in flight",
+            reason=f"{reason or 'Cancel requested'}; stopping after the page in flight",
             expect={"status": JobStatus.PROCESSING},
         )
     session.refresh(job)
@@ -226,11 +239,13 @@ def retry_job(
     job: BatchJob,
     *,
     by: User | None = None,
+    reason: str = "Retry requested",
 ) -> BatchJob:
     """Re-queue a FAILED or CANCELLED job; it resumes from its checkpoint.
 
     Args:
         by: who asks (recorded in the job's state history).
+        reason: why, for the state history; where the job resumes is added to it.
     """
     if not job.can_retry:
         raise InvalidTransition(f"A {job.status} job cannot be retried")
@@ -245,7 +260,7 @@ def retry_job(
         job,
         Event.RETRY,
         actor=_actor(by),
-        reason=f"Retry requested; resuming at record {job.next_start + 1}",
+        reason=f"{reason}; resuming at record {job.next_start + 1}",
         expect={"status": previous_status},
         values={"rq_job_id": rq_job_id},
     ):

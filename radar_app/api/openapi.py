@@ -132,6 +132,11 @@ class _Document:
         for parameter in self.plugin.converter.schema2parameters(query, location="query"):
             name = _component_name(parameter["name"])
             registered = self.spec.components.parameters.get(name)
+            if registered is not None and registered != parameter:
+                # One name, two meanings (q: a leads search, a jobs search): the later
+                # schema's is named after it, e.g. LeadQueryQ.
+                name = type(query).__name__.removesuffix("Schema") + name
+                registered = self.spec.components.parameters.get(name)
             if registered is None:
                 self.spec.components.parameter(name, "query", parameter)
             elif registered != parameter:

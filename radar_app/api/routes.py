@@ -12,10 +12,21 @@ import sqlalchemy as sa
 from flask import Response, current_app, jsonify, url_for
 from flask_login import current_user
 
-from radar_app import batches, leadsearch, searches, services, suppression, timeline
+from radar_app import (
+    batches,
+    bulk,
+    jobsearch,
+    leadsearch,
+    searches,
+    services,
+    suppression,
+    timeline,
+)
 from radar_app.api.operations import BAD_BODY, BAD_QUERY, NOT_FOUND, ApiBlueprint, ApiError, Reply
 from radar_app.api.schemas import (
     BROWSED_LEAD_PAGE,
+    BULK_ACTION,
+    BULK_SUMMARY,
     CONFLICT,
     ERROR,
     JOB,
@@ -161,11 +172,48 @@ def preview_batch_job(body: dict[str, Any]) -> Any:
     "GET", "/batch-jobs", tag="jobs", query=JOB_QUERY, reply=Reply(200, "A page of jobs", JOB_PAGE)
 )
 def list_batch_jobs(query: dict[str, Any]) -> Any:
-    """The caller's jobs (an admin's: everyone's), newest first, optionally by status."""
-    jobs = batches.visible_jobs(current_user)
-    if status := query.get("status"):
-        jobs = jobs.where(BatchJob.status == status)
-    return paginate(jobs, _paging(query))
+    """The caller's jobs (an admin's: everyone's), newest first, searched like the Jobs
+    page: by name and criteria text, status, owner and creation date.
+
+    `owner` narrows an admin's list to one user's jobs; anyone else sees only their own
+    jobs whatever it says (another user's email finds nothing, like an unknown one)."""
+    return paginate(jobsearch.matching(current_user, _job_search(query)), _paging(query))
+
+
+def _job_search(filters: dict[str, Any]) -> jobsearch.JobQuery:
+    try:
+        return jobsearch.parse_query(db.session, current_user, filters)
+    except jobsearch.InvalidJobQuery as exc:
+        raise ApiError(BAD_QUERY, "Invalid query", fields=exc.errors) from exc
+
+
+@bp.operation(
+    "POST",
+    "/batch-jobs/bulk",
+    tag="jobs",
+    body=BULK_ACTION,
+    body_example={"action": "retry", "filter": {"status": "FAILED", "q": "Oregon"}},
+    reply=Reply(200, "What happened to each job", BULK_SUMMARY),
+)
+def bulk_batch_jobs(body: dict[str, Any]) -> bulk.Summary:
+    """Retry or cancel many jobs at once, each on its own, with what became of each.
+
+    The jobs are those named by `ids`, or the newest matching `filter` that the action
+    applies to (at most 1,000: `left_over` says how many more match), or the named ones
+    the filter matches. An id the caller may not see is skipped as `not yours`."""
+    action = bulk.Action(body["action"])
+    query = _job_search(body["filter"] or {}) if body["filter"] is not None else None
+    queue, settings = get_queue(), services.queue_settings()
+    try:
+        if body["ids"] is not None:
+            return bulk.by_ids(
+                db.session, queue, settings, current_user, action, body["ids"], query
+            )
+        return bulk.by_query(
+            db.session, queue, settings, current_user, action, query or jobsearch.JobQuery()
+        )
+    except bulk.InvalidBulkAction as exc:
+        raise ApiError(BAD_BODY, "Invalid request", fields=exc.errors) from exc
 
 
 @bp.operation("GET", "/batch-jobs/<job_id>", tag="jobs", reply=_job(200, "The job"))

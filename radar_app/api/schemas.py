@@ -18,7 +18,7 @@ from flask import current_app
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_dump
 from marshmallow.validate import Length, OneOf, Range
 
-from radar_app import leads, leadsearch, pace, services, timeline, waits
+from radar_app import bulk, jobsearch, leads, leadsearch, pace, services, timeline, waits
 from radar_app.api.criteria_schema import CRITERIA_INPUT, JOB_FIELDS
 from radar_app.defaults import JOB_NAME_MAX_LENGTH, MAX_RECORDS_LIMIT
 from radar_app.models import BatchJob, JobPhase, JobStatus, LedgerEntry, utcnow
@@ -133,16 +133,6 @@ class SavedSearchSchemaIn(JobCreateSchema):
     )
 
 
-class _JobStatusField(fields.String):
-    """A job status in any case; empty means any status."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        status = super()._deserialize(value, attr, data, **kwargs).strip().upper()
-        if status and status not in _STATUSES:
-            raise ValidationError(f"One of {', '.join(_STATUSES)}")
-        return status
-
-
 class PageQuerySchema(Schema):
     """?page=&per_page= of a list endpoint (the pages parse the same bounds with
     radar_app.pagination.page_args)."""
@@ -165,10 +155,15 @@ class PageQuerySchema(Schema):
     )
 
 
-class JobQuerySchema(PageQuerySchema):
-    status = _JobStatusField(
-        metadata={"enum": _STATUSES, "description": "Only jobs in this status (case-insensitive)"}
-    )
+# The Jobs search's parameters, from radar_app.jobsearch's table; their values are read
+# (and every problem reported) by jobsearch.parse_query, as the Jobs page's are.
+JobQuerySchema = PageQuerySchema.from_dict(
+    {
+        f.key: fields.Raw(metadata={"description": f"{f.label}: {f.help}", **f.schema})
+        for f in jobsearch.FILTERS
+    },
+    name="JobQuerySchema",
+)
 
 
 class _LeadQueryBase(Schema):
@@ -211,6 +206,59 @@ JOB_QUERY = JobQuerySchema()
 JOB_CREATE = JobCreateSchema()
 SAVED_SEARCH_IN = SavedSearchSchemaIn()
 SEARCH = SearchSchema()
+
+
+class _JobFilterSchema(Schema):
+    """A Jobs search as an object: GET /api/batch-jobs's parameters (but the page's)."""
+
+    error_messages = {"unknown": "Unknown field"}
+
+
+JobFilterSchema = _JobFilterSchema.from_dict(
+    {
+        f.key: fields.String(metadata={"description": f"{f.label}: {f.help}", **f.schema})
+        for f in jobsearch.FILTERS
+    },
+    name="JobFilterSchema",
+)
+
+
+class BulkActionSchema(Schema):
+    """A bulk retry or cancel: the jobs named by `ids`, or matching `filter`, or both (the
+    named jobs the search matches); with neither, every job of the caller's."""
+
+    error_messages = {"unknown": "Unknown field"}
+
+    action = fields.String(
+        required=True,
+        validate=OneOf([a.value for a in bulk.Action], error="Must be retry or cancel"),
+        error_messages={"required": "Required: retry or cancel"},
+        metadata={
+            "description": "retry: failed and cancelled jobs are queued again, resuming where "
+            "they stopped; cancel: queued jobs are cancelled, running ones stop after their "
+            "page in flight. Other jobs are skipped."
+        },
+    )
+    ids = fields.List(
+        fields.String(validate=Length(min=1, max=64)),
+        load_default=None,
+        validate=Length(
+            min=1, max=bulk.BULK_LIMIT, error=f"From 1 to {bulk.BULK_LIMIT:,} job ids"
+        ),
+        metadata={"description": "The jobs' `id`s; one the caller may not see is skipped"},
+    )
+    filter = fields.Nested(
+        JobFilterSchema,
+        load_default=None,
+        metadata={
+            "description": "A Jobs search, as GET /api/batch-jobs takes it: the newest "
+            f"{bulk.BULK_LIMIT:,} matching jobs the action applies to (or, with `ids`, those "
+            "of them it matches)"
+        },
+    )
+
+
+BULK_ACTION = BulkActionSchema()
 
 
 def field_problems(error: ValidationError) -> dict[str, str]:
@@ -557,8 +605,45 @@ class ConflictSchema(ErrorSchema):
     )
 
 
+class BulkOutcomeSchema(ResponseSchema):
+    """What became of one job."""
+
+    id = fields.String(attribute="job_id", metadata=_describe("The job's `id`"))
+    result = fields.String(validate=OneOf([r.value for r in bulk.Result]))
+    reason = fields.String(
+        allow_none=True,
+        metadata=_describe(
+            "Why a job was skipped: " + ", ".join(f"`{why}`" for why in bulk.SKIP_REASONS)
+        ),
+    )
+    name = fields.String(allow_none=True, metadata=_describe("null for an id not the caller's"))
+    status = fields.String(
+        allow_none=True,
+        validate=OneOf(_STATUSES),
+        metadata=_describe("The job's status now; null for an id not the caller's"),
+    )
+
+
+class BulkSummarySchema(ResponseSchema):
+    """What a bulk action did, job by job."""
+
+    action = fields.String(validate=OneOf([a.value for a in bulk.Action]))
+    results = fields.List(
+        fields.Nested(BulkOutcomeSchema), attribute="outcomes", metadata=_describe("In order")
+    )
+    changed = _count("Jobs retried, cancelled or asked to stop")
+    skipped = _count("Jobs skipped (see each one's reason)")
+    matching = _count(
+        "Jobs the filter matched that the action applies to (null when only ids were given)",
+        allow_none=True,
+    )
+    left_over = _count("Matching jobs beyond the limit, left as they were")
+    limit = _count("The most jobs one action changes")
+
+
 JOB = JobSchema()
 JOB_PAGE = JobListSchema()
+BULK_SUMMARY = BulkSummarySchema()
 SAVED_SEARCH = SavedSearchSchema()
 SAVED_SEARCH_PAGE = SavedSearchListSchema()
 LOG_PAGE = LogListSchema()

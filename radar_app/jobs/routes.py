@@ -11,6 +11,7 @@ something new.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -34,7 +35,7 @@ from redis.exceptions import RedisError
 # Werkzeug's Response: what redirect() returns, and the base of Flask's.
 from werkzeug.wrappers import Response
 
-from radar_app import batches, pace, searches, services
+from radar_app import batches, bulk, jobsearch, pace, searches, services
 from radar_app.export import csv_download, leads_in_search_order, outcomes_download
 from radar_app.extensions import db, limiter, login_manager
 from radar_app.jobs import filters, search
@@ -110,43 +111,121 @@ def home() -> Response:
 
 
 @bp.get("/jobs")
-def index() -> str:
-    """The user's jobs (an admin's: everyone's), newest first, filterable by status."""
-    status = request.args.get("status", "").strip().upper()
-    if status and status not in JobStatus.__members__:
-        abort(400, description=f"Unknown status {status!r}.")
-    paging = _paging(per_page=JOBS_PER_PAGE)
-    visible = batches.visible_jobs(current_user)
-    # One query for every status's count: the filter chips and the total both use it.
-    counts = dict(
-        db.session.execute(
-            visible.with_only_columns(BatchJob.status, sa.func.count())
-            .order_by(None)
-            .group_by(BatchJob.status)
-        )
-        .tuples()
-        .all()
-    )
-    query = visible.where(BatchJob.status == status) if status else visible
+def index() -> tuple[str, int]:
+    """The user's jobs (an admin's: everyone's), newest first, searchable by name and
+    criteria text, status, owner (admins) and creation date; htmx gets only the results
+    as the search changes."""
+    return _jobs_page(request.args)
+
+
+def _jobs_page(
+    args: Mapping[str, str],
+    *,
+    summary: bulk.Summary | None = None,
+    bulk_errors: Mapping[str, str] | None = None,
+) -> tuple[str, int]:
+    """The Jobs page for the search in `args` (for htmx: its results only), with a bulk
+    action's summary or problems; 400 (htmx: 422) when anything asked is wrong."""
+    errors: dict[str, str] = {}
+    try:
+        query = jobsearch.parse_query(db.session, current_user, args)
+    except jobsearch.InvalidJobQuery as exc:
+        query, errors = jobsearch.JobQuery(), dict(exc.errors)
+    try:
+        paging = page_args({"page": args.get("page") or "1"}, default_per_page=JOBS_PER_PAGE)
+    except ValueError as exc:
+        paging, errors["page"] = PageArgs(1, JOBS_PER_PAGE), str(exc)
+    counts = jobsearch.status_counts(db.session, current_user, query)
+    status = query.get("status") or ""
     total = counts.get(status, 0) if status else sum(counts.values())
-    jobs = paginate(query, paging, total=total)
-    return render_template(
-        "jobs/index.html",
-        jobs=jobs.items,
-        status=status,
-        counts=counts,
-        total=total,
-        page=jobs.page,
-        pages=jobs.pages,
+    jobs = paginate(jobsearch.matching(current_user, query), paging, total=total)
+    context = {
+        "jobs": [] if errors else jobs.items,
+        "query": query,
+        "entered": args,
+        "errors": errors,
+        "bulk_errors": bulk_errors or {},
+        "summary": summary,
+        "filters": jobsearch.FILTERS,
+        "status": status,
+        "counts": counts,
+        "counts_active": _any_active(counts),
+        "total": total,
+        "page": jobs.page,
+        "pages": jobs.pages,
+        "statuses": list(JobStatus),
+        "bulk_limit": bulk.BULK_LIMIT,
+        "now": utcnow(),
+    }
+    wrong = bool(errors or bulk_errors)
+    if is_htmx():
+        # 422: the fragment explaining the problem is swapped in (base.html's htmx-config).
+        return render_template("jobs/_jobs.html", **context), 422 if wrong else 200
+    return render_template("jobs/index.html", **context), 400 if wrong else 200
+
+
+def _any_active(counts: Mapping[str, int]) -> bool:
+    return any(counts.get(s, 0) for s in JobStatus if s.is_active)
+
+
+@bp.get("/jobs/counts")
+def status_counts() -> tuple[str, int]:
+    """htmx fragment: the status filter with its counts for the search in the URL. It polls
+    itself while any job counted is pending or processing (then stops: STOP_POLLING), and
+    refreshes when a row on the page changes status (the row's HX-Trigger: jobs-changed)."""
+    try:
+        query = jobsearch.parse_query(db.session, current_user, request.args)
+    except jobsearch.InvalidJobQuery as exc:
+        abort(400, description="; ".join(exc.errors.values()))
+    found = jobsearch.status_counts(db.session, current_user, query)
+    active = _any_active(found)
+    fragment = render_template(
+        "jobs/_counts.html",
+        query=query,
+        status=query.get("status") or "",
+        counts=found,
+        counts_active=active,
         statuses=list(JobStatus),
-        now=utcnow(),
     )
+    return fragment, 200 if active else STOP_POLLING
+
+
+@bp.post("/jobs/bulk")
+def bulk_action() -> tuple[str, int]:
+    """Retry or cancel the ticked jobs, every job on the page, or every job matching the
+    search (at most bulk.BULK_LIMIT), each on its own: the Jobs page (for htmx: its
+    results) with what happened to each job."""
+    form = request.form
+    try:
+        action = bulk.parse_action(form.get("action"))
+        scope = form.get("scope", "ticked")
+        if scope == "matching":
+            query = jobsearch.parse_query(db.session, current_user, form)
+            summary = bulk.by_query(
+                db.session, get_queue(), services.queue_settings(), current_user, action, query
+            )
+        else:
+            ids = form.getlist("page_job" if scope == "page" else "job")
+            summary = bulk.by_ids(
+                db.session, get_queue(), services.queue_settings(), current_user, action, ids
+            )
+    except bulk.InvalidBulkAction as exc:
+        return _jobs_page(form, bulk_errors=exc.errors)
+    except jobsearch.InvalidJobQuery:
+        return _jobs_page(form)  # which shows the search's problems by its fields
+    return _jobs_page(form, summary=summary)
 
 
 @bp.get("/jobs/<job_id>/row")
-def row(job_id: str) -> str:
-    """One row of the Jobs tab; polls itself while the job is active."""
-    return render_template("jobs/_row.html", job=services.job_or_404(job_id), now=utcnow())
+def row(job_id: str) -> Response:
+    """One row of the Jobs tab; polls itself while the job is active. When the job's status
+    is no longer the one the row showed (?shown=), the answer says so (HX-Trigger:
+    jobs-changed), and the status filter's counts refresh."""
+    job = services.job_or_404(job_id)
+    response = make_response(render_template("jobs/_row.html", job=job, now=utcnow()))
+    if request.args.get("shown", job.status) != job.status:
+        response.headers["HX-Trigger"] = "jobs-changed"
+    return response
 
 
 # ------------------------------------------------------------------------------ search

@@ -1,0 +1,208 @@
+"""Searching the Jobs list (issue 13): by name and criteria text, status, owner (admins)
+and creation date, for the Jobs page, GET /api/batch-jobs and the bulk actions alike.
+
+The filters are the table FILTERS: the page's form, the API's query schema and the
+parser all read it, so a filter exists everywhere or nowhere. Every query starts from
+what the user may see (batches.visible_jobs): a user's own jobs, read through the
+(created_by, created_at) index, so a text search scans at most that user's jobs; an
+admin's search by text over everyone's jobs scans the newest SCAN_LIMIT of them (see
+matching()).
+
+Needs no app or request: the tests and the bench call it with a plain session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from radar_app.batches import visible_jobs
+from radar_app.fielderrors import FieldErrors
+from radar_app.models import BatchJob, DbSession, JobStatus, User
+
+# Longest search text accepted.
+MAX_TEXT = 200
+# An admin's text search without an owner reads at most this many of the newest jobs: a
+# LIKE cannot use an index, and everyone's jobs are unbounded. A user's own jobs are not
+# capped (they are read by the owner index, and a user has far fewer).
+SCAN_LIMIT = 20_000
+
+STATUSES = [s.value for s in JobStatus]
+
+
+class InvalidJobQuery(FieldErrors):
+    """What is wrong with a Jobs search, by parameter."""
+
+
+@dataclass(frozen=True)
+class Filter:
+    """One query parameter: its label and help for the form and the API document, how its
+    value is read (raises ValueError with the message the user sees), and the values it
+    takes as JSON Schema."""
+
+    key: str
+    label: str
+    help: str
+    parse: Callable[[str], Any]
+    schema: Mapping[str, Any] = field(default_factory=dict)
+    # The Jobs page offers it to admins only (who alone see other users' jobs).
+    admin_only: bool = False
+
+
+def _text(value: str) -> str:
+    value = value.strip()
+    if len(value) > MAX_TEXT:
+        raise ValueError(f"at most {MAX_TEXT} characters")
+    if "\x00" in value:
+        raise ValueError("contains a NUL character")
+    return value
+
+
+def _status(value: str) -> str:
+    status = value.strip().upper()
+    if status not in STATUSES:
+        raise ValueError("one of " + ", ".join(STATUSES))
+    return status
+
+
+def _date(value: str) -> date:
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise ValueError("a date as YYYY-MM-DD") from None
+
+
+_TEXT_SCHEMA = {"type": "string", "maxLength": MAX_TEXT, "pattern": "^[^\\x00]*$"}
+_DATE_SCHEMA = {"type": "string", "format": "date"}
+
+FILTERS: tuple[Filter, ...] = (
+    Filter(
+        "q",
+        "Search",
+        "Part of the job's name or criteria (case-insensitive)",
+        _text,
+        _TEXT_SCHEMA,
+    ),
+    Filter("status", "Status", "Only jobs in this status", _status, {"enum": STATUSES}),
+    Filter(
+        "owner",
+        "Owner",
+        "The owner's email, exactly (any case). Only an admin sees other users' jobs: for "
+        "anyone else another user's email, like an unknown one, finds nothing",
+        lambda value: _text(value).lower(),
+        _TEXT_SCHEMA,
+        admin_only=True,
+    ),
+    Filter("created_from", "Created from", "YYYY-MM-DD (UTC)", _date, _DATE_SCHEMA),
+    Filter("created_to", "Created to", "YYYY-MM-DD (UTC), inclusive", _date, _DATE_SCHEMA),
+)
+FILTER_BY_KEY = {f.key: f for f in FILTERS}
+
+
+@dataclass(frozen=True)
+class JobQuery:
+    """A parsed Jobs search: the filters given, by key, parsed; the owner's row id."""
+
+    filters: Mapping[str, Any] = field(default_factory=dict)
+    # The user the owner filter names (None: no such user, or no owner filter).
+    owner_id: int | None = None
+
+    def get(self, key: str) -> Any:
+        return self.filters.get(key)
+
+    def args(self, **changes: Any) -> dict[str, str]:
+        """The search as URL parameters, with `changes` (None drops a key): links and
+        pagination keep the filters."""
+        values = {**self.filters, **changes}
+        return {
+            key: value.isoformat() if isinstance(value, date) else str(value)
+            for key, value in values.items()
+            if value not in (None, "")
+        }
+
+    def without_status(self) -> JobQuery:
+        """The same search in every status: what the status counts are counted over."""
+        return JobQuery({k: v for k, v in self.filters.items() if k != "status"}, self.owner_id)
+
+    @property
+    def narrows(self) -> bool:
+        """Whether any filter is given (the Jobs page then says "matching")."""
+        return bool(self.filters)
+
+
+def parse_query(session: DbSession, user: User, args: Mapping[str, Any]) -> JobQuery:
+    """Read the filters of `args` (a query string, a form, an API body) into a JobQuery;
+    every problem at once. Empty values are "no filter" (a form submits every field)."""
+    problems: dict[str, str] = {}
+    filters: dict[str, Any] = {}
+    for spec in FILTERS:
+        raw = args.get(spec.key)
+        if raw is None or not str(raw).strip():
+            continue
+        try:
+            filters[spec.key] = spec.parse(str(raw))
+        except ValueError as exc:
+            problems[spec.key] = f"{spec.label}: {exc}"
+    low, high = filters.get("created_from"), filters.get("created_to")
+    if low is not None and high is not None and low > high:
+        problems["created_to"] = "Created to: must not be below the lower bound"
+    if problems:
+        raise InvalidJobQuery(problems)
+    owner_id = None
+    if "owner" in filters:
+        # No error for an unknown email: it would tell anyone which emails have accounts.
+        owner_id = session.scalar(
+            sa.select(User.id).where(sa.func.lower(User.email) == filters["owner"])
+        )
+    return JobQuery(filters, owner_id)
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def matching(user: User, query: JobQuery) -> sa.Select[tuple[BatchJob]]:
+    """The jobs the user may see that pass the search, newest first."""
+    select = visible_jobs(user)
+    if "owner" in query.filters:
+        select = select.where(
+            BatchJob.created_by == query.owner_id if query.owner_id is not None else sa.false()
+        )
+    if status := query.get("status"):
+        select = select.where(BatchJob.status == status)
+    if (low := query.get("created_from")) is not None:
+        select = select.where(BatchJob.created_at >= _day_start(low))
+    if (high := query.get("created_to")) is not None and high < date.max:
+        select = select.where(BatchJob.created_at < _day_start(high + timedelta(days=1)))
+    if text := query.get("q"):
+        criteria_text = sa.cast(BatchJob.criteria, sa.Text)
+        select = select.where(
+            sa.or_(
+                BatchJob.name.icontains(text, autoescape=True),
+                criteria_text.icontains(text, autoescape=True),
+            )
+        )
+        if user.is_admin and "owner" not in query.filters:
+            newest = (
+                sa.select(BatchJob.id)
+                .order_by(BatchJob.created_at.desc(), BatchJob.id.desc())
+                .limit(SCAN_LIMIT)
+            )
+            select = select.where(BatchJob.id.in_(newest.scalar_subquery()))
+    return select
+
+
+def status_counts(session: DbSession, user: User, query: JobQuery) -> dict[str, int]:
+    """How many jobs pass the search in each status (the search's own status aside): the
+    figures of the Jobs page's status filter, in one query."""
+    counted = (
+        matching(user, query.without_status())
+        .with_only_columns(BatchJob.status, sa.func.count())
+        .order_by(None)
+        .group_by(BatchJob.status)
+    )
+    return {status: count for status, count in session.execute(counted).tuples()}
