@@ -64,6 +64,7 @@ def test_blueprints_are_registered_once_each(app):
         "jobstatus",
         "leadbrowser",
         "lists",
+        "metrics",
         "saved",
     ]
     assert "/api/openapi.json" in {rule.rule for rule in app.url_map.iter_rules()}
