@@ -65,6 +65,7 @@ LISTS = Expect(302, r"/suppression-lists")
 ALERTS = Expect(302, r"/alerts")
 STUCK = Expect(302, r"/admin/stuck")
 USAGE = Expect(302, r"/admin/usage")
+NOTHING = Expect(200, granted=False)  # answered, but nothing of the owner's is touched
 USER = Expect(302, r"/admin/users/[0-9]+")
 
 PAGE, HTMX, API = "page", "htmx", "api"
@@ -144,6 +145,11 @@ MATRIX = [Row(*row) for row in [
     ("POST", "/jobs/{pending}/cancel",              PAGE, True,  LOGIN,    JOB,     404,     JOB),
     ("POST", "/jobs/{cancelled}/retry",             HTMX, True,  HX_LOGIN, 200,     404,     200),
     ("POST", "/jobs/{cancelled}/retry",             PAGE, True,  LOGIN,    JOB,     404,     JOB),
+    ("GET",  "/jobs/counts",                        HTMX, False, HX_LOGIN, 286,     286,     286),
+    # Bulk: "?from={pending}" only makes the row's job (a pending one of the owner's); the
+    # body cancels every job matching: the other user has none, so theirs changes nothing.
+    ("POST", "/jobs/bulk?from={pending}",           HTMX, True,  HX_LOGIN, 200,     NOTHING, 200),
+    ("POST", "/jobs/bulk?from={pending}",           PAGE, True,  LOGIN,    200,     NOTHING, 200),
     ("GET",  "/auth/login",                         PAGE, False, 200,      JOBS,    JOBS,    JOBS),
     ("POST", "/auth/login",                         PAGE, False, JOBS,     JOBS,    JOBS,    JOBS),
     ("POST", "/auth/logout",                        PAGE, False, LOGIN,    OUT,     OUT,     OUT),
@@ -178,6 +184,7 @@ MATRIX = [Row(*row) for row in [
     ("GET",  "/api/batch-jobs/{done}/outcomes.csv", API,  False, 401,      200,     404,     200),
     ("POST", "/api/batch-jobs/{pending}/cancel",    API,  True,  401,      202,     404,     202),
     ("POST", "/api/batch-jobs/{cancelled}/retry",   API,  True,  401,      202,     404,     202),
+    ("POST", "/api/batch-jobs/bulk?from={pending}", API,  True,  401,      200,     NOTHING, 200),
     ("GET",  "/api/openapi.json",                   API,  False, 200,      200,     200,     200),
     ("GET",  "/api/leads",                          API,  False, 401,      200,     200,     200),
     ("GET",  "/api/leads?job={done}",               API,  False, 401,      200,     404,     200),
@@ -216,6 +223,8 @@ BODIES: dict[str, dict[str, Any]] = {
     "/admin/users/{user}/role": {"role": "admin"},
     "/api/batch-jobs": {"criteria": MULTNOMAH, "max_records": 10},
     "/api/batch-jobs/preview": {"criteria": MULTNOMAH},
+    "/jobs/bulk?from={pending}": {"action": "cancel", "scope": "matching"},
+    "/api/batch-jobs/bulk?from={pending}": {"action": "cancel", "filter": {}},
     "/searches": {"state": "OR", "name": "Matrix", "background": "y"},
     "/searches/{search}": {"state": "WA", "name": "Renamed", "background": "y"},
     "/searches/{search}/schedule": {"cadence": "daily", "at": "09:00", "timezone": "UTC"},

@@ -91,6 +91,9 @@ LIST = {"name": "Forged?", "values": "P1A2B3C"}
 PLAN = {"cadence": "daily", "at": "09:00", "timezone": "UTC"}
 CHANNEL = {"kind": "email", "target": "forged@example.com", "events": "job.failed"}
 NEW_USER = {"email": "forged@example.com", "role": "admin"}
+# Cancels every matching job: the owner's pending one ("?from={pending}" makes it).
+BULK = {"action": "cancel", "scope": "matching"}
+API_BULK = {"action": "cancel", "filter": {}}
 
 # Every POST route; the htmx ones also as the plain form they fall back to.
 # fmt: off
@@ -102,6 +105,8 @@ CSRF_CASES = [CsrfCase(*case) for case in [
     ("/jobs/{pending}/cancel",              PAGE, "owner",     {},                     302),
     ("/jobs/{cancelled}/retry",             HTMX, "owner",     {},                     200),
     ("/jobs/{cancelled}/retry",             PAGE, "owner",     {},                     302),
+    ("/jobs/bulk?from={pending}",           HTMX, "owner",     BULK,                   200),
+    ("/jobs/bulk?from={pending}",           PAGE, "owner",     BULK,                   200),
     ("/auth/login",                         PAGE, "anonymous", {"password": PASSWORD}, 302),
     ("/auth/logout",                        PAGE, "owner",     {},                     302),
     ("/admin/jobs/{pending}/requeue",       PAGE, "admin",     {},                     302),
@@ -118,6 +123,7 @@ CSRF_CASES = [CsrfCase(*case) for case in [
     ("/api/batch-jobs/preview",             API,  "owner",     API_SEARCH,             200),
     ("/api/batch-jobs/{pending}/cancel",    API,  "owner",     {},                     202),
     ("/api/batch-jobs/{cancelled}/retry",   API,  "owner",     {},                     202),
+    ("/api/batch-jobs/bulk?from={pending}", API,  "owner",     API_BULK,               200),
     ("/searches",                           PAGE, "owner",     SAVE,                   302),
     ("/searches/{search}",                  PAGE, "owner",     SAVE,                   302),
     ("/searches/{search}/delete",           PAGE, "owner",     {},                     302),
@@ -162,7 +168,9 @@ def test_csrf_cases_cover_every_post_route(app: Flask) -> None:
     }
     adapter = app.url_map.bind("localhost")
     covered = {
-        adapter.match(_url(case, "0" * 32, 1, "0" * 32, "0" * 32, "0" * 32), method="POST")[0]
+        adapter.match(
+            _url(case, "0" * 32, 1, "0" * 32, "0" * 32, "0" * 32).split("?")[0], method="POST"
+        )[0]
         for case in CSRF_CASES
     }
     assert posts == covered
