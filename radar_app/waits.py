@@ -158,11 +158,7 @@ def no_heartbeat(
     silent = (now - heartbeat_at).total_seconds()
     if silent < 2 * interval:
         return None
-    if silent >= stale_after:
-        message = f"no heartbeat for {_seconds(silent)} — will be recovered"
-    else:
-        message = (
-            f"no heartbeat for {_seconds(silent)} — will be recovered after "
-            f"{_seconds(stale_after)} without one"
-        )
+    message = f"no heartbeat for {int(silent)} s — will be recovered"
+    if silent < stale_after:
+        message += f" after {_seconds(stale_after)} without one"
     return Waiting(NO_HEARTBEAT, message, silent)
