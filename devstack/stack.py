@@ -149,6 +149,7 @@ class DevStack:
             self._start_inbox(ports.pick("inbox", self.env), ports.pick("smtp", self.env))
         web_port = ports.pick("web", self.env)
         ports.save()
+        self._fresh_metrics_directory()
 
         self._flask("db", "upgrade")
         login = self._flask("users", "demo", "--with-token").strip().splitlines()
@@ -230,6 +231,18 @@ class DevStack:
         )  # fmt: skip
         wait_until(lambda: _http_ok(f"{self.inbox_url}/messages.json"), 30, "demo inbox")
 
+    def _fresh_metrics_directory(self) -> None:
+        """Where the web workers and work horses write their counts for /metrics
+        (radar_app/metrics.py), emptied: the files of a previous run name processes that
+        are gone, and new ones could take their pids."""
+        directory = Path(
+            self.env.get("PROMETHEUS_MULTIPROC_DIR") or self.instance_dir / "prometheus"
+        )
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("*.db"):
+            stale.unlink()
+        self.env["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+
     def _resume_interrupted_jobs(self) -> None:
         """Requeue what the last stop left PROCESSING (or queued in the Redis that went away
         with it) now, instead of after RECOVERY_STALE_AFTER. This Redis is brand new, so no
@@ -284,6 +297,7 @@ class DevStack:
   Redis:     {redacted(redis_url)}
   Queue:     {rq_info}
   API:       {api_label}{inbox}
+  Metrics:   {self.url}/metrics (Prometheus: the demo admin's sign-in or API token)
   Data:      {self.instance_dir} (login, token and ports stay the same next time)
 
   curl -X POST -H "Authorization: Bearer {self.token}" -H 'Content-Type: application/json' \\

@@ -18,18 +18,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
+from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.parser import text_string_to_metric_families
 from redis import Redis
 
-from devstack import RedisServer
+from devstack import RedisServer, free_port
 from radar_app import create_app, metrics
 from radar_app.extensions import db
 from radar_app.models import BatchJob, JobStatus, utcnow
-from tests.conftest import ApiClient, issue_token, wait_until_listening
+from tests.conftest import SIM_TOKEN, ApiClient, issue_token, wait_until_listening
 from tests.helpers import MULTNOMAH, job_row, make_job, wait_for
+from tests.test_devstack import stack_env, start_stack  # noqa: F401 - used by name
 from tests.test_web_redis_faults import frozen
 
 SCRAPE_TOKEN = "scrape-token-0123456789abcdef"
@@ -335,3 +338,61 @@ def test_with_redis_down_the_scrape_answers_quickly_with_what_it_can_read(
     with faulty.app_context():
         db.session.remove()
         db.engine.dispose()
+
+
+# ------------------------------------------------------------------ make run
+
+
+def test_make_run_counts_every_process_from_an_empty_directory(
+    request, simulator, simulator_url, tmp_path
+):
+    """`make run`: two gunicorn workers, two workers' horses and the launcher's flask
+    commands all write to the instance's metrics directory, emptied at start."""
+    # tests/test_devstack.py's fixtures: `make run` in a pseudo-terminal.
+    base_env = request.getfixturevalue("stack_env")
+    start = request.getfixturevalue("start_stack")
+    directory = tmp_path / "instance" / "prometheus"
+    directory.mkdir(parents=True)
+    # A previous run's file, saying 1,000 purchases: counted if it were left there.
+    leftover = MmapedDict(str(directory / "counter_999999.db"))
+    key = mmap_key(
+        "radar_propertyradar_requests",
+        "radar_propertyradar_requests_total",
+        ["kind", "outcome"],
+        ["purchase", "ok"],
+        metrics.REQUESTS._documentation,
+    )
+    leftover.write_value(key, 1000.0, 0.0)
+    leftover.close()
+
+    env = {
+        **base_env,
+        "PROPERTYRADAR_API_URL": simulator_url,
+        "PROPERTYRADAR_API_TOKEN": SIM_TOKEN,
+        "PORT": str(free_port()),
+        "REDIS_PORT": str(free_port()),
+    }
+    stack = start(env)
+    url, token = stack.banner_value("radar_app is running"), stack.banner_value("API token")
+    api = requests.Session()
+    api.headers["Authorization"] = f"Bearer {token}"  # the demo admin's
+    created = api.post(f"{url}/api/batch-jobs", json={"criteria": MULTNOMAH})
+    assert created.status_code == 201, created.text
+    job_url = f"{url}/api/batch-jobs/{created.json()['id']}"
+    wait_for(lambda: api.get(job_url).json()["status"] == "COMPLETED", 60, "the import")
+
+    log = simulator.stats()["requests"]
+    # Any of gunicorn's two workers may answer: each sums every process's files.
+    for _ in range(4):
+        response = api.get(f"{url}/metrics", timeout=10)
+        assert response.status_code == 200, response.text
+        samples = parse(response.text)
+        for kind, purchase in (("free", 0), ("purchase", 1)):
+            served = sum(1 for r in log if r["purchase"] == purchase and r["status"] == 200)
+            counted = value(samples, "radar_propertyradar_requests_total", kind=kind, outcome="ok")
+            assert counted == served, (kind, counted, served)
+        assert value(samples, "radar_records_bought_total") == 2000
+    assert not (directory / "counter_999999.db").exists()
+    stack.ctrl_c()
+    stack.wait_stopped(timeout=45)
+    assert stack.returncode == 0, stack.text
