@@ -17,20 +17,21 @@ Sources, and why each is exact:
   job_transitions, the row every status change writes (jobstate.transition), so a job
   that failed, was retried and failed again counts two failures, each in its hour.
 
-Every system query is bounded by a time range on created_at, which batch_jobs and (for
-one user) the ledger index; see the index requests in the report for job_transitions and
-the whole-system ledger.
+Every system query reads a created_at range through an index (ix_batch_jobs_created or
+_owner_created, ix_job_transitions_created, ix_purchase_ledger_created or _user_month), so
+it costs what the window holds, not what the tables hold; the rows are counted per bucket
+in SQL and only the buckets come back.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.compiler import SQLCompiler
 
 from radar_app.charts import Point, round_step
 from radar_app.models import (
@@ -39,7 +40,9 @@ from radar_app.models import (
     JobStatus,
     JobTransition,
     LedgerEntry,
+    UTCDateTime,
 )
+from radar_app.prepared import Prepared
 
 # Most points a job's chart gets: its time is cut into at most this many round intervals.
 JOB_POINTS = 40
@@ -132,43 +135,13 @@ def system_activity(
 ) -> SystemActivity:
     """Jobs and purchases per bucket over `window` up to now: of everyone (owner_id None,
     an admin's view) or of one user's jobs. The last bucket is the one now is in."""
-    step_seconds = int(window.step.total_seconds())
-    end_epoch = (int(now.timestamp()) // step_seconds + 1) * step_seconds
-    start_epoch = end_epoch - int(window.span.total_seconds())
-    end = datetime.fromtimestamp(end_epoch, now.tzinfo)
-    start = datetime.fromtimestamp(start_epoch, now.tzinfo)
-    count = _ceil_div(end - start, window.step)
-
-    def bucket(column: Any) -> _Bucket:
-        return _Bucket(column, start_epoch, step_seconds)
-
-    created = sa.select(bucket(BatchJob.created_at).label("b")).where(
-        BatchJob.created_at >= start, BatchJob.created_at < end
-    )
-    finished = (
-        sa.select(bucket(JobTransition.created_at).label("b"), JobTransition.to_status)
-        .where(
-            JobTransition.created_at >= start,
-            JobTransition.created_at < end,
-            JobTransition.to_status.in_([JobStatus.COMPLETED, JobStatus.FAILED]),
-        )
-        .join(BatchJob, BatchJob.id == JobTransition.batch_job_id)
-    )
-    bought = sa.select(
-        bucket(LedgerEntry.created_at).label("b"),
-        LedgerEntry.result_count,
-        LedgerEntry.total_cost,
-    ).where(
-        LedgerEntry.created_at >= start,
-        LedgerEntry.created_at < end,
-        LedgerEntry.outcome == LedgerEntry.BILLED,
-    )
-    if owner_id is not None:
-        created = created.where(BatchJob.created_by == owner_id)
-        finished = finished.where(BatchJob.created_by == owner_id)
-        # The ledger's user is the job's owner (the runner writes job.created_by).
-        bought = bought.where(LedgerEntry.user_id == owner_id)
-
+    step = window.step
+    end = _EPOCH + (now - _EPOCH) // step * step + step
+    count = _ceil_div(window.span, step)
+    starts = [end - (count - i) * step for i in range(count)]
+    params: dict[str, Any] = {"owner": owner_id}
+    for i, start in enumerate(starts):
+        params[f"lo{i}"], params[f"hi{i}"] = start, start + step
     series: dict[str, list[Any]] = {
         "created": [0] * count,
         "completed": [0] * count,
@@ -176,62 +149,94 @@ def system_activity(
         "bought": [0] * count,
         "spent": [0.0] * count,
     }
-    # Grouped outside the subquery: PostgreSQL will not match a GROUP BY expression to the
-    # selected one when each carries its own bound parameters.
-    inner = created.subquery()
-    for b, n in session.execute(sa.select(inner.c.b, sa.func.count()).group_by(inner.c.b)):
-        series["created"][b] += n
-    inner = finished.subquery()
-    query = sa.select(inner.c.b, inner.c.to_status, sa.func.count()).group_by(
-        inner.c.b, inner.c.to_status
+    connection = session.connection(bind_arguments={"mapper": BatchJob})
+    for kind in _PARTS:
+        statement = _per_bucket(kind, count, owned=owner_id is not None)
+        for i, status, n, money in statement(connection, params):
+            if kind == "finished":
+                series["completed" if status == JobStatus.COMPLETED else "failed"][i] += n
+            else:
+                series[kind][i] += int(n)
+                if kind == "bought":
+                    series["spent"][i] += float(money)
+    return SystemActivity(window=window, starts=starts, **series)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_OWNER = sa.bindparam("owner", type_=sa.Integer)
+# The owner's job ids, read once per statement: joined in each part instead, PostgreSQL
+# built a hash of them for every bucket (28 times 4 ms for a user with 500 jobs).
+_OWNED_JOBS = sa.select(BatchJob.id).where(BatchJob.created_by == _OWNER).cte("owned_jobs")
+# The columns every part has, so they can be one UNION: (status, n, money, bucket).
+_NO_STATUS = sa.null().label("status")
+_NO_MONEY = sa.literal_column("0.0").label("money")
+
+
+def _created(lo: Any, hi: Any, owned: bool) -> sa.Select[Any]:
+    query = sa.select(_NO_STATUS, sa.func.count().label("n"), _NO_MONEY)
+    query = query.where(BatchJob.created_at >= lo, BatchJob.created_at < hi)
+    return query.where(BatchJob.created_by == _OWNER) if owned else query
+
+
+def _finished(lo: Any, hi: Any, owned: bool) -> sa.Select[Any]:
+    query = (
+        sa.select(JobTransition.to_status.label("status"), sa.func.count().label("n"), _NO_MONEY)
+        .where(
+            JobTransition.created_at >= lo,
+            JobTransition.created_at < hi,
+            # Not IN: a Prepared statement cannot expand a list (see radar_app.prepared).
+            sa.or_(
+                JobTransition.to_status == JobStatus.COMPLETED,
+                JobTransition.to_status == JobStatus.FAILED,
+            ),
+        )
+        .group_by(JobTransition.to_status)
     )
-    for b, status, n in session.execute(query):
-        series["completed" if status == JobStatus.COMPLETED else "failed"][b] += n
-    inner = bought.subquery()
+    if not owned:
+        return query
+    return query.where(JobTransition.batch_job_id.in_(sa.select(_OWNED_JOBS.c.id)))
+
+
+def _bought(lo: Any, hi: Any, owned: bool) -> sa.Select[Any]:
     query = sa.select(
-        inner.c.b,
-        sa.func.coalesce(sa.func.sum(inner.c.result_count), 0),
-        sa.func.coalesce(sa.func.sum(inner.c.total_cost), 0.0),
-    ).group_by(inner.c.b)
-    for b, records, money in session.execute(query):
-        series["bought"][b] += int(records)
-        series["spent"][b] += float(money)
-    return SystemActivity(
-        window=window,
-        starts=[start + i * window.step for i in range(count)],
-        **series,
+        _NO_STATUS,
+        sa.func.coalesce(sa.func.sum(LedgerEntry.result_count), 0).label("n"),
+        sa.func.coalesce(sa.func.sum(LedgerEntry.total_cost), 0.0).label("money"),
+    ).where(
+        LedgerEntry.created_at >= lo,
+        LedgerEntry.created_at < hi,
+        LedgerEntry.outcome == LedgerEntry.BILLED,
     )
+    # The ledger's user is the job's owner (the runner writes job.created_by).
+    return query.where(LedgerEntry.user_id == _OWNER) if owned else query
 
 
-class _Bucket(sa.ColumnElement[int]):
-    """The number of the `step_seconds` bucket, counted from `start_epoch` (Unix time), a
-    UTC timestamp column falls in. Only for rows at or after the start (the query's WHERE):
-    integer division then is floor division on both databases."""
-
-    type = sa.Integer()
-    inherit_cache = False  # the start changes with every call
-
-    def __init__(self, column: Any, start_epoch: int, step_seconds: int) -> None:
-        self.column = column
-        self.start_epoch = start_epoch
-        self.step_seconds = step_seconds
+_PARTS: dict[str, Callable[[Any, Any, bool], sa.Select[Any]]] = {
+    "created": _created,
+    "finished": _finished,
+    "bought": _bought,
+}
 
 
-@compiles(_Bucket, "sqlite")
-def _bucket_sqlite(element: _Bucket, compiler: SQLCompiler, **kw: Any) -> str:
-    # UTCDateTime stores UTC text without an offset ("2026-12-07 14:59:59.999999"), which
-    # strftime('%s') reads as UTC; only its whole seconds, since SQLite rounds the fraction
-    # to milliseconds (14:59:59.9996 would be 15:00:00, the next hour's bucket).
-    whole_seconds = sa.func.substr(element.column, 1, 19)
-    seconds = sa.cast(sa.func.strftime("%s", whole_seconds), sa.Integer)
-    return compiler.process((seconds - element.start_epoch) // element.step_seconds, **kw)
+@functools.cache
+def _per_bucket(kind: str, count: int, owned: bool) -> Prepared:
+    """One statement: the `kind` aggregate of each of `count` buckets (parameters lo<i>,
+    hi<i>, and owner when `owned`), as rows (bucket, status, count or sum, money).
 
-
-@compiles(_Bucket, "postgresql")
-def _bucket_postgresql(element: _Bucket, compiler: SQLCompiler, **kw: Any) -> str:
-    seconds = sa.extract("epoch", element.column)
-    offset = sa.func.floor((seconds - element.start_epoch) / element.step_seconds)
-    return compiler.process(sa.cast(offset, sa.Integer), **kw)
+    Each part reads its bucket's range from an index, and whole buckets are counted by
+    comparison: computing each row's bucket instead (a date function per row, then a GROUP
+    BY) cost several times as much on SQLite (370 ms against 40 ms for a week of 47,000
+    ledger rows). Built and compiled once (radar_app.prepared): building the 28-part
+    statement at every request cost SQLAlchemy more than the database took to answer it.
+    """
+    parts = []
+    for i in range(count):
+        lo, hi = (sa.bindparam(f"{edge}{i}", type_=UTCDateTime()) for edge in ("lo", "hi"))
+        part = _PARTS[kind](lo, hi, owned)
+        parts.append(part.add_columns(sa.literal_column(str(i)).label("bucket")))
+    compound = sa.union_all(*parts).subquery()
+    *values, bucket = compound.c
+    return Prepared(sa.select(bucket, *values))
 
 
 def _ceil_div(span: timedelta, step: timedelta) -> int:
