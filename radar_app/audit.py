@@ -116,7 +116,9 @@ class Cursor:
     id: int
 
     _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-    _SHAPE = re.compile(r"([0-9]{1,17})-([ju])-([0-9]{1,18})")
+    _SHAPE = re.compile(r"([0-9]{1,17})-([ju])-([0-9]{1,10})")
+    # The ids are database integers: a larger one would be an error on PostgreSQL.
+    _MAX_ID = 2**31 - 1
 
     def encode(self) -> str:
         micros = (self.at - self._EPOCH) // timedelta(microseconds=1)
@@ -125,13 +127,10 @@ class Cursor:
     @classmethod
     def decode(cls, text: str) -> Cursor:
         match = cls._SHAPE.fullmatch(text)
-        if match is None:
+        if match is None or int(match[3]) > cls._MAX_ID:
             raise ValueError(text)
-        try:
-            at = cls._EPOCH + timedelta(microseconds=int(match[1]))
-        except OverflowError:
-            raise ValueError(text) from None
-        return cls(at, match[2], int(match[3]))
+        # At most 17 digits of microseconds: before the year 5000, within datetime's range.
+        return cls(cls._EPOCH + timedelta(microseconds=int(match[1])), match[2], int(match[3]))
 
     def key(self) -> tuple[datetime, str, int]:
         return (self.at, self.source, self.id)
