@@ -354,6 +354,9 @@ class BatchJob(Model):
     __tablename__ = "batch_jobs"
     __table_args__ = (
         sa.Index("ix_batch_jobs_owner_created", "created_by", "created_at"),
+        # Every page asks whether the user has an active job, or one that ended since
+        # the last look (radar_app.notifications): seeks, for a user with many jobs.
+        sa.Index("ix_batch_jobs_owner_status_completed", "created_by", "status", "completed_at"),
         sa.Index("ix_batch_jobs_status_created", "status", "created_at"),
         # An admin's Jobs tab lists everyone's jobs newest first.
         sa.Index("ix_batch_jobs_created", "created_at"),

@@ -1,5 +1,6 @@
 """User admin (issue 13): users.disabled_at and users.read_only, the audit_events table,
-and indexes that read job transitions and purchases by time (the audit page, the charts).
+indexes that read job transitions and purchases by time (the audit page, the charts), and
+one that finds a user's active or just-ended jobs (the notification poll on every page).
 
 Revision ID: 0018
 Revises: 0017
@@ -37,9 +38,15 @@ def upgrade():
     op.create_index("ix_audit_events_created", "audit_events", ["created_at", "id"])
     op.create_index("ix_job_transitions_created", "job_transitions", ["created_at", "id"])
     op.create_index("ix_purchase_ledger_created", "purchase_ledger", ["created_at"])
+    op.create_index(
+        "ix_batch_jobs_owner_status_completed",
+        "batch_jobs",
+        ["created_by", "status", "completed_at"],
+    )
 
 
 def downgrade():
+    op.drop_index("ix_batch_jobs_owner_status_completed", table_name="batch_jobs")
     op.drop_index("ix_purchase_ledger_created", table_name="purchase_ledger")
     op.drop_index("ix_job_transitions_created", table_name="job_transitions")
     op.drop_table("audit_events")
