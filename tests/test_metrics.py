@@ -22,14 +22,17 @@ import requests
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.parser import text_string_to_metric_families
 from redis import Redis
 
 from devstack import RedisServer, free_port
-from radar_app import create_app, metrics
+from radar_app import create_app, metrics, services
 from radar_app.extensions import db
 from radar_app.models import BatchJob, JobStatus, utcnow
+from radar_app.propertyradar.errors import PropertyRadarError
+from radar_app.queue import get_redis
 from tests.conftest import SIM_TOKEN, ApiClient, issue_token, wait_until_listening
 from tests.helpers import MULTNOMAH, job_row, make_job, wait_for
 from tests.test_devstack import stack_env, start_stack  # noqa: F401 - used by name
@@ -169,6 +172,53 @@ def test_web_requests_are_counted_by_outcome_in_a_single_process(
     timings = "radar_propertyradar_request_duration_seconds_count"
     timed = value(after, timings, kind="free") - value(before, timings, kind="free")
     assert timed == served["5xx"] + served["ok"]
+
+
+def counted_by_outcome() -> dict[tuple[str, str], float]:
+    """This process's PropertyRadar attempts by (kind, outcome), as a scrape shows them."""
+    registry = CollectorRegistry()
+    registry.register(metrics.REQUESTS)
+    samples = parse(generate_latest(registry).decode())
+    return {
+        (labels["kind"], labels["outcome"]): count
+        for (name, label_set), count in samples.items()
+        if name == "radar_propertyradar_requests_total"
+        for labels in [dict(label_set)]
+    }
+
+
+@pytest.mark.parametrize(
+    ("fault", "outcome"),
+    [
+        ("429", "429"),
+        ("502", "5xx"),
+        ("malformed", "malformed"),
+        ("slow", "timeout"),  # headers later than the attempt's deadline
+        ("refused", "connection"),  # nothing listens on the port
+        ("bad token", "auth"),
+        (None, "ok"),
+    ],
+)
+def test_each_attempt_of_the_one_client_builder_is_counted_by_its_outcome(
+    app, simulator, fault, outcome
+):
+    settings = {**app.config, "PROPERTYRADAR_MAX_ATTEMPTS": 1, "PROPERTYRADAR_TIMEOUT": 0.5}
+    if fault == "refused":
+        settings["PROPERTYRADAR_API_URL"] = f"http://127.0.0.1:{free_port()}"
+    elif fault == "bad token":
+        settings["PROPERTYRADAR_API_TOKEN"] = "not-the-simulator-token"
+    elif fault is not None:
+        simulator.configure(slow_seconds=2.0, scripted_faults=[{"kind": fault, "times": 1}])
+    before = counted_by_outcome()
+    with app.app_context(), services.build_client(settings, get_redis()) as client:
+        if outcome == "ok":
+            client.count(MULTNOMAH)
+        else:
+            with pytest.raises(PropertyRadarError):
+                client.count(MULTNOMAH)
+    after = counted_by_outcome()
+    grew = {key: after[key] - before.get(key, 0) for key in after if after[key] != before.get(key)}
+    assert grew == {("free", outcome): 1}
 
 
 def outcome_of_logged(request: dict[str, Any]) -> str:
