@@ -4,8 +4,9 @@ their values come from. No Flask here.
 Two kinds of figure, read two ways:
 
 * Facts the database or Redis already hold (jobs by status, records bought and reused,
-  heartbeat ages, queue depths, workers) are read when Prometheus scrapes, by
-  ``live_families``: nothing to keep in step, nothing lost when a process dies.
+  heartbeat ages, queue depths, workers) are read when Prometheus scrapes
+  (``database_families``, ``redis_families``): nothing to keep in step, nothing lost
+  when a process dies.
 * What only the process that did it can see (each PropertyRadar HTTP attempt: its
   outcome and latency, and the attempts in flight) is counted there, by the client that
   ``services.build_client`` returns (``MeasuredClient``). Web processes and work horses
@@ -16,7 +17,8 @@ Two kinds of figure, read two ways:
 
 Work horses: RQ forks one per job. prometheus_client notices the new pid and opens new
 files, so a horse never writes into its worker's files. Named by pid, every job would
-leave two files behind, and a scrape reads every file: after 10,000 jobs, 20,000 files.
+leave its three files behind (counters, histogram, gauge), and a scrape reads every file:
+after 10,000 jobs, 30,000 of them.
 So a horse takes the name of its worker's horse slot instead (``horse<worker pid>``):
 a worker runs one horse at a time, and each horse carries on in the files of the one
 before, whose counts (a dead horse's too) stay counted. After each horse ends the worker
@@ -38,7 +40,6 @@ from typing import Any
 import redis.exceptions
 import sqlalchemy as sa
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -70,8 +71,6 @@ from radar_app.propertyradar.errors import (
     ServerError,
     TransportError,
 )
-
-__all__ = ["CONTENT_TYPE_LATEST", "MeasuredClient", "render", "use_directory"]
 
 # -- what each process counts ---------------------------------------------------------
 

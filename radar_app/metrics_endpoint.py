@@ -13,6 +13,7 @@ import hmac
 from flask import Blueprint, current_app, request
 from flask.blueprints import BlueprintSetupState
 from flask_login import current_user
+from prometheus_client import CONTENT_TYPE_LATEST
 from werkzeug.wrappers import Response
 
 from radar_app import metrics
@@ -55,6 +56,6 @@ def scrape() -> Response:
     body = metrics.render(
         db.session, get_redis(), stale_after=current_app.config["RECOVERY_STALE_AFTER"]
     )
-    response = Response(body, mimetype=None, content_type=metrics.CONTENT_TYPE_LATEST)
+    response = Response(body, mimetype=None, content_type=CONTENT_TYPE_LATEST)
     response.headers["Cache-Control"] = "no-store"
     return response
