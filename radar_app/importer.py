@@ -92,7 +92,7 @@ from radar_app.propertyradar.client import Page, PropertyRadarClient, RetryEvent
 from radar_app.propertyradar.coerce import radar_id_of
 from radar_app.propertyradar.criteria import LEAD_FIELDS
 from radar_app.propertyradar.errors import PropertyRadarError
-from radar_app.propertyradar.throttle import Wait
+from radar_app.propertyradar.wait import Wait
 from radar_app.snapshot import SnapshotPlan
 from radar_app.store import (
     CoercedPage,
