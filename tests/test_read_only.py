@@ -140,7 +140,13 @@ def test_a_read_only_user_reads_their_own_jobs_and_leads_and_sees_no_actions(
     bearer = {"Authorization": f"Bearer {issue_token(app, user.email)}"}
 
     assert NAME_IN_HTML in client.get("/jobs").text
-    assert client.get(f"/jobs/{done}").status_code == 200
+    job_page = client.get(f"/jobs/{done}")
+    assert job_page.status_code == 200
+    # The page offers no action to be refused (the owner's own page has it).
+    assert 'id="save-as-search"' not in job_page.text
+    set_read_only(app, user.email, False)
+    assert 'id="save-as-search"' in client.get(f"/jobs/{done}").text
+    set_read_only(app, user.email)
     assert client.get(f"/jobs/{done}/leads.csv").status_code == 200
     assert client.get("/leads").status_code == 200
     listed = app.test_client().get("/api/batch-jobs", headers=bearer)
