@@ -91,9 +91,10 @@ document.addEventListener("visibilitychange", updateToastClocks);
 // base.html renders #notification-poll armed (hx-get, hx-trigger) only while the user has
 // a job pending or processing. The server answers 286 when nothing is left to wait for:
 // htmx then stops polling, and the poll is marked stopped by dropping those attributes.
-// Any action taken through htmx (retry, cancel...) may start a job, so it arms a stopped
-// poll again, as a fresh element (a stopped one stays stopped); its first request, at
-// once, stops it again if no job is running.
+// An action taken through htmx (a retry...) after which the page shows a pending or
+// processing job arms a stopped poll again, as a fresh element (a stopped one stays
+// stopped); if that job is not the user's, the first request, at once, stops it again.
+const ACTIVE_JOB = '.badge[data-status="PENDING"], .badge[data-status="PROCESSING"]';
 
 function armNotificationPoll() {
   const poll = document.getElementById("notification-poll");
@@ -107,14 +108,15 @@ function armNotificationPoll() {
   htmx.process(armed);
 }
 
+// Fired once the answer has been swapped in.
 document.addEventListener("htmx:afterRequest", (event) => {
   const { elt, xhr, requestConfig, successful } = event.detail;
-  if (elt.id === "notification-poll") {
+  if (elt?.id === "notification-poll") {
     if (xhr.status === 286) {
       elt.removeAttribute("hx-get");
       elt.removeAttribute("hx-trigger");
     }
-  } else if (successful && requestConfig?.verb && requestConfig.verb !== "get") {
+  } else if (successful && requestConfig?.verb !== "get" && document.querySelector(ACTIVE_JOB)) {
     armNotificationPoll();
   }
 });

@@ -120,6 +120,13 @@ def test_no_poll_without_an_active_job(signed_in: Page, polls: PollCounter, app)
         expect(page.locator("#toasts")).to_have_attribute("aria-live", "polite")
         expect(poller(page)).not_to_have_attribute("hx-trigger", re.compile(".*"))
         assert polls.during(page) == 0, path
+    # An htmx action that shows no running job (a free preview) does not poll either.
+    page.goto("/search")
+    polls.urls.clear()
+    page.get_by_role("button", name="Preview count").click()
+    expect(page.locator("#preview")).to_contain_text("Choose where to search")
+    page.wait_for_timeout(WINDOW_MS)
+    assert polls.urls == []
 
 
 def test_one_poll_per_page_while_a_job_is_active(signed_in: Page, polls: PollCounter, app) -> None:
