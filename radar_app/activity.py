@@ -46,6 +46,8 @@ from radar_app.prepared import Prepared
 
 # Most points a job's chart gets: its time is cut into at most this many round intervals.
 JOB_POINTS = 40
+# The longest a chunk's purchase is taken to have lasted (see job_activity).
+PURCHASE_SPREAD = timedelta(seconds=60)
 
 
 # ---------------------------------------------------------------------------- one job
@@ -68,32 +70,48 @@ def job_activity(session: DbSession, job: BatchJob, now: datetime) -> JobActivit
     rows = session.execute(
         sa.select(LedgerEntry.created_at, LedgerEntry.result_count, LedgerEntry.total_cost)
         .where(LedgerEntry.batch_job_id == job.id, LedgerEntry.outcome == LedgerEntry.BILLED)
-        .order_by(LedgerEntry.id)
+        .order_by(LedgerEntry.created_at, LedgerEntry.id)
     ).all()
     if not rows:
         return JobActivity([], [], 0, 0.0)
-    first, last = min(row[0] for row in rows), max(row[0] for row in rows)
+    first, last = rows[0][0], rows[-1][0]
     start = min(job.started_at or first, first)
-    end = now if job.is_active else (job.completed_at or last)
-    end = max(end, last)
+    end = max(now if job.is_active else (job.completed_at or last), last)
     if end <= start:
         end = start + timedelta(seconds=1)
     step = round_step(end - start, JOB_POINTS)
     count = _ceil_div(end - start, step)
-    records = [0] * count
+
+    def bucket(at: datetime) -> int:
+        return min(int((at - start) / step), count - 1)
+
+    records = [0.0] * count
     money = [0.0] * count
+    previous = start
     for at, result_count, total_cost in rows:
-        i = min(int((at - start) / step), count - 1)
-        records[i] += result_count or 0
-        money[i] += total_cost or 0.0
+        money[bucket(at)] += total_cost or 0.0
+        # A chunk's records are written together, when the chunk is stored, but were
+        # bought since the chunk before it: spread over that time (at most PURCHASE_SPREAD,
+        # so a retry days later does not smear its first chunk over the gap), the rate
+        # reads as the import's pace instead of spikes between silences.
+        begin, previous = max(previous, at - PURCHASE_SPREAD), at
+        seconds = (at - begin).total_seconds()
+        for i in range(bucket(begin), bucket(at) + 1):
+            if seconds <= 0:
+                records[i] += result_count or 0
+                break
+            low = max(begin, start + i * step)
+            high = min(at, start + (i + 1) * step)
+            records[i] += (result_count or 0) * max(0.0, (high - low).total_seconds()) / seconds
     rate, cost, spent = [], [Point(start, 0.0)], 0.0
     for i in range(count):
         interval_end = min(start + (i + 1) * step, end)
         seconds = (interval_end - (start + i * step)).total_seconds()
-        rate.append(Point(interval_end, records[i] / seconds))
+        rate.append(Point(interval_end, round(records[i] / seconds, 6)))
         spent += money[i]
         cost.append(Point(interval_end, round(spent, 6)))
-    return JobActivity(rate, cost, sum(records), round(spent, 6))
+    bought = sum(row[1] or 0 for row in rows)
+    return JobActivity(rate, cost, bought, round(spent, 6))
 
 
 # ----------------------------------------------------------------------------- system
@@ -169,7 +187,7 @@ _OWNER = sa.bindparam("owner", type_=sa.Integer)
 _OWNED_JOBS = sa.select(BatchJob.id).where(BatchJob.created_by == _OWNER).cte("owned_jobs")
 # The columns every part has, so they can be one UNION: (status, n, money, bucket).
 _NO_STATUS = sa.null().label("status")
-_NO_MONEY = sa.literal_column("0.0").label("money")
+_NO_MONEY = sa.literal_column("0.0", sa.Float).label("money")
 
 
 def _created(lo: Any, hi: Any, owned: bool) -> sa.Select[Any]:

@@ -148,7 +148,7 @@ def line_chart(
     for point, (x, y) in zip(points, xy, strict=True):
         label = f"{_moment(point.at, start, end)}: {unit.exact(point.value)}"
         parts.append(
-            f'<g class="point" data-at="{_iso(point.at)}" data-value="{point.value:g}">'
+            f'<g class="point" data-at="{_iso(point.at)}" data-value="{point.value:.10g}">'
             f"<title>{_esc(label)}</title>"
             f'<circle cx="{x:.1f}" cy="{y:.1f}" r="7" fill="{SURFACE}" fill-opacity="0"/>'
             f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{colour}"/></g>'
@@ -208,7 +208,7 @@ def bar_chart(
                 continue
             y = plot.y(value)
             parts.append(
-                f'<rect data-series="{_esc(row.name)}" data-value="{value:g}" '
+                f'<rect data-series="{_esc(row.name)}" data-value="{value:.10g}" '
                 f'x="{x0 + gap / 2 + j * bar:.2f}" y="{y:.2f}" width="{bar:.2f}" '
                 f'height="{plot.y(0) - y:.2f}" fill="{row.colour}"/>'
             )

@@ -21,7 +21,9 @@ from flask.testing import FlaskClient
 from radar_app import activity, charts
 from radar_app.extensions import db
 from radar_app.models import BatchJob, JobStatus, JobTransition, LedgerEntry, User, utcnow
+from tests.conftest import csrf_token_from
 from tests.helpers import job_row, make_job
+from tests.search_helpers import run_search
 
 SVG = "{http://www.w3.org/2000/svg}"
 HX = {"HX-Request": "true"}
@@ -286,14 +288,18 @@ def test_a_jobs_rate_and_cost_come_from_its_ledger(signed_in: FlaskClient, finis
     assert response.status_code == 200
     assert response.mimetype == "image/svg+xml"
     rate = points(parse(response.text))
-    # Two minutes in 5-second intervals; each chunk's 400 records in its own.
+    # Two minutes in 5-second intervals. Each chunk's 400 records count over the time
+    # since the chunk before (the first: since the start), so the rate is the pace: 400
+    # in the first 30 s, 400 in the 60 s from 0:31 to 1:31, nothing after.
     assert len(rate) == 24
-    assert rate[0][0] == iso(start + timedelta(seconds=5))
     by_time = {at: value for at, value, _ in rate}
-    assert by_time[iso(start + timedelta(seconds=35))] == 80
-    assert by_time[iso(start + timedelta(seconds=95))] == 80
-    assert sum(value for _, value, _ in rate) * 5 == 800
-    assert "09:00:35 UTC: 80.0/s" in [tip for _, _, tip in rate]
+    assert by_time[iso(start + timedelta(seconds=5))] == pytest.approx(400 / 30)
+    assert by_time[iso(start + timedelta(seconds=35))] == pytest.approx(4 * 400 / 60 / 5)
+    assert by_time[iso(start + timedelta(seconds=60))] == pytest.approx(400 / 60)
+    assert by_time[iso(start + timedelta(seconds=95))] == pytest.approx(1 * 400 / 60 / 5)
+    assert by_time[iso(start + timedelta(seconds=100))] == 0
+    assert sum(value for _, value, _ in rate) * 5 == pytest.approx(800)
+    assert "09:00:05 UTC: 13.3/s" in [tip for _, _, tip in rate]
 
     cost = parse(signed_in.get(f"/jobs/{job_id}/charts/cost.svg").text)
     cumulative = points(cost)
@@ -305,6 +311,28 @@ def test_a_jobs_rate_and_cost_come_from_its_ledger(signed_in: FlaskClient, finis
     assert "$16.50 spent in all" in desc and "Portland flips" in desc
     rate_desc = parse(response.text).findtext(f"{SVG}desc") or ""
     assert "800 records bought in all" in rate_desc and "Reused records (150)" in rate_desc
+
+
+def test_a_real_runs_charts_add_up_to_what_it_bought(signed_in: FlaskClient, app, run_worker):
+    """A job run by a worker through the simulator: its charts and the dashboard count
+    exactly the records and money its counters say it bought."""
+    token = csrf_token_from(signed_in.get("/search").text)
+    form = {"csrf_token": token, "background": "y", "field_set": "essentials"}
+    response = run_search(signed_in, {**form, "state": "OR", "county": "41051"})
+    assert response.status_code == 302, response.text
+    job_id = response.headers["Location"].rsplit("/", 1)[1]
+    run_worker()
+    job = job_row(app, job_id)
+    assert job.status == JobStatus.COMPLETED and job.purchased_count == 2000
+    svg = parse(signed_in.get(f"/jobs/{job_id}/charts/cost.svg").text)
+    assert points(svg)[-1][1] == pytest.approx(job.cost_total)
+    desc = svg.findtext(f"{SVG}desc") or ""
+    assert f"${job.cost_total:,.2f} spent in all" in desc
+    rate = parse(signed_in.get(f"/jobs/{job_id}/charts/rate.svg").text)
+    assert f"{job.purchased_count:,} records bought in all" in (rate.findtext(f"{SVG}desc") or "")
+    assert any(value > 0 for _, value, _ in points(rate))
+    records = bars(chart(inline_svgs(signed_in.get("/dashboard").text), "Records bought per hour"))
+    assert sum(v.get("Bought", 0) for v in records.values()) == job.purchased_count
 
 
 def test_the_job_page_shows_its_charts_inline(signed_in: FlaskClient, finished_job):
