@@ -35,6 +35,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import redis.exceptions
@@ -206,6 +207,7 @@ def use_directory(directory: str | None) -> None:
     else:
         values.ValueClass = values.MutexValue
     _process.directory = directory or None
+    drop_dead_processes()
 
 
 def _multiprocess() -> bool:
@@ -229,6 +231,30 @@ def process_dead(name: str | int) -> None:
     and histograms stay counted)."""
     if _process.directory:
         multiprocess.mark_process_dead(name, _process.directory)
+
+
+def drop_dead_processes() -> None:
+    """Drop the live gauges of processes that ended with no one to say so (a worker or
+    gunicorn killed outright, with their horses or web workers), as each process starts.
+    A horse slot lives as long as its worker; a pid taken again by another process only
+    keeps the old figures a while longer."""
+    if not _process.directory:
+        return
+    for path in Path(_process.directory).glob("gauge_live*_*.db"):
+        name = path.stem.split("_", 2)[2]
+        pid = name.removeprefix("horse")
+        if pid.isdigit() and not _alive(int(pid)):
+            process_dead(name)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 # -- what a scrape reads from the database and Redis ------------------------------------

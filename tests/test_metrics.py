@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -221,6 +223,16 @@ def test_each_attempt_of_the_one_client_builder_is_counted_by_its_outcome(
     assert grew == {("free", outcome): 1}
 
 
+def leave_file(path: Path, metric: Any, labels: dict[str, str], count: float) -> None:
+    """A metrics file as a process that is gone would have left it."""
+    file = MmapedDict(str(path))
+    sample = metric._name + ("_total" if metric._type == "counter" else "")
+    names = list(labels)
+    key = mmap_key(metric._name, sample, names, [labels[n] for n in names], metric._documentation)
+    file.write_value(key, count, 0.0)
+    file.close()
+
+
 def outcome_of_logged(request: dict[str, Any]) -> str:
     """The outcome label the app should have given a request in the simulator's log."""
     if request["fault"] == "malformed":
@@ -354,6 +366,35 @@ def test_a_killed_horses_attempts_in_flight_go_its_counts_stay(
     assert value(after, "radar_propertyradar_requests_total", kind="purchase", outcome="ok") == ok
 
 
+def test_live_gauges_of_processes_killed_outright_go_at_the_next_start_their_counts_stay(
+    scrapeable, app_config, tmp_path
+):
+    """A worker (its horse with it) or gunicorn killed with SIGKILL says nothing; the next
+    process to start drops what they had under way."""
+    directory = tmp_path / "prometheus"
+    directory.mkdir()
+    gone = int(subprocess.check_output([sys.executable, "-c", "import os; print(os.getpid())"]))
+    alive = os.getppid()  # whatever started pytest
+    purchase, ok = {"kind": "purchase"}, {"kind": "purchase", "outcome": "ok"}
+    for name in (str(gone), metrics.horse_slot(gone), str(alive)):
+        leave_file(directory / f"gauge_livesum_{name}.db", metrics.IN_FLIGHT, purchase, 1)
+        leave_file(directory / f"counter_{name}.db", metrics.REQUESTS, ok, 3)
+
+    started = create_app(
+        {**app_config, "PROMETHEUS_MULTIPROC_DIR": str(directory), "METRICS_TOKEN": SCRAPE_TOKEN}
+    )
+    try:
+        samples = scrape(started.test_client())
+    finally:
+        with started.app_context():
+            db.engine.dispose()
+        metrics.use_directory(None)
+    assert value(samples, "radar_propertyradar_requests_in_flight", kind="purchase") == 1
+    assert value(samples, "radar_propertyradar_requests_total", **ok) == 9
+    assert not (directory / f"gauge_livesum_{gone}.db").exists()
+    assert (directory / f"gauge_livesum_{alive}.db").exists()
+
+
 # ------------------------------------------------------------------ Redis away
 
 
@@ -415,16 +456,8 @@ def test_make_run_counts_every_process_from_an_empty_directory(
     directory = tmp_path / "instance" / "prometheus"
     directory.mkdir(parents=True)
     # A previous run's file, saying 1,000 purchases: counted if it were left there.
-    leftover = MmapedDict(str(directory / "counter_999999.db"))
-    key = mmap_key(
-        "radar_propertyradar_requests",
-        "radar_propertyradar_requests_total",
-        ["kind", "outcome"],
-        ["purchase", "ok"],
-        metrics.REQUESTS._documentation,
-    )
-    leftover.write_value(key, 1000.0, 0.0)
-    leftover.close()
+    purchases = {"kind": "purchase", "outcome": "ok"}
+    leave_file(directory / "counter_999999.db", metrics.REQUESTS, purchases, 1000)
 
     env = {
         **base_env,
