@@ -4,8 +4,9 @@ of time buckets, readable without JavaScript.
 Pure functions of their series: no Flask, no database (radar_app.activity computes the
 series). Every chart has a visible title, an SVG <title> and <desc> that say what it shows
 and summarise the figures for a screen reader, a tooltip (<title>) on each point or bucket,
-and an empty state. Every text is escaped, since job names are user input. A viewBox and
-width="100%" let a chart scale from a 390 px phone to a desktop column.
+and an empty state. Every text is escaped, since job names are user input. A viewBox,
+width="100%" and a fixed height let a chart shrink to a 390 px phone's column without
+growing past its own size on a desktop.
 
 Colours are written as presentation attributes, not classes or style attributes: an SVG
 opened on its own (an <img>, a download) cannot read app.css, and the Content-Security-
@@ -40,6 +41,10 @@ FONT = "system-ui, -apple-system, Segoe UI, Roboto, Helvetica Neue, Arial, sans-
 # 10 px on a phone's 330 px column, and a desktop column scales it up.
 WIDTH, HEIGHT = 360, 200
 LEFT, RIGHT, BOTTOM = 46, 12, 30
+# The element's height on a page: as wide as its column, but never drawn more than 1.1
+# times its own size (a stylesheet may set height: auto instead). On a phone the drawing
+# is narrower than that and sits in the middle of the element's height.
+MAX_HEIGHT = 220
 TITLE_Y, LEGEND_Y = 15, 31
 FONT_SIZE, SMALL = 11, 10
 MAX_X_TICKS = 5
@@ -272,6 +277,7 @@ def _open(chart_id: str, title: str, desc: str) -> list[str]:
     ident = _esc(re.sub(r"[^A-Za-z0-9_-]", "-", chart_id))
     return [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" '
+        f'height="{MAX_HEIGHT}" preserveAspectRatio="xMinYMid meet" '
         f'role="img" aria-labelledby="{ident}-title {ident}-desc" class="chart" '
         f'font-family="{FONT}" font-size="{FONT_SIZE}">'
         f'<title id="{ident}-title">{_esc(title)}</title>'

@@ -418,7 +418,7 @@ def test_a_line_chart_has_a_tooltip_per_point_and_scales_by_viewbox():
     series = [charts.Point(start + timedelta(minutes=i), float(i * 100)) for i in range(6)]
     root = parse(charts.line_chart("c", "Rate", series, charts.PER_SECOND))
     assert root.attrib["viewBox"] == f"0 0 {charts.WIDTH} {charts.HEIGHT}"
-    assert root.attrib["width"] == "100%" and "height" not in root.attrib
+    assert root.attrib["width"] == "100%" and root.attrib["height"] == str(charts.MAX_HEIGHT)
     assert [tip for _, _, tip in points(root)][-1] == "12:05:00 UTC: 500.0/s"
     labels = [t.text for t in root.iter(f"{SVG}text")]
     assert "600/s" in labels and "12:00" in labels  # a round top tick, a round time tick
