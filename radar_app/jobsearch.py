@@ -93,7 +93,13 @@ FILTERS: tuple[Filter, ...] = (
         _text,
         _TEXT_SCHEMA,
     ),
-    Filter("status", "Status", "Only jobs in this status", _status, {"enum": STATUSES}),
+    Filter(
+        "status",
+        "Status",
+        "Only jobs in this status",
+        _status,
+        {"type": "string", "enum": STATUSES},
+    ),
     Filter(
         "owner",
         "Owner",

@@ -213,7 +213,7 @@ def test_bad_requests_are_field_errors(app, client, user):
     for body, field in [
         ({"action": "delete", "ids": [failed]}, "action"),
         ({"action": "retry", "ids": []}, "ids"),
-        ({"action": "retry", "filter": {"status": "bogus"}}, "status"),
+        ({"action": "retry", "filter": {"status": "bogus"}}, "filter.status"),
         ({"action": "retry", "filter": {"colour": "red"}}, "filter"),
     ]:
         answer = client.post("/api/batch-jobs/bulk", json=body, headers=headers)

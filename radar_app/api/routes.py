@@ -202,7 +202,13 @@ def bulk_batch_jobs(body: dict[str, Any]) -> bulk.Summary:
     applies to (at most 1,000: `left_over` says how many more match), or the named ones
     the filter matches. An id the caller may not see is skipped as `not yours`."""
     action = bulk.Action(body["action"])
-    query = _job_search(body["filter"] or {}) if body["filter"] is not None else None
+    query = None
+    if body["filter"] is not None:
+        try:
+            query = jobsearch.parse_query(db.session, current_user, body["filter"])
+        except jobsearch.InvalidJobQuery as exc:
+            problems = {f"filter.{key}": message for key, message in exc.errors.items()}
+            raise ApiError(BAD_BODY, "Invalid filter", fields=problems) from exc
     queue, settings = get_queue(), services.queue_settings()
     try:
         if body["ids"] is not None:
