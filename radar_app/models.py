@@ -156,7 +156,9 @@ class User(UserMixin, Model):
 
     @property
     def is_active(self) -> bool:
-        # Flask-Login's login_user() refuses an inactive user.
+        # Flask-Login counts an inactive user as not authenticated (UserMixin's
+        # is_authenticated is is_active): a disabled user's session cookie, remember-me
+        # cookie and API token all sign nobody in. login_user() refuses them too.
         return self.disabled_at is None
 
     @property

