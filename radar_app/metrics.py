@@ -45,7 +45,6 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
-    generate_latest,
     multiprocess,
     values,
 )
@@ -75,7 +74,7 @@ from radar_app.propertyradar.errors import (
 
 # -- what each process counts ---------------------------------------------------------
 
-# Each is registered with no registry: a scrape builds its own (see render), from these or,
+# Each is registered with no registry: a scrape builds its own (scrape_registry), from these or,
 # in multiprocess mode, from the files every process writes.
 REQUESTS = Counter(
     "radar_propertyradar_requests",
@@ -372,8 +371,8 @@ class _Families:
         return self.families
 
 
-def render(session: DbSession, connection: Redis, stale_after: float) -> bytes:
-    """The metrics in Prometheus' text format. A database or Redis that does not answer
+def scrape_registry(session: DbSession, connection: Redis, stale_after: float) -> CollectorRegistry:
+    """Every metric, read now, for one scrape. A database or Redis that does not answer
     costs only its own figures: radar_database_up / radar_redis_up say 0, the rest stays."""
     _zero_every_outcome()
     registry = CollectorRegistry()
@@ -399,7 +398,7 @@ def render(session: DbSession, connection: Redis, stale_after: float) -> bytes:
     )
     families.append(GaugeMetricFamily("radar_redis_up", "Did Redis answer this scrape", redis_up))
     registry.register(_Families(families))
-    return generate_latest(registry)
+    return registry
 
 
 def _zero_every_outcome() -> None:

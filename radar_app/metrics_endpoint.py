@@ -1,4 +1,4 @@
-"""GET /metrics: Prometheus' text format (radar_app/metrics.py), for an admin or a scraper.
+"""GET /metrics: the metrics of radar_app/metrics.py, for an admin or a scraper.
 
 A scraper sends ``Authorization: Bearer <METRICS_TOKEN>``; a signed-in admin (session or
 API token) may look too. Anyone else: 401 without credentials (or with a wrong token),
@@ -13,7 +13,7 @@ import hmac
 from flask import Blueprint, current_app, request
 from flask.blueprints import BlueprintSetupState
 from flask_login import current_user
-from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client.exposition import choose_encoder
 from werkzeug.wrappers import Response
 
 from radar_app import metrics
@@ -53,9 +53,12 @@ def scrape() -> Response:
             return _denied(401, "Send Authorization: Bearer <METRICS_TOKEN>, or sign in.")
         if not current_user.is_admin:
             return _denied(403, "Metrics are for administrators.")
-    body = metrics.render(
+    registry = metrics.scrape_registry(
         db.session, get_redis(), stale_after=current_app.config["RECOVERY_STALE_AFTER"]
     )
-    response = Response(body, mimetype=None, content_type=CONTENT_TYPE_LATEST)
+    # The format the scraper asks for (Prometheus' text format, or OpenMetrics), as
+    # prometheus_client's own exporters answer.
+    encode, content_type = choose_encoder(request.headers.get("Accept", ""))
+    response = Response(encode(registry), mimetype=None, content_type=content_type)
     response.headers["Cache-Control"] = "no-store"
     return response

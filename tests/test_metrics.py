@@ -26,6 +26,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
 from prometheus_client.parser import text_string_to_metric_families
 from redis import Redis
 
@@ -62,7 +65,7 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 def scrape(client: FlaskClient, token: str = SCRAPE_TOKEN) -> Samples:
     response = client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200, response.text
-    assert response.content_type.startswith("text/plain; version=")
+    assert response.content_type.startswith("text/plain; version=0.0.4")
     return parse(response.text)
 
 
@@ -150,6 +153,23 @@ def test_jobs_by_status_and_heartbeat_ages_match_the_database(scrapeable, client
     assert value(samples, "radar_running_jobs_stale") == 1
     assert value(samples, "radar_database_up") == 1
     assert value(samples, "radar_redis_up") == 1
+
+    # A scraper asking for OpenMetrics gets it (prometheus_client's content negotiation).
+    response = client.get(
+        "/metrics",
+        headers={
+            "Authorization": f"Bearer {SCRAPE_TOKEN}",
+            "Accept": "application/openmetrics-text; version=1.0.0",
+        },
+    )
+    assert response.content_type.startswith("application/openmetrics-text; version=1.0.0")
+    jobs = {
+        sample.labels["status"]: sample.value
+        for family in openmetrics_families(response.text)
+        if family.name == "radar_jobs"
+        for sample in family.samples
+    }
+    assert jobs == expected
 
 
 def test_web_requests_are_counted_by_outcome_in_a_single_process(
