@@ -153,10 +153,11 @@ def test_the_document_is_the_views_declarations() -> None:
     assert create["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/JobCreate"
     }
-    # What the declaration implies: sign-in, the rate limit, the body's 400 and 413, and a
-    # 400 that is either the body's (with `fields`) or the CSRF check's; its errors: a
-    # suppression list that is not the caller's (404), the queue down (503).
-    assert set(create["responses"]) == {"201", "400", "401", "404", "413", "429", "503"}
+    # What the declaration implies: sign-in, the rate limit, the body's 400 and 413, a
+    # 400 that is either the body's (with `fields`) or the CSRF check's, and the read-only
+    # role's 403; its errors: a suppression list that is not the caller's (404), the queue
+    # down (503).
+    assert set(create["responses"]) == {"201", "400", "401", "403", "404", "413", "429", "503"}
     assert create["responses"]["400"]["content"]["application/json"]["schema"] == {
         "anyOf": [
             {"$ref": "#/components/schemas/ValidationError"},

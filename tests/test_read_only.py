@@ -17,6 +17,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from markupsafe import escape
 
+from radar_app.api.openapi import openapi_spec
 from radar_app.extensions import db
 from radar_app.models import JobStatus, User
 from radar_app.security import READ_ONLY_MESSAGE
@@ -62,6 +63,13 @@ def test_every_state_changing_route_is_checked(app: Flask) -> None:
     }
     checked = {(_endpoint(app, row), row.method) for row in WRITES}
     assert routes - checked == set(), "state-changing routes no read-only test sends"
+
+
+def test_the_api_document_lists_the_read_only_refusal_of_every_write() -> None:
+    for path, item in openapi_spec()["paths"].items():
+        for method, operation in item.items():
+            if method.upper() in WRITE_METHODS:
+                assert "403" in operation["responses"], f"{method} {path}"
 
 
 def _cells() -> list[Any]:

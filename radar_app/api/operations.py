@@ -5,7 +5,7 @@ the view do what the declaration says; radar_app.api.openapi turns the same decl
 into the document's paths, so the document cannot promise what the view does not do:
 
 - sign-in unless ``public`` (401), and the CSRF check of a cookie-authenticated call that
-  is not a GET (400);
+  is not a GET (400), which a read-only user may not make (403);
 - ``rate_limit``: a limit per user (429);
 - ``<job_id>`` (``<search_id>``) in the rule: the view gets ``job`` (``search``), the
   caller's job (saved search) by that id (404);
@@ -84,6 +84,10 @@ UNAUTHORIZED = Reply(
         }
     },
     component="Unauthorized",
+)
+# radar_app.security.refuse_read_only_writes, for every call that is not a GET.
+READ_ONLY = Reply(
+    403, "The caller's account is read-only: it can look, not change", ERROR, component="ReadOnly"
 )
 CSRF_FAILED = Reply(
     400,
@@ -212,6 +216,7 @@ class Operation:
             (self.body is not None, BAD_BODY),
             (self.body is not None, TOO_LARGE),
             (not self.public and self.method != "GET", CSRF_FAILED),
+            (not self.public and self.method != "GET", READ_ONLY),
         ]
         listed = [self.reply, *(reply for applies, reply in implied if applies), *self.errors]
         return list(dict.fromkeys(listed))  # an error implied and declared is one reply
