@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from flask import abort, current_app, request
@@ -27,8 +28,11 @@ from radar_app.queue import connect, get_redis
 
 # Every poll of a running job's page asks Redis what the job waits for: a frozen Redis
 # costs the poll this long at most (and the page shows no wait), well under
-# REDIS_WEB_TIMEOUT, which the job page would otherwise pay every 2 s.
+# REDIS_WEB_TIMEOUT, which the job page would otherwise pay every 2 s. After a failure
+# the process asks again only WAIT_READ_PAUSE s later, so a Jobs page of running jobs
+# costs one timeout, not one per job.
 WAIT_READ_TIMEOUT = 0.25
+WAIT_READ_PAUSE = 5.0
 
 
 def build_client(config: Mapping[str, Any], redis: Redis) -> PropertyRadarClient:
@@ -111,17 +115,31 @@ def job_waiting(job: BatchJob) -> waits.Waiting | None:
     )
     if silent is not None:
         return silent
+    reader = _wait_reader()
+    if time.monotonic() < reader.quiet_until:
+        return None
     try:
-        return waits.most_telling(_wait_board().read(job.id), time.time())
+        return waits.most_telling(reader.board.read(job.id), time.time())
     except RedisError:
+        reader.quiet_until = time.monotonic() + WAIT_READ_PAUSE
         return None
 
 
-def _wait_board() -> waits.WaitBoard:
-    """The app's reader of posted waits, on a connection of its own with a short timeout."""
-    board: waits.WaitBoard | None = current_app.extensions.get("wait_board")
-    if board is None:
+@dataclass
+class _WaitReader:
+    """The app's reader of posted waits: a connection of its own with a short timeout,
+    and until when (time.monotonic) it leaves Redis alone after a failure."""
+
+    board: waits.WaitBoard
+    quiet_until: float = 0.0
+
+
+def _wait_reader() -> _WaitReader:
+    reader: _WaitReader | None = current_app.extensions.get("wait_reader")
+    if reader is None:
         timeout = min(WAIT_READ_TIMEOUT, current_app.config["REDIS_WEB_TIMEOUT"])
         redis = connect(current_app.config["REDIS_URL"], timeout, connect_timeout=timeout)
-        board = current_app.extensions.setdefault("wait_board", waits.WaitBoard(redis))
-    return board
+        reader = current_app.extensions.setdefault(
+            "wait_reader", _WaitReader(waits.WaitBoard(redis))
+        )
+    return reader
