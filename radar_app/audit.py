@@ -132,9 +132,6 @@ class Cursor:
         # At most 17 digits of microseconds: before the year 5000, within datetime's range.
         return cls(cls._EPOCH + timedelta(microseconds=int(match[1])), match[2], int(match[3]))
 
-    def key(self) -> tuple[datetime, str, int]:
-        return (self.at, self.source, self.id)
-
 
 @dataclass(frozen=True)
 class AuditQuery:
