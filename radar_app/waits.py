@@ -3,7 +3,7 @@ a worker that stopped beating.
 
 A job held back by PropertyRadar looks exactly like a stuck one unless someone says why.
 The work horse posts each wait of its request threads (the client tells it through
-``on_wait``, see propertyradar/throttle.py) to one Redis hash per job, a field per
+``on_wait``, see propertyradar/wait.py) to one Redis hash per job, a field per
 waiting thread, and removes it when the wait ends; the job page, its Jobs row and the
 API read the hash and show the most telling wait. Only waits of REPORTED_WAIT or more are
 posted, so a request that is not held back costs nothing here. The hash expires a little
