@@ -137,8 +137,9 @@ def test_one_poll_per_page_while_a_job_is_active(signed_in: Page, polls: PollCou
         page.goto(path)
         expect(page.locator('[hx-get="/notifications"]')).to_have_count(1)
         expect(poller(page)).to_have_attribute("hx-trigger", f"load, every {POLL_SECONDS}s")
-        # One poll a second: 3.5 s hold 3 or 4; two pollers would make 7 or more.
-        assert 3 <= polls.during(page) <= 4, (path, polls.urls)
+        # One poll a second: 3.5 s hold 3 or 4 (2 if the server is slow: htmx drops a
+        # poll while the last is in flight); two pollers would make 6 or more.
+        assert 2 <= polls.during(page) <= 4, (path, polls.urls)
 
     set_status(app, job_id, JobStatus.COMPLETED, success_count=12)  # as a worker would
     expect(toasts(page).filter(has_text="Still queued")).to_be_visible()
