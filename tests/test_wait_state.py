@@ -319,7 +319,7 @@ def test_redis_down_shows_no_wait_quickly_not_an_error(app, client, auth, api, r
 
 
 def test_worker_shows_a_429_pause_while_it_lasts_then_completes_exactly(
-    app, api, simulator, start_worker, redis_url
+    app, api, simulator, start_worker, redis_url, redis
 ):
     """PropertyRadar answers the first purchases 429 with Retry-After: 3. While the worker
     waits, the API says so; then the job completes, each lead bought once."""
@@ -345,6 +345,8 @@ def test_worker_shows_a_429_pause_while_it_lasts_then_completes_exactly(
 
     job = wait_for(finished, timeout=60, what="the job to finish")
     assert job["status"] == "COMPLETED" and job["waiting"] is None
+    # Each wait was cleared when it ended, not left to expire.
+    assert not redis.exists(waits.key(job_row(app, job_id).id))
     assert job["purchased_count"] == 2000
     stats = simulator.stats()
     assert stats["faults"]["429"] == 2
