@@ -130,7 +130,6 @@ def line_chart(
     start, end = points[0].at, points[-1].at
     if end <= start:
         end = start + timedelta(seconds=1)
-    top = max(point.value for point in points)
     peak = max(points, key=lambda point: point.value)
     last = points[-1]
     desc = (
@@ -138,7 +137,7 @@ def line_chart(
         f"{_moment(peak.at, start, end)}, last {unit.exact(last.value)} at "
         f"{_moment(last.at, start, end)}."
     )
-    plot = _Plot(top, unit, start, end, legend=False)
+    plot = _Plot(peak.value, unit, start, end, legend=False)
     parts = _frame(chart_id, title, _join(desc, note), plot)
     xy = [(plot.x(point.at), plot.y(point.value)) for point in points]
     line = " ".join(f"{x:.1f},{y:.1f}" for x, y in xy)

@@ -9,7 +9,7 @@ from datetime import datetime
 from markupsafe import Markup
 
 from radar_app import activity, charts
-from radar_app.activity import SystemActivity, Window
+from radar_app.activity import SystemActivity
 from radar_app.models import BatchJob, DbSession
 
 
@@ -58,23 +58,16 @@ def job_charts(session: DbSession, job: BatchJob, now: datetime) -> JobCharts:
     return JobCharts(Markup(rate), Markup(cost), found)
 
 
-def window_label(window: Window) -> str:
-    return f"per {charts.duration(window.step)}"
-
-
 @dataclass(frozen=True)
 class SystemCharts:
     activity: SystemActivity
     jobs: Markup
     records: Markup
+    per: str  # "per hour", "per 6 hours"
 
     @property
     def title(self) -> str:
         return self.activity.window.name[:1].upper() + self.activity.window.name[1:]
-
-    @property
-    def per(self) -> str:
-        return window_label(self.activity.window)
 
     def total(self, name: str) -> float:
         values: list[float] = getattr(self.activity, name)
@@ -83,7 +76,7 @@ class SystemCharts:
 
 def system_charts(found: SystemActivity, key: str) -> SystemCharts:
     """Jobs created, completed and failed, and records bought, per bucket of a window."""
-    per = window_label(found.window)
+    per = f"per {charts.duration(found.step)}"
     jobs = charts.bar_chart(
         f"jobs-{key}",
         f"Jobs {per}",
@@ -108,7 +101,7 @@ def system_charts(found: SystemActivity, key: str) -> SystemCharts:
         empty=f"No records bought in the {found.window.name}",
         note=f"{spent} spent.",
     )
-    return SystemCharts(found, Markup(jobs), Markup(records))
+    return SystemCharts(found, Markup(jobs), Markup(records), per)
 
 
 def dashboard(session: DbSession, now: datetime, owner_id: int | None) -> list[SystemCharts]:
