@@ -15,6 +15,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from radar_app.config import ConfigError, validate
 from radar_app.jobs import routes
 from radar_app.models import JobStatus
 from tests.conftest import AuthActions
@@ -93,6 +94,13 @@ def test_the_poll_interval_is_a_setting(app: Flask, signed_in) -> None:
     make_job(app)
     app.config["NOTIFICATION_POLL_SECONDS"] = 2
     assert 'hx-trigger="load, every 2s"' in poll_element(signed_in)
+
+
+@pytest.mark.parametrize("name", ["NOTIFICATION_POLL_SECONDS", "TOAST_SECONDS"])
+def test_the_poll_and_toast_times_are_at_least_a_second(app: Flask, name: str) -> None:
+    validate(app.config)
+    with pytest.raises(ConfigError, match=name):
+        validate({**app.config, name: 0})
 
 
 def test_the_poll_stops_when_the_last_active_job_finishes(app: Flask, signed_in) -> None:
