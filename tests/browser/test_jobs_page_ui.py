@@ -36,6 +36,18 @@ def _rows(page: Page):
     return page.locator("#jobs-table tbody tr[id^=job-row-]")
 
 
+def _accept_confirmations(page: Page) -> list[str]:
+    """Accept the bulk form's confirmation prompts; what they asked."""
+    asked: list[str] = []
+
+    def accept(dialog) -> None:
+        asked.append(dialog.message)
+        dialog.accept()
+
+    page.on("dialog", accept)
+    return asked
+
+
 def test_search_narrows_the_table_and_the_url_is_bookmarkable(signed_in: Page, app) -> None:
     page = signed_in
     portland = _job(app, "Portland absentee", JobStatus.FAILED)
@@ -77,20 +89,20 @@ def test_bulk_retry_from_the_page(signed_in: Page, app, worker, simulator) -> No
     expect(page.locator('#job-counts [data-status="COMPLETED"]')).to_have_text("1")
     for job_id in (first, second, done):
         page.locator(f"#pick-{job_id}").check()
+    asked = _accept_confirmations(page)
     page.get_by_role("button", name="Retry", exact=True).click()
 
     summary = page.locator("#bulk-summary")
     expect(summary).to_contain_text("Bulk retry: 2 of 3 jobs retried")
     expect(summary.locator(f'tr[data-job-id="{done}"]')).to_contain_text("not retryable")
     expect(summary.locator(f'tr[data-job-id="{first}"]')).to_contain_text("Retried")
+    assert asked and asked[0].startswith("Retry or cancel the chosen jobs?")
     # The rows follow the real worker to the end, and the counts follow the rows.
     for job_id in (first, second):
         expect(page.locator(f"#job-row-{job_id} [data-status]")).to_have_text(
             "Completed", timeout=60_000
         )
-    expect(page.locator('#job-counts [data-status="COMPLETED"]')).to_have_text(
-        "3", timeout=15_000
-    )
+    expect(page.locator('#job-counts [data-status="COMPLETED"]')).to_have_text("3", timeout=15_000)
     expect(page.locator('#job-counts [data-status="FAILED"]')).to_have_text("0")
 
 
@@ -104,6 +116,7 @@ def test_a_ticked_row_stays_ticked_while_it_polls(signed_in: Page, app) -> None:
         with page.expect_response(re.compile(rf"/jobs/{running}/row")):
             pass
     expect(page.locator(f"#pick-{running}")).to_be_checked()
+    _accept_confirmations(page)
     page.get_by_role("button", name="Cancel jobs").click()
     expect(page.locator("#bulk-summary")).to_contain_text("Stopping")
 
@@ -124,6 +137,7 @@ def test_the_jobs_page_fits_a_390_px_screen(signed_in: Page, app) -> None:
     expect(retry).to_be_in_viewport()
     first = _rows(page).first.locator("input.pick")
     first.check()
+    _accept_confirmations(page)
     retry.click()
     expect(page.locator("#bulk-summary")).to_contain_text("Bulk retry: 1 of 1 job retried")
     width = page.evaluate("document.scrollingElement.scrollWidth")
