@@ -50,7 +50,7 @@ from radar_app.jobs.forms import (
 )
 from radar_app.jobstate import log_newest_first
 from radar_app.models import BatchJob, JobStatus, LedgerEntry, SavedSearch, utcnow
-from radar_app.notifications import any_finished_since, finished_since, has_active_job
+from radar_app.notifications import finished_since, has_active_job, worth_polling
 from radar_app.pagination import PageArgs, page_args, paginate
 from radar_app.preview import PreviewSettings
 from radar_app.propertyradar.counties import by_fips, counties_in
@@ -761,11 +761,9 @@ def notification_poll_armed() -> bool:
     try:
         until = _notified_until()
         if until is None:
-            _notify_until(utcnow())
-            return has_active_job(db.session, current_user.id)
-        return has_active_job(db.session, current_user.id) or any_finished_since(
-            db.session, current_user.id, until
-        )
+            until = utcnow()
+            _notify_until(until)
+        return worth_polling(db.session, current_user.id, until)
     except sa.exc.SQLAlchemyError:
         # Error pages render this layout too, also when the database is what failed: the
         # page must still render, without the poll.
