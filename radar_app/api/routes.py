@@ -202,22 +202,18 @@ def bulk_batch_jobs(body: dict[str, Any]) -> bulk.Summary:
     applies to (at most 1,000: `left_over` says how many more match), or the named ones
     the filter matches. An id the caller may not see is skipped as `not yours`."""
     action = bulk.Action(body["action"])
-    query = None
-    if body["filter"] is not None:
-        try:
-            query = jobsearch.parse_query(db.session, current_user, body["filter"])
-        except jobsearch.InvalidJobQuery as exc:
-            problems = {f"filter.{key}": message for key, message in exc.errors.items()}
-            raise ApiError(BAD_BODY, "Invalid filter", fields=problems) from exc
+    try:
+        query = jobsearch.parse_query(db.session, current_user, body["filter"])
+    except jobsearch.InvalidJobQuery as exc:
+        problems = {f"filter.{key}": message for key, message in exc.errors.items()}
+        raise ApiError(BAD_BODY, "Invalid filter", fields=problems) from exc
     queue, settings = get_queue(), services.queue_settings()
     try:
         if body["ids"] is not None:
             return bulk.by_ids(
                 db.session, queue, settings, current_user, action, body["ids"], query
             )
-        return bulk.by_query(
-            db.session, queue, settings, current_user, action, query or jobsearch.JobQuery()
-        )
+        return bulk.by_query(db.session, queue, settings, current_user, action, query)
     except bulk.InvalidBulkAction as exc:
         raise ApiError(BAD_BODY, "Invalid request", fields=exc.errors) from exc
 

@@ -247,9 +247,10 @@ class BulkActionSchema(Schema):
         ),
         metadata={"description": "The jobs' `id`s; one the caller may not see is skipped"},
     )
+    # Not nullable: apispec documents a nullable nested object as "or any object".
     filter = fields.Nested(
         JobFilterSchema,
-        load_default=None,
+        load_default=dict,
         metadata={
             "description": "A Jobs search, as GET /api/batch-jobs takes it: the newest "
             f"{bulk.BULK_LIMIT:,} matching jobs the action applies to (or, with `ids`, those "
