@@ -290,3 +290,19 @@ def test_the_page_offers_ticks_and_scopes(app, client, user, scope):
     done = _bulk(client, token, htmx=True, action="retry", scope=scope, **form)
     assert done.status_code == 200 and 'id="jobs-main"' in done.text
     assert _summary(done.text) == {failed: ("Retried", "")}
+
+
+def test_a_read_only_user_gets_no_bulk_controls_and_is_refused(app, client, user):
+    failed = _job(app, "Failed", JobStatus.FAILED)
+    token = _signed_in(client)
+    with app.app_context():
+        db.session.execute(
+            sa.update(type(user)).where(type(user).id == user.id).values(read_only=True)
+        )
+        db.session.commit()
+    page = client.get("/jobs").text
+    assert failed in page  # sees the job
+    assert 'id="bulk-form"' not in page and f'id="pick-{failed}"' not in page
+    refused = _bulk(client, token, action="retry", scope="ticked", job=[failed])
+    assert refused.status_code == 403
+    assert job_row(app, failed).status == JobStatus.FAILED
