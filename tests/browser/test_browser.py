@@ -221,6 +221,9 @@ def test_screenshots_for_the_docs(
     expect(page.locator("#job-progress-bar")).to_have_attribute(
         "aria-valuenow", re.compile(r"^(1[5-9]|[2-9][0-9])$"), timeout=30_000
     )
+    # Slower from here, so the job is still running when it is cancelled at the end
+    # (on a loaded machine the pages below took longer than the rest of the job).
+    simulator.configure(latency_ms=1500)
     page.goto(f"/jobs/{running}")  # again, without the "queued" message
     expect(status_badge(page)).to_have_text("Processing")
     page.screenshot(path=str(target / "job.png"))
