@@ -112,7 +112,7 @@ def test_schemathesis_cli_finds_nothing(
         env={**os.environ, "SCHEMATHESIS_HOOKS": "tests.schemathesis_checks", "PYTHONPATH": REPO},
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=240,  # a hung run fails here, well before pytest-timeout (300 s)
         check=False,
     )
     output = result.stdout + result.stderr
