@@ -29,9 +29,9 @@ from sqlalchemy.sql.visitors import InternalTraversal
 from radar_app.batches import visible_jobs
 from radar_app.fielderrors import FieldErrors
 from radar_app.models import BatchJob, DbSession, JobStatus, User, UTCDateTime
+from radar_app.queryparams import DATE_SCHEMA, TEXT_SCHEMA, day
+from radar_app.queryparams import text as free_text
 
-# Longest search text accepted.
-MAX_TEXT = 200
 # An admin's text search without an owner reads at most this many of the newest jobs: a
 # LIKE cannot use an index, and everyone's jobs are unbounded. A user's own jobs are not
 # capped (they are read by the owner index, and a user has far fewer).
@@ -59,15 +59,6 @@ class Filter:
     admin_only: bool = False
 
 
-def _text(value: str) -> str:
-    value = value.strip()
-    if len(value) > MAX_TEXT:
-        raise ValueError(f"at most {MAX_TEXT} characters")
-    if "\x00" in value:
-        raise ValueError("contains a NUL character")
-    return value
-
-
 def _status(value: str) -> str:
     status = value.strip().upper()
     if status not in STATUSES:
@@ -75,23 +66,13 @@ def _status(value: str) -> str:
     return status
 
 
-def _date(value: str) -> date:
-    try:
-        return date.fromisoformat(value.strip())
-    except ValueError:
-        raise ValueError("a date as YYYY-MM-DD") from None
-
-
-_TEXT_SCHEMA = {"type": "string", "maxLength": MAX_TEXT, "pattern": "^[^\\x00]*$"}
-_DATE_SCHEMA = {"type": "string", "format": "date"}
-
 FILTERS: tuple[Filter, ...] = (
     Filter(
         "q",
         "Search",
         "Part of the job's name or criteria (case-insensitive)",
-        _text,
-        _TEXT_SCHEMA,
+        free_text,
+        TEXT_SCHEMA,
     ),
     Filter(
         "status",
@@ -105,12 +86,12 @@ FILTERS: tuple[Filter, ...] = (
         "Owner",
         "The owner's email, exactly (any case). Only an admin sees other users' jobs: for "
         "anyone else another user's email, like an unknown one, finds nothing",
-        lambda value: _text(value).lower(),
-        _TEXT_SCHEMA,
+        lambda value: free_text(value).lower(),
+        TEXT_SCHEMA,
         admin_only=True,
     ),
-    Filter("created_from", "Created from", "YYYY-MM-DD (UTC)", _date, _DATE_SCHEMA),
-    Filter("created_to", "Created to", "YYYY-MM-DD (UTC), inclusive", _date, _DATE_SCHEMA),
+    Filter("created_from", "Created from", "YYYY-MM-DD (UTC)", day, DATE_SCHEMA),
+    Filter("created_to", "Created to", "YYYY-MM-DD (UTC), inclusive", day, DATE_SCHEMA),
 )
 FILTER_BY_KEY = {f.key: f for f in FILTERS}
 

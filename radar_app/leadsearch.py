@@ -44,13 +44,12 @@ from radar_app.models import (
 )
 from radar_app.pagination import DEFAULT_PER_PAGE, MAX_PER_PAGE
 from radar_app.propertyradar.coerce import US_STATES, to_fips, to_state, to_zip
+from radar_app.queryparams import DATE_SCHEMA, TEXT_SCHEMA, day
+from radar_app.queryparams import text as free_text
 
 # A count costs a probe per lead counted: 1,000 keeps it to milliseconds at a million
 # leads ("1,000+" is what a page shows; at 10,000 it took 200-350 ms on PostgreSQL).
 COUNT_CAP = 1_000
-# Longest free-text value accepted (a search box, a city): beyond it nothing matches.
-MAX_TEXT = 200
-_TEXT_SCHEMA: dict[str, Any] = {"type": "string", "maxLength": MAX_TEXT, "pattern": "^[^\\x00]*$"}
 
 
 class InvalidLeadQuery(FieldErrors):
@@ -99,17 +98,8 @@ class Filter:
     parse: Callable[[str], Any]
     # The values it takes, as the OpenAPI document states them (JSON Schema): every
     # value that fits is accepted.
-    schema: Mapping[str, Any] = field(default_factory=lambda: _TEXT_SCHEMA)
+    schema: Mapping[str, Any] = field(default_factory=lambda: TEXT_SCHEMA)
     choices: tuple[tuple[str, str], ...] = ()
-
-
-def _text(value: str) -> str:
-    value = value.strip()
-    if len(value) > MAX_TEXT:
-        raise ValueError(f"at most {MAX_TEXT} characters")
-    if "\x00" in value:
-        raise ValueError("contains a NUL character")
-    return value
 
 
 def _state(value: str) -> str:
@@ -156,18 +146,10 @@ def _number(low: float, high: float, whole: bool) -> Callable[[str], float | int
     return parse
 
 
-def _date(value: str) -> date:
-    try:
-        return date.fromisoformat(value.strip())
-    except ValueError:
-        raise ValueError("a date as YYYY-MM-DD") from None
-
-
 _BIG = 10**12  # dollars: more than any property is worth, less than a BigInteger holds
 _STATES_SCHEMA = {"type": "string", "enum": sorted(set(US_STATES.values()))}
 _FIPS_SCHEMA = {"type": "string", "pattern": r"^\d{4,5}$"}
 _ZIP_SCHEMA = {"type": "string", "pattern": r"^\d{5}$"}
-_DATE_SCHEMA = {"type": "string", "format": "date"}
 _EQUITY_SCHEMA = {"type": "number", "minimum": 0, "maximum": 100}
 _VALUE_SCHEMA = {"type": "integer", "minimum": 0, "maximum": _BIG}
 
@@ -176,11 +158,11 @@ FILTERS: tuple[Filter, ...] = (
         "q",
         "Owner or address",
         "Starts with: an owner's name (last name first) or a street address",
-        _text,
+        free_text,
     ),
     Filter("state", "State", "2-letter code", _state, _STATES_SCHEMA),
     Filter("county", "County FIPS", "e.g. 06037", _fips, _FIPS_SCHEMA),
-    Filter("city", "City", "Exact name", _text),
+    Filter("city", "City", "Exact name", free_text),
     Filter("zip", "ZIP", "5 digits", _zip, _ZIP_SCHEMA),
     Filter(
         "occupancy",
@@ -202,12 +184,12 @@ FILTERS: tuple[Filter, ...] = (
     Filter("max_equity", "Equity % to", "0-100", _number(0, 100, whole=False), _EQUITY_SCHEMA),
     Filter("min_value", "Value from", "Dollars (AVM)", _number(0, _BIG, whole=True), _VALUE_SCHEMA),
     Filter("max_value", "Value to", "Dollars (AVM)", _number(0, _BIG, whole=True), _VALUE_SCHEMA),
-    Filter("job", "Job", "A job's id: the leads it brought", _text),
-    Filter("search", "Saved search", "A saved search's id: the leads its runs brought", _text),
-    Filter("first_seen_from", "First seen from", "YYYY-MM-DD (UTC)", _date, _DATE_SCHEMA),
-    Filter("first_seen_to", "First seen to", "YYYY-MM-DD (UTC), inclusive", _date, _DATE_SCHEMA),
-    Filter("last_seen_from", "Last seen from", "YYYY-MM-DD (UTC)", _date, _DATE_SCHEMA),
-    Filter("last_seen_to", "Last seen to", "YYYY-MM-DD (UTC), inclusive", _date, _DATE_SCHEMA),
+    Filter("job", "Job", "A job's id: the leads it brought", free_text),
+    Filter("search", "Saved search", "A saved search's id: the leads its runs brought", free_text),
+    Filter("first_seen_from", "First seen from", "YYYY-MM-DD (UTC)", day, DATE_SCHEMA),
+    Filter("first_seen_to", "First seen to", "YYYY-MM-DD (UTC), inclusive", day, DATE_SCHEMA),
+    Filter("last_seen_from", "Last seen from", "YYYY-MM-DD (UTC)", day, DATE_SCHEMA),
+    Filter("last_seen_to", "Last seen to", "YYYY-MM-DD (UTC), inclusive", day, DATE_SCHEMA),
 )
 FILTER_BY_KEY = {f.key: f for f in FILTERS}
 

@@ -242,9 +242,7 @@ class BulkActionSchema(Schema):
     ids = fields.List(
         fields.String(validate=Length(min=1, max=64)),
         load_default=None,
-        validate=Length(
-            min=1, max=bulk.BULK_LIMIT, error=f"From 1 to {bulk.BULK_LIMIT:,} job ids"
-        ),
+        validate=Length(min=1, max=bulk.BULK_LIMIT, error=f"From 1 to {bulk.BULK_LIMIT:,} job ids"),
         metadata={"description": "The jobs' `id`s; one the caller may not see is skipped"},
     )
     # Not nullable: apispec documents a nullable nested object as "or any object".
