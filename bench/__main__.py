@@ -6,8 +6,9 @@ and a gunicorn web server, all on 127.0.0.1, then runs these scenarios per datab
   a. import pipeline with zero simulated latency (records/s stored)
   c. worker peak RSS for 1,000,000 records vs 100,000 (skipped with --quick)
   d. CSV export of the biggest job, streamed from gunicorn (rows/s, web peak RSS)
-  e. Jobs page / job page / progress fragment p50/p95/p99 with 10,000 jobs in the table,
-     4 jobs running and 20 concurrent pollers
+  e. Jobs page / job page / progress fragment, and (issue 13) Jobs searches, the status
+     counts fragment and the dashboard: p50/p95/p99 with 10,000 jobs in the table, 4 jobs
+     running and 20 concurrent pollers
   f. 4 jobs on 1 worker vs 4 workers (100 ms latency: the API, not the CPU, is the limit)
   k. the leads browser (issue 12) with 1,000,000 of the user's leads (row c's, topped up
      from the simulator's dataset; 20,000 with --quick): p50/p95/p99 of 15 filter/order

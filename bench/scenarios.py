@@ -644,10 +644,20 @@ class Bench:
         public = [j.job_id for j in self.jobs(ids)]
         web = self.stack.web
         assert web is not None
+        week_ago = (utcnow() - timedelta(days=7)).date().isoformat()
         targets = {
             "Jobs page": [f"/jobs?page={p}" for p in (1, 2, 3)],
             "job page": [f"/jobs/{j}" for j in public],
             "progress fragment": [f"/jobs/{j}/progress" for j in public],
+            # Issue 13: the searches an operator bookmarks, the status counts that poll
+            # beside them, and the charts page.
+            "Jobs search": [
+                "/jobs?q=history+12",
+                "/jobs?q=OR&status=COMPLETED&page=2",
+                f"/jobs?created_from={week_ago}&status=COMPLETED",
+            ],
+            "status counts": ["/jobs/counts", "/jobs/counts?q=history+12"],
+            "dashboard": ["/dashboard"],
         }
         with PeakRss([web.pid]) as rss:
             # htmx's pace: every poller asks again 2 s after its last answer.
@@ -676,7 +686,7 @@ class Bench:
             self._latency_row(f"e. {name} (poll every 2 s)", samples, rss, errors, context)
         merged = [ms for samples in flood.values() for ms in samples]
         self._latency_row(
-            "e. all three, no pause (saturation)", merged, rss, flood_errors, context, target=""
+            "e. all pages, no pause (saturation)", merged, rss, flood_errors, context, target=""
         )
 
     def _latency_row(
@@ -876,6 +886,10 @@ def _percentiles(samples: list[float]) -> tuple[float, float, float]:
     return round(cuts[49], 1), round(cuts[94], 1), round(cuts[98], 1)
 
 
+# Targets that htmx asks for (with its header), not pages a person opens.
+HTMX_FRAGMENTS = ("progress fragment", "status counts")
+
+
 def poll(
     base_url: str,
     cookies: Any,
@@ -902,7 +916,7 @@ def poll(
         while time.monotonic() < stop_at:
             name, path = plan[i % len(plan)]
             i += 1
-            headers = {"HX-Request": "true"} if name == "progress fragment" else {}
+            headers = {"HX-Request": "true"} if name in HTMX_FRAGMENTS else {}
             started = time.perf_counter()
             try:
                 ok = http.get(base_url + path, headers=headers, timeout=30).status_code == 200
