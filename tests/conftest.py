@@ -107,7 +107,7 @@ def simulator_url(simulator_server: tuple[Simulator, str]) -> str:
     return simulator_server[1]
 
 
-def _database_url(tmp_path: Path) -> Iterator[str]:
+def _database_url(tmp_path: Path, template: str | None = None) -> Iterator[str]:
     server_url = os.environ.get("TEST_DATABASE_URL")
     if not server_url:
         yield f"sqlite:///{tmp_path / 'radar_test.db'}"
@@ -116,7 +116,8 @@ def _database_url(tmp_path: Path) -> Iterator[str]:
     name = f"radar_test_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        copy_of = f' TEMPLATE "{template}"' if template else ""
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"{copy_of}'))
     try:
         yield (
             sa.engine.make_url(server_url).set(database=name).render_as_string(hide_password=False)
@@ -127,9 +128,32 @@ def _database_url(tmp_path: Path) -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture(scope="session")
+def schema_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str | None]:
+    """On PostgreSQL, a database holding the app's tables, which each test's database is
+    copied from (CREATE DATABASE ... TEMPLATE): 0.1 s a test where create_all took 0.4 s,
+    over some 1,500 tests. None on SQLite, where create_all costs next to nothing."""
+    server_url = os.environ.get("TEST_DATABASE_URL")
+    if not server_url:
+        yield None
+        return
+    databases = _database_url(tmp_path_factory.mktemp("template"))
+    url = next(databases)
+    engine = sa.create_engine(url)
+    db.metadata.create_all(engine)
+    engine.dispose()  # a template must have no connection while it is copied
+    yield sa.engine.make_url(url).database
+    next(databases, None)  # dropped
+
+
 @pytest.fixture
-def database_url(tmp_path: Path) -> Iterator[str]:
-    yield from _database_url(tmp_path)
+def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, schema_template: str | None
+) -> Iterator[str]:
+    # A test that builds the schema itself (migrations, `make run`) or checks that a
+    # database is left empty asks for an empty one with the empty_database marker.
+    empty = request.node.get_closest_marker("empty_database") is not None
+    yield from _database_url(tmp_path, None if empty else schema_template)
 
 
 @pytest.fixture

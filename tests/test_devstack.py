@@ -55,6 +55,9 @@ _FOREIGN = {
     "PROPERTYRADAR_API_TOKEN", "INSTANCE_DIR", "WORKERS", "SECRET_KEY",
 }  # fmt: skip
 
+# `make run` migrates its database from zero.
+pytestmark = pytest.mark.empty_database
+
 
 def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
     deadline = time.monotonic() + timeout

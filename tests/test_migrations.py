@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -20,6 +21,9 @@ INDEX_NAMES = {
     "sqlite": "SELECT name FROM sqlite_master WHERE type = 'index'",
     "postgresql": "SELECT indexname FROM pg_indexes WHERE tablename = 'properties'",
 }
+
+# The migrations build the schema from zero.
+pytestmark = pytest.mark.empty_database
 
 
 def test_upgrade_from_zero_matches_the_models(app_config):

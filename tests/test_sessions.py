@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
+import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
@@ -121,6 +122,7 @@ def test_a_cookie_with_a_bare_user_id_signs_nobody_in(app, client, user):
     assert not signs_in(client)
 
 
+@pytest.mark.empty_database  # migrated from zero
 def test_migration_gives_every_existing_user_their_own_session_token(app_config):
     migrated = create_app(app_config)  # a fresh database: no create_all
     with migrated.app_context():

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy.dialects import postgresql, sqlite
@@ -348,6 +349,7 @@ def test_lead_values_are_lead_columns_in_column_order():
         assert tuple(lead_columns(record)) == LEAD_COLUMNS
 
 
+@pytest.mark.empty_database
 def test_the_store_bench_times_both_paths_and_leaves_the_database_as_it_was(database_url):
     from bench.storepath import measure
 
