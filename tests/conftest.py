@@ -44,6 +44,18 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 FAST_PASSWORD_HASH = "pbkdf2:sha256:1"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With TEST_DATABASE_ONLY=1 (CI's PostgreSQL pass, beside the SQLite pass that runs
+    everything), run only the tests that use the test database: the others (the type check,
+    the import rules, the client against requests-mock, `make run` on its own SQLite file)
+    would run exactly as they did in the other pass."""
+    if os.environ.get("TEST_DATABASE_ONLY") != "1":
+        return
+    kept = [item for item in items if "database_url" in getattr(item, "fixturenames", ())]
+    config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+    items[:] = kept
+
+
 @pytest.fixture(autouse=True)
 def fast_password_hashing(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
     """Hash test passwords cheaply; tests marked ``real_password_hash`` keep Werkzeug's
