@@ -44,6 +44,7 @@ import platform
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 import psutil
@@ -167,6 +168,7 @@ def main() -> int:
             except Exception as exc:  # noqa: BLE001 - report, then try the next database
                 failed = True
                 print(f"bench: {url.split('@')[-1]} failed: {exc!r}", file=sys.stderr)
+                traceback.print_exc()
             if bench is not None:  # what was measured before a failure is still printed
                 rows += bench.rows
                 comparisons += bench.comparisons

@@ -639,13 +639,12 @@ class Bench:
         ]
         with self.ctx():
             db.session.execute(sa.insert(BatchJob.__table__), rows)
-            ids = dict(
-                db.session.execute(
-                    sa.select(BatchJob.job_id, BatchJob.id).where(
-                        BatchJob.job_id.in_([row["job_id"] for row in rows])
-                    )
-                ).tuples()
+            found = db.session.execute(
+                sa.select(BatchJob.job_id, BatchJob.id).where(
+                    BatchJob.job_id.in_([row["job_id"] for row in rows])
+                )
             )
+            ids = {job_id: row_id for job_id, row_id in found}
             transitions, purchases = [], []
             for row in rows:
                 job = ids[row["job_id"]]
