@@ -337,19 +337,22 @@ class DevStack:
     def stop(self, hurry: Callable[[], bool]) -> None:
         """Stop in order; `hurry()` turns true on a second Ctrl-C: kill work horses now.
 
-        The web server and the scheduler are told first (no new jobs), the workers and
-        their horses right after, without waiting for either to exit: every second spent
-        waiting there would be a second of purchases.
+        The workers and their horses are told first, since a horse with purchases in flight
+        sends the next one as each is answered: every step before their signal (finding
+        the other processes, telling the web server and the scheduler, which only stop
+        new jobs) was time to buy more, enough on a busy machine for a purchase beyond
+        those in flight at the Ctrl-C. Nothing waits for anything to exit until all are
+        told.
         """
+        if self.workers:
+            say("Stopping the workers...")
+            self._signal_workers()
         self._remember_descendants()
         if self.web:
             say("Stopping the web server...")
             _signal(self.web.process.pid, signal.SIGTERM)
         if self.scheduler:
             _signal(self.scheduler.process.pid, signal.SIGTERM)  # queue no more checks
-        if self.workers:
-            say("Stopping the workers...")
-            self._signal_workers()
         if self.web:
             stop(self.web.process, grace=10)
         if self.workers:
