@@ -246,31 +246,39 @@ def _per_bucket(kind: str, count: int, owned: bool) -> Prepared:
     money). Built and compiled once (radar_app.prepared): building it at every request cost
     SQLAlchemy more than the database took to answer it.
 
-    SQLite: one part per bucket, each reading its range from an index and counting whole
-    buckets by comparison; computing each row's bucket instead (a date function per row,
-    then a GROUP BY) cost several times as much there (370 ms against 40 ms for a week of
-    47,000 ledger rows). PostgreSQL: one range, each row's bucket by arithmetic on its
-    epoch. The statement of 24 or 28 parts is longer than psycopg prepares, so PostgreSQL
-    planned it at every request (15 ms), and its total cost passed the bar for parallel
-    workers, whose start-up took 3-15 ms more.
+    PostgreSQL: one range, each row's bucket by arithmetic on its epoch. One part per
+    bucket (a UNION of 24 or 28) was longer than psycopg prepares, so PostgreSQL planned
+    it at every request (15 ms), and its total cost passed the bar for parallel workers,
+    whose start-up took 3-15 ms more. SQLite: the buckets as rows, each joined to its range
+    of the index and counted by comparison; computing each row's bucket instead (a date
+    function per row) cost several times as much there (370 ms against 40 ms for a week
+    of 47,000 ledger rows), and one part per bucket took SQLite 100 ms to prepare on each
+    new connection (against 30).
     """
 
     def build(dialect: sa.Dialect) -> sa.Select[Any]:
         part, at = _PARTS[kind]
+        lo: sa.ColumnElement[Any]
+        hi: sa.ColumnElement[Any]
+        bucket: sa.ColumnElement[Any]
         if dialect.name == "postgresql":
             lo, hi = _edge("lo", 0), _edge("hi", count - 1)
             step = sa.bindparam("step", type_=sa.Float)
             bucket = sa.cast(sa.func.floor(sa.extract("epoch", at - lo) / step), sa.Integer)
-            query = part(lo, hi, owned).add_columns(bucket.label("bucket"))
-            rows = query.group_by(bucket).subquery()
         else:
-            parts = [
-                part(_edge("lo", i), _edge("hi", i), owned).add_columns(
-                    sa.literal_column(str(i)).label("bucket")
+            buckets = sa.union_all(
+                *(
+                    sa.select(
+                        sa.literal_column(str(i)).label("bucket"),
+                        _edge("lo", i).label("lo"),
+                        _edge("hi", i).label("hi"),
+                    )
+                    for i in range(count)
                 )
-                for i in range(count)
-            ]
-            rows = sa.union_all(*parts).subquery()
+            ).subquery("buckets")
+            lo, hi, bucket = buckets.c.lo, buckets.c.hi, buckets.c.bucket
+        query = part(lo, hi, owned).add_columns(bucket.label("bucket"))
+        rows = query.group_by(bucket).subquery()
         *values, bucket_column = rows.c
         return sa.select(bucket_column, *values)
 
