@@ -459,7 +459,11 @@ class _Run:
         # Read once here: the purchase threads must not touch the session's objects.
         self.criteria: list[dict[str, Any]] = list(job.criteria)
         self.fields = job.fields or settings.fields
-        self.refresh_all = job.refresh_all
+        # What a stored lead must be newer than to be reused: with "refresh everything",
+        # the moment the job was asked for (a lead another job bought since then is as
+        # fresh as a purchase now, and buying it again would pay twice for the same
+        # record); else the freshness window before now (see _reusable).
+        self.refreshed_since = job.created_at if job.refresh_all else None
         self.max_records = job.max_records
         self.max_purchases = job.max_purchases
         # RadarIDs the owner must not buy (radar_app.suppression), read once per run.
@@ -1230,9 +1234,7 @@ class _Run:
     def _reusable(self, radar_ids: list[str]) -> tuple[set[str], int]:
         """(RadarIDs stored fresh enough, and with every field the job asks for; how many
         stored ones were passed over because they lack some of those fields)."""
-        if self.refresh_all:
-            return set(), 0
-        fresh_since = utcnow() - self.settings.freshness
+        fresh_since = self.refreshed_since or utcnow() - self.settings.freshness
         if not self.required_fields:
             connection = self.session.connection(bind_arguments={"mapper": Property})
             params = {"radar_ids": radar_ids, "since": fresh_since}

@@ -70,6 +70,28 @@ def test_stale_copies_and_refresh_all_are_bought_again(app, api, run_worker, sim
     assert simulator.stats()["billed_records"] == 2000
 
 
+def test_refresh_everything_reuses_what_was_bought_after_it_was_asked_for(
+    app, api, run_worker, simulator
+):
+    """Two "refresh everything" jobs over the same search, both asked for before either
+    runs: the second reuses what the first bought (newer than the second's request), so
+    each record is paid for once, and both jobs hold all of them."""
+    first, second = (
+        api.post("/api/batch-jobs", json={"criteria": MULTNOMAH, "refresh_all": True}).json["id"]
+        for _ in range(2)
+    )
+    run_worker()
+    done = [api.get(f"/api/batch-jobs/{job}").json for job in (first, second)]
+    assert [j["status"] for j in done] == ["COMPLETED", "COMPLETED"]
+    assert sorted((j["purchased_count"], j["reused_count"]) for j in done) == [
+        (0, 2000),
+        (2000, 0),
+    ]
+    assert simulator.stats()["billed_records"] == 2000
+    assert set(stored_radar_ids(app, first)) == set(stored_radar_ids(app, second))
+    assert len(set(stored_radar_ids(app, first))) == 2000
+
+
 def test_monthly_budget_stops_before_crossing_and_resumes(app, api, run_worker, simulator, user):
     with app.app_context():
         db.session.execute(

@@ -144,7 +144,7 @@ def test_preview_failing_mid_snapshot_is_a_message_not_a_500(signed_in, simulato
 
 def test_search_form_offers_refresh_and_fields(signed_in):
     page = signed_in.get("/search").text
-    assert "Refresh everything (buy again even if already stored)" in page
+    assert "Refresh everything (buy again what was stored before this search)" in page
     assert re.search(r'<input id="refresh_all" name="refresh_all" type="checkbox"', page)
     assert "Lead essentials" in page and ">Custom<" in page
     # Lead essentials is the default choice.

@@ -83,7 +83,10 @@ class SearchSchema(Schema):
     refresh_all = _StrictBoolean(
         load_default=False,
         error_messages={"invalid": "Must be true or false", "null": "Must be true or false"},
-        metadata={"description": "Buy every match again, even those already stored and fresh."},
+        metadata={
+            "description": "Buy every match again that was stored before this request (one "
+            "another job buys meanwhile is reused: it is as fresh)."
+        },
     )
     suppression_list = fields.String(
         allow_none=True,

@@ -253,7 +253,7 @@ class SearchForm(FlaskForm):
     background = BooleanField("Process in background", default=True)
 
     # What to buy (cost control): reuse stored leads unless told otherwise, and which fields.
-    refresh_all = BooleanField("Refresh everything (buy again even if already stored)")
+    refresh_all = BooleanField("Refresh everything (buy again what was stored before this search)")
     field_set = RadioField(
         "Fields",
         choices=[SelectChoice("essentials", "Lead essentials"), SelectChoice("custom", "Custom")],
