@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
@@ -726,7 +727,7 @@ class Bench:
         )
 
     def _latency_row(
-        self, name: str, samples: list[float], rss: PeakRss, errors: int, context: str,
+        self, name: str, samples: list[float], rss: PeakRss, errors: Counter[str], context: str,
         target: str = "p95 < 100 ms",
     ) -> None:  # fmt: skip
         p50, p95, p99 = _percentiles(samples)
@@ -741,7 +742,7 @@ class Bench:
                 p99_ms=p99,
                 target=target,
                 met=_yes(p95 < 100) if target else "",
-                notes=f"records = requests; {errors} errors; {context}",
+                notes=f"records = requests; {_errors(errors)}; {context}",
             )
         )
 
@@ -926,6 +927,14 @@ def _percentiles(samples: list[float]) -> tuple[float, float, float]:
 HTMX_FRAGMENTS = ("progress fragment", "status counts")
 
 
+def _errors(errors: Counter[str]) -> str:
+    """ "0 errors", or "3 errors (path 503 ×2, path ReadTimeout ×1)"."""
+    if not errors:
+        return "0 errors"
+    each = ", ".join(f"{what} ×{n}" for what, n in errors.most_common())
+    return f"{errors.total()} errors ({each})"
+
+
 def poll(
     base_url: str,
     cookies: Any,
@@ -933,18 +942,18 @@ def poll(
     pollers: int,
     seconds: float,
     pause: float,
-) -> tuple[dict[str, list[float]], int]:
+) -> tuple[dict[str, list[float]], Counter[str]]:
     """`pollers` threads, each cycling through every target, waiting `pause` seconds after
-    each answer (htmx polls every 2 s; 0 = closed-loop saturation). Milliseconds per target;
-    the first round is a warm-up and not counted."""
+    each answer (htmx polls every 2 s; 0 = closed-loop saturation). Milliseconds per target,
+    and the failures by path and what went wrong; the first round is a warm-up and not
+    counted."""
     timings: dict[str, list[float]] = {name: [] for name in targets}
-    errors = 0
+    errors: Counter[str] = Counter()
     lock = threading.Lock()
     stop_at = time.monotonic() + seconds
     plan = [(name, path) for name, paths in targets.items() for path in paths]
 
     def run(offset: int) -> None:
-        nonlocal errors
         http = requests.Session()
         http.cookies.update(cookies)
         i = offset
@@ -955,15 +964,15 @@ def poll(
             headers = {"HX-Request": "true"} if name in HTMX_FRAGMENTS else {}
             started = time.perf_counter()
             try:
-                # 286: a fragment telling htmx to stop polling (nothing counted is active).
                 status = http.get(base_url + path, headers=headers, timeout=30).status_code
-                ok = status in (200, 286)
-            except requests.RequestException:
-                ok = False
+                # 286: a fragment telling htmx to stop polling (nothing counted is active).
+                failure = None if status in (200, 286) else str(status)
+            except requests.RequestException as exc:
+                failure = type(exc).__name__
             elapsed = (time.perf_counter() - started) * 1000
             with lock:
-                if not ok:
-                    errors += 1
+                if failure is not None:
+                    errors[f"{path.split('?')[0]} {failure}"] += 1
                 elif i > offset + 1:
                     timings[name].append(elapsed)
             if pause:
