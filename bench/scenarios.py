@@ -17,8 +17,6 @@ clock stops at its answer.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import math
 import statistics
 import sys
@@ -30,7 +28,6 @@ from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from types import ModuleType
 from typing import Any
 from urllib.parse import urlencode
 
@@ -38,7 +35,7 @@ import requests
 import sqlalchemy as sa
 from flask import Flask
 
-from bench import script
+from bench import script, storepath
 from bench.stack import TOKEN, PeakRss, Stack, cpu_seconds
 from radar_app import batches, create_app, leadsearch, store
 from radar_app.config import settings_from_env
@@ -56,14 +53,6 @@ from radar_app.models import (
 from radar_app.propertyradar.client import Page
 from radar_app.queue import get_queue
 from simulator.dataset import get_dataset
-
-# bench/storepath.py is written on another branch (issue 11, item 3); the lead merges
-# both. Until then row j says it was skipped; once there, its import errors are real.
-storepath: ModuleType | None = (
-    importlib.import_module("bench.storepath")
-    if importlib.util.find_spec("bench.storepath")
-    else None
-)
 
 EMAIL = "bench@example.com"
 PASSWORD = "bench-password-123"
@@ -544,15 +533,6 @@ class Bench:
         """j. radar_app's store path vs a raw DB-API executemany of the same rows."""
         _states, n = self.sizes.compare
         name = f"j. store path {n:,} vs raw executemany"
-        if storepath is None:
-            self.comparisons.append(
-                Comparison(
-                    scenario=name, database=self.backend, records=n, measure="rec/s",
-                    radar_app=math.nan, peer=math.nan, ratio=math.nan, target="≥ 0.7×",
-                    notes="skipped: bench/storepath.py is not on this branch",
-                )
-            )  # fmt: skip
-            return
         result = storepath.measure(self.database_url, n)
         ratio = result["ratio"]
         self.comparisons.append(
