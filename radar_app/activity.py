@@ -182,7 +182,7 @@ def system_activity(
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _OWNER = sa.bindparam("owner", type_=sa.Integer)
-# The columns every part has, so they can be one UNION: (status, n, money, bucket).
+# The columns every part has, so every kind's rows read alike: (status, n, money).
 _NO_STATUS = sa.null().label("status")
 _NO_MONEY = sa.literal_column("0.0", sa.Float).label("money")
 

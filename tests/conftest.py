@@ -367,15 +367,21 @@ def start_worker(app: Flask, app_config: dict[str, Any], tmp_path: Path):
             process.wait()
 
 
-def wait_until_listening(redis_url: str, queue_name: str, process: subprocess.Popen[bytes]) -> None:
-    """Return once a started worker process listens on the queue (fail if it exits)."""
+def wait_until_listening(
+    redis_url: str, queue_name: str, process: subprocess.Popen[bytes], workers: int = 1
+) -> None:
+    """Return once a started worker process (and `workers` in all) listens on the queue
+    (fail if it exits)."""
     connection = Redis.from_url(redis_url)
     try:
         queue = Queue(queue_name, connection=connection)
         wait_for(
-            lambda: process.poll() is not None or Worker.count(connection=connection, queue=queue),
+            lambda: (
+                process.poll() is not None
+                or Worker.count(connection=connection, queue=queue) >= workers
+            ),
             timeout=60,
-            what="the worker to listen on the queue",
+            what=f"{workers} worker(s) to listen on the queue",
         )
     finally:
         connection.close()

@@ -20,7 +20,7 @@ from radar_app.extensions import db
 from radar_app.importer import ImportSettings, run_import
 from radar_app.models import BatchJob, BatchJobLog, JobStatus, LedgerEntry, Property, PurchaseClaim
 from radar_app.propertyradar.client import PropertyRadarClient
-from tests.conftest import SIM_TOKEN, ApiClient, issue_token, make_user
+from tests.conftest import SIM_TOKEN, ApiClient, issue_token, make_user, wait_until_listening
 from tests.helpers import (
     MULTNOMAH,
     count_rows,
@@ -88,7 +88,7 @@ def assert_billed_equals_stored(app: Flask, simulator, *job_ids: str) -> None:
 
 @pytest.mark.parametrize("concurrency", ["1", "4"], ids=["one-purchase-at-a-time", "four"])
 def test_three_identical_searches_at_once_buy_each_record_once(
-    app, client, simulator, start_worker, concurrency
+    app, app_config, client, simulator, start_worker, concurrency
 ):
     """3 users, 3 worker processes, the same 5,000-record search at the same moment:
     before, 14,200 records were billed for 5,000 distinct (15,000 in the issue); now
@@ -100,14 +100,17 @@ def test_three_identical_searches_at_once_buy_each_record_once(
         email = f"investor{n}@example.com"
         make_user(app, email)
         apis.append(ApiClient(client, issue_token(app, email)))
-    job_ids = [create(api, WASHINGTON_5000, name="King + Snohomish") for api in apis]
     for _ in range(3):
-        start_worker(
+        last = start_worker(
             env={
                 "PURCHASE_CLAIM_POLL_INTERVAL": "0.05",
                 "PROPERTYRADAR_CONCURRENCY": concurrency,
             }
         )
+    # All three listen before the jobs exist, so they start together: on a busy machine a
+    # worker still starting took its job after the first job had bought everything.
+    wait_until_listening(app_config["REDIS_URL"], app_config["RQ_QUEUE"], last, workers=3)
+    job_ids = [create(api, WASHINGTON_5000, name="King + Snohomish") for api in apis]
 
     def finished() -> list[BatchJob] | None:
         jobs = [job_row(app, job_id) for job_id in job_ids]
