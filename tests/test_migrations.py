@@ -13,7 +13,8 @@ from sqlalchemy.schema import CreateIndex
 
 from radar_app import create_app
 from radar_app.extensions import db
-from radar_app.models import LEAD_INDEXES
+from radar_app.jobsearch import matching, parse_query
+from radar_app.models import LEAD_INDEXES, BatchJob, User, job_search_text
 
 LEAD_INDEX_NAMES = {ix.name for ix in LEAD_INDEXES}
 # Every index name, expression indexes included (SQLAlchemy's SQLite reflection skips them).
@@ -70,4 +71,46 @@ def test_upgrade_from_zero_matches_the_models(app_config):
         downgrade(revision="base")
         with db.engine.connect() as conn:
             assert set(sa.inspect(conn).get_table_names()) <= {"alembic_version"}
+        db.engine.dispose()
+
+
+def test_jobs_from_before_0019_are_found_by_the_jobs_search(app_config):
+    """Jobs created before the stored search text get it from the migration, exactly as
+    a job created after it does: the search finds them by name and by criteria."""
+    app = create_app(app_config)
+    criteria = [{"name": "County", "value": ["41039"]}, {"name": "Owner", "value": ["Zoë"]}]
+    # batch_jobs as revision 0018 left it.
+    old_jobs = sa.Table(
+        "batch_jobs",
+        sa.MetaData(),
+        *(column._copy() for column in BatchJob.__table__.columns if column.name != "search_text"),
+    )
+    with app.app_context():
+        upgrade(revision="0018")
+        with db.engine.begin() as conn:
+            conn.execute(
+                sa.insert(User.__table__), {"email": "old@example.com", "password_hash": "x"}
+            )
+            owner = conn.execute(sa.select(User.id)).scalar_one()
+            conn.execute(
+                sa.insert(old_jobs),
+                {
+                    "job_id": "old",
+                    "name": "Eugene FLIPS",
+                    "criteria": criteria,
+                    "created_by": owner,
+                },
+            )
+        upgrade()
+        with db.engine.connect() as conn:
+            stored = conn.execute(sa.select(BatchJob.search_text)).scalar_one()
+        assert stored == job_search_text("Eugene FLIPS", criteria)
+        user = db.session.get(User, owner)
+        assert user is not None
+        for text in ("eugene flips", "41039", "ZOË", "county"):
+            query = parse_query(db.session, user, {"q": text})
+            found = db.session.scalars(matching(user, query)).all()
+            assert [job.name for job in found] == ["Eugene FLIPS"], text
+        db.session.remove()
+        downgrade(revision="base")
         db.engine.dispose()
