@@ -77,7 +77,8 @@ def _take_over_stale(
     claim_stale_after: float,
     heartbeat_stale_after: float,
 ) -> int:
-    """Make the job's those of these claims whose job stopped or went quiet; how many."""
+    """Take over those of these claims whose job stopped or went quiet, or that are older
+    than `claim_stale_after` seconds; returns how many."""
     live_jobs = sa.select(BatchJob.id).where(
         BatchJob.status == JobStatus.PROCESSING,
         BatchJob.heartbeat_at >= now - timedelta(seconds=heartbeat_stale_after),
