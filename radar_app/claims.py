@@ -20,7 +20,6 @@ from radar_app.models import (
     DbSession,
     JobStatus,
     PurchaseClaim,
-    one_of,
     one_of_listed,
     rows_updated,
     utcnow,
@@ -134,19 +133,18 @@ def _insert_claims(
     return set(result.scalars())
 
 
-def _dialect(session: DbSession) -> sa.Dialect:
-    return session.get_bind(PurchaseClaim).dialect
+# Read before every claim (once per chunk bought): prepared, like the release below.
+_HELD_BY_OTHERS = Prepared(
+    lambda dialect: sa.select(PurchaseClaim.__table__.c.radar_id).where(
+        one_of_listed(PurchaseClaim.radar_id, "radar_ids", dialect),
+        PurchaseClaim.batch_job_id != sa.bindparam("job_id"),
+    )
+)
 
 
 def _held_by_others(session: DbSession, job_id: int, radar_ids: list[str]) -> set[str]:
-    return set(
-        session.scalars(
-            sa.select(PurchaseClaim.radar_id).where(
-                one_of(PurchaseClaim.radar_id, radar_ids, _dialect(session)),
-                PurchaseClaim.batch_job_id != job_id,
-            )
-        )
-    )
+    connection = session.connection(bind_arguments={"mapper": PurchaseClaim})
+    return set(_HELD_BY_OTHERS(connection, {"job_id": job_id, "radar_ids": radar_ids}).scalars())
 
 
 _RELEASE = Prepared(
