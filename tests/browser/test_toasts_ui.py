@@ -20,7 +20,7 @@ from playwright.sync_api import Locator, Page, Request, expect
 
 from radar_app.models import JobStatus
 from tests.browser.test_browser import status_badge, submit_search
-from tests.helpers import make_job
+from tests.helpers import make_job, wait_for
 from tests.test_pages import set_status
 
 pytestmark = pytest.mark.browser
@@ -75,7 +75,12 @@ def hover_without_scrolling(page: Page, toast: Locator) -> None:
     of view, which holds its clock, as it should (a user who never saw it still has it to
     read), and it stayed after the pointer left."""
     page.evaluate("window.scrollTo(0, 0)")
-    page.wait_for_function("document.getAnimations().length === 0")
+    # Polled from here: wait_for_function evaluates a string, which the page's CSP forbids.
+    wait_for(
+        lambda: page.evaluate("document.getAnimations().length") == 0,
+        timeout=10,
+        what="the toasts to stop sliding in",
+    )
     box = toast.bounding_box()
     assert box is not None
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
