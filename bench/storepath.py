@@ -160,10 +160,9 @@ def time_store_path(engine: sa.Engine, pages: list[Page]) -> tuple[float, float]
 _COLUMNS = [f.name for f in STORED_FIELDS]
 
 
-def _raw_upsert_sql(placeholder: str, raw_cast: str) -> str:
+def _raw_upsert_sql(placeholder: str) -> str:
     columns = [*_COLUMNS, "raw", "first_seen_at", "last_seen_at"]
     values = [placeholder] * len(columns)
-    values[len(_COLUMNS)] = placeholder + raw_cast
     updates = ", ".join(
         f"{c} = excluded.{c}" for c in columns if c not in ("radar_id", "first_seen_at")
     )
@@ -191,13 +190,13 @@ def time_raw_executemany(engine: sa.Engine, pages: list[Page]) -> tuple[float, f
     try:
         driver: Any = connection.driver_connection
         if isinstance(driver, sqlite3.Connection):
-            sql = _raw_upsert_sql("?", "")
+            sql = _raw_upsert_sql("?")
 
             def now() -> Any:
                 return utcnow().replace(tzinfo=None).isoformat(" ")
 
         elif isinstance(driver, psycopg.Connection):
-            sql = _raw_upsert_sql("%s", "::jsonb")
+            sql = _raw_upsert_sql("%s")
             now = utcnow
         else:
             raise RuntimeError(f"no raw path for {type(driver)}")

@@ -19,7 +19,7 @@ from flask import Response, stream_with_context
 
 from radar_app import leads, leadsearch
 from radar_app.leadsearch import LeadQuery
-from radar_app.models import BatchJob, DbSession, JobProperty, Property, User, utcnow
+from radar_app.models import BatchJob, DbSession, JobProperty, Property, User, raw_field, utcnow
 from radar_app.outcomes import iter_outcomes_csv
 
 
@@ -131,9 +131,9 @@ class _Columns:
         self.fields = [f for f in leads.FIELDS if f.name in chosen]
         self.custom = list(custom)
         self.cells: list[sa.ColumnElement[Any]] = [
-            _csv_expression(f.name) if f.sql_type is not None else Property.raw[f.field]
+            _csv_expression(f.name) if f.sql_type is not None else raw_field(f.field)
             for f in self.fields
-        ] + [Property.raw[field] for field in self.custom]
+        ] + [raw_field(field) for field in self.custom]
         # Essentials without a column read as the JSON leads show them (text); custom
         # fields as sent.
         self._raw_essentials = [i for i, f in enumerate(self.fields) if f.sql_type is None]

@@ -86,6 +86,55 @@ def _one_of(
 JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
 
 
+class _JsonText(sa.TypeDecorator[Any]):
+    """JSON kept as the text it arrived in: written and read by jsoncodec, never parsed
+    by the server."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> str | None:
+        return None if value is None else jsoncodec.dumps(value)
+
+    def process_result_value(self, value: str | None, dialect: sa.Dialect) -> Any:
+        return None if value is None else jsoncodec.loads(value)
+
+
+# The bought records (properties.raw): JSON text on both databases (migration 0020).
+# Every record bought is written once and seldom read by SQL (the CSV's custom fields,
+# through raw_field), and PostgreSQL's JSONB input cost more than all the rest of the
+# upsert: 20,000 records took 1.58 s of server CPU as JSONB against 0.64 s as text
+# (bench/storepath.py's rows, eleven leads-browser indexes in place). Text also keeps a
+# record exactly as sent (JSONB reorders its keys and refuses \u0000).
+RecordJSON = sa.JSON().with_variant(_JsonText(), "postgresql")
+
+
+class _RawField(ColumnElement[Any]):
+    """One field of a stored record, read by SQL: SQLite's JSON functions read the
+    text; PostgreSQL parses it as JSONB for the expression."""
+
+    inherit_cache = True
+    _traverse_internals = [
+        ("column", InternalTraversal.dp_clauseelement),
+        ("field", InternalTraversal.dp_string),
+    ]
+
+    def __init__(self, column: ColumnElement[Any], field: str) -> None:
+        self.column = column
+        self.field = field
+        self.type = JSONType
+
+
+@compiles(_RawField)
+def _raw_field_default(element: _RawField, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(sa.type_coerce(element.column, sa.JSON)[element.field], **kw))
+
+
+@compiles(_RawField, "postgresql")
+def _raw_field_postgresql(element: _RawField, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(sa.cast(element.column, JSONB)[element.field], **kw))
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -577,9 +626,15 @@ class Property(_LeadColumns, Model):
     radar_id: so.Mapped[str] = so.mapped_column(leads.RADAR_ID.sql_type, unique=True)
     # sort_order 1: after the lead columns (which come from the base class), the order
     # the migrations built the table in.
-    raw: so.Mapped[dict[str, Any]] = so.mapped_column(JSONType, sort_order=1)
+    raw: so.Mapped[dict[str, Any]] = so.mapped_column(RecordJSON, sort_order=1)
     first_seen_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow, sort_order=1)
     last_seen_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow, sort_order=1)
+
+
+def raw_field(field: str) -> ColumnElement[Any]:
+    """A field of the stored record as SQL reads it (the JSON value, decoded on the way
+    out): what the CSV writes for fields that have no column."""
+    return _RawField(Property.__table__.c.raw, field)
 
 
 def lead_column(name: str) -> so.InstrumentedAttribute[Any]:

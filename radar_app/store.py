@@ -8,7 +8,6 @@ transaction holds (a chunk's properties, links, ledger rows and checkpoint toget
 from __future__ import annotations
 
 import abc
-import json
 import logging
 import sqlite3
 import time
@@ -121,8 +120,9 @@ class _Statements(abc.ABC):
     def __init__(self, dialect: sa.Dialect) -> None:
         self.dialect = dialect
         # The conversions SQLAlchemy applies to these columns' values (None: none), so the
-        # stored bytes are the ones the ORM path stored: json.dumps text of the raw record
-        # on SQLite, the "YYYY-MM-DD HH:MM:SS.ffffff" UTC text of UTCDateTime there.
+        # stored bytes are the ones the ORM path stored: the JSON text of the raw record
+        # (both databases, models.RecordJSON), and on SQLite the "YYYY-MM-DD
+        # HH:MM:SS.ffffff" UTC text of UTCDateTime.
         self.raw_processor = _TABLE.c.raw.type._cached_bind_processor(dialect)
         self.time_processor = _TABLE.c.last_seen_at.type._cached_bind_processor(dialect)
         for name in LEAD_COLUMNS:
@@ -210,7 +210,7 @@ class _SqliteStatements(_Statements):
 
     def upsert(self, connection: sa.Connection, rows: list[tuple[Any, ...]], now: Any) -> None:
         dumps = self.raw_processor
-        assert dumps is not None  # JSON text: SQLite has no JSON type
+        assert dumps is not None  # JSON text (RecordJSON)
         params = [(*values, dumps(raw), now, now) for values, raw in rows]
         connection.exec_driver_sql(self.upsert_sql, params)
 
@@ -247,22 +247,18 @@ class _PostgresqlStatements(_Statements):
     busy machine share), as cheap as COPY without a staging table per connection, a
     second statement, or the raw psycopg connection (COPY bypasses SQLAlchemy, whose
     wrapped errors retry_transaction relies on). Arrays go in binary (%b): in text every
-    quote of every JSON document is escaped in Python, 4x slower. raw travels as text[]
-    cast per element: a jsonb[] array costs the server a copy of each document.
+    quote of every JSON document is escaped in Python, 4x slower. raw is a text column
+    (models.RecordJSON): as JSONB, parsing the documents cost the server more than the
+    rest of the upsert together.
     """
 
     def __init__(self, dialect: sa.Dialect) -> None:
         super().__init__(dialect)
-        # The raw records as the JSON text psycopg's Jsonb sends for them: json.dumps, or
-        # the engine's json_serializer, which SQLAlchemy installs into psycopg.
-        self.json_dumps: Callable[[Any], str] = (
-            getattr(dialect, "_json_serializer", None) or json.dumps
-        )
         quote = dialect.identifier_preparer.quote
         lead_types = [_TABLE.c[name].type.compile(dialect) for name in LEAD_COLUMNS]
         arrays = ", ".join(f"%b::{sql_type}[]" for sql_type in [*lead_types, "text"])
         names = _quoted(dialect, [*LEAD_COLUMNS, "raw"])
-        selected = _quoted(dialect, LEAD_COLUMNS) + ", raw::jsonb"
+        selected = _quoted(dialect, [*LEAD_COLUMNS, "raw"])
         # WITH ORDINALITY + ORDER BY: new rows take their ids in page order, as before.
         self.upsert_sql = (
             f"INSERT INTO properties ({_quoted(dialect, _INSERT_COLUMNS)}) "
@@ -296,7 +292,8 @@ class _PostgresqlStatements(_Statements):
         )
 
     def upsert(self, connection: sa.Connection, rows: list[tuple[Any, ...]], now: Any) -> None:
-        dumps = self.json_dumps
+        dumps = self.raw_processor
+        assert dumps is not None  # JSON text (RecordJSON)
         columns = [list(column) for column in zip(*(values for values, _raw in rows), strict=True)]
         columns.append([dumps(raw) for _values, raw in rows])
         connection.exec_driver_sql(self.upsert_sql, (now, now, *columns))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import warnings
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -14,7 +16,15 @@ from sqlalchemy.schema import CreateIndex
 from radar_app import create_app
 from radar_app.extensions import db
 from radar_app.jobsearch import matching, parse_query
-from radar_app.models import LEAD_INDEXES, BatchJob, User, job_search_text
+from radar_app.models import (
+    LEAD_INDEXES,
+    BatchJob,
+    JSONType,
+    Property,
+    User,
+    job_search_text,
+    raw_field,
+)
 
 LEAD_INDEX_NAMES = {ix.name for ix in LEAD_INDEXES}
 # Every index name, expression indexes included (SQLAlchemy's SQLite reflection skips them).
@@ -112,5 +122,41 @@ def test_jobs_from_before_0019_are_found_by_the_jobs_search(app_config):
             found = db.session.scalars(matching(user, query)).all()
             assert [job.name for job in found] == ["Eugene FLIPS"], text
         db.session.remove()
+        downgrade(revision="base")
+        db.engine.dispose()
+
+
+def test_records_bought_before_0020_read_back_unchanged(app_config):
+    """0020 keeps bought records as JSON text on PostgreSQL (JSONB before): a record
+    stored before it reads back the same, and SQL still reads its fields (the CSV's
+    custom fields), after the upgrade and after a downgrade."""
+    app = create_app(app_config)
+    record = {"RadarID": "P1", "Owner": "Zoë Ng", "AVM": 512000, "Tags": [1, None, "x"]}
+    old_properties = sa.table(
+        "properties",
+        sa.column("radar_id", sa.String),
+        sa.column("raw", JSONType),
+        sa.column("first_seen_at", sa.DateTime),
+        sa.column("last_seen_at", sa.DateTime),
+    )
+
+    def stored() -> tuple[Any, Any, Any]:
+        with db.engine.connect() as conn:
+            row = conn.execute(sa.select(Property.raw, raw_field("Owner"), raw_field("Tags"))).one()
+        return tuple(row)
+
+    with app.app_context():
+        upgrade(revision="0019")
+        now = datetime.now(UTC).replace(tzinfo=None)
+        with db.engine.begin() as conn:
+            conn.execute(
+                sa.insert(old_properties),
+                {"radar_id": "P1", "raw": record, "first_seen_at": now, "last_seen_at": now},
+            )
+        upgrade()
+        assert stored() == (record, "Zoë Ng", [1, None, "x"])
+        downgrade(revision="0019")
+        with db.engine.connect() as conn:
+            assert conn.execute(sa.select(old_properties.c.raw)).scalar_one() == record
         downgrade(revision="base")
         db.engine.dispose()
