@@ -307,11 +307,14 @@ def test_redis_down_shows_no_wait_quickly_not_an_error(app, client, auth, api, r
         started = time.monotonic()
         response = client.get(f"/jobs/{running.job_id}/progress")
         assert response.status_code == 200 and 'id="job-waiting"' not in response.text
+        assert time.monotonic() - started < 1.2
         assert _api_waiting(api, running) is None
-        # Six running jobs on the Jobs page: one timeout at most, not one per job.
+        # Six running jobs on the Jobs page: one 0.25 s timeout at most, not one per job
+        # (1.5 s); the margin is for a busy machine's rendering.
+        started = time.monotonic()
         response = client.get("/jobs")
         assert response.status_code == 200 and "also 4" in response.text
-        assert time.monotonic() - started < 1.5
+        assert time.monotonic() - started < 1.2
         frozen.close()
 
 
