@@ -291,6 +291,19 @@ class _PostgresqlStatements(_Statements):
             "AND NOT stored AND position >= %s ORDER BY position LIMIT %s"
         )
 
+    def free_rows(
+        self, connection: sa.Connection, job_id: int, start: int, limit: int
+    ) -> list[tuple[int, str]]:
+        """The primary key's ordered scan, which stops after `limit` free rows, whatever
+        the statistics say. A running job's rows are newer than them: taking a job of
+        200,000 rows for 75, PostgreSQL read all of its rows past `start` and sorted them
+        (28 ms a call under bench row e's four imports, against 0.1 ms). With sorting
+        ruled out, for this statement only, the ordered scan is the one plan left."""
+        connection.exec_driver_sql("SET LOCAL enable_sort = off")
+        rows = super().free_rows(connection, job_id, start, limit)
+        connection.exec_driver_sql("SET LOCAL enable_sort = on")
+        return rows
+
     def upsert(self, connection: sa.Connection, rows: list[tuple[Any, ...]], now: Any) -> None:
         dumps = self.raw_processor
         assert dumps is not None  # JSON text (RecordJSON)
