@@ -26,10 +26,12 @@ in SQL and only the buckets come back.
 from __future__ import annotations
 
 import functools
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeAlias
 
 import sqlalchemy as sa
 
@@ -148,26 +150,85 @@ class SystemActivity:
         return self.window.step
 
 
+# A bucket that ended this long ago holds all it ever will: its rows were stamped with
+# the time they were written, and committed by then (a database retry included).
+SETTLED_AFTER = timedelta(minutes=15)
+
+Series: TypeAlias = dict[str, list[Any]]
+
+
+class SettledBuckets:
+    """The settled buckets of recent system_activity answers, per owner and window, kept
+    for `ttl` seconds, so a dashboard reads only its open buckets from the database. A
+    week's rows cost PostgreSQL 3 ms a part, and twenty operators polling the dashboard
+    read the same settled week again and again. What changes a settled bucket (a user's
+    jobs deleted with the user) shows within `ttl`. Thread-safe (gunicorn's threads)."""
+
+    def __init__(self, ttl: float = 600.0, max_entries: int = 1_000) -> None:
+        self.ttl, self.max_entries = ttl, max_entries
+        self._entries: dict[tuple[Any, ...], tuple[float, Series]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...]) -> Series | None:
+        with self._lock:
+            entry = self._entries.get(key)
+        return entry[1] if entry is not None and entry[0] > time.monotonic() else None
+
+    def put(self, key: tuple[Any, ...], series: Series) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                for stale in [k for k, (until, _) in self._entries.items() if until <= now]:
+                    del self._entries[stale]
+                while len(self._entries) >= self.max_entries:  # all fresh: drop the oldest
+                    del self._entries[next(iter(self._entries))]
+            self._entries[key] = (now + self.ttl, series)
+
+
 def system_activity(
-    session: DbSession, window: Window, now: datetime, owner_id: int | None
+    session: DbSession,
+    window: Window,
+    now: datetime,
+    owner_id: int | None,
+    settled: SettledBuckets | None = None,
 ) -> SystemActivity:
     """Jobs and purchases per bucket over `window` up to now: of everyone (owner_id None,
-    an admin's view) or of one user's jobs. The last bucket is the one now is in."""
+    an admin's view) or of one user's jobs. The last bucket is the one now is in. With
+    `settled`, the buckets that ended SETTLED_AFTER ago come from it when it has them."""
     step = window.step
     end = _EPOCH + (now - _EPOCH) // step * step + step
     count = _ceil_div(window.span, step)
     starts = [end - (count - i) * step for i in range(count)]
+    connection = session.connection(bind_arguments={"mapper": BatchJob})
+    closed = sum(start + step <= now - SETTLED_AFTER for start in starts)
+    if settled is None or not closed:
+        series = _read(connection, starts, step, owner_id)
+    else:
+        key = (owner_id, window.name, starts[0], closed)
+        past = settled.get(key)
+        if past is None:
+            past = _read(connection, starts[:closed], step, owner_id)
+            settled.put(key, past)
+        live = _read(connection, starts[closed:], step, owner_id)
+        series = {name: past[name] + live[name] for name in past}
+    return SystemActivity(window=window, starts=starts, **series)
+
+
+def _read(
+    connection: sa.Connection, starts: list[datetime], step: timedelta, owner_id: int | None
+) -> Series:
+    """Each series' value in each bucket (from each of `starts`, `step` long)."""
+    count = len(starts)
     params: dict[str, Any] = {"owner": owner_id, "step": step.total_seconds()}
     for i, start in enumerate(starts):
         params[f"lo{i}"], params[f"hi{i}"] = start, start + step
-    series: dict[str, list[Any]] = {
+    series: Series = {
         "created": [0] * count,
         "completed": [0] * count,
         "failed": [0] * count,
         "bought": [0] * count,
         "spent": [0.0] * count,
     }
-    connection = session.connection(bind_arguments={"mapper": BatchJob})
     for kind in _PARTS:
         statement = _per_bucket(kind, count, owned=owner_id is not None)
         for i, status, n, money in statement(connection, params):
@@ -177,7 +238,7 @@ def system_activity(
                 series[kind][i] += int(n)
                 if kind == "bought":
                     series["spent"][i] += float(money)
-    return SystemActivity(window=window, starts=starts, **series)
+    return series
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

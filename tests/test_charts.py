@@ -22,7 +22,7 @@ from radar_app import activity, charts
 from radar_app.extensions import db
 from radar_app.models import BatchJob, JobStatus, JobTransition, LedgerEntry, User, utcnow
 from tests.conftest import csrf_token_from
-from tests.helpers import job_row, make_job
+from tests.helpers import job_row, make_job, wait_for
 from tests.search_helpers import run_search
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -212,6 +212,32 @@ def test_an_admin_sees_every_users_jobs_and_purchases(client: FlaskClient, auth,
     assert jobs[iso(h[2])] == {"Created": 4, "Completed": 2, "Failed": 1}
     assert bars(chart(svgs, "Records bought per hour"))[iso(h[2])] == {"Bought": 1650}
     assert "Every user's jobs" in page.text
+
+
+def test_settled_buckets_are_read_once_for_a_while_and_the_open_one_every_time(app: Flask, history):
+    """The dashboard keeps the buckets that ended 15 minutes ago for a while (twenty
+    operators polling read the same week again and again) and reads the open bucket at
+    every request: a job created now shows at once; a row stamped into a settled hour
+    (nothing in the app writes one) shows once the kept buckets expire."""
+    h, owner = history["h"], history["owner"]
+    settled = activity.SettledBuckets(ttl=1.0)
+    now = utcnow()
+
+    def read(kept: activity.SettledBuckets | None) -> activity.SystemActivity:
+        with app.app_context():
+            return activity.system_activity(db.session, activity.DAY, now, owner, kept)
+
+    whole = read(None)
+    assert read(settled) == whole  # the settled part, read and kept, plus the open one
+    make_job(app, name="just now", created_at=now)
+    make_job(app, name="stamped late", created_at=h[3] + timedelta(minutes=7))
+    fresh = read(None)
+    assert fresh.created[-1] == whole.created[-1] + 1
+    assert sum(fresh.created) == sum(whole.created) + 2
+    kept = read(settled)
+    assert kept.created[-1] == fresh.created[-1]  # the open bucket: read again
+    assert kept.created[:-2] == whole.created[:-2]  # H-3 as it was kept
+    assert wait_for(lambda: read(settled) == fresh, timeout=10, what="the kept buckets to expire")
 
 
 def test_the_week_is_counted_in_six_hour_buckets(app: Flask, history):

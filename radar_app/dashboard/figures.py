@@ -104,9 +104,14 @@ def system_charts(found: SystemActivity, key: str) -> SystemCharts:
     return SystemCharts(found, Markup(jobs), Markup(records), per)
 
 
-def dashboard(session: DbSession, now: datetime, owner_id: int | None) -> list[SystemCharts]:
+def dashboard(
+    session: DbSession,
+    now: datetime,
+    owner_id: int | None,
+    settled: activity.SettledBuckets | None = None,
+) -> list[SystemCharts]:
     """Both windows' charts: of everyone (owner_id None) or of one user's jobs."""
     return [
-        system_charts(activity.system_activity(session, window, now, owner_id), key)
+        system_charts(activity.system_activity(session, window, now, owner_id, settled), key)
         for key, window in (("day", activity.DAY), ("week", activity.WEEK))
     ]

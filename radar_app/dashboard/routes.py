@@ -7,10 +7,10 @@ user's job)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, render_template
+from flask import Blueprint, Response, current_app, render_template
 from flask_login import current_user
 
-from radar_app import services
+from radar_app import activity, services
 from radar_app.dashboard import figures
 from radar_app.dashboard.figures import JobCharts
 from radar_app.extensions import db
@@ -25,7 +25,8 @@ bp.before_request(require_login)
 def index() -> str:
     """Jobs created, completed and failed, and records bought, over 24 hours and 7 days."""
     owner_id = None if current_user.is_admin else current_user.id
-    panels = figures.dashboard(db.session, utcnow(), owner_id)
+    settled = current_app.extensions.setdefault("settled_buckets", activity.SettledBuckets())
+    panels = figures.dashboard(db.session, utcnow(), owner_id, settled)
     return render_template("dashboard/index.html", panels=panels, everyone=owner_id is None)
 
 
